@@ -1,0 +1,113 @@
+"""Bearer tokens (JWT, HS256) with roles.
+
+Staff roles are ranked: an endpoint that requires ``agent`` accepts a supervisor, manager or
+admin too. ``service`` is for other systems and is accepted only where an endpoint says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.problems import Forbidden, Unauthorized
+from shared.settings import CommonSettings
+
+
+class Role(StrEnum):
+    agent = "agent"
+    supervisor = "supervisor"
+    manager = "manager"
+    admin = "admin"
+    service = "service"
+
+
+STAFF_RANK: dict[Role, int] = {Role.agent: 1, Role.supervisor: 2, Role.manager: 3, Role.admin: 4}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's subject and role."""
+
+    subject: str
+    role: Role
+    name: str | None = None
+
+    def at_least(self, role: Role) -> bool:
+        return STAFF_RANK.get(self.role, 0) >= STAFF_RANK[role]
+
+
+def mint_token(
+    settings: CommonSettings,
+    *,
+    subject: str,
+    role: Role,
+    ttl: timedelta = timedelta(hours=12),
+    name: str | None = None,
+) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": subject, "role": role.value, "iss": settings.jwt_issuer, "iat": now, "exp": now + ttl}
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+def decode_token(settings: CommonSettings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=["HS256"],
+            issuer=settings.jwt_issuer,
+            options={"require": ["sub", "role", "exp", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("The token is not valid.") from None
+    try:
+        role = Role(claims["role"])
+    except ValueError:
+        raise Unauthorized("The token names an unknown role.") from None
+    return Principal(subject=str(claims["sub"]), role=role, name=claims.get("name"))
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `csm token --role ROLE`.")
+
+
+async def authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("A bearer token is required.")
+    return decode_token(request.app.state.settings.common, credentials.credentials)
+
+
+def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting staff of ``minimum`` rank or above, and service accounts if ``service``."""
+    if minimum not in STAFF_RANK:
+        raise ValueError("the minimum must be a staff role; admit service accounts with service=True")
+
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+        if principal.role is Role.service:
+            if service:
+                return principal
+        elif principal.at_least(minimum):
+            return principal
+        raise Forbidden(f"This needs the role {minimum.value} or higher; the token has {principal.role.value}.")
+
+    return check
+
+
+CurrentUser = Annotated[Principal, Depends(authenticated)]
+Agent = Annotated[Principal, Depends(requires(Role.agent))]
+AgentOrService = Annotated[Principal, Depends(requires(Role.agent, service=True))]
+Supervisor = Annotated[Principal, Depends(requires(Role.supervisor))]
+Manager = Annotated[Principal, Depends(requires(Role.manager))]
+Admin = Annotated[Principal, Depends(requires(Role.admin))]

@@ -1,0 +1,224 @@
+"""Idempotent consumers: an event's effect and its inbox row commit together, then the offset.
+
+A batch of records is applied in one transaction for throughput. If that fails, the records
+are applied one by one so that a single poison record cannot hold back the others: each gets
+retries with back-off and then goes to the dead-letter topic with the reason. Failures of
+the database or broker themselves are not the record's fault: they are retried until they
+pass and nothing is dead-lettered or committed meanwhile, so an outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.bus import Bus
+from shared.db import Database, utcnow
+from shared.events import REGISTRY, Envelope, Event, InvalidEvent, dead_letter_topic, decode
+from shared.messaging import inbox_message
+from shared.observability import Metrics
+
+log = logging.getLogger("csm.inbox")
+
+Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+Handlers = Mapping[type[Event], Handler]
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    batch_size: int = 500
+    retry_backoff: tuple[float, ...] = (0.5, 2.0, 8.0)
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures of the infrastructure, which a retry can cure, rather than of the event."""
+    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, KafkaConnectionError, OSError)):
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
+        # Class 08: connection exception; 40: transaction rollback (deadlock, serialization).
+        return sqlstate.startswith(("08", "40"))
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """A one-line account of an error, without SQL parameters (they may be personal data)."""
+    if isinstance(error, sa_exc.StatementError) and error.orig is not None:
+        error = error.orig
+    first_line = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line[:300]}"
+
+
+class EventConsumer:
+    """One consumer group (``csm.<name>``) applying events to one service's database."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        db: Database,
+        bus: Bus,
+        handlers: Handlers,
+        metrics: Metrics,
+        settings: ConsumerSettings,
+    ) -> None:
+        self.name = name
+        self.db = db
+        self.bus = bus
+        self.handlers: dict[str, Handler] = {event.type: handler for event, handler in handlers.items()}
+        self.topics = sorted({event.topic for event in handlers})
+        self.metrics = metrics
+        self.settings = settings
+        self.dead_letter_topic = dead_letter_topic(name)
+        self.assigned = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.bus.wait_started()
+        consumer = AIOKafkaConsumer(
+            *(self.bus.topic(topic) for topic in self.topics),
+            bootstrap_servers=self.bus.bootstrap,
+            group_id=self.bus.topic(f"csm.{self.name}"),
+            client_id=f"csm-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+            max_poll_records=self.settings.batch_size,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
+                if consumer.assignment():
+                    self.assigned.set()
+                if not batches:
+                    continue
+                await self.process([record for records in batches.values() for record in records])
+                offsets = {partition: records[-1].offset + 1 for partition, records in batches.items()}
+                try:
+                    await consumer.commit(offsets)
+                except CommitFailedError:
+                    # The group rebalanced meanwhile; the new owner gets these again and the inbox skips them.
+                    log.info("consumer %s: offsets not committed after a rebalance", self.name)
+        finally:
+            await consumer.stop()
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply a batch in one transaction, or one record at a time if the batch fails."""
+        work: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Event]]] = []
+        for record in records:
+            try:
+                envelope = decode(record.value, REGISTRY)
+            except InvalidEvent as error:
+                await self._dead_letter(record, reason=str(error), kind="invalid", attempts=1)
+                continue
+            if envelope.type in self.handlers:
+                work.append((record, envelope))
+            else:
+                self.metrics.events_ignored.labels(self.name).inc()
+        if not work:
+            return
+        try:
+            await self._apply([envelope for _, envelope in work])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            for record, envelope in work:
+                await self._apply_one(record, envelope)
+
+    async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> None:
+        async with self.db.unit_of_work() as session:
+            ids = [envelope.id for envelope in envelopes]
+            seen: set[uuid.UUID] = set(
+                (
+                    await session.scalars(
+                        sa.select(inbox_message.c.event_id).where(
+                            inbox_message.c.consumer == self.name, inbox_message.c.event_id.in_(ids)
+                        )
+                    )
+                ).all()
+            )
+            applied: list[Envelope[Event]] = []
+            for envelope in envelopes:
+                if envelope.id in seen:
+                    self.metrics.events_duplicate.labels(self.name).inc()
+                    continue
+                seen.add(envelope.id)
+                await self.handlers[envelope.type](session, envelope)
+                applied.append(envelope)
+            if applied:
+                now = utcnow()
+                await session.execute(
+                    inbox_message.insert(),
+                    [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in applied],
+                )
+        for envelope in applied:
+            self.metrics.events_consumed.labels(self.name, envelope.type).inc()
+
+    async def _apply_one(self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Event]) -> None:
+        failures = 0
+        transient_delay = 0.5
+        while True:
+            try:
+                await self._apply([envelope])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if is_transient(error):
+                    log.warning(
+                        "consumer %s: %s while applying %s %s; retrying",
+                        self.name, type(error).__name__, envelope.type, envelope.id,
+                    )
+                    await asyncio.sleep(transient_delay)
+                    transient_delay = min(transient_delay * 2, 30.0)
+                    continue
+                if failures >= len(self.settings.retry_backoff):
+                    reason = f"handler failed {failures + 1} times: {describe(error)}"
+                    await self._dead_letter(record, reason=reason, kind="handler_error", attempts=failures + 1)
+                    return
+                self.metrics.event_retries.labels(self.name).inc()
+                await asyncio.sleep(self.settings.retry_backoff[failures])
+                failures += 1
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], *, reason: str, kind: str, attempts: int) -> None:
+        reason = reason[:1000]
+        headers = [
+            ("csm-dead-letter-reason", reason.encode()),
+            ("csm-consumer", self.name.encode()),
+            ("csm-original-topic", record.topic.encode()),
+            ("csm-original-partition", str(record.partition).encode()),
+            ("csm-original-offset", str(record.offset).encode()),
+            ("csm-attempts", str(attempts).encode()),
+        ]
+        delay = 0.5
+        while True:
+            try:
+                acknowledged = await self.bus.send(
+                    self.dead_letter_topic, key=record.key, value=record.value, headers=headers
+                )
+                await acknowledged
+                break
+            except KafkaError as error:
+                log.warning("consumer %s: dead-letter publish failed (%s); retrying", self.name, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.metrics.events_dead_lettered.labels(self.name, kind).inc()
+        log.error(
+            "consumer %s dead-lettered %s[%d]@%d to %s: %s",
+            self.name, record.topic, record.partition, record.offset, self.dead_letter_topic, reason,
+        )

@@ -1,0 +1,100 @@
+"""The tables every service's database has for its events: outbox, inbox and bus state.
+
+They are Core tables, defined once here; each service's migrations create them through
+``create_messaging_tables_v1`` and its Alembic env compares against ``MESSAGING_METADATA``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from shared.db import BigIntegerKey, UtcDateTime, service_metadata
+
+MESSAGING_METADATA = service_metadata()
+
+outbox_message = sa.Table(
+    "outbox_message",
+    MESSAGING_METADATA,
+    sa.Column("seq", BigIntegerKey, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
+    sa.Index(
+        "ix_outbox_message_pending",
+        "seq",
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    ),
+    sa.Index("ix_outbox_message_created_at", "created_at"),
+)
+
+inbox_message = sa.Table(
+    "inbox_message",
+    MESSAGING_METADATA,
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.Uuid(), primary_key=True),
+    sa.Column("processed_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_inbox_message_processed_at", "processed_at"),
+)
+
+bus_state = sa.Table(
+    "bus_state",
+    MESSAGING_METADATA,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+
+def create_messaging_tables_v1() -> None:
+    """Migration step: create the messaging tables as they were in version 1."""
+    op.create_table(
+        "outbox_message",
+        sa.Column("seq", BigIntegerKey, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("event_type", sa.String(200), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("published_at", UtcDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name="pk_outbox_message"),
+        sa.UniqueConstraint("event_id", name="uq_outbox_message_event_id"),
+    )
+    op.create_index(
+        "ix_outbox_message_pending",
+        "outbox_message",
+        ["seq"],
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    )
+    op.create_index("ix_outbox_message_created_at", "outbox_message", ["created_at"])
+    op.create_table(
+        "inbox_message",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("processed_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox_message"),
+    )
+    op.create_index("ix_inbox_message_processed_at", "inbox_message", ["processed_at"])
+    op.create_table(
+        "bus_state",
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("value", sa.String(200), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_bus_state"),
+    )
+
+
+def drop_messaging_tables_v1() -> None:
+    op.drop_table("bus_state")
+    op.drop_index("ix_inbox_message_processed_at", table_name="inbox_message")
+    op.drop_table("inbox_message")
+    op.drop_index("ix_outbox_message_created_at", table_name="outbox_message")
+    op.drop_index("ix_outbox_message_pending", table_name="outbox_message")
+    op.drop_table("outbox_message")

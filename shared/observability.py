@@ -1,0 +1,151 @@
+"""Metrics, health and logging that every service has.
+
+Logs never carry personal data or secrets: requests are logged by route template (no query
+strings), events by id and type (no payload), and a filter masks e-mail addresses, phone
+numbers and bearer tokens in anything that slips through.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("csm.access")
+
+
+class Metrics:
+    """One registry per app, so that several services can live in one test process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.http_requests = Counter(
+            "csm_http_requests_total", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "csm_http_request_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.events_consumed = Counter(
+            "csm_events_consumed_total", "Events applied by a consumer", ["consumer", "type"], registry=r
+        )
+        self.events_duplicate = Counter(
+            "csm_events_duplicate_total", "Redelivered events skipped by the inbox", ["consumer"], registry=r
+        )
+        self.events_ignored = Counter(
+            "csm_events_ignored_total", "Events of types this consumer does not handle", ["consumer"], registry=r
+        )
+        self.event_retries = Counter(
+            "csm_event_retries_total", "Retries of events whose handler failed", ["consumer"], registry=r
+        )
+        self.events_dead_lettered = Counter(
+            "csm_events_dead_lettered_total",
+            "Events sent to the dead-letter topic",
+            ["consumer", "reason"],
+            registry=r,
+        )
+        self.outbox_published = Counter(
+            "csm_outbox_published_total", "Events published from the outbox", ["topic"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "csm_outbox_pending", "Outbox events not yet acknowledged by the broker", registry=r
+        )
+        self.outbox_replays = Counter(
+            "csm_outbox_replays_total", "Times the outbox was replayed into a broker that lost its log", registry=r
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template (never by raw path: ids would explode the series)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_seconds.labels(method, route).observe(elapsed)
+            if route not in ("/metrics", "/healthz", "/readyz"):
+                access_log.info("%s %s %s %.1fms", method, route, status, elapsed * 1000)
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# A run of digits, spaces, brackets and dashes, not glued to words, dots or colons (which
+# would make it part of an address, a time or an identifier).
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.:/-])\+?\d[\d ()-]{5,20}\d(?![\w.:/-])")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_BEARER = re.compile(r"(?i)bearer\s+[\w.~+/=-]+")
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    candidate = match.group()
+    digits = sum(char.isdigit() for char in candidate)
+    if 7 <= digits <= 15 and not _DATE.match(candidate):
+        return "[phone]"
+    return candidate
+
+
+def redact(text: str) -> str:
+    text = _BEARER.sub("Bearer [redacted]", text)
+    text = _EMAIL.sub("[email]", text)
+    return _PHONE_CANDIDATE.sub(_mask_phone, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks personal data and tokens in every record, whatever logger wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Uvicorn's access log prints raw paths and query strings, which may hold personal data.
+    logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("aiokafka", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,229 @@
+"""The transactional outbox: events commit with the state change that caused them; a relay publishes them.
+
+Code that changes state calls ``stage(session, event)``; the events are written to
+``outbox_message`` in the same transaction when ``Database.unit_of_work`` commits. The relay
+publishes pending rows in order with acks=all and marks them published. A crash between the
+two publishes a row again; consumers are idempotent, so that changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from shared.bus import Bus
+from shared.db import Database, before_commit, utcnow
+from shared.events import CONTENT_TYPE, Envelope, Event, encode, envelope_for
+from shared.messaging import bus_state, inbox_message, outbox_message
+from shared.observability import Metrics
+
+log = logging.getLogger("csm.outbox")
+
+_STAGED = "csm.outbox"
+_RELAY_LOCK_KEY = 0x63736D6F7574  # "csmout": one relay per database on PostgreSQL
+_EPOCH = "broker_epoch"
+
+
+def stage(
+    session: AsyncSession,
+    event: Event,
+    *,
+    source: str,
+    cause: uuid.UUID | None = None,
+    time: datetime | None = None,
+) -> Envelope[Event]:
+    """Stage ``event`` to commit with the session's transaction; returns its envelope."""
+    envelope = envelope_for(event, source=source, cause=cause, time=time)
+    staged: list[Envelope[Event]] = session.info.setdefault(_STAGED, [])
+    staged.append(envelope)
+    before_commit(session, _write_staged)
+    return envelope
+
+
+def staged_events(session: AsyncSession) -> list[Envelope[Event]]:
+    return list(session.info.get(_STAGED, []))
+
+
+async def _write_staged(session: AsyncSession) -> None:
+    staged: list[Envelope[Event]] = session.info.pop(_STAGED, [])
+    if not staged:
+        return
+    now = utcnow()
+    await session.execute(
+        outbox_message.insert(),
+        [
+            {
+                "event_id": envelope.id,
+                "topic": envelope.data.topic,
+                "key": envelope.partitionkey,
+                "event_type": envelope.type,
+                "body": encode(envelope),
+                "created_at": now,
+            }
+            for envelope in staged
+        ],
+    )
+    session.info["csm.staged_events"] = True
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    batch_size: int = 500
+    poll_seconds: float = 1.0
+    retention: timedelta = timedelta(days=7)
+    epoch_check_seconds: float = 30.0
+    purge_seconds: float = 3600.0
+
+
+class OutboxRelay:
+    """Publishes committed events in commit order; one active relay per database."""
+
+    def __init__(self, *, db: Database, bus: Bus, metrics: Metrics, settings: RelaySettings) -> None:
+        self.db = db
+        self.bus = bus
+        self.metrics = metrics
+        self.settings = settings
+
+    async def run(self) -> None:
+        async with AsyncExitStack() as stack:
+            if self.db.dialect == "postgresql":
+                await stack.enter_async_context(self._leadership())
+            await self.bus.wait_started()
+            await self.sync_epoch()
+            loop = asyncio.get_running_loop()
+            next_epoch_check = loop.time() + self.settings.epoch_check_seconds
+            next_purge = loop.time()
+            while True:
+                self.db.outbox_signal.clear()
+                published = await self._publish_with_retry()
+                if loop.time() >= next_epoch_check:
+                    await self.sync_epoch()
+                    next_epoch_check = loop.time() + self.settings.epoch_check_seconds
+                if loop.time() >= next_purge:
+                    await self.purge()
+                    next_purge = loop.time() + self.settings.purge_seconds
+                if published < self.settings.batch_size:
+                    try:
+                        await asyncio.wait_for(self.db.outbox_signal.wait(), self.settings.poll_seconds)
+                    except TimeoutError:
+                        pass
+
+    async def _publish_with_retry(self) -> int:
+        delay = 0.2
+        while True:
+            try:
+                return await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("outbox publish failed (%s: %s); retrying", type(error).__name__, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending events; returns how many were published."""
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    sa.select(outbox_message.c.seq, outbox_message.c.topic, outbox_message.c.key, outbox_message.c.body)
+                    .where(outbox_message.c.published_at.is_(None))
+                    .order_by(outbox_message.c.seq)
+                    .limit(self.settings.batch_size)
+                )
+            ).all()
+        if not rows:
+            self.metrics.outbox_pending.set(0)
+            return 0
+        headers = [("content-type", CONTENT_TYPE.encode())]
+        acknowledgements = [
+            await self.bus.send(row.topic, key=row.key, value=row.body, headers=headers) for row in rows
+        ]
+        await asyncio.gather(*acknowledgements)
+        async with self.db.unit_of_work() as session:
+            await session.execute(
+                outbox_message.update()
+                .where(outbox_message.c.seq.in_([row.seq for row in rows]))
+                .values(published_at=utcnow())
+            )
+        for row in rows:
+            self.metrics.outbox_published.labels(row.topic).inc()
+        full_batch = len(rows) == self.settings.batch_size
+        self.metrics.outbox_pending.set(await self.pending_count() if full_batch else 0)
+        return len(rows)
+
+    async def pending_count(self) -> int:
+        async with self.db.read() as session:
+            count = await session.scalar(
+                sa.select(sa.func.count()).select_from(outbox_message).where(outbox_message.c.published_at.is_(None))
+            )
+        return int(count or 0)
+
+    async def sync_epoch(self) -> None:
+        """If the broker's log is not the one we published to, publish retained events again."""
+        epoch = await self.bus.broker_epoch()
+        async with self.db.unit_of_work() as session:
+            known = await session.scalar(sa.select(bus_state.c.value).where(bus_state.c.name == _EPOCH))
+            if known == epoch:
+                return
+            if known is not None:
+                since = utcnow() - self.settings.retention
+                result = await session.execute(
+                    outbox_message.update()
+                    .where(outbox_message.c.published_at.is_not(None), outbox_message.c.created_at >= since)
+                    .values(published_at=None)
+                )
+                self.metrics.outbox_replays.inc()
+                log.warning("broker log changed; replaying %d retained events", result.rowcount)
+                await session.execute(
+                    bus_state.update().where(bus_state.c.name == _EPOCH).values(value=epoch, updated_at=utcnow())
+                )
+            else:
+                await session.execute(bus_state.insert().values(name=_EPOCH, value=epoch, updated_at=utcnow()))
+        self.db.outbox_signal.set()
+
+    async def purge(self) -> None:
+        """Forget published events past retention, and inbox ids past twice that."""
+        now = utcnow()
+        async with self.db.unit_of_work() as session:
+            await session.execute(
+                outbox_message.delete().where(
+                    outbox_message.c.published_at.is_not(None),
+                    outbox_message.c.created_at < now - self.settings.retention,
+                )
+            )
+            await session.execute(
+                inbox_message.delete().where(inbox_message.c.processed_at < now - 2 * self.settings.retention)
+            )
+
+    def _leadership(self) -> _AdvisoryLock:
+        return _AdvisoryLock(self.db)
+
+
+class _AdvisoryLock:
+    """Holds a PostgreSQL advisory lock on a dedicated connection while the relay runs."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> None:
+        while True:
+            connection = await self.db.engine.connect()
+            acquired = await connection.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _RELAY_LOCK_KEY})
+            await connection.commit()
+            if acquired:
+                self.connection = connection
+                return
+            await connection.close()
+            await asyncio.sleep(5)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            await self.connection.close()

@@ -1,0 +1,217 @@
+"""What every service is made of, assembled in one factory.
+
+A service describes itself with a ``ServiceSpec`` (routers, event handlers, background
+workers); ``create_service_app`` builds the FastAPI app around it: offline docs, problem
+details, metrics, health and readiness, and a lifespan that runs the outbox relay, the
+consumer and the workers under supervision. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi_offline import FastAPIOffline
+
+from shared.bus import Bus
+from shared.clock import Clock, SystemClock
+from shared.db import Database
+from shared.events import TOPICS, dead_letter_topic
+from shared.events.asyncapi import asyncapi_document
+from shared.inbox import ConsumerSettings, EventConsumer, Handlers
+from shared.observability import Metrics, MetricsMiddleware
+from shared.outbox import OutboxRelay, RelaySettings
+from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("csm.service")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A long-running task of a service, such as a deadline scanner; restarted if it fails."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds; reachable as ``app.state.runtime``."""
+
+    name: str
+    settings: ServiceSettings
+    clock: Clock
+    db: Database
+    bus: Bus
+    metrics: Metrics
+    relay: OutboxRelay
+    consumer: EventConsumer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` of the events this service publishes."""
+        return f"/csm/{self.name}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    version: str
+    routers: Sequence[APIRouter]
+    handlers: Callable[[Runtime], Handlers] | None = None
+    workers: Callable[[Runtime], Sequence[Worker]] | None = None
+    extra_topics: Sequence[str] = ()
+    openapi_tags: Sequence[dict[str, Any]] = ()
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
+    runtime = _build_runtime(spec, settings, clock or SystemClock())
+    app = FastAPIOffline(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=_lifespan(spec, runtime),
+        responses={"4XX": {"model": ProblemDetail, "description": "Problem details (RFC 9457)"}},
+        openapi_tags=[*spec.openapi_tags, {"name": "operations", "description": "Health, readiness, metrics."}],
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    app.include_router(_operations_router(spec, runtime))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -> Runtime:
+    db = Database(settings.database_url)
+    bus = Bus(settings.common, client_id=f"csm-{spec.name}")
+    metrics = Metrics()
+    relay = OutboxRelay(
+        db=db,
+        bus=bus,
+        metrics=metrics,
+        settings=RelaySettings(
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            retention=timedelta(days=settings.outbox_retention_days),
+        ),
+    )
+    runtime = Runtime(name=spec.name, settings=settings, clock=clock, db=db, bus=bus, metrics=metrics, relay=relay)
+    if spec.handlers is not None:
+        runtime.consumer = EventConsumer(
+            name=spec.name,
+            db=db,
+            bus=bus,
+            handlers=spec.handlers(runtime),
+            metrics=metrics,
+            settings=ConsumerSettings(
+                batch_size=settings.consumer_batch_size,
+                retry_backoff=settings.consumer_retry_backoff,
+                session_timeout_ms=settings.common.kafka_session_timeout_ms,
+                heartbeat_interval_ms=settings.common.kafka_heartbeat_interval_ms,
+            ),
+        )
+    return runtime
+
+
+def topics_of(spec: ServiceSpec, runtime: Runtime) -> list[str]:
+    topics = {TOPICS[spec.name], *spec.extra_topics}
+    if runtime.consumer is not None:
+        topics |= {*runtime.consumer.topics, dead_letter_topic(spec.name)}
+    return sorted(topics)
+
+
+def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = runtime.tasks
+        tasks.append(asyncio.create_task(runtime.bus.start(topics_of(spec, runtime)), name=f"{spec.name}:bus"))
+        if runtime.settings.run_workers:
+            workers = [Worker("outbox-relay", runtime.relay.run)]
+            if runtime.consumer is not None:
+                workers.append(Worker("consumer", runtime.consumer.run))
+            if spec.workers is not None:
+                workers.extend(spec.workers(runtime))
+            tasks.extend(
+                asyncio.create_task(_supervise(spec.name, worker), name=f"{spec.name}:{worker.name}")
+                for worker in workers
+            )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks.clear()
+            await runtime.bus.stop()
+            await runtime.db.dispose()
+
+    return lifespan
+
+
+async def _supervise(service: str, worker: Worker) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await worker.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: worker %s failed; restarting in %.1fs", service, worker.name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _operations_router(spec: ServiceSpec, runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database and the broker answer",
+        responses={503: {"model": ProblemDetail}},
+    )
+    async def readyz() -> dict[str, Any]:
+        checks = {"database": "ok", "broker": "ok" if runtime.bus.connected else "connecting"}
+        try:
+            await runtime.db.ping()
+        except Exception as error:
+            checks["database"] = type(error).__name__
+        if any(value != "ok" for value in checks.values()):
+            raise ServiceUnavailable("Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks)
+        return {"status": "ready", "checks": checks}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        body, content_type = runtime.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @router.get("/asyncapi.json", summary="The events this service publishes and consumes (AsyncAPI 3)")
+    async def asyncapi() -> dict[str, Any]:
+        consumed = runtime.consumer.handlers.keys() if runtime.consumer else ()
+        return asyncapi_document(
+            title=f"{spec.title} events",
+            version=spec.version,
+            publishes=[TOPICS[spec.name]],
+            consumes=sorted(consumed),
+            bootstrap=runtime.settings.common.kafka_bootstrap,
+        )
+
+    return router

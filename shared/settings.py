@@ -1,0 +1,69 @@
+"""Settings shared by every service, and the base each service's own settings extend.
+
+Shared values (broker, secrets, environment) use the prefix ``CSM_``; each service
+reads its own values (database URL, port) under ``CSM_<SERVICE>_``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Known to everyone who reads this file: fine on a laptop, refused in production.
+DEVELOPMENT_JWT_SECRET = "csm-development-secret-not-for-production-use"
+
+Environment = Literal["development", "test", "production"]
+
+
+class CommonSettings(BaseSettings):
+    """What all four services must agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="CSM_", extra="ignore")
+
+    env: Environment = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Put before every topic and consumer group name, so that several environments can share a cluster.
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    kafka_partitions: int = Field(default=3, ge=1, le=1000)
+    kafka_create_topics: bool = True
+    # Half of this is how long a group join waits for other members; short for tests.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_issuer: str = "csm"
+    # The company's reporting currency: purchases, refunds and compensation are in it.
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> CommonSettings:
+        if self.env == "production":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == DEVELOPMENT_JWT_SECRET:
+                raise ValueError("CSM_JWT_SECRET is the development secret; set a real one in production")
+            if len(secret) < 32:
+                raise ValueError("CSM_JWT_SECRET must be at least 32 characters in production")
+        return self
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; subclasses set the env prefix and defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings)
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int
+    # Run the outbox relay, consumers and scanners in this process (turn off to scale the
+    # HTTP tier separately from the workers).
+    run_workers: bool = True
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # Published events are kept this long so a broker that lost its log can be refilled.
+    outbox_retention_days: int = Field(default=7, ge=1)
+    consumer_batch_size: int = Field(default=500, ge=1)
+    # Seconds to wait before each retry of a failing event; then it is dead-lettered.
+    consumer_retry_backoff: tuple[float, ...] = (0.5, 2.0, 8.0)
