@@ -1,0 +1,1 @@
+"""The four csm services and the ``csm`` command that runs them."""

@@ -1,0 +1,1 @@
+"""Customer 360: profiles, contacts, purchases, interactions, interests and consent."""

@@ -1,0 +1,8 @@
+"""Dependencies of the notify API."""
+
+from __future__ import annotations
+
+from shared.auth import Agent, AgentOrService, Manager
+from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
+
+__all__ = ["Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep"]

@@ -1,0 +1,5 @@
+from services.notify.models import Base
+from shared.messaging import MESSAGING_METADATA
+from shared.migrations import run_env
+
+run_env([Base.metadata, MESSAGING_METADATA])

@@ -1,0 +1,132 @@
+"""``csm up``: the whole system on embedded defaults, as child processes that die with it.
+
+The broker starts first (unless CSM_KAFKA_BOOTSTRAP names one), then migrations run, then
+the four services. Ctrl-C or SIGTERM stops the services, then the broker. If this process is
+killed outright, the kernel kills its children too (PR_SET_PDEATHSIG), as after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from services.registry import SERVICES
+from shared import migrations
+from shared.auth import Role, mint_token
+from shared.broker import EmbeddedBroker
+from shared.settings import CommonSettings
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: ask the kernel to kill us when the parent dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def migrate_all() -> None:
+    async def run() -> None:
+        for entry in SERVICES.values():
+            await migrations.upgrade(entry.name, entry.settings().database_url)  # type: ignore[call-arg]
+
+    asyncio.run(run())
+
+
+class System:
+    def __init__(self, *, var_dir: Path, kafka_port: int, say: Callable[[str], None]) -> None:
+        self.var_dir = var_dir
+        self.kafka_port = kafka_port
+        self.say = say
+        self.broker: EmbeddedBroker | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # The children inherit this process's environment, settings included.
+            if "CSM_KAFKA_BOOTSTRAP" not in os.environ:
+                self.broker = EmbeddedBroker(self.kafka_port, log_file=self.var_dir / "broker.log")
+                self.broker.start(preexec_fn=die_with_parent)
+                os.environ["CSM_KAFKA_BOOTSTRAP"] = self.broker.bootstrap
+                self.say(f"broker: tansu (in memory) on {self.broker.bootstrap}")
+            else:
+                self.say(f"broker: {os.environ['CSM_KAFKA_BOOTSTRAP']} (from CSM_KAFKA_BOOTSTRAP)")
+            migrate_all()
+            self.say("databases: migrated")
+            for name in SERVICES:
+                self.children[name] = subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "serve", name],
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent,
+                )
+            ports = {name: entry.settings().port for name, entry in SERVICES.items()}  # type: ignore[call-arg]
+            if not self._wait_ready(ports):
+                return 1
+            self._banner(ports, CommonSettings())
+            while not self.stopping.wait(0.5):
+                for name, child in self.children.items():
+                    if child.poll() is not None:
+                        self.say(f"{name} exited with status {child.returncode}; stopping everything")
+                        return 1
+            return 0
+        finally:
+            self.stop()
+
+    def _wait_ready(self, ports: dict[str, int], timeout: float = 90.0) -> bool:
+        deadline = time.monotonic() + timeout
+        pending = dict(ports)
+        while pending:
+            if self.stopping.is_set():
+                return False
+            for name, port in list(pending.items()):
+                if self.children[name].poll() is not None:
+                    self.say(f"{name} exited with status {self.children[name].returncode} while starting")
+                    return False
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                self.say(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _banner(self, ports: dict[str, int], common: CommonSettings) -> None:
+        token = mint_token(common, subject="local-admin", role=Role.admin, name="Local administrator")
+        lines = ["", "csm is up. API docs:"]
+        lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in ports.items()]
+        lines += ["", "Admin token (valid 12 hours; Authorize in the docs with it):", f"  {token}", ""]
+        lines += ["Other roles: csm token --role agent|supervisor|manager|admin|service", "Ctrl-C stops everything.", ""]
+        self.say("\n".join(lines))
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
