@@ -1,0 +1,138 @@
+"""Registering customers and recording purchases over HTTP: the rules and the events they stage."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from shared.db import Database
+from shared.messaging import outbox_message
+from tests.harness import Stack, auth
+
+
+@pytest.fixture
+async def customers(stack: Stack) -> Stack:
+    await stack.start("customer", run_workers=False)
+    return stack
+
+
+async def register(stack: Stack, **fields: object) -> dict[str, object]:
+    response = await stack["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def staged_types(stack: Stack) -> list[str]:
+    db = Database(stack["customer"].database_url)
+    try:
+        async with db.read() as session:
+            rows = await session.scalars(sa.select(outbox_message.c.event_type).order_by(outbox_message.c.seq))
+            return list(rows.all())
+    finally:
+        await db.dispose()
+
+
+async def test_registering_stores_a_normalised_profile_and_stages_customer_registered(customers: Stack) -> None:
+    customer = await register(customers, email="li.na@example.com", phone="+86 138 1234 5678", time_zone="Asia/Shanghai")
+    assert customer["phone"] == "+8613812345678"
+    assert customer["status"] == "active" and customer["tier"] is None
+    fetched = await customers["customer"].client.get(f"/customers/{customer['id']}", headers=auth())
+    assert fetched.json() == customer
+    assert await staged_types(customers) == ["csm.customer.registered.v1"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"phone": "13812345678"}, "phone"),
+        ({"phone": "+86 123"}, "phone"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"locale": "chinese"}, "locale"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"kind": "alien"}, "kind"),
+        ({"favourite_colour": "red"}, "favourite_colour"),
+    ],
+)
+async def test_a_bad_profile_is_422_naming_the_field(customers: Stack, fields: dict[str, object], field: str) -> None:
+    response = await customers["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert field in response.json()["detail"]
+
+
+async def test_a_repeated_order_is_a_no_op_that_returns_the_first_purchase(customers: Stack) -> None:
+    customer = await register(customers)
+    body = {"order_id": "SO-77", "amount": "88.80", "currency": "CNY", "channel": "app", "item_count": 3}
+    client = customers["customer"].client
+    first = await client.post(f"/customers/{customer['id']}/purchases", json=body, headers=auth())
+    again = await client.post(f"/customers/{customer['id']}/purchases", json=body, headers=auth())
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert first.json()["amount"] == "88.80"
+    assert await staged_types(customers) == ["csm.customer.registered.v1", "csm.purchase.recorded.v1"]
+
+
+async def test_an_order_id_reused_for_a_different_purchase_is_409(customers: Stack) -> None:
+    one, other = await register(customers), await register(customers)
+    client = customers["customer"].client
+    body = {"order_id": "SO-78", "amount": "10.00", "currency": "CNY"}
+    assert (await client.post(f"/customers/{one['id']}/purchases", json=body, headers=auth())).status_code == 201
+    different_amount = await client.post(
+        f"/customers/{one['id']}/purchases", json={**body, "amount": "11.00"}, headers=auth()
+    )
+    different_customer = await client.post(f"/customers/{other['id']}/purchases", json=body, headers=auth())
+    for response in (different_amount, different_customer):
+        assert response.status_code == 409 and "SO-78" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": "12.345"}, "amount"),
+        ({"amount": "-1"}, "amount"),
+        ({"amount": "0"}, "amount"),
+        ({"amount": "lots"}, "amount"),
+        ({"currency": "yuan"}, "currency"),
+        ({"currency": "USD"}, "currency"),
+        ({"order_id": ""}, "order_id"),
+        ({"purchased_at": "2026-11-01T10:00:00"}, "purchased_at"),
+        ({"channel": "pigeon"}, "channel"),
+        ({"coupon": "X"}, "coupon"),
+    ],
+)
+async def test_a_bad_purchase_is_422_naming_the_field(customers: Stack, body: dict[str, object], field: str) -> None:
+    customer = await register(customers)
+    purchase = {"order_id": "SO-79", "amount": "10.00", "currency": "CNY", **body}
+    response = await customers["customer"].client.post(
+        f"/customers/{customer['id']}/purchases", json=purchase, headers=auth()
+    )
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+async def test_a_purchase_may_be_dated_in_the_past_for_imports(customers: Stack) -> None:
+    customer = await register(customers)
+    response = await customers["customer"].client.post(
+        f"/customers/{customer['id']}/purchases",
+        json={"order_id": "SO-80", "amount": "5.00", "currency": "CNY", "purchased_at": "2024-02-29T10:00:00+08:00"},
+        headers=auth(),
+    )
+    assert response.status_code == 201
+    assert response.json()["purchased_at"] == "2024-02-29T02:00:00Z"
+
+
+async def test_an_unknown_customer_is_404_and_malformed_json_is_422(customers: Stack) -> None:
+    client = customers["customer"].client
+    unknown = "00000000-0000-4000-8000-00000000abcd"
+    missing = await client.post(
+        f"/customers/{unknown}/purchases", json={"order_id": "SO-81", "amount": "1.00", "currency": "CNY"},
+        headers=auth(),
+    )
+    assert missing.status_code == 404 and unknown in missing.json()["detail"]
+    broken = await client.post(
+        "/customers", content=b'{"name": ', headers={**auth(), "content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and broken.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,197 @@
+"""Kill the whole running system mid-stream and start it again: nothing lost, nothing twice.
+
+The system is the real ``csm up`` (embedded broker, four service processes). The broker keeps
+its log in memory, so after the restart everything not yet consumed exists only in the
+services' outboxes: this checks that they refill it and that the inboxes absorb the replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from services.registry import SERVICES
+from shared.broker import free_port
+from shared.db import create_engine
+from tests.harness import Databases, auth
+
+pytestmark = pytest.mark.e2e
+
+CUSTOMERS = 10
+PURCHASES_EACH = 60  # 600 in all
+AMOUNT = "1000.00"  # iron after 1, gold after 10, platinum after 50 (and 5 purchases): three moves each
+KILL_AFTER = 250
+
+
+class System:
+    """``csm up`` as a child process with its own ports, databases and broker."""
+
+    def __init__(self, tmp: Path, urls: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.ports = {name: free_port() for name in SERVICES}
+        self.kafka_port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CSM_")},
+            "CSM_ENV": "test",
+            "CSM_KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "CSM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        }
+        for name in SERVICES:
+            self.env[f"CSM_{name.upper()}_PORT"] = str(self.ports[name])
+            self.env[f"CSM_{name.upper()}_DATABASE_URL"] = urls[name]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.tmp / f"up-{self.starts}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up", "--kafka-port", str(self.kafka_port),
+             "--var-dir", str(self.tmp / "var")],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self, timeout: float = 120) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for port in self.ports.values():
+                while True:
+                    assert self.process is not None and self.process.poll() is None, self.log_tail()
+                    try:
+                        if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    assert asyncio.get_running_loop().time() < deadline, self.log_tail()
+                    await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor; the kernel kills the broker and the services with it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def log_tail(self) -> str:
+        logs = sorted(self.tmp.glob("up-*.log"))
+        return logs[-1].read_text(errors="replace")[-3000:] if logs else "(no log)"
+
+
+async def count(url: str, query: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(sa.text(query)) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_nothing(
+    tmp_path: Path, databases: Databases
+) -> None:
+    urls = {name: await databases.create(name, migrate=False) for name in SERVICES}
+    system = System(tmp_path, urls)
+    system.start()
+    try:
+        await system.wait_ready()
+        async with httpx.AsyncClient(timeout=5, headers=auth()) as client:
+            customer_ids = []
+            for index in range(CUSTOMERS):
+                created = await client.post(f"{system.url('customer')}/customers", json={"name": f"Customer {index}"})
+                assert created.status_code == 201, created.text
+                customer_ids.append(created.json()["id"])
+
+            accepted = 0
+            killed = asyncio.Event()
+            restarted = asyncio.Event()
+
+            async def post_until_accepted(customer_id: str, order: str) -> None:
+                nonlocal accepted
+                body = {"order_id": order, "amount": AMOUNT, "currency": "CNY"}
+                while True:
+                    try:
+                        response = await client.post(f"{system.url('customer')}/customers/{customer_id}/purchases", json=body)
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.2)  # the system is down: a client retries with the same order id
+                        continue
+                    assert response.status_code in (200, 201), response.text
+                    accepted += 1
+                    if accepted == KILL_AFTER and not killed.is_set():
+                        system.kill()
+                        killed.set()
+                        system.start()
+                        await system.wait_ready()
+                        restarted.set()
+                    return
+
+            orders = [
+                (customer_id, f"{customer_id[:8]}-{n}") for n in range(PURCHASES_EACH) for customer_id in customer_ids
+            ]
+            queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            for order in orders:
+                queue.put_nowait(order)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    customer_id, order = queue.get_nowait()
+                    await post_until_accepted(customer_id, order)
+
+            await asyncio.gather(*(worker() for _ in range(CUSTOMERS)))
+            assert killed.is_set() and restarted.is_set()
+            assert accepted == CUSTOMERS * PURCHASES_EACH
+
+            async def settled() -> bool:
+                segments = [
+                    (await client.get(f"{system.url('segmentation')}/segments/{cid}")).json() for cid in customer_ids
+                ]
+                return all(s.get("figures", {}).get("frequency") == PURCHASES_EACH for s in segments)
+
+            deadline = asyncio.get_running_loop().time() + 120
+            while not await settled():
+                assert asyncio.get_running_loop().time() < deadline, "segmentation never caught up"
+                await asyncio.sleep(0.5)
+
+            for customer_id in customer_ids:
+                segment = (await client.get(f"{system.url('segmentation')}/segments/{customer_id}")).json()
+                assert segment["figures"]["frequency"] == PURCHASES_EACH
+                assert segment["figures"]["monetary"] == f"{PURCHASES_EACH * 1000}.00"
+                assert segment["tier"] == "platinum"
+                history = (await client.get(f"{system.url('segmentation')}/segments/{customer_id}/history")).json()
+                assert [change["tier"] for change in history["items"]] == ["iron", "gold", "platinum"]
+
+            async def notifications_of(customer_id: str) -> list[str]:
+                found = await client.get(f"{system.url('notify')}/notifications", params={"customer_id": customer_id})
+                return sorted(item["title"] for item in found.json()["items"])
+
+            expected = sorted(["Welcome to Iron", "Welcome to Gold", "Welcome to Platinum"])
+            deadline = asyncio.get_running_loop().time() + 60
+            while [await notifications_of(c) for c in customer_ids] != [expected] * CUSTOMERS:
+                assert asyncio.get_running_loop().time() < deadline, [await notifications_of(c) for c in customer_ids]
+                await asyncio.sleep(0.5)
+
+        assert await count(urls["customer"], "SELECT count(*) FROM purchase") == CUSTOMERS * PURCHASES_EACH
+        assert await count(urls["segmentation"], "SELECT count(*) FROM tier_change") == 3 * CUSTOMERS
+        assert await count(urls["notify"], "SELECT count(*) FROM notification") == 3 * CUSTOMERS
+        # The replay really happened: the first run's events were published again into the new broker.
+        assert "replaying" in (tmp_path / "up-2.log").read_text()
+    finally:
+        system.stop()

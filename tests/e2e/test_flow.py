@@ -1,0 +1,102 @@
+"""A purchase and a complaint flow through all four services over the real broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.auth import Role
+from tests.harness import Stack, auth, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def start_all(stack: Stack) -> None:
+    for name in ("customer", "segmentation", "complaints", "notify"):
+        await stack.start(name)
+
+
+async def register(stack: Stack, name: str = "Li Na") -> str:
+    response = await stack["customer"].client.post("/customers", json={"name": name}, headers=auth())
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_a_purchase_moves_the_tier_and_produces_a_notification(stack: Stack) -> None:
+    await start_all(stack)
+    customer_id = await register(stack)
+
+    response = await stack["customer"].client.post(
+        f"/customers/{customer_id}/purchases",
+        json={"order_id": "SO-1001", "amount": "12000.00", "currency": "CNY", "channel": "web"},
+        headers=auth(),
+    )
+    assert response.status_code == 201, response.text
+
+    async def segment_is_gold() -> dict[str, object]:
+        found = await stack["segmentation"].client.get(f"/segments/{customer_id}", headers=auth())
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert body["tier"] == "gold"
+        return body  # type: ignore[no-any-return]
+
+    segment = await eventually(segment_is_gold)
+    assert segment["figures"] == {
+        "recency_days": 0,
+        "frequency": 1,
+        "monetary": "12000.00",
+        "currency": "CNY",
+        "first_purchase_at": segment["figures"]["first_purchase_at"],  # type: ignore[index]
+        "last_purchase_at": segment["figures"]["last_purchase_at"],  # type: ignore[index]
+    }
+    assert "gold" in str(segment["rule"])
+
+    async def notified() -> list[dict[str, object]]:
+        found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id}, headers=auth())
+        assert found.status_code == 200, found.text
+        items = found.json()["items"]
+        assert [item["playbook"] for item in items] == ["tier_changed"]
+        return items  # type: ignore[no-any-return]
+
+    notifications = await eventually(notified)
+    assert notifications[0]["title"] == "Welcome to Gold"
+
+    async def customer_sees_tier() -> None:
+        found = await stack["customer"].client.get(f"/customers/{customer_id}", headers=auth())
+        assert found.json()["tier"] == "gold"
+
+    await eventually(customer_sees_tier)
+
+    history = await stack["segmentation"].client.get(f"/segments/{customer_id}/history", headers=auth())
+    [change] = history.json()["items"]
+    assert (change["previous_tier"], change["tier"], change["cause_event_type"]) == (
+        "lead",
+        "gold",
+        "csm.purchase.recorded.v1",
+    )
+
+
+async def test_a_complaint_produces_a_notification(stack: Stack) -> None:
+    await start_all(stack)
+    customer_id = await register(stack, "Zhang Wei")
+
+    response = await stack["complaints"].client.post(
+        "/complaints",
+        json={
+            "customer_id": customer_id,
+            "channel": "phone",
+            "category": "delivery",
+            "description": "The parcel arrived a week late.",
+        },
+        headers=auth(Role.agent, subject="agent-007"),
+    )
+    assert response.status_code == 201, response.text
+    complaint = response.json()
+    assert complaint["first_owner"] == "agent-007"
+    assert complaint["status"] == "new"
+
+    async def acknowledged() -> None:
+        found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id}, headers=auth())
+        items = found.json()["items"]
+        assert [item["playbook"] for item in items] == ["complaint_acknowledgement"]
+
+    await eventually(acknowledged)

@@ -1,0 +1,179 @@
+"""Running the real services in tests: a real broker, real databases, isolated topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from services.registry import SERVICES
+from shared import migrations
+from shared.auth import Role, mint_token
+from shared.clock import Clock
+from shared.service import Runtime
+from shared.settings import CommonSettings
+
+# Set by .ci/run: a PostgreSQL server URL without a database name.
+POSTGRES_ENV = "CSM_TEST_POSTGRES"
+
+T = TypeVar("T")
+
+
+class Databases:
+    """Fresh, migrated databases: SQLite files, or PostgreSQL databases when CSM_TEST_POSTGRES is set."""
+
+    def __init__(self, directory: Path, postgres: str | None) -> None:
+        self.directory = directory
+        self.postgres = postgres
+        self.created: list[str] = []
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.postgres else "sqlite"
+
+    async def check(self) -> None:
+        """Fail loudly, rather than fall back to SQLite, if the PostgreSQL server is not there."""
+        if self.postgres:
+            connection = await asyncpg.connect(self._admin_dsn(), timeout=10)
+            await connection.close()
+
+    async def create(self, service: str, *, migrate: bool = True) -> str:
+        name = f"csm_test_{service}_{uuid.uuid4().hex[:12]}"
+        if self.postgres:
+            connection = await asyncpg.connect(self._admin_dsn())
+            try:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await connection.close()
+            self.created.append(name)
+            url = f"{self.postgres.rstrip('/')}/{name}"
+        else:
+            url = f"sqlite+aiosqlite:///{self.directory / name}.db"
+        if migrate:
+            await migrations.upgrade(service, url)
+        return url
+
+    async def drop_all(self) -> None:
+        if not self.postgres or not self.created:
+            return
+        connection = await asyncpg.connect(self._admin_dsn())
+        try:
+            for name in self.created:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+        self.created.clear()
+
+    def _admin_dsn(self) -> str:
+        assert self.postgres is not None
+        url = make_url(self.postgres).set(drivername="postgresql", database="postgres")
+        return url.render_as_string(hide_password=False)
+
+
+def postgres_from_env() -> str | None:
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def common_settings_for_tests(bootstrap: str, prefix: str) -> CommonSettings:
+    return CommonSettings(
+        env="test",
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        kafka_partitions=3,
+        # A group join waits half the session timeout for other members: keep it short.
+        kafka_session_timeout_ms=2_000,
+        kafka_heartbeat_interval_ms=300,
+    )
+
+
+def auth(role: Role = Role.agent, subject: str = "tester") -> dict[str, str]:
+    token = mint_token(common_settings_for_tests("unused", ""), subject=subject, role=role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class RunningService:
+    name: str
+    app: FastAPI
+    client: httpx.AsyncClient
+    database_url: str
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+
+class Stack:
+    """Services of one test, sharing a topic prefix so that no other test's events reach them."""
+
+    def __init__(self, bootstrap: str, databases: Databases) -> None:
+        self.bootstrap = bootstrap
+        self.databases = databases
+        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.services: dict[str, RunningService] = {}
+        self._exit = AsyncExitStack()
+
+    @property
+    def common(self) -> CommonSettings:
+        return common_settings_for_tests(self.bootstrap, self.prefix)
+
+    async def start(
+        self, name: str, *, clock: Clock | None = None, database_url: str | None = None, **overrides: Any
+    ) -> RunningService:
+        entry = SERVICES[name]
+        url = database_url or await self.databases.create(name)
+        settings = entry.settings(
+            database_url=url,
+            common=self.common,
+            outbox_poll_seconds=0.2,
+            consumer_retry_backoff=(0.05, 0.1),
+            **overrides,
+        )
+        module = __import__(entry.factory.split(":")[0], fromlist=["create_app"])
+        app: FastAPI = module.create_app(settings, clock=clock)
+        await self._exit.enter_async_context(app.router.lifespan_context(app))
+        client = await self._exit.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+        )
+        service = RunningService(name=name, app=app, client=client, database_url=url)
+        self.services[name] = service
+        return service
+
+    def __getitem__(self, name: str) -> RunningService:
+        return self.services[name]
+
+    async def close(self) -> None:
+        await self._exit.aclose()
+        self.services.clear()
+
+
+@asynccontextmanager
+async def stack_of(bootstrap: str, databases: Databases) -> AsyncIterator[Stack]:
+    stack = Stack(bootstrap, databases)
+    try:
+        yield stack
+    finally:
+        await stack.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Call ``check`` until it returns without an AssertionError; the last failure if time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(interval)

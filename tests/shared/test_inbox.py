@@ -1,0 +1,208 @@
+"""The idempotent consumer on a real broker: duplicates, poison events, bad records, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.broker import EmbeddedBroker
+from shared.bus import Bus
+from shared.db import Database
+from shared.events import Envelope, Event, dead_letter_topic, encode
+from shared.events.customer import PurchaseRecorded
+from shared.inbox import ConsumerSettings, EventConsumer
+from shared.messaging import inbox_message
+from shared.observability import Metrics
+from tests.harness import Databases, common_settings_for_tests
+from tests.shared.bus_helpers import produce, produce_events, purchase, read_all
+
+TOPIC = PurchaseRecorded.topic
+
+
+@dataclass
+class Probe:
+    """A consumer whose handler records what it saw and fails where it is told to."""
+
+    consumer: EventConsumer
+    db: Database
+    bus: Bus
+    prefix: str
+    calls: list[uuid.UUID] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    async def applied(self) -> list[uuid.UUID]:
+        async with self.db.read() as session:
+            return list((await session.scalars(sa.select(inbox_message.c.event_id))).all())
+
+
+@asynccontextmanager
+async def running_probe(
+    broker: EmbeddedBroker, databases: Databases, fail: Callable[[Envelope[Event], int], None]
+) -> AsyncIterator[Probe]:
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    common = common_settings_for_tests(broker.bootstrap, prefix)
+    db = Database(await databases.create("notify"))
+    bus = Bus(common, client_id="probe")
+    probe = Probe(consumer=None, db=db, bus=bus, prefix=prefix)  # type: ignore[arg-type]
+
+    async def handle(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
+        probe.calls.append(event.id)
+        fail(event, probe.calls.count(event.id))
+
+    probe.consumer = EventConsumer(
+        name="probe",
+        db=db,
+        bus=bus,
+        handlers={PurchaseRecorded: handle},
+        metrics=Metrics(),
+        settings=ConsumerSettings(batch_size=100, retry_backoff=(0.05, 0.05), session_timeout_ms=2000,
+                                  heartbeat_interval_ms=300),
+    )
+    await bus.start([TOPIC, dead_letter_topic("probe")])
+    task = asyncio.create_task(probe.consumer.run())
+    try:
+        yield probe
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bus.stop()
+        await db.dispose()
+
+
+def never(_event: Envelope[Event], _attempt: int) -> None:
+    return None
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():  # type: ignore[misc]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_event_delivered_twice_is_applied_once(broker: EmbeddedBroker, databases: Databases) -> None:
+    async with running_probe(broker, databases, never) as probe:
+        customer = uuid.uuid4()
+        first, second = purchase(customer), purchase(customer)
+        # The duplicate arrives in the same batch and again in a later one.
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), [first, first, second])
+
+        async def both_applied() -> bool:
+            return set(await probe.applied()) == {first.id, second.id}
+
+        await wait_for(both_applied)
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), [first])
+        marker = purchase(customer)
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), [marker])
+
+        async def marker_applied() -> bool:
+            return marker.id in await probe.applied()
+
+        await wait_for(marker_applied)
+        assert probe.calls.count(first.id) == 1
+        assert sorted(map(str, await probe.applied())) == sorted(map(str, [first.id, second.id, marker.id]))
+
+
+async def test_a_handler_that_keeps_failing_dead_letters_the_event_and_later_ones_go_on(
+    broker: EmbeddedBroker, databases: Databases, caplog: pytest.LogCaptureFixture
+) -> None:
+    customer = uuid.uuid4()  # one key: all three events share a partition
+    before, poison, after = purchase(customer), purchase(customer), purchase(customer)
+
+    def fail_on_poison(event: Envelope[Event], _attempt: int) -> None:
+        if event.id == poison.id:
+            raise ValueError("the ledger rejects this purchase")
+
+    with caplog.at_level(logging.ERROR, logger="csm.inbox"):
+        async with running_probe(broker, databases, fail_on_poison) as probe:
+            await produce_events(broker.bootstrap, probe.topic(TOPIC), [before, poison, after])
+            dead = await read_all(broker.bootstrap, probe.topic(dead_letter_topic("probe")), expect=1)
+
+            async def later_applied() -> bool:
+                return after.id in await probe.applied()
+
+            await wait_for(later_applied)
+            applied = await probe.applied()
+
+    assert set(applied) == {before.id, after.id}
+    assert len(dead) == 1
+    assert dead[0].value == encode(poison)
+    assert dead[0].key == str(customer).encode()
+    headers = dict(dead[0].headers)
+    assert b"ValueError: the ledger rejects this purchase" in headers["csm-dead-letter-reason"]
+    assert headers["csm-attempts"] == b"3"  # the first try and two retries
+    assert headers["csm-original-topic"] == probe.topic(TOPIC).encode()
+    # Tried in the failed batch, then alone with two retries; the neighbours were not held back for good.
+    assert probe.calls.count(poison.id) == 4
+    assert any("dead-lettered" in r.getMessage() and "ledger rejects" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"this is not json", b"not a CloudEvents 1.0 envelope"),
+        (b'{"specversion": "1.0"}', b"not a CloudEvents 1.0 envelope: id: missing"),
+        ("unknown-type", b"unknown event type 'csm.nothing.happened.v1'"),
+        ("bad-payload", b"invalid csm.purchase.recorded.v1 payload: amount"),
+    ],
+)
+async def test_a_record_that_is_not_a_valid_event_is_dead_lettered_with_the_reason(
+    broker: EmbeddedBroker,
+    databases: Databases,
+    caplog: pytest.LogCaptureFixture,
+    value: bytes | str,
+    reason: bytes,
+) -> None:
+    customer = uuid.uuid4()
+    good = purchase(customer)
+    if value == "unknown-type":
+        value = encode(good).replace(b"csm.purchase.recorded.v1", b"csm.nothing.happened.v1")
+    elif value == "bad-payload":
+        value = encode(purchase(customer, amount="10.00")).replace(b'"amount":"10.00"', b'"amount":"ten"')
+    assert isinstance(value, bytes)
+    with caplog.at_level(logging.ERROR, logger="csm.inbox"):
+        async with running_probe(broker, databases, never) as probe:
+            await produce(broker.bootstrap, probe.topic(TOPIC), [(str(customer), value)])
+            await produce_events(broker.bootstrap, probe.topic(TOPIC), [good])
+            dead = await read_all(broker.bootstrap, probe.topic(dead_letter_topic("probe")), expect=1)
+
+            async def good_applied() -> bool:
+                return good.id in await probe.applied()
+
+            await wait_for(good_applied)
+
+    assert [record.value for record in dead] == [value]
+    assert reason in dict(dead[0].headers)["csm-dead-letter-reason"]
+    assert any(reason.decode() in r.getMessage() for r in caplog.records)
+
+
+async def test_a_database_outage_is_retried_until_it_passes_and_nothing_is_dead_lettered(
+    broker: EmbeddedBroker, databases: Databases
+) -> None:
+    def outage_for_three_tries(_event: Envelope[Event], attempt: int) -> None:
+        if attempt <= 3:
+            raise sa_exc.OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+    async with running_probe(broker, databases, outage_for_three_tries) as probe:
+        event = purchase(uuid.uuid4())
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), [event])
+
+        async def applied() -> bool:
+            return event.id in await probe.applied()
+
+        await wait_for(applied)
+        assert probe.calls.count(event.id) == 4
+        # Three failures with only two retries allowed would have dead-lettered a handler error.
+        metric = probe.consumer.metrics.events_dead_lettered
+        assert sum(sample.value for sample in metric.collect()[0].samples if sample.name.endswith("_total")) == 0

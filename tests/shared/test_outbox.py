@@ -1,0 +1,142 @@
+"""The transactional outbox and its relay, on a real database and broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from services.customer.models import Customer
+from shared.broker import EmbeddedBroker
+from shared.bus import Bus
+from shared.db import Database, utcnow
+from shared.events import CONTENT_TYPE, REGISTRY, decode
+from shared.messaging import bus_state, outbox_message
+from shared.observability import Metrics
+from shared.outbox import OutboxRelay, RelaySettings, stage
+from tests.harness import Databases, common_settings_for_tests
+from tests.shared.bus_helpers import read_all
+from tests.shared.event_examples import example
+
+TOPIC = "csm.customer"
+
+
+@pytest.fixture
+async def db(databases: Databases) -> AsyncIterator[Database]:
+    database = Database(await databases.create("customer"))
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def relay(db: Database, broker: EmbeddedBroker) -> AsyncIterator[OutboxRelay]:
+    bus = Bus(common_settings_for_tests(broker.bootstrap, f"t{uuid.uuid4().hex[:10]}."), client_id="relay-test")
+    await bus.start([TOPIC])
+    yield OutboxRelay(db=db, bus=bus, metrics=Metrics(), settings=RelaySettings(batch_size=2))
+    await bus.stop()
+
+
+def a_customer() -> Customer:
+    now = utcnow()
+    return Customer(
+        id=uuid.uuid4(), kind="individual", name="Chen Jing", locale="zh-CN", time_zone="Asia/Shanghai",
+        status="active", created_at=now, updated_at=now,
+    )
+
+
+async def outbox_rows(db: Database) -> list[sa.Row[tuple[object, ...]]]:
+    async with db.read() as session:
+        return list((await session.execute(sa.select(outbox_message).order_by(outbox_message.c.seq))).all())
+
+
+async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(db: Database) -> None:
+    customer = a_customer()
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as session:
+            session.add(customer)
+            stage(session, example("csm.customer.registered.v1", customer.id), source="/tests")
+            raise RuntimeError("the request failed after staging")
+    async with db.read() as session:
+        assert await session.get(Customer, customer.id) is None
+    assert await outbox_rows(db) == []
+
+    async with db.unit_of_work() as session:
+        session.add(customer)
+        envelope = stage(session, example("csm.customer.registered.v1", customer.id), source="/tests")
+    [row] = await outbox_rows(db)
+    assert (row.event_id, row.topic, row.key, row.event_type) == (
+        envelope.id, TOPIC, str(customer.id), "csm.customer.registered.v1",
+    )
+    assert row.published_at is None
+    assert db.outbox_signal.is_set(), "the commit should wake the relay"
+
+
+async def test_the_relay_publishes_in_commit_order_and_marks_what_the_broker_acknowledged(
+    db: Database, relay: OutboxRelay, broker: EmbeddedBroker
+) -> None:
+    customer_id = uuid.uuid4()
+    staged = []
+    for event_type in ("csm.customer.registered.v1", "csm.purchase.recorded.v1", "csm.purchase.refunded.v1"):
+        async with db.unit_of_work() as session:
+            staged.append(stage(session, example(event_type, customer_id), source="/tests"))
+
+    assert await relay.publish_pending() == 2  # the batch size
+    assert await relay.publish_pending() == 1
+    assert await relay.publish_pending() == 0
+
+    records = await read_all(broker.bootstrap, relay.bus.topic(TOPIC), expect=3)
+    assert [decode(r.value, REGISTRY).id for r in records] == [e.id for e in staged]
+    assert {r.key for r in records} == {str(customer_id).encode()}
+    assert all(dict(r.headers)["content-type"] == CONTENT_TYPE.encode() for r in records)
+    assert all(row.published_at is not None for row in await outbox_rows(db))
+
+
+async def test_a_broker_that_lost_its_log_gets_the_retained_events_again(
+    db: Database, relay: OutboxRelay, broker: EmbeddedBroker
+) -> None:
+    customer_id = uuid.uuid4()
+    async with db.unit_of_work() as session:
+        recent = stage(session, example("csm.customer.registered.v1", customer_id), source="/tests")
+        old = stage(session, example("csm.purchase.recorded.v1", customer_id), source="/tests")
+    await relay.sync_epoch()
+    while await relay.publish_pending():
+        pass
+    async with db.unit_of_work() as session:
+        # One event is older than the retention window: it is not replayed.
+        await session.execute(
+            outbox_message.update()
+            .where(outbox_message.c.event_id == old.id)
+            .values(created_at=utcnow() - relay.settings.retention - timedelta(hours=1))
+        )
+
+    await relay.sync_epoch()  # same broker, same log: nothing to do
+    assert all(row.published_at is not None for row in await outbox_rows(db))
+
+    async with db.unit_of_work() as session:  # as if the broker had restarted empty
+        await session.execute(bus_state.update().values(value="an-earlier-broker"))
+    await relay.sync_epoch()
+    pending = {row.event_id for row in await outbox_rows(db) if row.published_at is None}
+    assert pending == {recent.id}
+    assert await relay.publish_pending() == 1
+    records = await read_all(broker.bootstrap, relay.bus.topic(TOPIC), expect=3)
+    assert [decode(r.value, REGISTRY).id for r in records] == [recent.id, old.id, recent.id]
+
+
+async def test_purge_forgets_published_events_past_retention_but_never_pending_ones(
+    db: Database, relay: OutboxRelay
+) -> None:
+    customer_id = uuid.uuid4()
+    async with db.unit_of_work() as session:
+        published = stage(session, example("csm.customer.registered.v1", customer_id), source="/tests")
+        pending = stage(session, example("csm.purchase.recorded.v1", customer_id), source="/tests")
+    long_ago = utcnow() - relay.settings.retention - timedelta(days=1)
+    async with db.unit_of_work() as session:
+        await session.execute(outbox_message.update().values(created_at=long_ago))
+        await session.execute(
+            outbox_message.update().where(outbox_message.c.event_id == published.id).values(published_at=long_ago)
+        )
+    await relay.purge()
+    assert [row.event_id for row in await outbox_rows(db)] == [pending.id]
