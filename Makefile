@@ -14,8 +14,9 @@ up: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/pytest
 
+# make bench NAME=<benchmark> ARGS="..."; without NAME, lists the benchmarks.
 bench: $(INSTALLED)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(NAME) $(ARGS)
 
 install: $(INSTALLED)
 
