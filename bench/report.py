@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ class Report:
 
     def render(self) -> str:
         lines = [f"# {self.benchmark}", "", "parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()),
-                 f"machine: {platform.node() and 'this machine'}, {platform.processor() or platform.machine()}", "",
+                 f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", "",
                  "| figure | value | baseline (same run) | ratio | goal |", "|---|---|---|---|---|"]
         for f in self.figures:
             baseline = f"{f.baseline:,.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else "—"
