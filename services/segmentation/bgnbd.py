@@ -83,17 +83,19 @@ def fit(
         value = -log_likelihood(np.exp(log_params), ux, utx, uT, weights)
         return value if np.isfinite(value) else 1e300
 
-    result = optimize.minimize(negative, start, method="Nelder-Mead",
-                               options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000, "maxfev": 20_000})
-    # Polish from the simplex's answer with a gradient method; keep whichever is better.
-    polished = optimize.minimize(negative, result.x, method="L-BFGS-B")
-    best = polished if polished.fun <= result.fun else result
+    best = optimize.minimize(negative, start, method="L-BFGS-B", options={"ftol": 1e-12, "gtol": 1e-8})
+    if not best.success:
+        # A rough surface for the gradient method: let the simplex find the way, then polish.
+        simplex = optimize.minimize(negative, best.x, method="Nelder-Mead",
+                                    options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000, "maxfev": 20_000})
+        polished = optimize.minimize(negative, simplex.x, method="L-BFGS-B")
+        best = min((best, simplex, polished), key=lambda r: r.fun)
     estimate = np.exp(best.x)
     return BgNbdFit(
         parameters=BgNbdParameters(*(float(v) for v in estimate)),
         log_likelihood=-float(best.fun),
         customers=len(xs),
-        converged=bool(result.success or polished.success),
+        converged=bool(best.success),
         standard_errors=_standard_errors(estimate, ux, utx, uT, weights),
     )
 

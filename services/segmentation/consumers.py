@@ -56,6 +56,8 @@ def prepare(runtime: Runtime) -> Prepare:
             elif isinstance(envelope.data, CustomerMerged):
                 customers.append(envelope.data.merged_id)
         await service.prefetch(session, customers, purchases)
+        # Handlers only add and change rows; flushing before each read would cost a round trip per event.
+        session.autoflush = False
 
     return load_batch
 

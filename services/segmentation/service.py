@@ -21,6 +21,8 @@ from shared.problems import NotFound
 
 SOURCE = "/csm/segmentation"
 STATE_ID = 1
+# Customers whose rows a batch loaded (or found missing) up front: no need to ask the database again.
+_PREFETCHED = "segmentation.prefetched"
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,10 @@ def new_segment(customer_id: uuid.UUID, ctx: Context, now: datetime) -> Customer
 
 async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime) -> CustomerSegment:
     """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
-    segment = await session.get(CustomerSegment, customer_id)
+    known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
+    prefetched: set[uuid.UUID] = session.info.get(_PREFETCHED, set())
+    segment = known if known is not None or customer_id in prefetched else await session.get(
+        CustomerSegment, customer_id)
     if segment is None:
         segment = new_segment(customer_id, ctx, now)
         session.add(segment)
@@ -106,6 +111,7 @@ async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Con
 
 async def prefetch(session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]) -> None:
     """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
+    session.info[_PREFETCHED] = set(customer_ids)
     if customer_ids:
         await session.scalars(sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids))))
     if purchase_ids:
