@@ -81,7 +81,9 @@ def days_between(later: datetime, earlier: datetime) -> float:
 
 
 def _admits(rule: TierRule, facts: Facts, scores: tuple[int, int, int] | None,
-            abc: AbcClass | None, segment: RfmSegment | None) -> bool:
+            abc: AbcClass | None, segment: RfmSegment | None, risk: ChurnRisk) -> bool:
+    if rule.risks is not None and risk not in rule.risks:
+        return False
     if rule.min_monetary is not None and facts.monetary_minor < to_minor(rule.min_monetary):
         return False
     if rule.min_frequency is not None and facts.frequency < rule.min_frequency:
@@ -190,15 +192,6 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     else:
         value_group = policy.value_groups[abc] if abc is not None else None
 
-    if facts.key_account:
-        tier, rule = policy.key_account_tier, f"{policy.key_account_tier.value}: designated key account"
-    else:
-        tier, rule = Tier.lead, "lead: no rule admitted the customer"
-        for candidate in policy.ordered_tier_rules():
-            if _admits(candidate, facts, scores, abc, segment):
-                tier, rule = candidate.tier, candidate.describe()
-                break
-
     p_alive: float | None = None
     expected: float | None = None
     times = model_time(facts, now, policy.bgnbd.time_unit_days)
@@ -214,9 +207,18 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     )
     cause = risk_cause(lifetime_frequency=facts.lifetime_frequency, since_last_days=since_last, span_days=span,
                        signal_points=facts.signal_points, probability_alive=p_alive, policy=policy)
+    risk = RISK_OF_CAUSE[cause]
+    if facts.key_account:
+        tier, rule = policy.key_account_tier, f"{policy.key_account_tier.value}: designated key account"
+    else:
+        tier, rule = Tier.lead, "lead: no rule admitted the customer"
+        for candidate in policy.ordered_tier_rules():
+            if _admits(candidate, facts, scores, abc, segment, risk):
+                tier, rule = candidate.tier, candidate.describe()
+                break
     return Assessment(
         tier=tier, rule=rule, scores=scores, segment=segment, abc_class=abc, value_group=value_group,
-        stage=stage_of(facts, policy), risk=RISK_OF_CAUSE[cause], risk_reason=explain_risk(cause, policy),
+        stage=stage_of(facts, policy), risk=risk, risk_reason=explain_risk(cause, policy),
         probability_alive=p_alive, expected_purchases=expected,
     )
 
@@ -231,6 +233,7 @@ TIERS = list(TIER_ORDER)
 SEGMENTS = list(RfmSegment)
 ABC = list(AbcClass)
 STAGES = list(LoyaltyStage)
+RISKS = list(ChurnRisk)
 
 
 @dataclass
@@ -298,33 +301,6 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
         abc = np.where(money >= thresholds.a_min_minor, 0, np.where(money >= thresholds.b_min_minor, 1, 2))
         abc = np.where(bought, abc, -1)
 
-    tier = np.full(n, TIERS.index(Tier.lead), dtype=np.int64)
-    rule = np.full(n, len(policy.tier_rules), dtype=np.int64)  # "no rule admitted"
-    undecided = np.ones(n, dtype=bool)
-    for index, candidate in enumerate(policy.ordered_tier_rules()):
-        admits = undecided.copy()
-        if candidate.min_monetary is not None:
-            admits &= population.monetary_minor >= to_minor(candidate.min_monetary)
-        if candidate.min_frequency is not None:
-            admits &= population.frequency >= candidate.min_frequency
-        if candidate.abc_classes is not None:
-            admits &= np.isin(abc, [ABC.index(c) for c in candidate.abc_classes])
-        if candidate.segments is not None:
-            admits &= np.isin(segment, [SEGMENTS.index(s) for s in candidate.segments])
-        for minimum, values in (
-            (candidate.min_recency_score, r_score),
-            (candidate.min_frequency_score, f_score),
-            (candidate.min_monetary_score, m_score),
-            (candidate.min_rfm_total, r_score + f_score + m_score),
-        ):
-            if minimum is not None:
-                admits &= scored & (values >= minimum)
-        tier[admits] = TIERS.index(candidate.tier)
-        rule[admits] = index
-        undecided &= ~admits
-    tier[population.key_account] = TIERS.index(policy.key_account_tier)
-    rule[population.key_account] = KEY_ACCOUNT_RULE
-
     loyalty = policy.loyalty
     stage = np.where(
         population.lifetime_frequency <= 0,
@@ -372,6 +348,36 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
          RiskCause.signals, RiskCause.unlikely_alive],
         default=RiskCause.steady,
     ).astype(np.int64)
+    risk_code = np.array([RISKS.index(RISK_OF_CAUSE[c]) for c in RiskCause], dtype=np.int64)[cause]
+    tier = np.full(n, TIERS.index(Tier.lead), dtype=np.int64)
+    rule = np.full(n, len(policy.tier_rules), dtype=np.int64)  # "no rule admitted"
+    undecided = np.ones(n, dtype=bool)
+    for index, candidate in enumerate(policy.ordered_tier_rules()):
+        admits = undecided.copy()
+        if candidate.min_monetary is not None:
+            admits &= population.monetary_minor >= to_minor(candidate.min_monetary)
+        if candidate.min_frequency is not None:
+            admits &= population.frequency >= candidate.min_frequency
+        if candidate.abc_classes is not None:
+            admits &= np.isin(abc, [ABC.index(c) for c in candidate.abc_classes])
+        if candidate.risks is not None:
+            admits &= np.isin(risk_code, [RISKS.index(r) for r in candidate.risks])
+        if candidate.segments is not None:
+            admits &= np.isin(segment, [SEGMENTS.index(s) for s in candidate.segments])
+        for minimum, values in (
+            (candidate.min_recency_score, r_score),
+            (candidate.min_frequency_score, f_score),
+            (candidate.min_monetary_score, m_score),
+            (candidate.min_rfm_total, r_score + f_score + m_score),
+        ):
+            if minimum is not None:
+                admits &= scored & (values >= minimum)
+        tier[admits] = TIERS.index(candidate.tier)
+        rule[admits] = index
+        undecided &= ~admits
+    tier[population.key_account] = TIERS.index(policy.key_account_tier)
+    rule[population.key_account] = KEY_ACCOUNT_RULE
+
     return PopulationAssessment(
         tier=tier, rule=rule, recency_score=r_score, frequency_score=f_score, monetary_score=m_score,
         segment=segment, abc=abc, stage=stage.astype(np.int64), risk_cause=cause, probability_alive=p_alive,

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events.segmentation import LoyaltyStage, Tier, ValueGroup, tier_rank
+from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, ValueGroup, tier_rank
 
 Score = Annotated[int, Field(ge=1, le=5)]
 
@@ -59,6 +59,7 @@ class TierRule(_Strict):
     min_monetary_score: Score | None = None
     min_rfm_total: int | None = Field(default=None, ge=3, le=15, description="Sum of the three scores.")
     segments: tuple[RfmSegment, ...] | None = Field(default=None, min_length=1)
+    risks: tuple[ChurnRisk, ...] | None = Field(default=None, min_length=1, description="e.g. only while low risk.")
 
     def describe(self) -> str:
         conditions = []
@@ -78,6 +79,8 @@ class TierRule(_Strict):
                 conditions.append(f"{label} at least {value}")
         if self.segments is not None:
             conditions.append("segment " + "/".join(s.value for s in self.segments))
+        if self.risks is not None:
+            conditions.append("risk " + "/".join(r.value for r in self.risks))
         return f"{self.tier.value}: " + (" and ".join(conditions) or "everyone else")
 
 

@@ -130,9 +130,11 @@ def abc_thresholds(monetary_minor: npt.ArrayLike, *, a_share: float, b_share: fl
     total = int(spend.sum())
     if total <= 0:
         return AbcThresholds(None, None)
-    before = np.cumsum(spend) - spend
-    in_a = int(np.count_nonzero(before < a_share * total))
-    in_ab = int(np.count_nonzero(before < (a_share + b_share) * total))
+    before = (np.cumsum(spend) - spend).astype(object)
+    # Shares in millionths and exact integers: 0.8 + 0.15 is not 0.95 in floating point.
+    a_parts, ab_parts = round(a_share * 1_000_000), round((a_share + b_share) * 1_000_000)
+    in_a = int(np.count_nonzero(before * 1_000_000 < a_parts * total))
+    in_ab = int(np.count_nonzero(before * 1_000_000 < ab_parts * total))
     return AbcThresholds(int(spend[in_a - 1]), int(spend[in_ab - 1]))
 
 
