@@ -112,10 +112,13 @@ async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Con
 async def prefetch(session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]) -> None:
     """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
     session.info[_PREFETCHED] = set(customer_ids)
+    # The identity map holds rows weakly: keep them referenced for the batch's life.
+    loaded: list[object] = session.info.setdefault("segmentation.rows", [])
     if customer_ids:
-        await session.scalars(sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids))))
+        loaded += (await session.scalars(
+            sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids))))).all()
     if purchase_ids:
-        await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))
+        loaded += (await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))).all()
 
 
 @dataclass(frozen=True)
