@@ -24,7 +24,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.events import TOPICS, dead_letter_topic
 from shared.events.asyncapi import asyncapi_document
-from shared.inbox import ConsumerSettings, EventConsumer, Handlers
+from shared.inbox import ConsumerSettings, EventConsumer, Handlers, Prepare
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
@@ -69,6 +69,8 @@ class ServiceSpec:
     version: str
     routers: Sequence[APIRouter]
     handlers: Callable[[Runtime], Handlers] | None = None
+    # Optional: a hook run once per consumed batch before its handlers (see shared.inbox.Prepare).
+    prepare: Callable[[Runtime], Prepare] | None = None
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
     extra_topics: Sequence[str] = ()
     openapi_tags: Sequence[dict[str, Any]] = ()
@@ -123,6 +125,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
                 session_timeout_ms=settings.common.kafka_session_timeout_ms,
                 heartbeat_interval_ms=settings.common.kafka_heartbeat_interval_ms,
             ),
+            prepare=spec.prepare(runtime) if spec.prepare is not None else None,
         )
     return runtime
 

@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 
-from services.segmentation import api, consumers
+from services.segmentation import api, batch, consumers
 from services.segmentation.settings import SegmentationSettings
 from shared import VERSION
 from shared.clock import Clock
-from shared.service import ServiceSpec, create_service_app
+from shared.service import Runtime, ServiceSpec, Worker, create_service_app
+
+log = logging.getLogger("csm.segmentation")
+
+
+def workers(runtime: Runtime) -> Sequence[Worker]:
+    settings = runtime.settings
+    assert isinstance(settings, SegmentationSettings)
+
+    async def scheduler() -> None:
+        """Run the batch when it is due; the due time lives in the database, so restarts keep the schedule."""
+        while True:
+            async with runtime.db.unit_of_work() as session:
+                now = runtime.clock.now()
+                if await batch.due(session, now):
+                    await batch.recompute(session, now=now, trigger="schedule")
+            await asyncio.sleep(settings.batch_check_seconds)
+
+    return [Worker("segmentation-batch", scheduler)]
+
 
 SPEC = ServiceSpec(
     name="segmentation",
     title="csm segmentation",
     description="Customers classified the ways the practice does, re-tiered the moment something happens.",
     version=VERSION,
-    routers=[api.router],
+    routers=[api.router, api.policy_router, api.cut_points_router, api.analytics_router],
     handlers=consumers.handlers,
-    openapi_tags=[{"name": "segments", "description": "Tiers, the figures behind them, and their history."}],
+    prepare=consumers.prepare,
+    workers=workers,
+    openapi_tags=[
+        {"name": "segments", "description": "Where each customer stands, why, and their history."},
+        {"name": "policy", "description": "The segmentation policy as versioned data; cut points; the batch."},
+        {"name": "analytics", "description": "Distributions, the Pareto curve, migration, retention and churn."},
+    ],
 )
 
 

@@ -1,50 +1,177 @@
-"""Purchases and refunds move a customer's aggregates and, maybe, their tier: at once, per event."""
+"""Every event that says something about a customer re-assesses them at once, at a cost independent of the population.
+
+A batch first loads its customers' rows in one query (``prepare``); each handler then updates
+the customer's facts and calls ``service.reassess``, which scores them against the cut points
+in force (four comparisons per dimension) and announces what changed.
+"""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation import service
-from services.segmentation.settings import SegmentationSettings
-from shared.events import Envelope
-from shared.events.customer import CustomerRegistered, PurchaseRecorded, PurchaseRefunded
-from shared.inbox import Handlers
+from services.segmentation.models import Purchase
+from services.segmentation.service import Context, Segmenter
+from shared.events import Envelope, Event
+from shared.events.complaints import ComplaintOpened, ComplaintResolved, SurveyAnswered
+from shared.events.customer import (
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    InteractionLogged,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    Sentiment,
+)
+from shared.inbox import Handlers, Prepare
 from shared.money import to_minor
 from shared.service import Runtime
 
+_CONTEXT = "segmentation.context"
+
+
+def segmenter_of(runtime: Runtime) -> Segmenter:
+    """One cache of policy and cut points per running service."""
+    segmenter: Segmenter | None = getattr(runtime, "segmenter", None)
+    if segmenter is None:
+        segmenter = Segmenter()
+        runtime.segmenter = segmenter  # type: ignore[attr-defined]
+    return segmenter
+
+
+def prepare(runtime: Runtime) -> Prepare:
+    segmenter = segmenter_of(runtime)
+
+    async def load_batch(session: AsyncSession, envelopes: Sequence[Envelope[Event]]) -> None:
+        session.info[_CONTEXT] = await segmenter.context(session)
+        customers: list[uuid.UUID] = []
+        purchases: list[uuid.UUID] = []
+        for envelope in envelopes:
+            customers.append(envelope.data.customer_id)
+            if isinstance(envelope.data, PurchaseRefunded):
+                purchases.append(envelope.data.purchase_id)
+            elif isinstance(envelope.data, CustomerMerged):
+                customers.append(envelope.data.merged_id)
+        await service.prefetch(session, customers, purchases)
+        # Handlers only add and change rows; flushing before each read would cost a round trip per event.
+        session.autoflush = False
+
+    return load_batch
+
 
 def handlers(runtime: Runtime) -> Handlers:
-    settings = runtime.settings
-    assert isinstance(settings, SegmentationSettings)
-    rules, version, clock = settings.tier_rules, settings.policy_version, runtime.clock
+    segmenter = segmenter_of(runtime)
+    clock = runtime.clock
+
+    async def context(session: AsyncSession) -> Context:
+        ctx = session.info.get(_CONTEXT)
+        if ctx is None:
+            ctx = session.info[_CONTEXT] = await segmenter.context(session)
+        return ctx  # type: ignore[no-any-return]
 
     async def on_registered(session: AsyncSession, event: Envelope[CustomerRegistered]) -> None:
-        await service.segment_for(
-            session, event.data.customer_id, rules=rules, policy_version=version, now=clock.now()
-        )
+        ctx = await context(session)
+        await service.segment_for(session, event.data.customer_id, ctx=ctx, now=clock.now())
 
     async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
-        purchase = event.data
-        now = clock.now()
-        segment = await service.segment_for(
-            session, purchase.customer_id, rules=rules, policy_version=version, now=now
-        )
-        segment.frequency += 1
-        segment.monetary_minor += to_minor(purchase.amount)
+        purchase, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, purchase.customer_id, ctx=ctx, now=now)
+        amount = to_minor(purchase.amount)
+        session.add(Purchase(purchase_id=purchase.purchase_id, customer_id=purchase.customer_id,
+                             amount_minor=amount, purchased_at=purchase.purchased_at, fully_refunded=False))
+        segment.lifetime_frequency += 1
+        segment.lifetime_monetary_minor += amount
+        if ctx.in_window(purchase.purchased_at):
+            segment.frequency += 1
+            segment.monetary_minor += amount
         if segment.first_purchase_at is None or purchase.purchased_at < segment.first_purchase_at:
             segment.first_purchase_at = purchase.purchased_at
         if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
             segment.last_purchase_at = purchase.purchased_at
-        await service.retier(session, segment, rules=rules, policy_version=version, cause=event, now=now)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_refund(session: AsyncSession, event: Envelope[PurchaseRefunded]) -> None:
-        refund = event.data
-        now = clock.now()
-        segment = await service.segment_for(session, refund.customer_id, rules=rules, policy_version=version, now=now)
-        segment.monetary_minor = max(0, segment.monetary_minor - to_minor(refund.amount))
-        if refund.fully_refunded:
+        refund, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, refund.customer_id, ctx=ctx, now=now)
+        purchase = await session.get(Purchase, refund.purchase_id)
+        amount = to_minor(refund.amount)
+        # A purchase we never saw (older than this service's ledger) is taken to be in the window.
+        in_window = purchase is None or ctx.in_window(purchase.purchased_at)
+        if purchase is not None:
+            amount = min(amount, purchase.amount_minor)
+            purchase.amount_minor -= amount
+        segment.lifetime_monetary_minor = max(0, segment.lifetime_monetary_minor - amount)
+        if in_window:
+            segment.monetary_minor = max(0, segment.monetary_minor - amount)
+        if refund.fully_refunded and not (purchase is not None and purchase.fully_refunded):
             # A purchase refunded in full did not happen, as far as frequency is concerned.
-            segment.frequency = max(0, segment.frequency - 1)
-        await service.retier(session, segment, rules=rules, policy_version=version, cause=event, now=now)
+            segment.lifetime_frequency = max(0, segment.lifetime_frequency - 1)
+            if in_window:
+                segment.frequency = max(0, segment.frequency - 1)
+            if purchase is not None:
+                purchase.fully_refunded = True
+                await service.refresh_purchase_span(session, segment)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
-    return {CustomerRegistered: on_registered, PurchaseRecorded: on_purchase, PurchaseRefunded: on_refund}
+    async def on_complaint_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
+        complaint, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, complaint.customer_id, ctx=ctx, now=now)
+        points = ctx.policy.signal_points()[f"complaint_{complaint.severity.value}"]
+        await service.add_signal(session, segment, kind=f"complaint_{complaint.severity.value}", points=points,
+                                 occurred_at=complaint.opened_at, ctx=ctx, now=now, cause_id=event.id)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+
+    async def on_complaint_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
+        resolved, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, resolved.customer_id, ctx=ctx, now=now)
+        if not resolved.within_sla:
+            await service.add_signal(session, segment, kind="resolved_outside_sla",
+                                     points=ctx.policy.signals.resolved_outside_sla,
+                                     occurred_at=resolved.resolved_at, ctx=ctx, now=now, cause_id=event.id)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+
+    async def on_survey(session: AsyncSession, event: Envelope[SurveyAnswered]) -> None:
+        survey, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, survey.customer_id, ctx=ctx, now=now)
+        segment.last_csat = survey.csat
+        if survey.nps is not None:
+            segment.last_nps = survey.nps
+        if survey.poor:
+            await service.add_signal(session, segment, kind="poor_survey", points=ctx.policy.signals.poor_survey,
+                                     occurred_at=survey.answered_at, ctx=ctx, now=now, cause_id=event.id)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+
+    async def on_interaction(session: AsyncSession, event: Envelope[InteractionLogged]) -> None:
+        interaction, ctx, now = event.data, await context(session), clock.now()
+        segment = await service.segment_for(session, interaction.customer_id, ctx=ctx, now=now)
+        # Contact that is not hostile shows a prospect expecting something of us (the expectation stage).
+        if interaction.sentiment is not Sentiment.negative:
+            segment.engaged = True
+        if interaction.signal is not None:
+            await service.add_signal(session, segment, kind=interaction.signal.value,
+                                     points=ctx.policy.signal_points()[interaction.signal.value],
+                                     occurred_at=interaction.occurred_at, ctx=ctx, now=now, cause_id=event.id)
+        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+
+    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
+        await service.erase(session=session, customer_id=event.data.customer_id)
+
+    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
+        ctx = await context(session)
+        await service.merge(session=session, ctx=ctx, customer_id=event.data.customer_id,
+                            merged_id=event.data.merged_id, now=clock.now(), cause=event)
+
+    return {
+        CustomerRegistered: on_registered,
+        PurchaseRecorded: on_purchase,
+        PurchaseRefunded: on_refund,
+        ComplaintOpened: on_complaint_opened,
+        ComplaintResolved: on_complaint_resolved,
+        SurveyAnswered: on_survey,
+        InteractionLogged: on_interaction,
+        CustomerErased: on_erased,
+        CustomerMerged: on_merged,
+    }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.auth import Agent, AgentOrService, Manager
+from shared.auth import Agent, AgentOrService, Manager, Supervisor
 from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
 
-__all__ = ["Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep"]
+__all__ = [
+    "Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep", "Supervisor",
+]

@@ -1,98 +1,263 @@
-"""Keeping each customer's aggregates and tier current, one event at a time."""
+"""Keeping each customer's assessment current, one event at a time, and announcing what changed."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation.models import CustomerSegment, TierChange
-from services.segmentation.scoring import Figures, TierRule, assign_tier
+from services.segmentation.assessment import NO_CUT_POINTS, Assessment, CutPoints, Facts, assess
+from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, SegmentationState, TierChange
+from services.segmentation.policy import Policy
+from services.segmentation.versions import load_cut_points, load_policy
 from shared.events import Envelope, Event
-from shared.events.segmentation import Tier, TierChanged
+from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup, tier_rank
 from shared.outbox import stage
 from shared.problems import NotFound
 
 SOURCE = "/csm/segmentation"
+STATE_ID = 1
+# Customers whose rows a batch loaded (or found missing) up front: no need to ask the database again.
+_PREFETCHED = "segmentation.prefetched"
 
 
-def figures_of(segment: CustomerSegment) -> Figures:
-    return Figures(
+@dataclass(frozen=True)
+class Context:
+    """The policy and cut points in force, and the start of the window the figures count."""
+
+    policy_version: int
+    policy: Policy
+    cut_points: CutPoints
+    window_start: datetime | None
+
+    def in_window(self, moment: datetime) -> bool:
+        return self.window_start is None or moment >= self.window_start
+
+
+class Segmenter:
+    """Caches the policy and cut points in force; one small read per batch tells whether they moved."""
+
+    def __init__(self) -> None:
+        self._policy: tuple[int, Policy] | None = None
+        self._cut_points: CutPoints = NO_CUT_POINTS
+
+    async def context(self, session: AsyncSession) -> Context:
+        state = await session.get(SegmentationState, STATE_ID, populate_existing=True)
+        if state is None:
+            raise RuntimeError("segmentation_state is missing: run the migrations")
+        if self._policy is None or self._policy[0] != state.policy_version:
+            self._policy = (state.policy_version, await load_policy(session, state.policy_version))
+        if self._cut_points.version != state.cut_points_version:
+            self._cut_points = await load_cut_points(session, state.cut_points_version)
+        return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start)
+
+
+def facts_of(segment: CustomerSegment) -> Facts:
+    return Facts(
         frequency=segment.frequency,
         monetary_minor=segment.monetary_minor,
+        lifetime_frequency=segment.lifetime_frequency,
+        first_purchase_at=segment.first_purchase_at,
         last_purchase_at=segment.last_purchase_at,
+        engaged=segment.engaged,
+        last_nps=segment.last_nps,
+        signal_points=segment.signal_points,
+        key_account=segment.key_account,
     )
 
 
-async def segment_for(
-    session: AsyncSession, customer_id: uuid.UUID, *, rules: tuple[TierRule, ...], policy_version: int, now: datetime
-) -> CustomerSegment:
-    """The customer's segment row, created at the tier of a customer who has bought nothing."""
-    segment = await session.get(CustomerSegment, customer_id)
+def _store(segment: CustomerSegment, verdict: Assessment, ctx: Context, now: datetime) -> None:
+    segment.tier = verdict.tier.value
+    segment.tier_rule = verdict.rule[:200]
+    scores = verdict.scores or (None, None, None)
+    segment.recency_score, segment.frequency_score, segment.monetary_score = scores
+    segment.rfm_segment = verdict.segment.value if verdict.segment else None
+    segment.abc_class = verdict.abc_class.value if verdict.abc_class else None
+    segment.value_group = verdict.value_group.value if verdict.value_group else None
+    segment.stage = verdict.stage.value
+    segment.risk = verdict.risk.value
+    segment.risk_reason = verdict.risk_reason[:200]
+    segment.policy_version = ctx.policy_version
+    segment.cut_points_version = ctx.cut_points.version
+    segment.updated_at = now
+
+
+def new_segment(customer_id: uuid.UUID, ctx: Context, now: datetime) -> CustomerSegment:
+    segment = CustomerSegment(
+        customer_id=customer_id, frequency=0, monetary_minor=0, lifetime_frequency=0, lifetime_monetary_minor=0,
+        engaged=False, signal_points=0.0, key_account=False, created_at=now,
+    )
+    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
+    _store(segment, verdict, ctx, now)
+    segment.initial_tier = segment.tier
+    return segment
+
+
+async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime) -> CustomerSegment:
+    """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
+    known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
+    prefetched: set[uuid.UUID] = session.info.get(_PREFETCHED, set())
+    segment = known if known is not None or customer_id in prefetched else await session.get(
+        CustomerSegment, customer_id)
     if segment is None:
-        decision = assign_tier(Figures(0, 0, None), rules)
-        segment = CustomerSegment(
-            customer_id=customer_id,
-            frequency=0,
-            monetary_minor=0,
-            tier=decision.tier.value,
-            tier_rule=decision.rule,
-            policy_version=policy_version,
-            updated_at=now,
-        )
+        segment = new_segment(customer_id, ctx, now)
         session.add(segment)
     return segment
 
 
-async def retier(
+async def prefetch(session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]) -> None:
+    """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
+    session.info[_PREFETCHED] = set(customer_ids)
+    # The identity map holds rows weakly: keep them referenced for the batch's life.
+    loaded: list[object] = session.info.setdefault("segmentation.rows", [])
+    if customer_ids:
+        loaded += (await session.scalars(
+            sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids))))).all()
+    if purchase_ids:
+        loaded += (await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))).all()
+
+
+@dataclass(frozen=True)
+class Change:
+    """Old and new values of what segmentation announces about a customer."""
+
+    tier: tuple[str, str]
+    segment: tuple[str | None, str | None]
+    stage: tuple[str, str]
+    key_account: tuple[bool, bool]
+    risk: tuple[str, str]
+
+    def dimensions(self) -> list[str]:
+        return [name for name in ("tier", "segment", "stage", "key_account", "risk")
+                if getattr(self, name)[0] != getattr(self, name)[1]]
+
+
+def describe_change(change: Change, verdict: Assessment, cause_type: str | None) -> str:
+    parts = []
+    old_tier, new_tier = Tier(change.tier[0]), Tier(change.tier[1])
+    if old_tier != new_tier:
+        direction = "up" if tier_rank(new_tier) < tier_rank(old_tier) else "down"
+        parts.append(f"moved {direction} to {verdict.rule}")
+    if change.segment[0] != change.segment[1]:
+        parts.append(f"segment {change.segment[0] or 'none'} -> {change.segment[1] or 'none'}")
+    if change.stage[0] != change.stage[1]:
+        parts.append(f"stage {change.stage[0]} -> {change.stage[1]}")
+    if change.key_account[0] != change.key_account[1]:
+        parts.append("designated a key account" if change.key_account[1] else "no longer a key account")
+    if change.risk[0] != change.risk[1]:
+        parts.append(f"risk {change.risk[0]} -> {change.risk[1]}: {verdict.risk_reason}")
+    after = f" after {cause_type}" if cause_type else ""
+    return ("; ".join(parts) + after)[:500]
+
+
+async def reassess(
     session: AsyncSession,
     segment: CustomerSegment,
     *,
-    rules: tuple[TierRule, ...],
-    policy_version: int,
-    cause: Envelope[Event],
+    ctx: Context,
     now: datetime,
-) -> TierChange | None:
-    """Apply the rules to the segment's figures; record and announce a change of tier."""
-    decision = assign_tier(figures_of(segment), rules)
-    segment.tier_rule = decision.rule
-    segment.policy_version = policy_version
-    segment.updated_at = now
-    previous = Tier(segment.tier)
-    if decision.tier == previous:
+    cause: Envelope[Event] | None,
+    cause_type: str | None = None,
+    was_key_account: bool | None = None,
+) -> Change | None:
+    """Assess the customer again; record and announce what changed (one history row per cause)."""
+    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
+    before = (segment.tier, segment.rfm_segment, segment.stage, segment.risk)
+    previous_key_account = segment.key_account if was_key_account is None else was_key_account
+    _store(segment, verdict, ctx, now)
+    change = Change(
+        tier=(before[0], segment.tier), segment=(before[1], segment.rfm_segment), stage=(before[2], segment.stage),
+        key_account=(previous_key_account, segment.key_account), risk=(before[3], segment.risk),
+    )
+    dimensions = change.dimensions()
+    if not dimensions:
         return None
-    segment.tier = decision.tier.value
-    direction = "up" if list(Tier).index(decision.tier) < list(Tier).index(previous) else "down"
-    reason = f"moved {direction} after {cause.type}: {decision.rule}"
-    change = TierChange(
-        customer_id=segment.customer_id,
-        previous_tier=previous.value,
-        tier=decision.tier.value,
-        reason=reason,
-        policy_version=policy_version,
-        cause_event_id=cause.id,
-        cause_event_type=cause.type,
-        changed_at=now,
-    )
-    session.add(change)
-    stage(
-        session,
-        TierChanged(
-            customer_id=segment.customer_id,
-            previous_tier=previous,
-            tier=decision.tier,
-            reason=reason,
-            policy_version=policy_version,
-            cause_event_id=cause.id,
-            changed_at=now,
-        ),
-        source=SOURCE,
-        cause=cause.id,
-        time=now,
-    )
+    cause_type = cause_type or (cause.type if cause else None)
+    record_change(session, segment, change, describe_change(change, verdict, cause_type), ctx=ctx, now=now,
+                  cause_id=cause.id if cause else None, cause_type=cause_type,
+                  probability_alive=verdict.probability_alive)
     return change
+
+
+def record_change(
+    session: AsyncSession,
+    segment: CustomerSegment,
+    change: Change,
+    reason: str,
+    *,
+    ctx: Context,
+    now: datetime,
+    cause_id: uuid.UUID | None,
+    cause_type: str | None,
+    probability_alive: float | None,
+) -> None:
+    """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
+    dimensions = change.dimensions()
+    session.add(TierChange(
+        customer_id=segment.customer_id, changed=",".join(dimensions),
+        previous_tier=change.tier[0], tier=change.tier[1],
+        previous_segment=change.segment[0], segment=change.segment[1],
+        previous_stage=change.stage[0], stage=change.stage[1],
+        previous_risk=change.risk[0], risk=change.risk[1],
+        key_account=change.key_account[1], reason=reason, policy_version=ctx.policy_version,
+        cut_points_version=ctx.cut_points.version, cause_event_id=cause_id, cause_event_type=cause_type,
+        changed_at=now,
+    ))
+    if set(dimensions) - {"risk"}:
+        stage(session, TierChanged(
+            customer_id=segment.customer_id,
+            previous_tier=Tier(change.tier[0]),
+            tier=Tier(change.tier[1]),
+            key_account=change.key_account[1],
+            previous_segment=change.segment[0],
+            segment=change.segment[1],
+            value_group=ValueGroup(segment.value_group) if segment.value_group else None,
+            previous_stage=LoyaltyStage(change.stage[0]),
+            stage=LoyaltyStage(change.stage[1]),
+            reason=reason,
+            policy_version=ctx.policy_version,
+            cause_event_id=cause_id,
+            changed_at=now,
+        ), source=SOURCE, cause=cause_id, time=now)
+    if "risk" in dimensions:
+        stage(session, RiskChanged(
+            customer_id=segment.customer_id,
+            previous_risk=ChurnRisk(change.risk[0]),
+            risk=ChurnRisk(change.risk[1]),
+            tier=Tier(change.tier[1]),
+            probability_alive=probability_alive,
+            reason=reason,
+            policy_version=ctx.policy_version,
+            cause_event_id=cause_id,
+            changed_at=now,
+        ), source=SOURCE, cause=cause_id, time=now)
+
+
+async def add_signal(
+    session: AsyncSession, segment: CustomerSegment, *, kind: str, points: float, occurred_at: datetime,
+    ctx: Context, now: datetime, cause_id: uuid.UUID,
+) -> None:
+    """Count a behaviour toward the risk points, if it is recent enough to count at all."""
+    if points <= 0 or occurred_at < now - timedelta(days=ctx.policy.signals.window_days):
+        return
+    session.add(BehaviourSignal(customer_id=segment.customer_id, kind=kind, points=points,
+                                occurred_at=occurred_at, cause_event_id=cause_id))
+    segment.signal_points += points
+
+
+async def refresh_purchase_span(session: AsyncSession, segment: CustomerSegment) -> None:
+    """First and last purchase again from the ledger, after a purchase was refunded in full."""
+    await session.flush()
+    first, last = (await session.execute(
+        sa.select(sa.func.min(Purchase.purchased_at), sa.func.max(Purchase.purchased_at)).where(
+            Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
+        )
+    )).one()
+    segment.first_purchase_at, segment.last_purchase_at = first, last
 
 
 async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> CustomerSegment:
@@ -110,3 +275,73 @@ async def history(
         query = query.where(sa.tuple_(TierChange.changed_at, TierChange.id) > sa.tuple_(*after))
     query = query.order_by(TierChange.changed_at, TierChange.id).limit(limit)
     return list((await session.scalars(query)).all())
+
+
+async def set_key_account(
+    *, session: AsyncSession, ctx: Context, customer_id: uuid.UUID, key_account: bool, reason: str,
+    actor: str, now: datetime,
+) -> CustomerSegment:
+    """Designate (or stop designating) a key account; who and why are kept, and the change announced."""
+    segment = await segment_for(session, customer_id, ctx=ctx, now=now)
+    previous = segment.key_account
+    segment.key_account = key_account
+    segment.key_account_by, segment.key_account_reason, segment.key_account_at = actor[:200], reason[:500], now
+    await reassess(session, segment, ctx=ctx, now=now, cause=None, cause_type=f"key account set by {actor}"[:100],
+                   was_key_account=previous)
+    return segment
+
+
+async def erase(*, session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Forget everything held about the customer."""
+    for table, column in (
+        (CustomerSegment, CustomerSegment.customer_id),
+        (Purchase, Purchase.customer_id),
+        (BehaviourSignal, BehaviourSignal.customer_id),
+        (TierChange, TierChange.customer_id),
+    ):
+        await session.execute(sa.delete(table).where(column == customer_id).execution_options(synchronize_session=False))
+    segment = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
+    if segment is not None:
+        session.expunge(segment)
+
+
+async def merge(
+    *, session: AsyncSession, ctx: Context, customer_id: uuid.UUID, merged_id: uuid.UUID, now: datetime,
+    cause: Envelope[Event],
+) -> None:
+    """What belonged to ``merged_id`` now belongs to ``customer_id``: purchases, signals, history, figures."""
+    survivor = await segment_for(session, customer_id, ctx=ctx, now=now)
+    duplicate = await session.get(CustomerSegment, merged_id)
+    for table, column in (
+        (Purchase, Purchase.customer_id), (BehaviourSignal, BehaviourSignal.customer_id),
+        (TierChange, TierChange.customer_id),
+    ):
+        await session.execute(sa.update(table).where(column == merged_id).values({column.key: customer_id})
+                              .execution_options(synchronize_session=False))
+    if duplicate is None:
+        return
+    was_key_account = survivor.key_account
+    survivor.frequency += duplicate.frequency
+    survivor.monetary_minor += duplicate.monetary_minor
+    survivor.lifetime_frequency += duplicate.lifetime_frequency
+    survivor.lifetime_monetary_minor += duplicate.lifetime_monetary_minor
+    survivor.first_purchase_at = _earliest(survivor.first_purchase_at, duplicate.first_purchase_at)
+    survivor.last_purchase_at = _latest(survivor.last_purchase_at, duplicate.last_purchase_at)
+    survivor.engaged = survivor.engaged or duplicate.engaged
+    survivor.signal_points += duplicate.signal_points
+    if survivor.last_nps is None:
+        survivor.last_nps, survivor.last_csat = duplicate.last_nps, duplicate.last_csat
+    if duplicate.key_account and not survivor.key_account:
+        survivor.key_account = True
+        survivor.key_account_by, survivor.key_account_at = duplicate.key_account_by, duplicate.key_account_at
+        survivor.key_account_reason = duplicate.key_account_reason
+    await session.delete(duplicate)
+    await reassess(session, survivor, ctx=ctx, now=now, cause=cause, was_key_account=was_key_account)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(x for x in (a, b) if x is not None) if (a or b) else None

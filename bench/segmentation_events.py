@@ -1,0 +1,166 @@
+"""Per-event re-tiering through the real broker and consumer: throughput, and latency at a steady rate.
+
+``python -m bench segmentation_events [--backlog 50000] [--rate 1000] [--seconds 20]``
+
+A real tansu broker and the real segmentation service (SQLite, workers on) run in this process.
+
+- throughput: ``--backlog`` purchase events are produced first, then drained; events re-tiered
+  per second from the first applied to the last (each purchase is a new customer, so each one
+  moves a tier and is announced: the heaviest case);
+- latency: purchases produced at ``--rate`` per second for ``--seconds``; for each, the time from
+  handing it to the producer to reading its ``segment.tier_changed`` back from the broker
+  (consumer, re-tiering, commit, outbox relay and broker on the way);
+- baseline: the plain Polars RFM over the same purchases, as events per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import polars as pl
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.report import Figure, Report, percentile
+from services.segmentation.app import create_app
+from services.segmentation.settings import SegmentationSettings
+from shared import migrations
+from shared.broker import EmbeddedBroker
+from shared.events import encode, envelope_for
+from shared.events.customer import PurchaseRecorded, SalesChannel
+from shared.messaging import inbox_message
+from shared.settings import CommonSettings
+
+
+def purchase(index: int) -> tuple[bytes, bytes, uuid.UUID]:
+    customer = uuid.uuid4()
+    event = PurchaseRecorded(
+        customer_id=customer, purchase_id=uuid.uuid4(), order_id=f"SO-{index}",
+        amount=Decimal(1000 + index % 4000), currency="CNY", channel=SalesChannel.web,
+        purchased_at=datetime.now(UTC), item_count=1, first_purchase=True,
+    )
+    envelope = envelope_for(event, source="/bench")
+    return str(customer).encode(), encode(envelope), envelope.id
+
+
+def plain_polars_rate(count: int) -> float:
+    """Events per second of the plain computation: the same RFM over ``count`` purchases at once."""
+    frame = pl.DataFrame({"customer": list(range(count)), "amount": [1000 + i % 4000 for i in range(count)],
+                          "at": [time.time()] * count})
+    started = time.perf_counter()
+    (frame.group_by("customer").agg(r=pl.col("at").max(), f=pl.len(), m=pl.col("amount").sum())
+     .with_columns(mq=(pl.col("m").rank() / pl.len() * 5).ceil()))
+    return count / (time.perf_counter() - started)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    report = Report("segmentation_events", {"backlog": args.backlog, "rate": args.rate, "seconds": args.seconds,
+                                            "database": "sqlite", "batch": args.batch})
+    baseline = plain_polars_rate(args.backlog)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'segmentation.db'}"
+        await migrations.upgrade("segmentation", url)
+        prefix = f"b{uuid.uuid4().hex[:8]}."
+        common = CommonSettings(env="test", kafka_bootstrap=broker.bootstrap, topic_prefix=prefix,
+                                kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000)
+        settings = SegmentationSettings(database_url=url, common=common, consumer_batch_size=args.batch,
+                                        outbox_batch_size=args.batch, outbox_poll_seconds=0.05)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=2)
+        await producer.start()
+        try:
+            topic = f"{prefix}csm.customer"
+            app = create_app(settings)
+            db = app.state.runtime.db
+            # Throughput: a backlog first, then the service drains it.
+            records = [purchase(i) for i in range(args.backlog)]
+            async with app.router.lifespan_context(app):
+                await app.state.runtime.consumer.assigned.wait()
+                sends = [await producer.send(topic, key=k, value=v) for k, v, _ in records]
+                await asyncio.gather(*sends)
+                first = last = None
+                while True:
+                    async with db.read() as session:
+                        done = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message))
+                    now = time.perf_counter()
+                    if done and first is None:
+                        first = (now, done)
+                    if done >= args.backlog:
+                        last = now
+                        break
+                    await asyncio.sleep(0.05)
+                assert first is not None and last is not None
+                rate = (args.backlog - first[1]) / max(last - first[0], 1e-9)
+                report.add(Figure("purchase events re-tiered per second (backlog)", rate, "events/s", baseline,
+                                  "plain Polars RFM, events/s", goal=">= 5,000 events/s"))
+
+                latencies = await measure_latency(broker.bootstrap, producer, prefix, args)
+            report.add(Figure("event to tier_changed, p50", percentile(latencies, 0.50) * 1000, "ms",
+                              goal=f"at {args.rate}/s"))
+            report.add(Figure("event to tier_changed, p99", percentile(latencies, 0.99) * 1000, "ms",
+                              goal="< 200 ms"))
+            report.add(Figure("event to tier_changed, max", max(latencies) * 1000, "ms"))
+            report.add(Figure("latency samples", len(latencies), "events"))
+        finally:
+            await producer.stop()
+    return report
+
+
+async def measure_latency(bootstrap: str, producer: AIOKafkaProducer, prefix: str, args: argparse.Namespace) -> list[float]:
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(f"{prefix}csm.segmentation", bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=5)
+    await consumer.start()
+    await asyncio.sleep(1.0)  # let the consumer settle on the log's end
+
+    async def read() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    cause = orjson.loads(record.value)["data"].get("cause_event_id")
+                    if cause:
+                        received.setdefault(cause, now)
+
+    reader = asyncio.create_task(read())
+    total = args.rate * args.seconds
+    started = time.perf_counter()
+    for i in range(total):
+        due = started + i / args.rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key, value, event_id = purchase(10_000_000 + i)
+        sent[str(event_id)] = time.perf_counter()
+        await producer.send(f"{prefix}csm.customer", key=key, value=value)
+    deadline = time.perf_counter() + 60
+    while len(received.keys() & sent.keys()) < total and time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+    reader.cancel()
+    await consumer.stop()
+    missing = total - len(received.keys() & sent.keys())
+    if missing:
+        print(f"{missing} tier changes not seen within a minute")
+    return [received[k] - sent[k] for k in sent if k in received]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="segmentation_events")
+    parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=500, help="consumer and relay batch size")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args))
+    print(report.render())
+    print(f"saved {report.save()}")
+    return 0

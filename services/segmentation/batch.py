@@ -1,0 +1,463 @@
+"""The batch: move the window, recompute cut points and the BG/NBD model, and re-assess everyone at once.
+
+It runs on a schedule (due time in the database), on demand, and when a policy is applied. The
+population is read as arrays with one query and assessed with numpy; only customers whose
+assessment changed are written, and only those whose tier, segment, stage, key-account flag or
+risk changed are announced.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.segmentation import bgnbd, rfm
+from services.segmentation.assessment import (
+    ABC,
+    DAY_SECONDS,
+    SEGMENTS,
+    STAGES,
+    TIERS,
+    CutPoints,
+    Population,
+    PopulationAssessment,
+    RiskCause,
+    RISK_OF_CAUSE,
+    assess_population,
+    explain_risk,
+    recency_days,
+    rule_text,
+)
+from services.segmentation.models import (
+    BehaviourSignal,
+    CustomerSegment,
+    CutPointsVersion,
+    Purchase,
+    SegmentationState,
+    TierChange,
+)
+from services.segmentation.policy import Policy
+from services.segmentation.service import SOURCE, STATE_ID, Change, describe_change
+from services.segmentation.versions import bgnbd_document, load_cut_points, load_policy
+from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup
+from shared.outbox import stage
+
+log = logging.getLogger("csm.segmentation.batch")
+
+COLUMNS = (
+    "customer_id", "frequency", "monetary_minor", "lifetime_frequency", "first_purchase_at", "last_purchase_at",
+    "engaged", "last_nps", "signal_points", "key_account", "tier", "tier_rule", "rfm_segment", "stage", "risk",
+    "recency_score", "frequency_score", "monetary_score", "abc_class", "value_group",
+)
+
+
+@dataclass
+class Loaded:
+    ids: list[Any]
+    population: Population
+    stored: dict[str, np.ndarray]
+
+
+def _epoch(column: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return f"(julianday({column}) - 2440587.5) * 86400.0"
+    return f"CAST(EXTRACT(EPOCH FROM {column}) AS double precision)"
+
+
+def _load(connection: Connection) -> Loaded:
+    dialect = connection.dialect.name
+    selected = [
+        _epoch(name, dialect) if name.endswith("_at") else name for name in COLUMNS
+    ]
+    rows = connection.exec_driver_sql(f"SELECT {', '.join(selected)} FROM customer_segment").fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
+    raw = dict(zip(COLUMNS, columns, strict=True))
+
+    def floats(name: str) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in raw[name]], dtype=np.float64)
+
+    population = Population(
+        frequency=np.array(raw["frequency"], dtype=np.int64),
+        monetary_minor=np.array(raw["monetary_minor"], dtype=np.int64),
+        lifetime_frequency=np.array(raw["lifetime_frequency"], dtype=np.int64),
+        first_purchase=floats("first_purchase_at"),
+        last_purchase=floats("last_purchase_at"),
+        engaged=np.array(raw["engaged"], dtype=bool),
+        last_nps=floats("last_nps"),
+        signal_points=np.array(raw["signal_points"], dtype=np.float64),
+        key_account=np.array(raw["key_account"], dtype=bool),
+    )
+    stored = {name: np.array(raw[name], dtype=object) for name in COLUMNS[10:]}
+    return Loaded(ids=list(raw["customer_id"]), population=population, stored=stored)
+
+
+def compute_cut_points(
+    population: Population, policy: Policy, *, version: int, now: float, seed: int,
+    previous_fit: bgnbd.BgNbdParameters | None = None,
+) -> tuple[CutPoints, dict[str, Any]]:
+    """Cut points, ABC thresholds, the 80/20 figure and the BG/NBD fit of the current population."""
+    bought = population.lifetime_frequency > 0
+    buyers = int(np.count_nonzero(bought))
+    if policy.cut_points_method == "fixed":
+        assert policy.fixed_cut_points is not None
+        thresholds: rfm.RfmThresholds | None = rfm.fixed_thresholds(policy.fixed_cut_points)
+    elif buyers:
+        thresholds = rfm.quintile_thresholds(
+            recency_days(population, now)[bought], population.frequency[bought], population.monetary_minor[bought]
+        )
+    else:
+        thresholds = None
+    money = population.monetary_minor[bought]
+    abc = rfm.abc_thresholds(money, a_share=policy.abc_a_share, b_share=policy.abc_b_share)
+    fit = fit_bgnbd(population, policy, now=now, seed=seed, initial=previous_fit) if policy.bgnbd.enabled else None
+    cut_points = CutPoints(version=version, rfm=thresholds, abc=abc, bgnbd=fit.parameters if fit else None)
+    extra = {
+        "population": buyers,
+        "top_share_of_revenue": rfm.top_share_of_revenue(money, top_share=policy.pareto_top_share),
+        "bgnbd": bgnbd_document(fit),
+    }
+    return cut_points, extra
+
+
+def fit_bgnbd(
+    population: Population, policy: Policy, *, now: float, seed: int, initial: bgnbd.BgNbdParameters | None = None
+) -> bgnbd.BgNbdFit | None:
+    """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
+    bought = np.flatnonzero(population.lifetime_frequency > 0)
+    if len(bought) < policy.bgnbd.min_customers:
+        return None
+    rng = np.random.default_rng(seed)
+    if len(bought) > policy.bgnbd.sample_size:
+        bought = rng.choice(bought, policy.bgnbd.sample_size, replace=False)
+    unit = policy.bgnbd.time_unit_days
+    first = population.first_purchase[bought]
+    x = (population.lifetime_frequency[bought] - 1).astype(float)
+    t_x = np.round(np.maximum(0.0, population.last_purchase[bought] - first) / DAY_SECONDS) / unit
+    age = np.maximum(t_x, np.round((now - first) / DAY_SECONDS) / unit)
+    t_x = np.where(x > 0, t_x, 0.0)
+    if not np.any(x > 0):
+        return None
+    try:
+        # Starting from yesterday's estimates, a day's change takes a few steps instead of dozens.
+        return bgnbd.fit(x, t_x, age, initial=initial)
+    except (ValueError, FloatingPointError) as error:
+        log.warning("BG/NBD fit failed: %s", error)
+        return None
+
+
+@dataclass
+class Outcome:
+    """What a batch (or a what-if) found: counts of moves and the tier migration matrix."""
+
+    population: int
+    customers: int
+    rewritten: int = 0
+    announced: int = 0
+    changed: dict[str, int] = field(default_factory=dict)
+    matrix: dict[str, dict[str, int]] = field(default_factory=dict)
+    cut_points_version: int = 0
+    policy_version: int = 0
+    seconds: float = 0.0
+
+
+def tier_matrix(before: np.ndarray, after: np.ndarray) -> dict[str, dict[str, int]]:
+    matrix = {old.value: {new.value: 0 for new in TIERS} for old in TIERS}
+    if len(before):
+        codes = np.array([TIERS.index(Tier(t)) for t in before]) if before.dtype == object else before
+        counts = np.zeros((len(TIERS), len(TIERS)), dtype=np.int64)
+        np.add.at(counts, (codes, after), 1)
+        for i, old in enumerate(TIERS):
+            for j, new in enumerate(TIERS):
+                matrix[old.value][new.value] = int(counts[i, j])
+    return matrix
+
+
+def _labels(codes: np.ndarray, names: Sequence[Any]) -> np.ndarray:
+    table = np.array([n.value for n in names] + [None], dtype=object)
+    return table[np.where(codes < 0, len(names), codes)]
+
+
+def _verdict_columns(result: PopulationAssessment, population: Population, policy: Policy) -> dict[str, np.ndarray]:
+    bought = population.lifetime_frequency > 0
+    abc = _labels(result.abc, ABC)
+    groups = {c.value: g.value for c, g in policy.value_groups.items()}
+    value_group = np.array(
+        [ValueGroup.potential.value if not b else groups.get(a) for a, b in zip(abc, bought, strict=True)], dtype=object
+    )
+    rules = np.array([rule_text(policy, i) for i in range(-1, len(policy.tier_rules) + 1)], dtype=object)
+
+    def score(values: np.ndarray) -> np.ndarray:
+        return np.array([None if v < 0 else int(v) for v in values], dtype=object)
+
+    return {
+        "tier": _labels(result.tier, TIERS),
+        "tier_rule": rules[result.rule + 1],
+        "rfm_segment": _labels(result.segment, SEGMENTS),
+        "stage": _labels(result.stage, STAGES),
+        "risk": np.array([RISK_OF_CAUSE[RiskCause(c)].value for c in range(len(RiskCause))], dtype=object)[
+            result.risk_cause
+        ],
+        "recency_score": score(result.recency_score),
+        "frequency_score": score(result.frequency_score),
+        "monetary_score": score(result.monetary_score),
+        "abc_class": abc,
+        "value_group": value_group,
+    }
+
+
+async def move_window(session: AsyncSession, *, old_start: datetime | None, new_start: datetime) -> int:
+    """Take purchases that left the window out of the figures (or put back those a longer window takes in)."""
+    if old_start is not None and old_start == new_start:
+        return 0
+    if old_start is None or new_start > old_start:
+        low, high, sign = old_start, new_start, -1
+    else:
+        low, high, sign = new_start, old_start, 1
+    query = (
+        sa.select(
+            Purchase.customer_id,
+            sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
+            sa.func.sum(Purchase.amount_minor),
+        )
+        .where(Purchase.purchased_at < high)
+        .group_by(Purchase.customer_id)
+    )
+    if low is not None:
+        query = query.where(Purchase.purchased_at >= low)
+    moved = (await session.execute(query)).all()
+    if moved:
+        table = CustomerSegment.__table__
+        await session.execute(
+            table.update()
+            .where(table.c.customer_id == sa.bindparam("cid"))
+            .values(
+                frequency=sa.func.max(table.c.frequency + sign * sa.bindparam("df"), 0)
+                if session.bind.dialect.name == "sqlite"  # type: ignore[union-attr]
+                else sa.func.greatest(table.c.frequency + sign * sa.bindparam("df"), 0),
+                monetary_minor=sa.func.max(table.c.monetary_minor + sign * sa.bindparam("dm"), 0)
+                if session.bind.dialect.name == "sqlite"  # type: ignore[union-attr]
+                else sa.func.greatest(table.c.monetary_minor + sign * sa.bindparam("dm"), 0),
+            ),
+            [{"cid": cid, "df": int(df or 0), "dm": int(dm or 0)} for cid, df, dm in moved],
+        )
+    return len(moved)
+
+
+async def refresh_signal_points(session: AsyncSession, *, since: datetime) -> None:
+    """Risk points count only recent behaviour: recount them for customers who have any or had some."""
+    recent = (
+        sa.select(sa.func.coalesce(sa.func.sum(BehaviourSignal.points), 0.0))
+        .where(BehaviourSignal.customer_id == CustomerSegment.customer_id, BehaviourSignal.occurred_at >= since)
+        .scalar_subquery()
+    )
+    await session.execute(
+        sa.update(CustomerSegment)
+        .where(sa.or_(CustomerSegment.signal_points != 0,
+                      CustomerSegment.customer_id.in_(sa.select(BehaviourSignal.customer_id)
+                                                      .where(BehaviourSignal.occurred_at >= since))))
+        .values(signal_points=recent)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def recompute(
+    session: AsyncSession, *, now: datetime, trigger: str, policy_version: int | None = None, actor: str = "system"
+) -> Outcome:
+    """The batch, in the caller's transaction. With ``policy_version``, that policy is put in force first."""
+    started = time.perf_counter()
+    state = await session.get(SegmentationState, STATE_ID, with_for_update=True)
+    assert state is not None, "segmentation_state is missing: run the migrations"
+    if policy_version is not None:
+        state.policy_version = policy_version
+    policy = await load_policy(session, state.policy_version)
+    new_start = now - timedelta(days=policy.window_days)
+    await move_window(session, old_start=state.window_start, new_start=new_start)
+    await refresh_signal_points(session, since=now - timedelta(days=policy.signals.window_days))
+    await session.flush()
+
+    connection = await session.connection()
+    loaded = await connection.run_sync(_load)
+    version = (await session.scalar(sa.select(sa.func.max(CutPointsVersion.version))) or 0) + 1
+    moment = now.timestamp()
+    previous = await load_cut_points(session, state.cut_points_version)
+    cut_points, extra = compute_cut_points(loaded.population, policy, version=version, now=moment, seed=version,
+                                           previous_fit=previous.bgnbd)
+    thresholds = cut_points.rfm
+    session.add(CutPointsVersion(
+        version=version, policy_version=state.policy_version, method=policy.cut_points_method, trigger=trigger[:40],
+        population=extra["population"],
+        recency_days=list(thresholds.recency_days) if thresholds else [None] * 4,
+        frequency=list(thresholds.frequency) if thresholds else [None] * 4,
+        monetary_minor=list(thresholds.monetary_minor) if thresholds else [None] * 4,
+        abc_a_min_minor=cut_points.abc.a_min_minor, abc_b_min_minor=cut_points.abc.b_min_minor,
+        top_share_of_revenue=extra["top_share_of_revenue"], bgnbd=extra["bgnbd"], window_start=new_start,
+        computed_at=now,
+    ))
+    if extra["population"] == 0:
+        cut_points = CutPoints(version=version, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
+    state.cut_points_version = version
+    state.window_start = new_start
+    state.next_recompute_at = now + timedelta(hours=policy.recompute_every_hours)
+    state.updated_at = now
+    await session.flush()
+
+    result = assess_population(loaded.population, policy, cut_points, moment)
+    outcome = Outcome(population=extra["population"], customers=len(loaded.ids), cut_points_version=version,
+                      policy_version=state.policy_version)
+    outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
+    await _write_changes(session, loaded, result, policy, state.policy_version, version, now, trigger, outcome)
+    outcome.seconds = time.perf_counter() - started
+    log.info("segmentation batch (%s): %d customers, %d rewritten, %d announced, %.1fs",
+             trigger, outcome.customers, outcome.rewritten, outcome.announced, outcome.seconds)
+    return outcome
+
+
+async def _write_changes(
+    session: AsyncSession, loaded: Loaded, result: PopulationAssessment, policy: Policy, policy_version: int,
+    cut_points_version: int, now: datetime, trigger: str, outcome: Outcome,
+) -> None:
+    new = _verdict_columns(result, loaded.population, policy)
+    differs = np.zeros(len(loaded.ids), dtype=bool)
+    announced_dims = {}
+    for name, values in new.items():
+        unequal = loaded.stored[name] != values
+        differs |= unequal
+        if name in ("tier", "rfm_segment", "stage", "risk"):
+            announced_dims[name] = unequal
+            outcome.changed[name] = int(np.count_nonzero(unequal))
+    rewrite = np.flatnonzero(differs)
+    outcome.rewritten = len(rewrite)
+    if not len(rewrite):
+        return
+    ids = [_uuid(loaded.ids[i]) for i in rewrite]
+    await session.execute(sa.update(CustomerSegment), [
+        {"customer_id": cid, **{name: new[name][i] for name in new}, "risk_reason": explain_risk(
+            RiskCause(int(result.risk_cause[i])), policy), "policy_version": policy_version,
+         "cut_points_version": cut_points_version, "updated_at": now}
+        for cid, i in zip(ids, rewrite, strict=True)
+    ])
+    announce = np.zeros(len(loaded.ids), dtype=bool)
+    for unequal in announced_dims.values():
+        announce |= unequal
+    history: list[dict[str, Any]] = []
+    for i in np.flatnonzero(announce):
+        stored = loaded.stored
+        key_account = bool(loaded.population.key_account[i])
+        change = Change(
+            tier=(stored["tier"][i], new["tier"][i]), segment=(stored["rfm_segment"][i], new["rfm_segment"][i]),
+            stage=(stored["stage"][i], new["stage"][i]), key_account=(key_account, key_account),
+            risk=(stored["risk"][i], new["risk"][i]),
+        )
+        cause = RiskCause(int(result.risk_cause[i]))
+        reason = _batch_reason(change, new["tier_rule"][i], explain_risk(cause, policy), trigger)
+        customer_id = _uuid(loaded.ids[i])
+        dims = change.dimensions()
+        history.append({
+            "id": uuid.uuid4(), "customer_id": customer_id, "changed": ",".join(dims),
+            "previous_tier": change.tier[0], "tier": change.tier[1], "previous_segment": change.segment[0],
+            "segment": change.segment[1], "previous_stage": change.stage[0], "stage": change.stage[1],
+            "previous_risk": change.risk[0], "risk": change.risk[1], "key_account": key_account, "reason": reason,
+            "policy_version": policy_version, "cut_points_version": cut_points_version, "cause_event_id": None,
+            "cause_event_type": trigger[:100], "changed_at": now,
+        })
+        p_alive = result.probability_alive[i]
+        if set(dims) - {"risk"}:
+            stage(session, TierChanged(
+                customer_id=customer_id, previous_tier=Tier(change.tier[0]), tier=Tier(change.tier[1]),
+                key_account=key_account, previous_segment=change.segment[0], segment=change.segment[1],
+                value_group=ValueGroup(new["value_group"][i]) if new["value_group"][i] else None,
+                previous_stage=LoyaltyStage(change.stage[0]), stage=LoyaltyStage(change.stage[1]), reason=reason,
+                policy_version=policy_version, changed_at=now,
+            ), source=SOURCE, time=now)
+        if "risk" in dims:
+            stage(session, RiskChanged(
+                customer_id=customer_id, previous_risk=ChurnRisk(change.risk[0]), risk=ChurnRisk(change.risk[1]),
+                tier=Tier(change.tier[1]), probability_alive=None if np.isnan(p_alive) else float(p_alive),
+                reason=reason, policy_version=policy_version, changed_at=now,
+            ), source=SOURCE, time=now)
+    outcome.announced = len(history)
+    if history:
+        await session.execute(sa.insert(TierChange), history)
+
+
+def _batch_reason(change: Change, rule: str, risk_reason: str, trigger: str) -> str:
+    parts = []
+    if change.tier[0] != change.tier[1]:
+        parts.append(f"moved to {rule}")
+    if change.segment[0] != change.segment[1]:
+        parts.append(f"segment {change.segment[0] or 'none'} -> {change.segment[1] or 'none'}")
+    if change.stage[0] != change.stage[1]:
+        parts.append(f"stage {change.stage[0]} -> {change.stage[1]}")
+    if change.risk[0] != change.risk[1]:
+        parts.append(f"risk {change.risk[0]} -> {change.risk[1]}: {risk_reason}")
+    return ("; ".join(parts) + f" ({trigger})")[:500]
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+async def what_if(session: AsyncSession, *, candidate: Policy, now: datetime) -> Outcome:
+    """The candidate policy on the current population: moves and the tier matrix, nothing written."""
+    state = await session.get(SegmentationState, STATE_ID)
+    assert state is not None
+    connection = await session.connection()
+    loaded = await connection.run_sync(_load)
+    new_start = now - timedelta(days=candidate.window_days)
+    await _shift_window_in_memory(session, loaded, old_start=state.window_start, new_start=new_start)
+    moment = now.timestamp()
+    cut_points, extra = compute_cut_points(loaded.population, candidate, version=0, now=moment, seed=1)
+    if extra["population"] == 0:
+        cut_points = CutPoints(version=0, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
+    result = assess_population(loaded.population, candidate, cut_points, moment)
+    outcome = Outcome(population=extra["population"], customers=len(loaded.ids), policy_version=state.policy_version)
+    outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
+    new = _verdict_columns(result, loaded.population, candidate)
+    for name in ("tier", "rfm_segment", "stage", "risk"):
+        outcome.changed[name] = int(np.count_nonzero(loaded.stored[name] != new[name]))
+    return outcome
+
+
+async def _shift_window_in_memory(
+    session: AsyncSession, loaded: Loaded, *, old_start: datetime | None, new_start: datetime
+) -> None:
+    if old_start is not None and old_start == new_start:
+        return
+    low, high, sign = (old_start, new_start, -1) if old_start is None or new_start > old_start else (
+        new_start, old_start, 1)
+    query = (
+        sa.select(Purchase.customer_id, sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
+                  sa.func.sum(Purchase.amount_minor))
+        .where(Purchase.purchased_at < high).group_by(Purchase.customer_id)
+    )
+    if low is not None:
+        query = query.where(Purchase.purchased_at >= low)
+    moved = (await session.execute(query)).all()
+    if not moved:
+        return
+    index = {_uuid(cid): i for i, cid in enumerate(loaded.ids)}
+    population = loaded.population
+    for cid, df, dm in moved:
+        i = index.get(cid)
+        if i is not None:
+            population.frequency[i] = max(0, population.frequency[i] + sign * int(df or 0))
+            population.monetary_minor[i] = max(0, population.monetary_minor[i] + sign * int(dm or 0))
+
+
+async def due(session: AsyncSession, now: datetime) -> bool:
+    state = await session.get(SegmentationState, STATE_ID)
+    return state is not None and (state.next_recompute_at is None or state.next_recompute_at <= now)
+
+
+def utc(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, UTC)

@@ -1,0 +1,91 @@
+"""Stored versions of the policy and of the cut points."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.segmentation import rfm
+from services.segmentation.assessment import NO_CUT_POINTS, CutPoints
+from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation.models import CutPointsVersion, PolicyVersion
+from services.segmentation.policy import Policy
+from shared.problems import NotFound
+
+
+async def load_policy(session: AsyncSession, version: int) -> Policy:
+    row = await session.get(PolicyVersion, version)
+    if row is None:
+        raise NotFound(f"There is no policy version {version}.")
+    return Policy.model_validate(row.document)
+
+
+async def policy_row(session: AsyncSession, version: int) -> PolicyVersion:
+    row = await session.get(PolicyVersion, version)
+    if row is None:
+        raise NotFound(f"There is no policy version {version}.")
+    return row
+
+
+async def create_policy(
+    *, session: AsyncSession, policy: Policy, note: str | None, actor: str, now: datetime
+) -> PolicyVersion:
+    """Store ``policy`` as the next version; it is in force only once applied."""
+    latest = await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0
+    row = PolicyVersion(version=latest + 1, document=policy.model_dump(mode="json"), note=note,
+                        created_by=actor[:200], created_at=now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_policies(*, session: AsyncSession, before: int | None, limit: int) -> list[PolicyVersion]:
+    query = sa.select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(limit)
+    if before is not None:
+        query = query.where(PolicyVersion.version < before)
+    return list((await session.scalars(query)).all())
+
+
+def cut_points_of(row: CutPointsVersion) -> CutPoints:
+    thresholds = None
+    if row.population > 0:
+        thresholds = rfm.RfmThresholds(
+            recency_days=tuple(row.recency_days),  # type: ignore[arg-type]
+            frequency=tuple(row.frequency),  # type: ignore[arg-type]
+            monetary_minor=tuple(row.monetary_minor),  # type: ignore[arg-type]
+        )
+    model = row.bgnbd or {}
+    parameters = BgNbdParameters(model["r"], model["alpha"], model["a"], model["b"]) if "r" in model else None
+    return CutPoints(
+        version=row.version,
+        rfm=thresholds,
+        abc=rfm.AbcThresholds(row.abc_a_min_minor, row.abc_b_min_minor),
+        bgnbd=parameters,
+    )
+
+
+async def load_cut_points(session: AsyncSession, version: int) -> CutPoints:
+    if version == 0:
+        return NO_CUT_POINTS
+    row = await session.get(CutPointsVersion, version)
+    if row is None:
+        raise NotFound(f"There are no cut points version {version}.")
+    return cut_points_of(row)
+
+
+async def cut_points_row(session: AsyncSession, version: int) -> CutPointsVersion | None:
+    return await session.get(CutPointsVersion, version) if version else None
+
+
+def bgnbd_document(fit: Any) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    p, se = fit.parameters, fit.standard_errors
+    return {
+        "r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b, "log_likelihood": fit.log_likelihood,
+        "customers": fit.customers, "converged": fit.converged,
+        "standard_errors": None if se is None else {"r": se.r, "alpha": se.alpha, "a": se.a, "b": se.b},
+    }
