@@ -42,6 +42,8 @@ class Complaint(TimestampMixin, Base):
     # References to files kept elsewhere ({"uri", "name", "media_type"}); never the files themselves.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(30))
+    # How many transitions are recorded: the next one's step.
+    steps: Mapped[int] = mapped_column(default=0)
     # Whoever received the complaint owns it until it is closed (首问负责), whoever works on it.
     first_owner: Mapped[str] = mapped_column(String(200), index=True)
     assignee: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
@@ -59,6 +61,8 @@ class Complaint(TimestampMixin, Base):
     first_response_at: Mapped[datetime | None] = mapped_column(default=None)
     escalation_level: Mapped[int] = mapped_column(default=0)
     escalation_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the current escalation level was called: the next level's time counts from here.
+    escalated_at: Mapped[datetime | None] = mapped_column(default=None)
     # The earliest warning, due time or escalation still ahead; None when nothing is pending.
     next_check_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -78,10 +82,12 @@ class Transition(Base):
     """Every change of status: who, when and why."""
 
     __tablename__ = "complaint_transition"
-    __table_args__ = (Index("ix_complaint_transition_complaint_id", "complaint_id", "at", "id"),)
+    __table_args__ = (UniqueConstraint("complaint_id", "step"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     complaint_id: Mapped[uuid.UUID]
+    # The order of the complaint's steps: several may share one instant.
+    step: Mapped[int]
     cycle: Mapped[int]
     from_status: Mapped[str | None] = mapped_column(String(30))
     to_status: Mapped[str] = mapped_column(String(30))
@@ -110,7 +116,8 @@ class SlaClock(Base):
 
 class Escalation(Base):
     __tablename__ = "complaint_escalation"
-    __table_args__ = (Index("ix_complaint_escalation_complaint_id", "complaint_id", "at", "id"),)
+    # Levels only climb, so a complaint's escalations are ordered by level.
+    __table_args__ = (UniqueConstraint("complaint_id", "level"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     complaint_id: Mapped[uuid.UUID]

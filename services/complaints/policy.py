@@ -22,6 +22,10 @@ from shared.events.complaints import Severity
 from shared.events.segmentation import Tier
 
 FIRST_OWNER = "first_owner"
+DEFAULT_ROOT_CAUSES = (
+    "product_defect", "carrier_delay", "billing_error", "staff_conduct", "installation_error", "miscommunication",
+    "customer_misuse", "other",
+)
 HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
 
 
@@ -142,6 +146,10 @@ class ComplaintPolicy(BaseModel):
     # A CSAT at or below this is poor; so is an NPS at or below poor_nps, when that is set.
     poor_csat: int = Field(default=2, ge=1, le=5)
     poor_nps: int | None = Field(default=None, ge=0, le=10)
+    # The root causes a resolution may name, so that recurring ones can be counted.
+    root_causes: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]] = Field(
+        default_factory=lambda: list(DEFAULT_ROOT_CAUSES), min_length=1
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ComplaintPolicy:
@@ -158,6 +166,8 @@ class ComplaintPolicy(BaseModel):
         names = [level.name for level in self.escalation]
         if len(set(names)) != len(names):
             raise ValueError("escalation levels need distinct names")
+        if len(set(self.root_causes)) != len(self.root_causes):
+            raise ValueError("root_causes must not repeat")
         if self.escalation[0].key_accounts_only:
             raise ValueError("the front line (the first escalation level) serves every complaint")
         staff = sorted((role for role in STAFF_RANK), key=STAFF_RANK.__getitem__)

@@ -18,8 +18,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 NEW_COMPLAINT_COLUMNS = (
-    "desired_outcome", "attachments", "assignee", "source", "opened_at", "tier", "key_account", "policy_version",
-    "cycle", "visit_required", "visited_at", "first_response_at", "escalation_level", "escalation_due_at",
+    "steps", "desired_outcome", "attachments", "assignee", "source", "opened_at", "tier", "key_account", "policy_version",
+    "cycle", "visit_required", "visited_at", "first_response_at", "escalation_level", "escalation_due_at", "escalated_at",
     "next_check_at", "resolved_at", "closed_at", "resolution_summary", "root_cause", "first_contact_resolution",
     "within_sla", "compensation_minor", "reopen_count", "erased_at",
 )
@@ -27,6 +27,7 @@ NEW_COMPLAINT_COLUMNS = (
 
 def upgrade() -> None:
     with op.batch_alter_table("complaint") as batch:
+        batch.add_column(sa.Column("steps", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("desired_outcome", sa.Text(), nullable=True))
         batch.add_column(sa.Column("attachments", sa.JSON(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("assignee", sa.String(200), nullable=True))
@@ -41,6 +42,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("first_response_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("escalation_level", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("escalation_due_at", UtcDateTime(), nullable=True))
+        batch.add_column(sa.Column("escalated_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("next_check_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("resolved_at", UtcDateTime(), nullable=True))
         batch.add_column(sa.Column("closed_at", UtcDateTime(), nullable=True))
@@ -69,6 +71,7 @@ def upgrade() -> None:
         "complaint_transition",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("complaint_id", sa.Uuid(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
         sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("from_status", sa.String(30), nullable=True),
         sa.Column("to_status", sa.String(30), nullable=False),
@@ -76,8 +79,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_complaint_transition"),
+        sa.UniqueConstraint("complaint_id", "step", name="uq_complaint_transition_complaint_id_step"),
     )
-    op.create_index("ix_complaint_transition_complaint_id", "complaint_transition", ["complaint_id", "at", "id"])
     op.create_table(
         "sla_clock",
         sa.Column("complaint_id", sa.Uuid(), nullable=False),
@@ -103,8 +106,8 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_complaint_escalation"),
+        sa.UniqueConstraint("complaint_id", "level", name="uq_complaint_escalation_complaint_id_level"),
     )
-    op.create_index("ix_complaint_escalation_complaint_id", "complaint_escalation", ["complaint_id", "at", "id"])
     op.create_table(
         "compensation",
         sa.Column("id", sa.Uuid(), nullable=False),
