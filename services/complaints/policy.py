@@ -14,7 +14,16 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.complaints import sla
 from shared.auth import STAFF_RANK, Role
@@ -151,11 +160,14 @@ class ComplaintPolicy(BaseModel):
         default_factory=lambda: list(DEFAULT_ROOT_CAUSES), min_length=1
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ComplaintPolicy:
+    # Field validators rather than one model validator, so that a 422 names the field at fault.
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, targets: list[TargetRule], info: ValidationInfo) -> list[TargetRule]:
+        calendars = info.data.get("calendars") or {}
         seen: set[tuple[Tier | None, Severity | None]] = set()
-        for index, rule in enumerate(self.targets):
-            if rule.calendar not in self.calendars:
+        for index, rule in enumerate(targets):
+            if rule.calendar not in calendars:
                 raise ValueError(f"targets[{index}] names the calendar {rule.calendar!r}, which is not defined")
             key = (rule.tier, rule.severity)
             if key in seen:
@@ -163,26 +175,41 @@ class ComplaintPolicy(BaseModel):
             seen.add(key)
         if (None, None) not in seen:
             raise ValueError("targets need a fallback rule with neither tier nor severity")
-        names = [level.name for level in self.escalation]
+        return targets
+
+    @field_validator("escalation")
+    @classmethod
+    def _ladder(cls, ladder: list[EscalationLevel]) -> list[EscalationLevel]:
+        names = [level.name for level in ladder]
         if len(set(names)) != len(names):
             raise ValueError("escalation levels need distinct names")
-        if len(set(self.root_causes)) != len(self.root_causes):
-            raise ValueError("root_causes must not repeat")
-        if self.escalation[0].key_accounts_only:
+        if ladder[0].key_accounts_only:
             raise ValueError("the front line (the first escalation level) serves every complaint")
-        staff = sorted((role for role in STAFF_RANK), key=STAFF_RANK.__getitem__)
-        if set(self.compensation_limits) != set(staff):
+        return ladder
+
+    @field_validator("compensation_limits")
+    @classmethod
+    def _limits(cls, limits: dict[Role, Decimal | None]) -> dict[Role, Decimal | None]:
+        staff = sorted(STAFF_RANK, key=STAFF_RANK.__getitem__)
+        if set(limits) != set(staff):
             raise ValueError("compensation_limits need exactly the staff roles " + ", ".join(staff))
         previous, unlimited = Decimal(0), False
         for role in staff:
-            limit = self.compensation_limits[role]
+            limit = limits[role]
             if limit is None:
                 unlimited = True
             elif unlimited or limit < previous:
                 raise ValueError(f"the compensation limit of {role.value} is below that of a lower role")
             else:
                 previous = limit
-        return self
+        return {role: limits[role] for role in staff}
+
+    @field_validator("root_causes")
+    @classmethod
+    def _causes(cls, causes: list[str]) -> list[str]:
+        if len(set(causes)) != len(causes):
+            raise ValueError("root_causes must not repeat")
+        return causes
 
     def target_for(self, tier: Tier | None, severity: Severity) -> TargetRule:
         """The most specific rule: tier and severity, then tier, then unknown tier and severity, then fallback."""
