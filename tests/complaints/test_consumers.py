@@ -106,8 +106,13 @@ async def test_erasure_purges_what_describes_the_person_and_stops_the_clocks(
     current = await get(complaints, complaint["id"])
     assert all(clock["due_at"] is None for clock in current["clocks"])
     assert (await get(complaints, other["id"]))["description"] == "The parcel arrived a week late."
-    # The erased person's tier is forgotten: a new complaint for the id gets the default promise.
-    assert (await open_complaint(complaints, customer_id=customer))["tier"] is None
+    # The erased person's tier is forgotten, and so is the Idempotency-Key of their complaint.
+    again = await open_complaint(
+        complaints, customer_id=customer, description="Li Na at 12 Garden Road was overcharged",
+        desired_outcome="Call me on 13812345678", attachments=[{"uri": "https://files.example.com/id-card.jpg"}],
+        headers={**staff(), "Idempotency-Key": "erase-me"},
+    )
+    assert again["id"] != complaint["id"] and again["tier"] is None
 
 
 async def test_a_merge_moves_complaints_to_the_survivor_and_its_tier(stack: Stack, complaints: RunningService) -> None:
