@@ -256,24 +256,27 @@ async def test_only_managers_change_the_policy_and_new_complaints_follow_it(comp
     assert (await offer(complaints, complaint["id"], "250.00")).json()["status"] == "granted"
 
 
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        (lambda p: p["targets"][0].update(calendar="lunar"), "targets"),
-        (lambda p: p.update(warning_share=1.5), "warning_share"),
-        (lambda p: p["calendars"]["business_hours"].update(time_zone="Mars/Olympus"), "calendars.business_hours.time_zone"),
-        (lambda p: p["calendars"]["business_hours"]["hours"].update(mon=["18:00-09:00"]), "calendars.business_hours.hours.mon.0"),
-        (lambda p: p["compensation_limits"].update(supervisor="100.00"), "compensation_limits"),
-        (lambda p: p.update(targets=[t for t in p["targets"] if t["tier"] or t["severity"]]), "targets"),
-        (lambda p: p.update(surprise=True), "surprise"),
-    ],
-)
-async def test_a_bad_policy_is_422_naming_the_field(complaints: RunningService, change: Any, field: str) -> None:
-    policy = default_policy().model_dump(mode="json")
-    change(policy)
-    response = await complaints.client.put("/complaint-policy", json=policy, headers=staff(Role.manager))
-    assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["field"].startswith(field)
+BAD_POLICIES: list[tuple[Any, str]] = [
+    (lambda p: p["targets"][0].update(calendar="lunar"), "targets"),
+    (lambda p: p.update(warning_share=1.5), "warning_share"),
+    (lambda p: p["calendars"]["business_hours"].update(time_zone="Mars/Olympus"), "calendars.business_hours.time_zone"),
+    (lambda p: p["calendars"]["business_hours"]["hours"].update(mon=["18:00-09:00"]),
+     "calendars.business_hours.hours.mon.0"),
+    (lambda p: p["compensation_limits"].update(supervisor="100.00"), "compensation_limits"),
+    (lambda p: p.update(targets=[t for t in p["targets"] if t["tier"] or t["severity"]]), "targets"),
+    (lambda p: p["escalation"].append(p["escalation"][1]), "escalation"),
+    (lambda p: p.update(surprise=True), "surprise"),
+]
+
+
+async def test_a_bad_policy_is_422_naming_the_field(complaints: RunningService) -> None:
+    for change, field in BAD_POLICIES:
+        policy = default_policy().model_dump(mode="json")
+        change(policy)
+        response = await complaints.client.put("/complaint-policy", json=policy, headers=staff(Role.manager))
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"].startswith(field), (field, response.json()["errors"])
+    assert (await complaints.client.get("/complaint-policy", headers=staff())).json()["version"] == 0
 
 
 async def test_a_higher_severity_retargets_at_once(complaints: RunningService) -> None:
