@@ -61,15 +61,21 @@ def _met_at(complaint: Complaint, target: SlaTarget, cycle_start: datetime) -> d
 
 
 async def refresh(
-    session: AsyncSession, *, complaint: Complaint, policy: ComplaintPolicy, now: datetime, history: History | None = None
+    session: AsyncSession, *, complaint: Complaint, policy: ComplaintPolicy, now: datetime, history: History | None = None,
+    new: bool = False,
 ) -> dict[SlaTarget, SlaClock]:
-    """Re-read the current cycle's promises under ``policy`` and store their due times."""
-    if history is None:
+    """Re-read the current cycle's promises under ``policy`` and store their due times.
+
+    ``new`` says the complaint was just taken: it has no history and no clocks to look up.
+    """
+    if new:
+        history = []
+    elif history is None:
         history = await history_of(session, complaint.id)
     rule = rule_for(complaint, policy)
     calendar = policy.calendar(rule.calendar)
     timeline = timeline_for(complaint, history, policy)
-    clocks = await clocks_of(session, complaint)
+    clocks = {} if new else await clocks_of(session, complaint)
     wanted = [SlaTarget.first_response, SlaTarget.resolution]
     if complaint.visit_required:
         wanted.insert(1, SlaTarget.on_site)

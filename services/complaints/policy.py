@@ -7,6 +7,7 @@ and complaints remember the version their promise was made under.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -258,6 +259,7 @@ def _rule(tier: Tier | None, severity: Severity | None, hours: tuple[float, floa
     )
 
 
+@functools.cache
 def default_policy(currency: str = "CNY") -> ComplaintPolicy:
     """The practice's figures: gold responds in 2 hours, is on site in 24 and resolves in 48, around the
     clock; platinum tighter; iron and lead looser, in business hours; critical complaints faster."""

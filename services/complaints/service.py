@@ -109,8 +109,9 @@ async def open_complaint(
     )
     session.add(complaint)
     record_step(session, complaint, None, Status.new, actor=first_owner, reason=None, now=complaint.opened_at)
+    # The promise is computed before the first flush, so the complaint is written once, due times and all.
+    clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now, new=True)
     await session.flush()
-    clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now, history=[])
     stage(
         session,
         ComplaintOpened(
