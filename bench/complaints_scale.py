@@ -49,15 +49,24 @@ CHUNK = 10_000
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench complaints_scale", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench complaints_scale", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--stored", type=int, default=1_000_000, help="complaints stored (default 1,000,000)")
     parser.add_argument("--open", type=int, default=100_000, help="of which open (default 100,000)")
     parser.add_argument("--requests", type=int, default=2_000, help="intake requests to time (default 2,000)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
-    parser.add_argument("--ticks", type=int, default=20, help="scanner ticks of each kind to time (default 20)")
-    parser.add_argument("--batch", type=int, default=200, help="complaints one busy tick handles (default 200)")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL; default a fresh SQLite file in a temporary folder")
+    parser.add_argument(
+        "--ticks", type=int, default=20, help="scanner ticks of each kind to time (default 20)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=200, help="complaints one busy tick handles (default 200)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server URL; default a fresh SQLite file in a temporary folder",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,34 +84,87 @@ def rows(stored: int, open_count: int, seed: int = 7) -> Iterator[tuple[list[dic
             due = opened + timedelta(hours=48)
             # Open complaints have their next warning ahead; an idle tick finds nothing due.
             next_check = NOW + timedelta(minutes=rng.randint(30, 60 * 48)) if is_open else None
-            complaints.append({
-                "id": complaint_id, "customer_id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                "channel": rng.choice(CHANNELS), "category": rng.choice(CATEGORIES), "severity": "normal",
-                "description": "The parcel arrived a week late and the box was crushed.", "desired_outcome": None,
-                "attachments": [], "status": "acknowledged" if is_open else "closed", "steps": 1,
-                "first_owner": f"agent-{rng.randint(1, 500)}", "assignee": None, "source": "api",
-                "opened_at": opened, "tier": rng.choice(TIERS), "key_account": False, "policy_version": 0,
-                "cycle": 1, "visit_required": False, "visited_at": None,
-                "first_response_at": opened + timedelta(minutes=30), "escalation_level": 0,
-                "escalation_due_at": None, "escalated_at": None, "next_check_at": next_check,
-                "resolved_at": None if is_open else opened + timedelta(hours=20),
-                "closed_at": None if is_open else opened + timedelta(days=3),
-                "resolution_summary": None if is_open else "Re-sent by courier.",
-                "root_cause": None if is_open else "carrier_delay", "first_contact_resolution": None,
-                "within_sla": None if is_open else True, "compensation_minor": 0, "reopen_count": 0,
-                "erased_at": None, "created_at": opened, "updated_at": opened,
-            })
-            clocks.append({"complaint_id": complaint_id, "cycle": 1, "target": "first_response",
-                           "target_seconds": 7200, "calendar": "24x7", "due_at": opened + timedelta(hours=2),
-                           "warn_at": opened + timedelta(minutes=90), "warned_at": None, "breached_at": None,
-                           "met_at": opened + timedelta(minutes=30)})
-            clocks.append({"complaint_id": complaint_id, "cycle": 1, "target": "resolution",
-                           "target_seconds": 172800, "calendar": "24x7", "due_at": due,
-                           "warn_at": next_check if is_open else due - timedelta(hours=12), "warned_at": None,
-                           "breached_at": None, "met_at": None if is_open else opened + timedelta(hours=20)})
-            steps.append({"id": uuid.UUID(int=rng.getrandbits(128), version=4), "complaint_id": complaint_id,
-                          "step": 0, "cycle": 1, "from_status": None, "to_status": "new",
-                          "actor": "agent-1", "reason": None, "at": opened})
+            complaints.append(
+                {
+                    "id": complaint_id,
+                    "customer_id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                    "channel": rng.choice(CHANNELS),
+                    "category": rng.choice(CATEGORIES),
+                    "severity": "normal",
+                    "description": "The parcel arrived a week late and the box was crushed.",
+                    "desired_outcome": None,
+                    "attachments": [],
+                    "status": "acknowledged" if is_open else "closed",
+                    "steps": 1,
+                    "first_owner": f"agent-{rng.randint(1, 500)}",
+                    "assignee": None,
+                    "source": "api",
+                    "opened_at": opened,
+                    "tier": rng.choice(TIERS),
+                    "key_account": False,
+                    "policy_version": 0,
+                    "cycle": 1,
+                    "visit_required": False,
+                    "visited_at": None,
+                    "first_response_at": opened + timedelta(minutes=30),
+                    "escalation_level": 0,
+                    "escalation_due_at": None,
+                    "escalated_at": None,
+                    "next_check_at": next_check,
+                    "resolved_at": None if is_open else opened + timedelta(hours=20),
+                    "closed_at": None if is_open else opened + timedelta(days=3),
+                    "resolution_summary": None if is_open else "Re-sent by courier.",
+                    "root_cause": None if is_open else "carrier_delay",
+                    "first_contact_resolution": None,
+                    "within_sla": None if is_open else True,
+                    "compensation_minor": 0,
+                    "reopen_count": 0,
+                    "erased_at": None,
+                    "created_at": opened,
+                    "updated_at": opened,
+                }
+            )
+            clocks.append(
+                {
+                    "complaint_id": complaint_id,
+                    "cycle": 1,
+                    "target": "first_response",
+                    "target_seconds": 7200,
+                    "calendar": "24x7",
+                    "due_at": opened + timedelta(hours=2),
+                    "warn_at": opened + timedelta(minutes=90),
+                    "warned_at": None,
+                    "breached_at": None,
+                    "met_at": opened + timedelta(minutes=30),
+                }
+            )
+            clocks.append(
+                {
+                    "complaint_id": complaint_id,
+                    "cycle": 1,
+                    "target": "resolution",
+                    "target_seconds": 172800,
+                    "calendar": "24x7",
+                    "due_at": due,
+                    "warn_at": next_check if is_open else due - timedelta(hours=12),
+                    "warned_at": None,
+                    "breached_at": None,
+                    "met_at": None if is_open else opened + timedelta(hours=20),
+                }
+            )
+            steps.append(
+                {
+                    "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                    "complaint_id": complaint_id,
+                    "step": 0,
+                    "cycle": 1,
+                    "from_status": None,
+                    "to_status": "new",
+                    "actor": "agent-1",
+                    "reason": None,
+                    "at": opened,
+                }
+            )
         yield complaints, clocks, steps
 
 
@@ -118,12 +180,18 @@ async def populate(db: Database, stored: int, open_count: int) -> None:
 async def make_due(db: Database, count: int, at: datetime) -> None:
     """Bring the next check of ``count`` open complaints to ``at`` (their resolution warning)."""
     async with db.unit_of_work() as session:
-        ids = (await session.scalars(
-            sa.select(Complaint.id).where(Complaint.next_check_at > at).order_by(Complaint.next_check_at).limit(count)
-        )).all()
+        ids = (
+            await session.scalars(
+                sa.select(Complaint.id)
+                .where(Complaint.next_check_at > at)
+                .order_by(Complaint.next_check_at)
+                .limit(count)
+            )
+        ).all()
         await session.execute(sa.update(Complaint).where(Complaint.id.in_(ids)).values(next_check_at=at))
         await session.execute(
-            sa.update(SlaClock).where(SlaClock.complaint_id.in_(ids), SlaClock.target == "resolution")
+            sa.update(SlaClock)
+            .where(SlaClock.complaint_id.in_(ids), SlaClock.target == "resolution")
             .values(warn_at=at)
         )
 
@@ -134,7 +202,9 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
-async def load(count: int, concurrency: int, call: Callable[[int], Awaitable[object]]) -> tuple[float, list[float]]:
+async def load(
+    count: int, concurrency: int, call: Callable[[int], Awaitable[object]]
+) -> tuple[float, list[float]]:
     """Run ``count`` calls, ``concurrency`` at a time; the wall time and each call's latency."""
     latencies: list[float] = []
     queue = iter(range(count))
@@ -153,13 +223,34 @@ async def load(count: int, concurrency: int, call: Callable[[int], Awaitable[obj
 def bare_insert(db: Database) -> Callable[[int], Awaitable[object]]:
     async def insert(number: int) -> None:
         async with db.unit_of_work() as session:
-            await session.execute(sa.insert(Complaint), [{
-                "id": uuid.uuid4(), "customer_id": uuid.uuid4(), "channel": "phone", "category": "delivery",
-                "severity": "normal", "description": f"Bare insert {number}", "attachments": [], "status": "new",
-                "steps": 0, "first_owner": "bench", "source": "api", "opened_at": NOW, "key_account": False,
-                "policy_version": 0, "cycle": 1, "visit_required": False, "escalation_level": 0,
-                "compensation_minor": 0, "reopen_count": 0, "created_at": NOW, "updated_at": NOW,
-            }])
+            await session.execute(
+                sa.insert(Complaint),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "customer_id": uuid.uuid4(),
+                        "channel": "phone",
+                        "category": "delivery",
+                        "severity": "normal",
+                        "description": f"Bare insert {number}",
+                        "attachments": [],
+                        "status": "new",
+                        "steps": 0,
+                        "first_owner": "bench",
+                        "source": "api",
+                        "opened_at": NOW,
+                        "key_account": False,
+                        "policy_version": 0,
+                        "cycle": 1,
+                        "visit_required": False,
+                        "escalation_level": 0,
+                        "compensation_minor": 0,
+                        "reopen_count": 0,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                ],
+            )
 
     return insert
 
@@ -168,8 +259,12 @@ def intake(client: httpx.AsyncClient, token: str, label: str) -> Callable[[int],
     async def post(number: int) -> None:
         response = await client.post(
             "/complaints",
-            json={"customer_id": str(uuid.uuid4()), "channel": "app", "category": "delivery",
-                  "description": f"Intake benchmark {number}"},
+            json={
+                "customer_id": str(uuid.uuid4()),
+                "channel": "app",
+                "category": "delivery",
+                "description": f"Intake benchmark {number}",
+            },
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{label}-{number}"},
         )
         if response.status_code != 201:
@@ -182,7 +277,11 @@ async def prepare_database(server: str | None, folder: Path) -> tuple[str, Calla
     if server is None:
         return f"sqlite+aiosqlite:///{folder / 'complaints_bench.db'}", _nothing
     name = f"complaints_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    admin = (
+        make_url(server)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
     connection = await asyncpg.connect(admin)
     await connection.execute(f'CREATE DATABASE "{name}"')
     await connection.close()
@@ -211,10 +310,18 @@ async def run(options: argparse.Namespace) -> Report:
 async def measure(options: argparse.Namespace, url: str) -> Report:
     await migrations.upgrade("complaints", url)
     db = Database(url)
-    report = Report("complaints_scale", {
-        "database": db.dialect, "stored": options.stored, "open": options.open, "requests": options.requests,
-        "concurrency": options.concurrency, "ticks": options.ticks, "batch": options.batch,
-    })
+    report = Report(
+        "complaints_scale",
+        {
+            "database": db.dialect,
+            "stored": options.stored,
+            "open": options.open,
+            "requests": options.requests,
+            "concurrency": options.concurrency,
+            "ticks": options.ticks,
+            "batch": options.batch,
+        },
+    )
     try:
         fill = await timed(lambda: populate(db, options.stored, options.open))
         print(f"stored {options.stored:,} complaints ({options.open:,} open) in {fill:.0f}s")
@@ -228,8 +335,10 @@ async def measure(options: argparse.Namespace, url: str) -> Report:
         bare_wall, bare_many = await load(options.requests, options.concurrency, bare_insert(db))
         one_mean = sum(bare_one) / len(bare_one) * 1000
 
-        idle = [await timed(lambda: scan_once(db=db, now=NOW, batch_size=options.batch, currency="CNY"))
-                for _ in range(options.ticks)]
+        idle = [
+            await timed(lambda: scan_once(db=db, now=NOW, batch_size=options.batch, currency="CNY"))
+            for _ in range(options.ticks)
+        ]
         busy: list[float] = []
         handled = 0
         for tick in range(options.ticks):
@@ -240,37 +349,105 @@ async def measure(options: argparse.Namespace, url: str) -> Report:
             busy.append(time.perf_counter() - started)
             handled += done.warnings
         if handled != options.batch * options.ticks:
-            raise RuntimeError(f"the busy ticks warned {handled} complaints, not {options.batch * options.ticks}")
-        report.add(Figure("scanner tick, nothing due (median)", percentile(idle, 0.5) * 1000, "ms",
-                          baseline=one_mean, baseline_name="one bare insert, mean"))
-        report.add(Figure("scanner tick, nothing due (p99)", percentile(idle, 0.99) * 1000, "ms",
-                          baseline=percentile(bare_one, 0.99) * 1000, baseline_name="one bare insert, p99"))
-        report.add(Figure(f"scanner tick, {options.batch} warnings due (median)", percentile(busy, 0.5) * 1000,
-                          "ms", baseline=one_mean * options.batch,
-                          baseline_name=f"{options.batch} bare inserts one by one"))
-        report.add(Figure("scanner, per complaint warned", percentile(busy, 0.5) * 1000 / options.batch, "ms",
-                          baseline=one_mean, baseline_name="one bare insert, mean"))
+            raise RuntimeError(
+                f"the busy ticks warned {handled} complaints, not {options.batch * options.ticks}"
+            )
+        report.add(
+            Figure(
+                "scanner tick, nothing due (median)",
+                percentile(idle, 0.5) * 1000,
+                "ms",
+                baseline=one_mean,
+                baseline_name="one bare insert, mean",
+            )
+        )
+        report.add(
+            Figure(
+                "scanner tick, nothing due (p99)",
+                percentile(idle, 0.99) * 1000,
+                "ms",
+                baseline=percentile(bare_one, 0.99) * 1000,
+                baseline_name="one bare insert, p99",
+            )
+        )
+        report.add(
+            Figure(
+                f"scanner tick, {options.batch} warnings due (median)",
+                percentile(busy, 0.5) * 1000,
+                "ms",
+                baseline=one_mean * options.batch,
+                baseline_name=f"{options.batch} bare inserts one by one",
+            )
+        )
+        report.add(
+            Figure(
+                "scanner, per complaint warned",
+                percentile(busy, 0.5) * 1000 / options.batch,
+                "ms",
+                baseline=one_mean,
+                baseline_name="one bare insert, mean",
+            )
+        )
 
         settings = ComplaintsSettings(database_url=url, run_workers=False, common=CommonSettings(env="test"))
         app = create_app(settings, clock=ManualClock(NOW))
         token = mint_token(settings.common, subject="bench-agent", role=Role.agent)
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://complaints") as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://complaints"
+            ) as client:
                 await load(50, options.concurrency, intake(client, token, "warm-up"))
                 _, alone = await load(options.requests, 1, intake(client, token, "alone"))
-                wall, latencies = await load(options.requests, options.concurrency, intake(client, token, "timed"))
+                wall, latencies = await load(
+                    options.requests, options.concurrency, intake(client, token, "timed")
+                )
         finally:
             await app.state.runtime.db.dispose()
-        report.add(Figure(f"intake throughput, {options.concurrency} at once", options.requests / wall,
-                          "complaints/s", baseline=options.requests / bare_wall, baseline_name="bare inserts/s"))
-        report.add(Figure(f"intake latency p50, {options.concurrency} at once", percentile(latencies, 0.5) * 1000,
-                          "ms", baseline=percentile(bare_many, 0.5) * 1000, baseline_name="bare insert p50"))
-        report.add(Figure(f"intake latency p99, {options.concurrency} at once", percentile(latencies, 0.99) * 1000,
-                          "ms", baseline=percentile(bare_many, 0.99) * 1000, baseline_name="bare insert p99"))
-        report.add(Figure("intake latency p50, one at a time", percentile(alone, 0.5) * 1000, "ms",
-                          baseline=percentile(bare_one, 0.5) * 1000, baseline_name="bare insert p50"))
-        report.add(Figure("intake latency p99, one at a time", percentile(alone, 0.99) * 1000, "ms",
-                          baseline=percentile(bare_one, 0.99) * 1000, baseline_name="bare insert p99"))
+        report.add(
+            Figure(
+                f"intake throughput, {options.concurrency} at once",
+                options.requests / wall,
+                "complaints/s",
+                baseline=options.requests / bare_wall,
+                baseline_name="bare inserts/s",
+            )
+        )
+        report.add(
+            Figure(
+                f"intake latency p50, {options.concurrency} at once",
+                percentile(latencies, 0.5) * 1000,
+                "ms",
+                baseline=percentile(bare_many, 0.5) * 1000,
+                baseline_name="bare insert p50",
+            )
+        )
+        report.add(
+            Figure(
+                f"intake latency p99, {options.concurrency} at once",
+                percentile(latencies, 0.99) * 1000,
+                "ms",
+                baseline=percentile(bare_many, 0.99) * 1000,
+                baseline_name="bare insert p99",
+            )
+        )
+        report.add(
+            Figure(
+                "intake latency p50, one at a time",
+                percentile(alone, 0.5) * 1000,
+                "ms",
+                baseline=percentile(bare_one, 0.5) * 1000,
+                baseline_name="bare insert p50",
+            )
+        )
+        report.add(
+            Figure(
+                "intake latency p99, one at a time",
+                percentile(alone, 0.99) * 1000,
+                "ms",
+                baseline=percentile(bare_one, 0.99) * 1000,
+                baseline_name="bare insert p99",
+            )
+        )
     finally:
         await db.dispose()
     return report

@@ -82,7 +82,11 @@ async def claim(
             async with session.begin_nested():
                 await session.execute(
                     table.insert().values(
-                        scope=scope, key=key, fingerprint=request_fingerprint, resource_id=resource_id, created_at=now
+                        scope=scope,
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        resource_id=resource_id,
+                        created_at=now,
                     )
                 )
             return None

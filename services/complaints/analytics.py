@@ -74,8 +74,11 @@ def volume(facts: Sequence[ComplaintFact], *, since: datetime, until: datetime) 
         "trend": {
             "bucket": "week" if weekly else "day",
             "points": [
-                {"start": bucket.isoformat(), "count": by_bucket[bucket],
-                 "by_category": dict(by_bucket_category.get(bucket, Counter()))}
+                {
+                    "start": bucket.isoformat(),
+                    "count": by_bucket[bucket],
+                    "by_category": dict(by_bucket_category.get(bucket, Counter())),
+                }
                 for bucket in buckets
             ],
         },
@@ -94,7 +97,11 @@ def attainment(clocks: Iterable[ClockFact]) -> dict[str, object]:
             if clock.due_at is None or clock.met_at <= clock.due_at:
                 kept[clock.target] += 1
     targets = {
-        target: {"kept": kept[target], "decided": decided[target], "rate": rate(kept[target], decided[target])}
+        target: {
+            "kept": kept[target],
+            "decided": decided[target],
+            "rate": rate(kept[target], decided[target]),
+        }
         for target in sorted(decided)
     }
     return {"overall": rate(sum(kept.values()), sum(decided.values())), "by_target": targets}
@@ -119,7 +126,9 @@ def resolution_quality(facts: Sequence[ComplaintFact]) -> dict[str, object]:
     judged = [f for f in facts if f.first_contact_resolution is not None]
     resolved = [f for f in facts if f.ever_resolved]
     return {
-        "first_contact_resolution_rate": rate(sum(1 for f in judged if f.first_contact_resolution), len(judged)),
+        "first_contact_resolution_rate": rate(
+            sum(1 for f in judged if f.first_contact_resolution), len(judged)
+        ),
         "reopen_rate": rate(sum(1 for f in resolved if f.reopened), len(resolved)),
         "resolved": len(resolved),
     }
@@ -134,8 +143,13 @@ def root_causes(facts: Sequence[ComplaintFact], *, top: int = 10) -> list[dict[s
             categories.setdefault(fact.root_cause, Counter())[fact.category] += 1
     total = sum(counts.values())
     return [
-        {"root_cause": cause, "count": count, "share": rate(count, total), "recurring": count > 1,
-         "categories": dict(categories[cause].most_common())}
+        {
+            "root_cause": cause,
+            "count": count,
+            "share": rate(count, total),
+            "recurring": count > 1,
+            "categories": dict(categories[cause].most_common()),
+        }
         for cause, count in counts.most_common(top)
     ]
 

@@ -13,8 +13,8 @@ from shared.service import ServiceSpec, create_service_app
 SPEC = ServiceSpec(
     name="complaints",
     title="csm complaints",
-    description="Complaints from every channel, owned by whoever first received them, on tier-based SLA promises "
-    "that warn, breach and escalate.",
+    description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
+    "promises that warn, breach and escalate.",
     version=VERSION,
     routers=[api.router, management_api.router],
     handlers=consumers.handlers,

@@ -33,8 +33,9 @@ _BREAKDOWNS = {
 def render(chart: Chart, figures: dict[str, Any]) -> bytes:
     volume = figures["volume"]
     if chart is Chart.trend:
-        drawing = pygal.StackedBar(title=f"Complaints per {volume['trend']['bucket']}", x_label_rotation=30,
-                                   **_COMMON)
+        drawing = pygal.StackedBar(
+            title=f"Complaints per {volume['trend']['bucket']}", x_label_rotation=30, **_COMMON
+        )
         points = volume["trend"]["points"]
         drawing.x_labels = [point["start"] for point in points]
         for category in volume["by_category"]:

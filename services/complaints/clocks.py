@@ -61,7 +61,12 @@ def _met_at(complaint: Complaint, target: SlaTarget, cycle_start: datetime) -> d
 
 
 async def refresh(
-    session: AsyncSession, *, complaint: Complaint, policy: ComplaintPolicy, now: datetime, history: History | None = None,
+    session: AsyncSession,
+    *,
+    complaint: Complaint,
+    policy: ComplaintPolicy,
+    now: datetime,
+    history: History | None = None,
     new: bool = False,
 ) -> dict[SlaTarget, SlaClock]:
     """Re-read the current cycle's promises under ``policy`` and store their due times.
@@ -86,7 +91,10 @@ async def refresh(
     for target in wanted:
         duration = rule.duration(target.value)
         reading = sla.read(
-            calendar, timeline, duration, warning_share=policy.warning_share,
+            calendar,
+            timeline,
+            duration,
+            warning_share=policy.warning_share,
             met_at=_met_at(complaint, target, timeline.started_at),
         )
         clock = clocks.get(target)

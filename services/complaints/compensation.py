@@ -24,15 +24,20 @@ GRANTED, PENDING, REJECTED = "granted", "pending", "rejected"
 def to_read(compensation: Compensation) -> CompensationRead:
     return CompensationRead.model_validate(
         {
-            **{column: getattr(compensation, column) for column in Compensation.__table__.columns.keys()},
+            **{column.key: getattr(compensation, column.key) for column in Compensation.__table__.c},
             "amount": from_minor(compensation.amount_minor),
         }
     )
 
 
 async def offer(
-    *, session: AsyncSession, complaint_id: uuid.UUID, compensation_in: CompensationCreate, principal: Principal,
-    now: datetime, currency: str,
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    compensation_in: CompensationCreate,
+    principal: Principal,
+    now: datetime,
+    currency: str,
 ) -> Compensation:
     complaint = await service.get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
@@ -64,7 +69,12 @@ async def offer(
 
 
 async def decide(
-    *, session: AsyncSession, compensation_id: uuid.UUID, approve: bool, principal: Principal, now: datetime,
+    *,
+    session: AsyncSession,
+    compensation_id: uuid.UUID,
+    approve: bool,
+    principal: Principal,
+    now: datetime,
     currency: str,
 ) -> Compensation:
     compensation = await session.get(Compensation, compensation_id, with_for_update=True)
@@ -91,7 +101,12 @@ async def decide(
 
 
 async def list_compensations(
-    *, session: AsyncSession, complaint_id: uuid.UUID | None, status: str | None, limit: int, cursor: str | None
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[Compensation], str | None]:
     """Oldest first: the queue of offers waiting for approval is worked from its head."""
     query = sa.select(Compensation)
@@ -104,13 +119,22 @@ async def list_compensations(
         try:
             after_at, after_id = datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id))
         except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
-        query = query.where(sa.or_(Compensation.requested_at > after_at,
-                                   sa.and_(Compensation.requested_at == after_at, Compensation.id > after_id)))
-    rows = list((await session.scalars(
-        query.order_by(Compensation.requested_at, Compensation.id).limit(limit + 1)
-    )).all())
+            raise Unprocessable(
+                "Not a cursor this list gave out.", field="cursor", location="query"
+            ) from None
+        query = query.where(
+            sa.or_(
+                Compensation.requested_at > after_at,
+                sa.and_(Compensation.requested_at == after_at, Compensation.id > after_id),
+            )
+        )
+    rows = list(
+        (
+            await session.scalars(query.order_by(Compensation.requested_at, Compensation.id).limit(limit + 1))
+        ).all()
+    )
     page = rows[:limit]
-    following = encode_cursor(page[-1].requested_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+    following = (
+        encode_cursor(page[-1].requested_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+    )
     return page, following
-

@@ -23,8 +23,12 @@ def handlers(runtime: Runtime) -> Handlers:
     async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
         change = event.data
         await customers.set_tier(
-            session=session, customer_id=change.customer_id, tier=change.tier, key_account=change.key_account,
-            now=clock.now(), currency=currency,
+            session=session,
+            customer_id=change.customer_id,
+            tier=change.tier,
+            key_account=change.key_account,
+            now=clock.now(),
+            currency=currency,
         )
 
     async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
@@ -32,7 +36,10 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
         await customers.merge(
-            session=session, customer_id=event.data.customer_id, merged_id=event.data.merged_id, now=clock.now(),
+            session=session,
+            customer_id=event.data.customer_id,
+            merged_id=event.data.merged_id,
+            now=clock.now(),
             currency=currency,
         )
 
@@ -41,14 +48,23 @@ def handlers(runtime: Runtime) -> Handlers:
         if await session.get(Complaint, submitted.submission_id) is not None:
             return  # submitted again: the complaint exists already
         complaint_in = ComplaintCreate(
-            customer_id=submitted.customer_id, channel=submitted.channel, category=submitted.category,
-            severity=submitted.severity, description=submitted.description,
-            desired_outcome=submitted.desired_outcome, attachments=list(submitted.attachments),
+            customer_id=submitted.customer_id,
+            channel=submitted.channel,
+            category=submitted.category,
+            severity=submitted.severity,
+            description=submitted.description,
+            desired_outcome=submitted.desired_outcome,
+            attachments=list(submitted.attachments),
             visit_required=submitted.visit_required,
         )
         await service.open_complaint(
-            session=session, complaint_in=complaint_in, first_owner=submitted.received_by or event.source,
-            now=clock.now(), currency=currency, source=event.source, complaint_id=submitted.submission_id,
+            session=session,
+            complaint_in=complaint_in,
+            first_owner=submitted.received_by or event.source,
+            now=clock.now(),
+            currency=currency,
+            source=event.source,
+            complaint_id=submitted.submission_id,
             opened_at=submitted.submitted_at,
         )
 

@@ -1,4 +1,4 @@
-"""What complaints keeps about customers: their tier (to re-target promises), and their erasure and merging."""
+"""What complaints keeps about customers: their tier (to re-target promises), their erasure and merging."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.complaints import clocks as sla_clocks
 from services.complaints import policy_store
 from services.complaints.models import (
-    Complaint,
     Compensation,
+    Complaint,
     CustomerTier,
     SlaClock,
     Survey,
@@ -27,7 +27,13 @@ OPEN_STATUSES = [status.value for status in OPEN]
 
 
 async def set_tier(
-    *, session: AsyncSession, customer_id: uuid.UUID, tier: Tier, key_account: bool, now: datetime, currency: str
+    *,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    tier: Tier,
+    key_account: bool,
+    now: datetime,
+    currency: str,
 ) -> int:
     """Keep the projection, and give the customer's open complaints the promise of the new tier at once.
 
@@ -44,11 +50,13 @@ async def set_tier(
 async def retarget(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime, currency: str) -> int:
     projection = await session.get(CustomerTier, customer_id)
     tier, key_account = (projection.tier, projection.key_account) if projection else (None, False)
-    complaints = (await session.scalars(
-        sa.select(Complaint)
-        .where(Complaint.customer_id == customer_id, Complaint.status.in_(OPEN_STATUSES))
-        .with_for_update()
-    )).all()
+    complaints = (
+        await session.scalars(
+            sa.select(Complaint)
+            .where(Complaint.customer_id == customer_id, Complaint.status.in_(OPEN_STATUSES))
+            .with_for_update()
+        )
+    ).all()
     if not complaints:
         return 0
     version = await policy_store.current_version(session)
@@ -72,7 +80,9 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
     wrote are blanked; open complaints are closed and their clocks stopped, without events, since
     there is no one left to serve or to tell.
     """
-    ids = list((await session.scalars(sa.select(Complaint.id).where(Complaint.customer_id == customer_id))).all())
+    ids = list(
+        (await session.scalars(sa.select(Complaint.id).where(Complaint.customer_id == customer_id))).all()
+    )
     await session.execute(sa.delete(CustomerTier).where(CustomerTier.customer_id == customer_id))
     if not ids:
         return
@@ -84,15 +94,22 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
     await session.execute(
         sa.update(Complaint)
         .where(Complaint.id.in_(ids))
-        .values(description="", desired_outcome=None, attachments=[], resolution_summary=None, erased_at=now,
-                updated_at=now)
+        .values(
+            description="",
+            desired_outcome=None,
+            attachments=[],
+            resolution_summary=None,
+            erased_at=now,
+            updated_at=now,
+        )
     )
     await session.execute(sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(reason=None))
     await session.execute(sa.update(Compensation).where(Compensation.complaint_id.in_(ids)).values(reason=""))
     await session.execute(sa.update(Survey).where(Survey.complaint_id.in_(ids)).values(comment=None))
     await session.execute(
-        sa.update(SlaClock).where(SlaClock.complaint_id.in_(ids), SlaClock.met_at.is_(None)).values(due_at=None,
-                                                                                                 warn_at=None)
+        sa.update(SlaClock)
+        .where(SlaClock.complaint_id.in_(ids), SlaClock.met_at.is_(None))
+        .values(due_at=None, warn_at=None)
     )
     await idempotency.forget(session, idempotency_keys, resource_ids=ids)
 
@@ -102,7 +119,9 @@ async def merge(
 ) -> None:
     """``merged_id`` was a duplicate: its complaints are the survivor's and follow the survivor's tier."""
     await session.execute(
-        sa.update(Complaint).where(Complaint.customer_id == merged_id).values(customer_id=customer_id, updated_at=now)
+        sa.update(Complaint)
+        .where(Complaint.customer_id == merged_id)
+        .values(customer_id=customer_id, updated_at=now)
     )
     await session.execute(sa.delete(CustomerTier).where(CustomerTier.customer_id == merged_id))
     await retarget(session=session, customer_id=customer_id, now=now, currency=currency)

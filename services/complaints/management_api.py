@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Response
 
 from services.complaints import charts, compensation, policy_store, reports
 from services.complaints.api import Filters
-from services.complaints.deps import Agent, ClockDep, CurrencyDep, Manager, ReadSessionDep, SessionDep, Supervisor
+from services.complaints.deps import (
+    Agent,
+    ClockDep,
+    CurrencyDep,
+    Manager,
+    ReadSessionDep,
+    SessionDep,
+    Supervisor,
+)
 from services.complaints.models import PolicyVersion
 from services.complaints.policy import ComplaintPolicy
 from services.complaints.schemas import CompensationDecision, CompensationRead, PolicyRead
@@ -28,15 +36,21 @@ async def get_policy(session: ReadSessionDep, currency: CurrencyDep, _user: Agen
     version = await policy_store.current_version(session)
     row = await session.get(PolicyVersion, version) if version else None
     return PolicyRead(
-        version=version, created_by=row.created_by if row else None, created_at=row.created_at if row else None,
+        version=version,
+        created_by=row.created_by if row else None,
+        created_at=row.created_at if row else None,
         policy=await policy_store.at_version(session, version, currency=currency),
     )
 
 
 @router.put("/complaint-policy", summary="Put a new version of the policy in force (managers)")
-async def put_policy(policy: ComplaintPolicy, session: SessionDep, clock: ClockDep, user: Manager) -> PolicyRead:
+async def put_policy(
+    policy: ComplaintPolicy, session: SessionDep, clock: ClockDep, user: Manager
+) -> PolicyRead:
     row = await policy_store.store(session, policy=policy, actor=user.subject, now=clock.now())
-    return PolicyRead(version=row.version, created_by=row.created_by, created_at=row.created_at, policy=policy)
+    return PolicyRead(
+        version=row.version, created_by=row.created_by, created_at=row.created_at, policy=policy
+    )
 
 
 @router.get("/compensations", tags=["complaints"], summary="Compensation across complaints, oldest first")
@@ -47,8 +61,9 @@ async def list_compensations(
     limit: Limit = 50,
     cursor: CursorParam = None,
 ) -> Page[CompensationRead]:
-    offers, following = await compensation.list_compensations(session=session, complaint_id=None, status=status,
-                                                               limit=limit, cursor=cursor)
+    offers, following = await compensation.list_compensations(
+        session=session, complaint_id=None, status=status, limit=limit, cursor=cursor
+    )
     return Page(items=[compensation.to_read(offer) for offer in offers], next_cursor=following)
 
 
@@ -58,11 +73,21 @@ async def list_compensations(
     summary="Approve or reject a pending compensation (needs a limit that covers it)",
 )
 async def decide_compensation(
-    compensation_id: uuid.UUID, decision: CompensationDecision, session: SessionDep, clock: ClockDep,
-    currency: CurrencyDep, user: Agent,
+    compensation_id: uuid.UUID,
+    decision: CompensationDecision,
+    session: SessionDep,
+    clock: ClockDep,
+    currency: CurrencyDep,
+    user: Agent,
 ) -> CompensationRead:
-    decided = await compensation.decide(session=session, compensation_id=compensation_id, approve=decision.approve,
-                                        principal=user, now=clock.now(), currency=currency)
+    decided = await compensation.decide(
+        session=session,
+        compensation_id=compensation_id,
+        approve=decision.approve,
+        principal=user,
+        now=clock.now(),
+        currency=currency,
+    )
     return compensation.to_read(decided)
 
 
@@ -76,7 +101,9 @@ def _window(clock: ClockDep, since: UtcDatetime | None, until: UtcDatetime | Non
     return reports.Window(since=start, until=end)
 
 
-@router.get("/complaints-analytics", summary="Volume, trends, SLA attainment, times, FCR, reopens, root causes")
+@router.get(
+    "/complaints-analytics", summary="Volume, trends, SLA attainment, times, FCR, reopens, root causes"
+)
 async def analytics(
     session: ReadSessionDep,
     clock: ClockDep,

@@ -130,7 +130,7 @@ class Escalation(Base):
 
 
 class Compensation(Base):
-    """Compensation offered on a complaint: granted within the offerer's authority, or awaiting a higher role."""
+    """Compensation on a complaint: granted within the offerer's authority, or awaiting a higher one."""
 
     __tablename__ = "compensation"
     __table_args__ = (

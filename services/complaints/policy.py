@@ -33,8 +33,14 @@ from shared.events.segmentation import Tier
 
 FIRST_OWNER = "first_owner"
 DEFAULT_ROOT_CAUSES = (
-    "product_defect", "carrier_delay", "billing_error", "staff_conduct", "installation_error", "miscommunication",
-    "customer_misuse", "other",
+    "product_defect",
+    "carrier_delay",
+    "billing_error",
+    "staff_conduct",
+    "installation_error",
+    "miscommunication",
+    "customer_misuse",
+    "other",
 )
 HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
 
@@ -126,7 +132,11 @@ class TargetRule(BaseModel):
     calendar: Name
 
     def duration(self, target: str) -> timedelta:
-        return {"first_response": self.first_response, "on_site": self.on_site, "resolution": self.resolution}[target]
+        return {
+            "first_response": self.first_response,
+            "on_site": self.on_site,
+            "resolution": self.resolution,
+        }[target]
 
 
 class EscalationLevel(BaseModel):
@@ -169,7 +179,9 @@ class ComplaintPolicy(BaseModel):
         seen: set[tuple[Tier | None, Severity | None]] = set()
         for index, rule in enumerate(targets):
             if rule.calendar not in calendars:
-                raise ValueError(f"targets[{index}] names the calendar {rule.calendar!r}, which is not defined")
+                raise ValueError(
+                    f"targets[{index}] names the calendar {rule.calendar!r}, which is not defined"
+                )
             key = (rule.tier, rule.severity)
             if key in seen:
                 raise ValueError(f"targets[{index}] repeats tier {rule.tier} and severity {rule.severity}")
@@ -213,7 +225,7 @@ class ComplaintPolicy(BaseModel):
         return causes
 
     def target_for(self, tier: Tier | None, severity: Severity) -> TargetRule:
-        """The most specific rule: tier and severity, then tier, then unknown tier and severity, then fallback."""
+        """The most specific rule: tier and severity, then tier, then default and severity, then fallback."""
         rules = {(rule.tier, rule.severity): rule for rule in self.targets}
         for key in ((tier, severity), (tier, None), (None, severity), (None, None)):
             if key in rules:
@@ -248,13 +260,21 @@ class ComplaintPolicy(BaseModel):
         raise ValueError(f"no role may grant {amount}")
 
     def is_poor(self, csat: int, nps: int | None) -> bool:
-        return csat <= self.poor_csat or (self.poor_nps is not None and nps is not None and nps <= self.poor_nps)
+        return csat <= self.poor_csat or (
+            self.poor_nps is not None and nps is not None and nps <= self.poor_nps
+        )
 
 
-def _rule(tier: Tier | None, severity: Severity | None, hours: tuple[float, float, float], calendar: str) -> TargetRule:
+def _rule(
+    tier: Tier | None, severity: Severity | None, hours: tuple[float, float, float], calendar: str
+) -> TargetRule:
     first_response, on_site, resolution = (timedelta(hours=h) for h in hours)
     return TargetRule(
-        tier=tier, severity=severity, first_response=first_response, on_site=on_site, resolution=resolution,
+        tier=tier,
+        severity=severity,
+        first_response=first_response,
+        on_site=on_site,
+        resolution=resolution,
         calendar=calendar,
     )
 
@@ -263,7 +283,9 @@ def _rule(tier: Tier | None, severity: Severity | None, hours: tuple[float, floa
 def default_policy(currency: str = "CNY") -> ComplaintPolicy:
     """The practice's figures: gold responds in 2 hours, is on site in 24 and resolves in 48, around the
     clock; platinum tighter; iron and lead looser, in business hours; critical complaints faster."""
-    business = {day: ["09:00-18:00"] for day in (Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri)}
+    business = {
+        day: ["09:00-18:00"] for day in (Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri)
+    }
     return ComplaintPolicy(
         currency=currency,
         calendars={
@@ -289,11 +311,16 @@ def default_policy(currency: str = "CNY") -> ComplaintPolicy:
             EscalationLevel(name="supervisor", must_act=Role.supervisor.value),
             EscalationLevel(name="manager", must_act=Role.manager.value, after=timedelta(hours=4)),
             EscalationLevel(
-                name="key_account_director", must_act="key_account_director", after=timedelta(hours=4),
+                name="key_account_director",
+                must_act="key_account_director",
+                after=timedelta(hours=4),
                 key_accounts_only=True,
             ),
         ],
         compensation_limits={
-            Role.agent: Decimal("200"), Role.supervisor: Decimal("1000"), Role.manager: None, Role.admin: None,
+            Role.agent: Decimal("200"),
+            Role.supervisor: Decimal("1000"),
+            Role.manager: None,
+            Role.admin: None,
         },
     )

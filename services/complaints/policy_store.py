@@ -45,13 +45,19 @@ async def current(session: AsyncSession, *, currency: str) -> ComplaintPolicy:
     return await at_version(session, await current_version(session), currency=currency)
 
 
-async def store(session: AsyncSession, *, policy: ComplaintPolicy, actor: str, now: datetime) -> PolicyVersion:
+async def store(
+    session: AsyncSession, *, policy: ComplaintPolicy, actor: str, now: datetime
+) -> PolicyVersion:
     version = await current_version(session) + 1
-    row = PolicyVersion(version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now)
+    row = PolicyVersion(
+        version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
+    )
     try:
         async with session.begin_nested():
             session.add(row)
             await session.flush()
     except IntegrityError:
-        raise Conflict("Another change of the policy was stored at the same time; read it and try again.") from None
+        raise Conflict(
+            "Another change of the policy was stored at the same time; read it and try again."
+        ) from None
     return row

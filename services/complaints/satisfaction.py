@@ -1,4 +1,4 @@
-"""Satisfaction: the customer's survey answer on a resolved complaint; a poor one reopens it for a follow-up."""
+"""Satisfaction: the survey answer on a resolved complaint; a poor one reopens it for a follow-up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaints import service
+from services.complaints import listing, resolution, service
 from services.complaints.models import Survey
 from services.complaints.schemas import SurveyCreate
 from services.complaints.workflow import Status
@@ -34,22 +34,38 @@ async def answer(
     policy = await service.policy_of(session, complaint, currency=currency)
     poor = policy.is_poor(survey_in.csat, survey_in.nps)
     survey = Survey(
-        id=uuid.uuid4(), complaint_id=complaint.id, cycle=complaint.cycle, csat=survey_in.csat, nps=survey_in.nps,
-        comment=survey_in.comment, poor=poor, answered_at=now,
+        id=uuid.uuid4(),
+        complaint_id=complaint.id,
+        cycle=complaint.cycle,
+        csat=survey_in.csat,
+        nps=survey_in.nps,
+        comment=survey_in.comment,
+        poor=poor,
+        answered_at=now,
     )
     session.add(survey)
     await session.flush()
     stage(
         session,
-        SurveyAnswered(customer_id=complaint.customer_id, complaint_id=complaint.id, csat=survey_in.csat,
-                       nps=survey_in.nps, poor=poor, answered_at=now),
+        SurveyAnswered(
+            customer_id=complaint.customer_id,
+            complaint_id=complaint.id,
+            csat=survey_in.csat,
+            nps=survey_in.nps,
+            poor=poor,
+            answered_at=now,
+        ),
         source=service.SOURCE,
         time=now,
     )
     if poor:
-        await service.reopen(
-            session=session, complaint=complaint, reason=f"poor survey answer (CSAT {survey_in.csat})",
-            actor=SURVEY_ACTOR, now=now, currency=currency,
+        await resolution.reopen(
+            session=session,
+            complaint=complaint,
+            reason=f"poor survey answer (CSAT {survey_in.csat})",
+            actor=SURVEY_ACTOR,
+            now=now,
+            currency=currency,
         )
     return survey
 
@@ -58,4 +74,6 @@ async def surveys_of(
     *, session: AsyncSession, complaint_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Survey], str | None]:
     await service.get(session=session, complaint_id=complaint_id)
-    return await service.page_by(session, Survey, Survey.complaint_id == complaint_id, Survey.cycle, limit, cursor)
+    return await listing.page_by(
+        session, Survey, Survey.complaint_id == complaint_id, Survey.cycle, limit, cursor
+    )

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
 from services.complaints import sla
+from services.complaints.escalation import escalate
 from services.complaints.models import Complaint, SlaClock
 from services.complaints.models import idempotency_key as idempotency_keys
 from services.complaints.policy import ComplaintPolicy
-from services.complaints.service import SOURCE, escalate, policy_of
+from services.complaints.service import SOURCE, policy_of
 from services.complaints.settings import ComplaintsSettings
 from shared import idempotency
 from shared.clock import Clock
@@ -55,23 +56,29 @@ async def scan_once(*, db: Database, now: datetime, batch_size: int, currency: s
     """Claim up to ``batch_size`` complaints with something due by ``now`` and act on them."""
     result = PassResult()
     async with db.unit_of_work() as session:
-        complaints = (await session.scalars(
-            sa.select(Complaint)
-            .where(Complaint.next_check_at.is_not(None), Complaint.next_check_at <= now)
-            .order_by(Complaint.next_check_at)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )).all()
+        complaints = (
+            await session.scalars(
+                sa.select(Complaint)
+                .where(Complaint.next_check_at.is_not(None), Complaint.next_check_at <= now)
+                .order_by(Complaint.next_check_at)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
         if not complaints:
             return result
         clocks: dict[tuple[object, int], dict[SlaTarget, SlaClock]] = {}
-        for clock in (await session.scalars(
-            sa.select(SlaClock).where(SlaClock.complaint_id.in_([c.id for c in complaints]))
-        )).all():
+        for clock in (
+            await session.scalars(
+                sa.select(SlaClock).where(SlaClock.complaint_id.in_([c.id for c in complaints]))
+            )
+        ).all():
             clocks.setdefault((clock.complaint_id, clock.cycle), {})[SlaTarget(clock.target)] = clock
         for complaint in complaints:
             policy = await policy_of(session, complaint, currency=currency)
-            await _check(session, complaint, clocks.get((complaint.id, complaint.cycle), {}), policy, now, result)
+            await _check(
+                session, complaint, clocks.get((complaint.id, complaint.cycle), {}), policy, now, result
+            )
             result.complaints += 1
     return result
 
@@ -92,27 +99,52 @@ async def _check(
             # Past due: a late warning would say nothing the breach does not.
             clock.breached_at = clock.due_at
             clock.warned_at = clock.warned_at or now
-            stage(session, SlaBreached(
-                customer_id=complaint.customer_id, complaint_id=complaint.id, target=target, due_at=clock.due_at,
-                tier=tier, first_owner=complaint.first_owner, breached_at=clock.due_at,
-            ), source=SOURCE, time=now)
+            stage(
+                session,
+                SlaBreached(
+                    customer_id=complaint.customer_id,
+                    complaint_id=complaint.id,
+                    target=target,
+                    due_at=clock.due_at,
+                    tier=tier,
+                    first_owner=complaint.first_owner,
+                    breached_at=clock.due_at,
+                ),
+                source=SOURCE,
+                time=now,
+            )
             result.breaches += 1
         elif clock.warned_at is None and clock.warn_at is not None and clock.warn_at <= now:
             clock.warned_at = now
-            stage(session, SlaWarning(
-                customer_id=complaint.customer_id, complaint_id=complaint.id, target=target, due_at=clock.due_at,
-                used_share=await _used_share(session, complaint, clock, policy, now), tier=tier,
-                first_owner=complaint.first_owner,
-            ), source=SOURCE, time=now)
+            stage(
+                session,
+                SlaWarning(
+                    customer_id=complaint.customer_id,
+                    complaint_id=complaint.id,
+                    target=target,
+                    due_at=clock.due_at,
+                    used_share=await _used_share(session, complaint, clock, policy, now),
+                    tier=tier,
+                    first_owner=complaint.first_owner,
+                ),
+                source=SOURCE,
+                time=now,
+            )
             result.warnings += 1
     sla_clocks.schedule(complaint=complaint, clocks=clocks, policy=policy)
     # Catch up after downtime: climb as many rungs as fell due, each timed from the one below.
     while complaint.escalation_due_at is not None and complaint.escalation_due_at <= now:
         [broken, *_] = sla_clocks.in_breach(clocks)
         target = SlaTarget(broken.target)
-        await escalate(session=session, complaint=complaint, policy=policy, actor=SCANNER, now=now,
-                       reason=f"{TARGET_NAMES[target]} promise broken (due {broken.due_at:%Y-%m-%d %H:%M} UTC)",
-                       target=target)
+        await escalate(
+            session=session,
+            complaint=complaint,
+            policy=policy,
+            actor=SCANNER,
+            now=now,
+            reason=f"{TARGET_NAMES[target]} promise broken (due {broken.due_at:%Y-%m-%d %H:%M} UTC)",
+            target=target,
+        )
         result.escalations += 1
         sla_clocks.schedule(complaint=complaint, clocks=clocks, policy=policy)
 
@@ -144,16 +176,26 @@ class DeadlineScanner:
         next_purge = loop.time()
         while True:
             while True:
-                done = await scan_once(db=self.db, now=self.clock.now(), batch_size=self.settings.scan_batch_size,
-                                       currency=self.settings.common.currency)
+                done = await scan_once(
+                    db=self.db,
+                    now=self.clock.now(),
+                    batch_size=self.settings.scan_batch_size,
+                    currency=self.settings.common.currency,
+                )
                 if done.complaints:
-                    log.info("sla scan: %d complaints, %d warnings, %d breaches, %d escalations",
-                             done.complaints, done.warnings, done.breaches, done.escalations)
+                    log.info(
+                        "sla scan: %d complaints, %d warnings, %d breaches, %d escalations",
+                        done.complaints,
+                        done.warnings,
+                        done.breaches,
+                        done.escalations,
+                    )
                 if done.complaints < self.settings.scan_batch_size:
                     break
             if loop.time() >= next_purge:
-                await purge_idempotency_keys(db=self.db, now=self.clock.now(),
-                                             ttl=timedelta(hours=self.settings.idempotency_ttl_hours))
+                await purge_idempotency_keys(
+                    db=self.db, now=self.clock.now(), ttl=timedelta(hours=self.settings.idempotency_ttl_hours)
+                )
                 next_purge = loop.time() + 3600
             await asyncio.sleep(self.settings.scan_interval_seconds)
 

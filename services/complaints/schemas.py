@@ -127,7 +127,9 @@ class AssignmentCreate(Input):
 
 
 class VisitCreate(Input):
-    visited_at: UtcDatetime | None = Field(default=None, description="When the visit took place; now if left out.")
+    visited_at: UtcDatetime | None = Field(
+        default=None, description="When the visit took place; now if left out."
+    )
 
 
 class EscalationCreate(Input):

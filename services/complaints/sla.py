@@ -85,7 +85,9 @@ class Calendar:
                 if end is not None and span_start >= end:
                     return
                 yield (max(span_start, start), span_end if end is None else min(span_end, end))
-        raise CalendarError(f"the calendar is not open in the {SEARCH_LIMIT_DAYS} days after {start.isoformat()}")
+        raise CalendarError(
+            f"the calendar is not open in the {SEARCH_LIMIT_DAYS} days after {start.isoformat()}"
+        )
 
 
 ALWAYS = Calendar(always_open=True)
@@ -113,7 +115,10 @@ class ReopenRule(StrEnum):
 
 
 def timeline_of(
-    history: Sequence[tuple[Status, datetime]], *, opened_at: datetime, reopen: ReopenRule = ReopenRule.restart
+    history: Sequence[tuple[Status, datetime]],
+    *,
+    opened_at: datetime,
+    reopen: ReopenRule = ReopenRule.restart,
 ) -> Timeline:
     """The current cycle's timeline from the statuses a complaint entered, oldest first."""
     started_at = _utc(opened_at)
@@ -198,14 +203,22 @@ class Reading:
 
 
 def read(
-    calendar: Calendar, timeline: Timeline, target: timedelta, *, warning_share: float, met_at: datetime | None = None
+    calendar: Calendar,
+    timeline: Timeline,
+    target: timedelta,
+    *,
+    warning_share: float,
+    met_at: datetime | None = None,
 ) -> Reading:
     """Due and warning times of one target on one timeline; a met target keeps its due time for the record."""
     if met_at is not None:
         # Judge the promise by the pauses before it was met: later ones must not move it.
         met_at = _utc(met_at)
-        before = tuple((start, met_at if end is None or end > met_at else end)
-                       for start, end in timeline.pauses if start < met_at)
+        before = tuple(
+            (start, met_at if end is None or end > met_at else end)
+            for start, end in timeline.pauses
+            if start < met_at
+        )
         timeline = Timeline(timeline.started_at, before)
     return Reading(
         due_at=deadline(calendar, timeline, target),

@@ -43,7 +43,8 @@ class IllegalTransition(ValueError):
         allowed = TRANSITIONS[current]
         options = ", ".join(status.value for status in allowed) if allowed else "none"
         super().__init__(
-            f"A complaint that is {current.value} cannot become {wanted.value}; from {current.value} it may become: "
+            f"A complaint that is {current.value} cannot become {wanted.value}; "
+            f"from {current.value} it may become: "
             f"{options}."
         )
         self.current = current

@@ -22,7 +22,9 @@ def staff(role: Role = Role.agent, subject: str = "agent-1") -> dict[str, str]:
     return auth(role, subject=subject)
 
 
-async def open_complaint(service: RunningService, *, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+async def open_complaint(
+    service: RunningService, *, headers: dict[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
     body = {
         "customer_id": str(fields.pop("customer_id", uuid.uuid4())),
         "channel": "phone",
@@ -35,13 +37,23 @@ async def open_complaint(service: RunningService, *, headers: dict[str, str] | N
     return response.json()  # type: ignore[no-any-return]
 
 
-async def move(service: RunningService, complaint_id: str, to: str, *, headers: dict[str, str] | None = None,
-               reason: str | None = None) -> Any:
+async def move(
+    service: RunningService,
+    complaint_id: str,
+    to: str,
+    *,
+    headers: dict[str, str] | None = None,
+    reason: str | None = None,
+) -> Any:
     body = {"to": to, **({"reason": reason} if reason else {})}
-    return await service.client.post(f"/complaints/{complaint_id}/transitions", json=body, headers=headers or staff())
+    return await service.client.post(
+        f"/complaints/{complaint_id}/transitions", json=body, headers=headers or staff()
+    )
 
 
-async def set_tier(service: RunningService, customer_id: uuid.UUID, tier: str, *, key_account: bool = False) -> None:
+async def set_tier(
+    service: RunningService, customer_id: uuid.UUID, tier: str, *, key_account: bool = False
+) -> None:
     """Put a tier straight into the projection, as a tier_changed event would (tests of the API alone)."""
     db = Database(service.database_url)
     try:

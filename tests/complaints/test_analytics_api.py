@@ -17,13 +17,19 @@ async def test_figures_and_charts_for_management(stack: Stack) -> None:
     complaints = await stack.start("complaints", clock=clock, run_workers=False)
     gold = uuid.uuid4()
     await set_tier(complaints, gold, "gold")
-    quick = await open_complaint(complaints, customer_id=gold, headers=staff(subject="agent-a"), channel="web")
-    slow = await open_complaint(complaints, customer_id=gold, headers=staff(subject="agent-b"), category="billing")
+    quick = await open_complaint(
+        complaints, customer_id=gold, headers=staff(subject="agent-a"), channel="web"
+    )
+    slow = await open_complaint(
+        complaints, customer_id=gold, headers=staff(subject="agent-b"), category="billing"
+    )
     await open_complaint(complaints, headers=staff(subject="agent-a"))
     clock.advance(timedelta(hours=1))
-    await complaints.client.post(f"/complaints/{quick['id']}/resolution",
-                                 json={"summary": "refunded", "root_cause": "billing_error"},
-                                 headers=staff(subject="agent-a"))
+    await complaints.client.post(
+        f"/complaints/{quick['id']}/resolution",
+        json={"summary": "refunded", "root_cause": "billing_error"},
+        headers=staff(subject="agent-a"),
+    )
     clock.advance(timedelta(hours=2))
     await move(complaints, slow["id"], "acknowledged", headers=staff(subject="agent-b"))
     clock.advance(timedelta(hours=1))
@@ -40,11 +46,15 @@ async def test_figures_and_charts_for_management(stack: Stack) -> None:
     assert figures["first_contact_resolution_rate"] == 1.0
     assert figures["root_causes"][0]["root_cause"] == "billing_error"
 
-    mine = (await complaints.client.get("/complaints-analytics", params={"first_owner": "agent-a"},
-                                        headers=supervisor)).json()
+    mine = (
+        await complaints.client.get(
+            "/complaints-analytics", params={"first_owner": "agent-a"}, headers=supervisor
+        )
+    ).json()
     assert mine["volume"]["total"] == 2
-    window = await complaints.client.get("/complaints-analytics", params={"since": "2020-01-01T00:00:00Z"},
-                                         headers=supervisor)
+    window = await complaints.client.get(
+        "/complaints-analytics", params={"since": "2020-01-01T00:00:00Z"}, headers=supervisor
+    )
     assert window.status_code == 422 and window.json()["errors"][0]["field"] == "since"
 
     for chart in ("trend", "categories", "channels", "tiers", "sla", "times", "root_causes"):
@@ -52,6 +62,6 @@ async def test_figures_and_charts_for_management(stack: Stack) -> None:
         assert response.status_code == 200 and response.headers["content-type"] == "image/svg+xml"
         root = ElementTree.fromstring(response.content)
         assert root.tag.endswith("svg")
-        assert b"xlink:href=\"http" not in response.content  # no script fetched from the internet
+        assert b'xlink:href="http' not in response.content  # no script fetched from the internet
     unknown = await complaints.client.get("/complaints-analytics/pie.svg", headers=supervisor)
     assert unknown.status_code == 422

@@ -11,7 +11,14 @@ import pytest
 
 from shared.auth import Role
 from shared.clock import ManualClock
-from tests.complaints.helpers import TUESDAY_10_SHANGHAI, open_complaint, set_tier, staff, staged, staged_types
+from tests.complaints.helpers import (
+    TUESDAY_10_SHANGHAI,
+    open_complaint,
+    set_tier,
+    staff,
+    staged,
+    staged_types,
+)
 from tests.harness import RunningService, Stack, auth
 
 
@@ -20,16 +27,24 @@ async def complaints(stack: Stack) -> RunningService:
     return await stack.start("complaints", clock=ManualClock(TUESDAY_10_SHANGHAI), run_workers=False)
 
 
-async def test_the_receiver_is_first_owner_and_opened_carries_the_tiers_promise(complaints: RunningService) -> None:
+async def test_the_receiver_is_first_owner_and_opened_carries_the_tiers_promise(
+    complaints: RunningService,
+) -> None:
     gold_customer = uuid.uuid4()
     await set_tier(complaints, gold_customer, "gold")
     complaint = await open_complaint(
-        complaints, customer_id=gold_customer, headers=staff(subject="agent-7"), severity="high",
-        desired_outcome="A replacement", attachments=[{"uri": "https://files.example.com/p.jpg", "name": "p.jpg"}],
+        complaints,
+        customer_id=gold_customer,
+        headers=staff(subject="agent-7"),
+        severity="high",
+        desired_outcome="A replacement",
+        attachments=[{"uri": "https://files.example.com/p.jpg", "name": "p.jpg"}],
     )
     assert complaint["first_owner"] == "agent-7" and complaint["status"] == "new"
     assert complaint["tier"] == "gold" and complaint["desired_outcome"] == "A replacement"
-    assert complaint["attachments"] == [{"uri": "https://files.example.com/p.jpg", "name": "p.jpg", "media_type": None}]
+    assert complaint["attachments"] == [
+        {"uri": "https://files.example.com/p.jpg", "name": "p.jpg", "media_type": None}
+    ]
     clocks = {clock["target"]: clock for clock in complaint["clocks"]}
     assert clocks["first_response"]["due_at"] == "2026-11-24T04:00:00Z"  # gold: 2 hours, around the clock
     assert clocks["resolution"]["due_at"] == "2026-11-26T02:00:00Z"  # 48 hours
@@ -58,8 +73,15 @@ async def test_a_visit_adds_the_on_site_promise(complaints: RunningService) -> N
     assert complaint["clocks"][1]["due_at"] == "2026-11-25T02:00:00Z"  # gold: on site within 24 hours
 
 
-async def test_an_idempotency_key_makes_a_retry_return_the_first_complaint(complaints: RunningService) -> None:
-    body = {"customer_id": str(uuid.uuid4()), "channel": "app", "category": "billing", "description": "Charged twice"}
+async def test_an_idempotency_key_makes_a_retry_return_the_first_complaint(
+    complaints: RunningService,
+) -> None:
+    body = {
+        "customer_id": str(uuid.uuid4()),
+        "channel": "app",
+        "category": "billing",
+        "description": "Charged twice",
+    }
     headers = {**staff(Role.agent, "app-user"), "Idempotency-Key": "retry-1"}
     first = await complaints.client.post("/complaints", json=body, headers=headers)
     again = await complaints.client.post("/complaints", json=body, headers=headers)
@@ -69,16 +91,24 @@ async def test_an_idempotency_key_makes_a_retry_return_the_first_complaint(compl
         "/complaints", json=body, headers={**staff(Role.agent, "someone-else"), "Idempotency-Key": "retry-1"}
     )
     assert other_caller.status_code == 201 and other_caller.json()["id"] != first.json()["id"]
-    changed = await complaints.client.post("/complaints", json={**body, "description": "Other"}, headers=headers)
+    changed = await complaints.client.post(
+        "/complaints", json={**body, "description": "Other"}, headers=headers
+    )
     assert changed.status_code == 422 and changed.json()["errors"][0]["field"] == "Idempotency-Key"
     assert await staged_types(complaints) == ["csm.complaint.opened.v1"] * 2
 
 
 async def test_concurrent_retries_with_one_key_make_one_complaint(complaints: RunningService) -> None:
-    body = {"customer_id": str(uuid.uuid4()), "channel": "app", "category": "billing", "description": "Charged twice"}
+    body = {
+        "customer_id": str(uuid.uuid4()),
+        "channel": "app",
+        "category": "billing",
+        "description": "Charged twice",
+    }
     headers = {**staff(), "Idempotency-Key": "burst"}
-    responses = await asyncio.gather(*(complaints.client.post("/complaints", json=body, headers=headers)
-                                       for _ in range(5)))
+    responses = await asyncio.gather(
+        *(complaints.client.post("/complaints", json=body, headers=headers) for _ in range(5))
+    )
     assert sorted(response.status_code for response in responses) == [200, 200, 200, 200, 201]
     assert len({response.json()["id"] for response in responses}) == 1
 
@@ -97,7 +127,13 @@ BAD_INPUT: list[tuple[dict[str, object], str]] = [
 
 async def test_bad_input_is_a_422_naming_the_field(complaints: RunningService) -> None:
     for fields, field in BAD_INPUT:
-        body = {"customer_id": str(uuid.uuid4()), "channel": "web", "category": "other", "description": "x", **fields}
+        body = {
+            "customer_id": str(uuid.uuid4()),
+            "channel": "web",
+            "category": "other",
+            "description": "x",
+            **fields,
+        }
         response = await complaints.client.post("/complaints", json=body, headers=staff())
         assert response.status_code == 422, response.text
         assert response.headers["content-type"] == "application/problem+json"
@@ -106,7 +142,9 @@ async def test_bad_input_is_a_422_naming_the_field(complaints: RunningService) -
 
 
 async def test_a_system_names_the_staff_member_who_received_the_complaint(complaints: RunningService) -> None:
-    complaint = await open_complaint(complaints, headers=auth(Role.service, "call-centre"), received_by="agent-3")
+    complaint = await open_complaint(
+        complaints, headers=auth(Role.service, "call-centre"), received_by="agent-3"
+    )
     assert complaint["first_owner"] == "agent-3"
     from_system = await open_complaint(complaints, headers=auth(Role.service, "web-portal"))
     assert from_system["first_owner"] == "web-portal"
@@ -115,15 +153,22 @@ async def test_a_system_names_the_staff_member_who_received_the_complaint(compla
 async def test_every_endpoint_needs_a_token(complaints: RunningService) -> None:
     some_id = uuid.uuid4()
     for method, path in [
-        ("POST", "/complaints"), ("GET", "/complaints"), ("GET", f"/complaints/{some_id}"),
-        ("POST", f"/complaints/{some_id}/transitions"), ("GET", "/complaint-policy"), ("PUT", "/complaint-policy"),
-        ("GET", "/complaints-analytics"), ("POST", f"/compensations/{some_id}/decision"),
+        ("POST", "/complaints"),
+        ("GET", "/complaints"),
+        ("GET", f"/complaints/{some_id}"),
+        ("POST", f"/complaints/{some_id}/transitions"),
+        ("GET", "/complaint-policy"),
+        ("PUT", "/complaint-policy"),
+        ("GET", "/complaints-analytics"),
+        ("POST", f"/compensations/{some_id}/decision"),
     ]:
         response = await complaints.client.request(method, path, json={})
         assert response.status_code == 401, (method, path)
 
 
-async def test_lists_filter_by_first_owner_and_page_by_cursor(complaints: RunningService, stack: Stack) -> None:
+async def test_lists_filter_by_first_owner_and_page_by_cursor(
+    complaints: RunningService, stack: Stack
+) -> None:
     for _ in range(3):
         await open_complaint(complaints, headers=staff(subject="agent-a"))
     await open_complaint(complaints, headers=staff(subject="agent-b"))

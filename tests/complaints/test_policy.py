@@ -3,6 +3,7 @@ and the analytics figures."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,9 +20,18 @@ from shared.events.segmentation import Tier
 
 
 def test_the_workflow_is_the_practices_chain_with_reopen() -> None:
-    chain = [Status.new, Status.acknowledged, Status.in_progress, Status.waiting_on_customer, Status.in_progress,
-             Status.resolved, Status.closed, Status.reopened, Status.acknowledged]
-    for current, wanted in zip(chain, chain[1:], strict=False):
+    chain = [
+        Status.new,
+        Status.acknowledged,
+        Status.in_progress,
+        Status.waiting_on_customer,
+        Status.in_progress,
+        Status.resolved,
+        Status.closed,
+        Status.reopened,
+        Status.acknowledged,
+    ]
+    for current, wanted in itertools.pairwise(chain):
         check(current, wanted)
     assert set(TRANSITIONS) == set(Status)
     with pytest.raises(IllegalTransition) as refused:
@@ -53,12 +63,18 @@ def test_the_most_specific_target_rule_wins() -> None:
 
 def test_compensation_authority_follows_the_role_limits() -> None:
     policy = default_policy()
-    assert policy.may_grant(Role.agent, Decimal("200")) and not policy.may_grant(Role.agent, Decimal("200.01"))
-    assert policy.may_grant(Role.supervisor, Decimal("1000")) and not policy.may_grant(Role.supervisor, Decimal("1001"))
+    assert policy.may_grant(Role.agent, Decimal("200")) and not policy.may_grant(
+        Role.agent, Decimal("200.01")
+    )
+    assert policy.may_grant(Role.supervisor, Decimal("1000")) and not policy.may_grant(
+        Role.supervisor, Decimal("1001")
+    )
     assert policy.may_grant(Role.manager, Decimal("1000000"))
     assert not policy.may_grant(Role.service, Decimal("0.01"))
     assert [policy.approver_for(Decimal(a)) for a in ("50", "500", "5000")] == [
-        Role.agent, Role.supervisor, Role.manager,
+        Role.agent,
+        Role.supervisor,
+        Role.manager,
     ]
 
 
@@ -86,18 +102,35 @@ def test_a_policy_survives_json_and_back() -> None:
 T = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
-def fact(category: str, *, day: int = 0, tier: str | None = "gold", cause: str | None = None,
-         fcr: bool | None = None, reopened: bool = False) -> analytics.ComplaintFact:
+def fact(
+    category: str,
+    *,
+    day: int = 0,
+    tier: str | None = "gold",
+    cause: str | None = None,
+    fcr: bool | None = None,
+    reopened: bool = False,
+) -> analytics.ComplaintFact:
     return analytics.ComplaintFact(
-        opened_at=T + timedelta(days=day), category=category, channel="phone", tier=tier, root_cause=cause,
-        first_contact_resolution=fcr, ever_resolved=fcr is not None or reopened, reopened=reopened,
+        opened_at=T + timedelta(days=day),
+        category=category,
+        channel="phone",
+        tier=tier,
+        root_cause=cause,
+        first_contact_resolution=fcr,
+        ever_resolved=fcr is not None or reopened,
+        reopened=reopened,
     )
 
 
-def clock(target: str, hours_to_meet: float | None, *, due_hours: float = 2, breached: bool = False,
-          cycle: int = 1) -> analytics.ClockFact:
+def clock(
+    target: str, hours_to_meet: float | None, *, due_hours: float = 2, breached: bool = False, cycle: int = 1
+) -> analytics.ClockFact:
     return analytics.ClockFact(
-        target=target, cycle=cycle, opened_at=T, due_at=T + timedelta(hours=due_hours),
+        target=target,
+        cycle=cycle,
+        opened_at=T,
+        due_at=T + timedelta(hours=due_hours),
         met_at=None if hours_to_meet is None else T + timedelta(hours=hours_to_meet),
         breached_at=T + timedelta(hours=due_hours) if breached else None,
     )
@@ -111,33 +144,47 @@ def test_the_figures_management_reads() -> None:
         fact("billing", day=3),
     ]
     clocks = [
-        clock("first_response", 1), clock("first_response", 3, breached=True), clock("first_response", 0.5),
-        clock("first_response", None), clock("resolution", 10, due_hours=48), clock("resolution", 30, due_hours=48),
+        clock("first_response", 1),
+        clock("first_response", 3, breached=True),
+        clock("first_response", 0.5),
+        clock("first_response", None),
+        clock("resolution", 10, due_hours=48),
+        clock("resolution", 30, due_hours=48),
         clock("resolution", 1, due_hours=48, cycle=2),
     ]
-    figures = analytics.report(facts, clocks, [(2, 3, True), (5, 10, False), (4, None, False)],
-                               since=T, until=T + timedelta(days=4))
+    figures = analytics.report(
+        facts, clocks, [(2, 3, True), (5, 10, False), (4, None, False)], since=T, until=T + timedelta(days=4)
+    )
     volume = figures["volume"]
     assert volume["total"] == 4 and volume["by_category"] == {"delivery": 2, "billing": 2}  # type: ignore[index]
     assert volume["by_tier"] == {"gold": 3, "unknown": 1}  # type: ignore[index]
     assert [p["count"] for p in volume["trend"]["points"]] == [1, 2, 0, 1, 0]  # type: ignore[index]
     assert figures["sla_attainment"] == {
         "overall": 0.8333,
-        "by_target": {"first_response": {"kept": 2, "decided": 3, "rate": 0.6667},
-                      "resolution": {"kept": 3, "decided": 3, "rate": 1.0}},
+        "by_target": {
+            "first_response": {"kept": 2, "decided": 3, "rate": 0.6667},
+            "resolution": {"kept": 3, "decided": 3, "rate": 1.0},
+        },
     }
     assert figures["first_response_time"] == {"count": 3, "median_hours": 1.0, "p90_hours": 3.0}
     assert figures["resolution_time"] == {"count": 2, "median_hours": 10.0, "p90_hours": 30.0}
     assert figures["first_contact_resolution_rate"] == 0.6667
     assert figures["reopen_rate"] == 0.3333
     [top, *_] = figures["root_causes"]  # type: ignore[misc]
-    assert top == {"root_cause": "carrier_delay", "count": 2, "share": 0.6667, "recurring": True,
-                   "categories": {"delivery": 2}}
+    assert top == {
+        "root_cause": "carrier_delay",
+        "count": 2,
+        "share": 0.6667,
+        "recurring": True,
+        "categories": {"delivery": 2},
+    }
     assert figures["satisfaction"] == {"answers": 3, "csat_mean": 3.667, "poor_rate": 0.3333, "nps": 0.0}
 
 
 def test_a_long_window_trends_by_week() -> None:
-    figures = analytics.volume([fact("delivery"), fact("delivery", day=8)], since=T, until=T + timedelta(days=90))
+    figures = analytics.volume(
+        [fact("delivery"), fact("delivery", day=8)], since=T, until=T + timedelta(days=90)
+    )
     trend = figures["trend"]
     assert trend["bucket"] == "week"  # type: ignore[index]
     assert trend["points"][0] == {"start": "2026-11-02", "count": 1, "by_category": {"delivery": 1}}  # type: ignore[index]

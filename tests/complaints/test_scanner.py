@@ -57,7 +57,10 @@ async def test_warns_at_three_quarters_breaches_at_the_due_time_and_climbs_the_l
     assert (await scan(complaints, T0 + timedelta(minutes=90))).warnings == 1
     [(kind, warning)] = await scanner_events(complaints)
     assert (kind, warning["target"], warning["used_share"], warning["due_at"]) == (
-        "sla_warning", "first_response", 0.75, "2026-11-24T04:00:00Z",
+        "sla_warning",
+        "first_response",
+        0.75,
+        "2026-11-24T04:00:00Z",
     )
     assert (warning["tier"], warning["first_owner"]) == ("gold", "agent-1")
     passed = await scan(complaints, T0 + timedelta(hours=2))
@@ -65,7 +68,9 @@ async def test_warns_at_three_quarters_breaches_at_the_due_time_and_climbs_the_l
     _, breach, escalation = await scanner_events(complaints)
     assert breach[1]["breached_at"] == breach[1]["due_at"] == "2026-11-24T04:00:00Z"
     assert (escalation[1]["level_name"], escalation[1]["must_act"], escalation[1]["target"]) == (
-        "supervisor", "supervisor", "first_response",
+        "supervisor",
+        "supervisor",
+        "first_response",
     )
     # The supervisor has four hours before the manager is called; the ladder stops at the manager.
     assert (await scan(complaints, T0 + timedelta(hours=5, minutes=59))).escalations == 0
@@ -129,8 +134,12 @@ async def test_a_scanner_that_was_down_catches_up_without_a_stale_warning(compla
 async def test_due_times_survive_a_restart(stack: Stack, complaints: RunningService) -> None:
     complaint = await gold_complaint(complaints)
     # A fresh process on the same database, two hours later, with its workers running.
-    later = await stack.start("complaints", clock=ManualClock(T0 + timedelta(hours=2, minutes=1)),
-                              database_url=complaints.database_url, scan_interval_seconds=0.05)
+    later = await stack.start(
+        "complaints",
+        clock=ManualClock(T0 + timedelta(hours=2, minutes=1)),
+        database_url=complaints.database_url,
+        scan_interval_seconds=0.05,
+    )
 
     async def breached() -> None:
         kinds = [kind for kind, _ in await scanner_events(later)]
@@ -148,13 +157,18 @@ async def test_concurrent_scanners_act_on_each_complaint_once(complaints: Runnin
     try:
         at = T0 + timedelta(minutes=95)
         results = await asyncio.gather(
-            *(scan_once(db=db, now=at, batch_size=7, currency="CNY")
-              for db in (complaints.runtime.db, other, complaints.runtime.db, other) for _ in range(3))
+            *(
+                scan_once(db=db, now=at, batch_size=7, currency="CNY")
+                for db in (complaints.runtime.db, other, complaints.runtime.db, other)
+                for _ in range(3)
+            )
         )
     finally:
         await other.dispose()
     assert sum(result.warnings for result in results) == 30
-    warned = [event["complaint_id"] for kind, event in await scanner_events(complaints) if kind == "sla_warning"]
+    warned = [
+        event["complaint_id"] for kind, event in await scanner_events(complaints) if kind == "sla_warning"
+    ]
     assert len(warned) == len(set(warned)) == 30
 
 

@@ -54,7 +54,8 @@ def test_business_hours_skip_the_weekend_and_a_holiday() -> None:
 
 def test_a_make_up_working_saturday_counts_and_a_short_day_counts_less() -> None:
     calendar = weekdays(
-        NINE_TO_SIX, time_zone="Asia/Shanghai",
+        NINE_TO_SIX,
+        time_zone="Asia/Shanghai",
         special={date(2026, 11, 21): NINE_TO_SIX, date(2026, 11, 20): ((9 * 60, 17 * 60),)},
     )
     # Friday 16:00-17:00 (short day), Saturday 09:00-12:00 (make-up working day).
@@ -102,24 +103,38 @@ def test_a_tier_upgrade_mid_complaint_retargets_from_the_opening_under_the_tight
     policy = default_policy()
     opened = at(2026, 11, 24, 10)  # a Tuesday
     iron = policy.target_for(Tier.iron, Severity.normal)
-    iron_reading = read(policy.calendar(iron.calendar), Timeline(opened), iron.first_response, warning_share=0.75)
+    iron_reading = read(
+        policy.calendar(iron.calendar), Timeline(opened), iron.first_response, warning_share=0.75
+    )
     assert iron_reading.due_at == at(2026, 11, 24, 14)  # 4 business hours
     assert iron_reading.warn_at == at(2026, 11, 24, 13)
     # At 11:00 the customer becomes gold: 2 hours around the clock, counted from the opening.
     gold = policy.target_for(Tier.gold, Severity.normal)
-    gold_reading = read(policy.calendar(gold.calendar), Timeline(opened), gold.first_response, warning_share=0.75)
+    gold_reading = read(
+        policy.calendar(gold.calendar), Timeline(opened), gold.first_response, warning_share=0.75
+    )
     assert gold_reading.due_at == at(2026, 11, 24, 12)
     assert gold_reading.warn_at == at(2026, 11, 24, 11, 30)
-    assert used_share(policy.calendar(gold.calendar), Timeline(opened), gold.first_response, at(2026, 11, 24, 11)) == 0.5
+    assert (
+        used_share(
+            policy.calendar(gold.calendar), Timeline(opened), gold.first_response, at(2026, 11, 24, 11)
+        )
+        == 0.5
+    )
 
 
 def test_the_default_policy_carries_the_practices_figures() -> None:
     policy = default_policy()
     gold = policy.target_for(Tier.gold, Severity.normal)
     assert (gold.first_response, gold.on_site, gold.resolution) == (
-        timedelta(hours=2), timedelta(hours=24), timedelta(hours=48),
+        timedelta(hours=2),
+        timedelta(hours=24),
+        timedelta(hours=48),
     )
-    platinum, iron = policy.target_for(Tier.platinum, Severity.normal), policy.target_for(Tier.iron, Severity.low)
+    platinum, iron = (
+        policy.target_for(Tier.platinum, Severity.normal),
+        policy.target_for(Tier.iron, Severity.low),
+    )
     assert platinum.resolution < gold.resolution
     unknown = policy.target_for(None, Severity.normal)
     assert iron.calendar == unknown.calendar == "business_hours"
@@ -182,12 +197,15 @@ def test_a_calendar_that_is_never_open_is_refused() -> None:
 # Properties, over 24x7 and business-hours calendars in several zones and any pauses.
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-moments = st.integers(min_value=0, max_value=60 * 24 * 40).map(lambda minutes: START + timedelta(minutes=minutes))
+moments = st.integers(min_value=0, max_value=60 * 24 * 40).map(
+    lambda minutes: START + timedelta(minutes=minutes)
+)
 calendars = st.one_of(
     st.just(ALWAYS),
     st.builds(
         lambda zone, opening, length, holiday: weekdays(
-            ((opening, min(opening + length, 24 * 60)),), time_zone=zone,
+            ((opening, min(opening + length, 24 * 60)),),
+            time_zone=zone,
             holidays=frozenset({date(2026, 1, 1) + timedelta(days=holiday)}),
         ),
         st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC"]),
@@ -217,15 +235,19 @@ def open_time_in(calendar: Calendar, start: datetime, end: datetime) -> timedelt
 def test_paused_time_never_counts(calendar: Calendar, timeline: Timeline, until: datetime) -> None:
     without_pauses = counted(calendar, Timeline(timeline.started_at), until)
     paused_open_time = sum(
-        (open_time_in(calendar, max(start, timeline.started_at), min(end or until, until))
-         for start, end in timeline.pauses),
+        (
+            open_time_in(calendar, max(start, timeline.started_at), min(end or until, until))
+            for start, end in timeline.pauses
+        ),
         timedelta(0),
     )
     assert counted(calendar, timeline, until) == without_pauses - paused_open_time
 
 
 @settings(max_examples=150, deadline=None)
-@given(calendars, timelines(), st.integers(min_value=1, max_value=60 * 60).map(lambda m: timedelta(minutes=m)))
+@given(
+    calendars, timelines(), st.integers(min_value=1, max_value=60 * 60).map(lambda m: timedelta(minutes=m))
+)
 def test_the_due_time_is_when_exactly_the_target_has_counted_and_never_inside_a_pause(
     calendar: Calendar, timeline: Timeline, target: timedelta
 ) -> None:

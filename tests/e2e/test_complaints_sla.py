@@ -23,7 +23,9 @@ def at_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_for_approval(stack: Stack) -> None:
+async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_for_approval(
+    stack: Stack,
+) -> None:
     opened_at = at_minute(datetime.now(UTC))
     clock = ManualClock(opened_at)
     await stack.start("customer")
@@ -35,7 +37,8 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
     customer_id = registered.json()["id"]
     bought = await stack["customer"].client.post(
         f"/customers/{customer_id}/purchases",
-        json={"order_id": "SO-2001", "amount": "15000.00", "currency": "CNY"}, headers=auth(),
+        json={"order_id": "SO-2001", "amount": "15000.00", "currency": "CNY"},
+        headers=auth(),
     )
     assert bought.status_code == 201
 
@@ -43,8 +46,13 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
     agent = auth(Role.agent, subject="agent-42")
     response = await complaints.client.post(
         "/complaints",
-        json={"customer_id": customer_id, "channel": "phone", "category": "product_quality", "severity": "normal",
-              "description": "The washing machine leaks."},
+        json={
+            "customer_id": customer_id,
+            "channel": "phone",
+            "category": "product_quality",
+            "severity": "normal",
+            "description": "The washing machine leaks.",
+        },
         headers=agent,
     )
     assert response.status_code == 201, response.text
@@ -61,8 +69,9 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
     assert datetime.fromisoformat(first_response["due_at"]) == opened_at + timedelta(hours=2)
 
     async def acknowledged_to_the_customer() -> None:
-        found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id},
-                                                 headers=auth())
+        found = await stack["notify"].client.get(
+            "/notifications", params={"customer_id": customer_id}, headers=auth()
+        )
         assert found.json()["items"], "no acknowledgement yet"
 
     await eventually(acknowledged_to_the_customer)
@@ -80,30 +89,45 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
 
     await eventually(lambda: events_of_the_complaint(clock_moved_events))
     clock.set(opened_at + timedelta(hours=2, minutes=1))
-    expected = ["csm.complaint.opened.v1", *clock_moved_events, "csm.complaint.sla_breached.v1",
-                "csm.complaint.escalated.v1"]
+    expected = [
+        "csm.complaint.opened.v1",
+        *clock_moved_events,
+        "csm.complaint.sla_breached.v1",
+        "csm.complaint.escalated.v1",
+    ]
     events = await eventually(lambda: events_of_the_complaint(expected))
     by_type = {event["type"]: event["data"] for event in events}
     breached = by_type["csm.complaint.sla_breached.v1"]
-    assert (breached["target"], breached["tier"], breached["first_owner"]) == ("first_response", "gold", "agent-42")
+    assert (breached["target"], breached["tier"], breached["first_owner"]) == (
+        "first_response",
+        "gold",
+        "agent-42",
+    )
     assert datetime.fromisoformat(breached["due_at"]) == opened_at + timedelta(hours=2)
     escalated = by_type["csm.complaint.escalated.v1"]
     assert (escalated["level_name"], escalated["must_act"], escalated["first_owner"]) == (
-        "supervisor", "supervisor", "agent-42",
+        "supervisor",
+        "supervisor",
+        "agent-42",
     )
 
     offered = await complaints.client.post(
         f"/complaints/{complaint_id}/compensations",
-        json={"amount": "500.00", "currency": "CNY", "reason": "a week without a washing machine"}, headers=agent,
+        json={"amount": "500.00", "currency": "CNY", "reason": "a week without a washing machine"},
+        headers=agent,
     )
     assert offered.status_code == 201
     assert (offered.json()["status"], offered.json()["requires_role"]) == ("pending", "supervisor")
     compensation_id = offered.json()["id"]
-    refused = await complaints.client.post(f"/compensations/{compensation_id}/decision", json={"approve": True},
-                                           headers=agent)
+    refused = await complaints.client.post(
+        f"/compensations/{compensation_id}/decision", json={"approve": True}, headers=agent
+    )
     assert refused.status_code == 403
-    approved = await complaints.client.post(f"/compensations/{compensation_id}/decision", json={"approve": True},
-                                            headers=auth(Role.supervisor, subject="supervisor-1"))
+    approved = await complaints.client.post(
+        f"/compensations/{compensation_id}/decision",
+        json={"approve": True},
+        headers=auth(Role.supervisor, subject="supervisor-1"),
+    )
     assert approved.status_code == 200 and approved.json()["status"] == "granted"
     current = (await complaints.client.get(f"/complaints/{complaint_id}", headers=agent)).json()
     assert current["compensation"] == "500.00" and current["first_owner"] == "agent-42"

@@ -18,10 +18,32 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 NEW_COMPLAINT_COLUMNS = (
-    "steps", "desired_outcome", "attachments", "assignee", "source", "opened_at", "tier", "key_account", "policy_version",
-    "cycle", "visit_required", "visited_at", "first_response_at", "escalation_level", "escalation_due_at", "escalated_at",
-    "next_check_at", "resolved_at", "closed_at", "resolution_summary", "root_cause", "first_contact_resolution",
-    "within_sla", "compensation_minor", "reopen_count", "erased_at",
+    "steps",
+    "desired_outcome",
+    "attachments",
+    "assignee",
+    "source",
+    "opened_at",
+    "tier",
+    "key_account",
+    "policy_version",
+    "cycle",
+    "visit_required",
+    "visited_at",
+    "first_response_at",
+    "escalation_level",
+    "escalation_due_at",
+    "escalated_at",
+    "next_check_at",
+    "resolved_at",
+    "closed_at",
+    "resolution_summary",
+    "root_cause",
+    "first_contact_resolution",
+    "within_sla",
+    "compensation_minor",
+    "reopen_count",
+    "erased_at",
 )
 
 
@@ -170,8 +192,12 @@ def downgrade() -> None:
     op.drop_table("sla_clock")
     op.drop_table("complaint_transition")
     with op.batch_alter_table("complaint") as batch:
-        for index in ("ix_complaint_next_check_at", "ix_complaint_opened_at", "ix_complaint_root_cause",
-                      "ix_complaint_assignee"):
+        for index in (
+            "ix_complaint_next_check_at",
+            "ix_complaint_opened_at",
+            "ix_complaint_root_cause",
+            "ix_complaint_assignee",
+        ):
             batch.drop_index(index)
         for column in reversed(NEW_COMPLAINT_COLUMNS):
             batch.drop_column(column)
