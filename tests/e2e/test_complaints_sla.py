@@ -72,7 +72,10 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
         found = await stack["notify"].client.get(
             "/notifications", params={"customer_id": customer_id}, headers=auth()
         )
-        assert found.json()["items"], "no acknowledgement yet"
+        about = [
+            f"{item.get('playbook', '')} {item.get('title', '')}".lower() for item in found.json()["items"]
+        ]
+        assert any("complaint" in text for text in about), about
 
     await eventually(acknowledged_to_the_customer)
 
