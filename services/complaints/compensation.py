@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import service
-from services.complaints.models import Compensation
+from services.complaints.models import Compensation, Complaint
 from services.complaints.schemas import CompensationCreate, CompensationRead
 from services.complaints.workflow import Status
 from shared.auth import Principal
@@ -107,9 +107,14 @@ async def list_compensations(
     status: str | None,
     limit: int,
     cursor: str | None,
+    first_owner: str | None = None,
 ) -> tuple[list[Compensation], str | None]:
     """Oldest first: the queue of offers waiting for approval is worked from its head."""
     query = sa.select(Compensation)
+    if first_owner is not None:
+        query = query.join(Complaint, Complaint.id == Compensation.complaint_id).where(
+            Complaint.first_owner == first_owner
+        )
     if complaint_id is not None:
         query = query.where(Compensation.complaint_id == complaint_id)
     if status is not None:

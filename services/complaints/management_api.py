@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.complaints import charts, compensation, policy_store, reports
 from services.complaints.api import Filters
@@ -58,11 +58,12 @@ async def list_compensations(
     session: ReadSessionDep,
     _user: Agent,
     status: Literal["granted", "pending", "rejected"] | None = None,
+    first_owner: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 50,
     cursor: CursorParam = None,
 ) -> Page[CompensationRead]:
     offers, following = await compensation.list_compensations(
-        session=session, complaint_id=None, status=status, limit=limit, cursor=cursor
+        session=session, complaint_id=None, status=status, limit=limit, cursor=cursor, first_owner=first_owner
     )
     return Page(items=[compensation.to_read(offer) for offer in offers], next_cursor=following)
 

@@ -286,6 +286,10 @@ async def test_compensation_within_the_agents_limit_is_granted_and_above_it_wait
         await complaints.client.get("/compensations", params={"status": "pending"}, headers=staff())
     ).json()
     assert [item["id"] for item in queue["items"]] == [above.json()["id"]]
+    theirs = await complaints.client.get(
+        "/compensations", params={"status": "pending", "first_owner": "someone-else"}, headers=staff()
+    )
+    assert theirs.json()["items"] == []
     assert (await decide(complaints, above.json()["id"], Role.agent)).status_code == 403
     approved = await decide(complaints, above.json()["id"], Role.supervisor)
     assert approved.status_code == 200 and approved.json()["status"] == "granted"
