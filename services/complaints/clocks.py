@@ -80,6 +80,9 @@ async def refresh(
     rule = rule_for(complaint, policy)
     calendar = policy.calendar(rule.calendar)
     timeline = timeline_for(complaint, history, policy)
+    # Whatever the reopen rule does to the other promises, a reopened complaint is answered like a
+    # new one: its first response is always owed from the reopen.
+    response_timeline = sla.timeline_of(history, opened_at=complaint.opened_at, reopen=sla.ReopenRule.restart)
     clocks = {} if new else await clocks_of(session, complaint)
     wanted = [SlaTarget.first_response, SlaTarget.resolution]
     if complaint.visit_required:
@@ -90,12 +93,13 @@ async def refresh(
             del clocks[target]
     for target in wanted:
         duration = rule.duration(target.value)
+        its_timeline = response_timeline if target is SlaTarget.first_response else timeline
         reading = sla.read(
             calendar,
-            timeline,
+            its_timeline,
             duration,
             warning_share=policy.warning_share,
-            met_at=_met_at(complaint, target, timeline.started_at),
+            met_at=_met_at(complaint, target, response_timeline.started_at),
         )
         clock = clocks.get(target)
         if clock is None:

@@ -207,6 +207,27 @@ async def test_reopen_starts_a_new_cycle_with_the_promises_owed_again(
     assert (await move(complaints, complaint["id"], "acknowledged")).status_code == 200
 
 
+async def test_a_reopen_may_resume_the_resolution_promise_but_a_response_is_owed_afresh(
+    complaints: RunningService, clock: ManualClock
+) -> None:
+    policy = default_policy().model_dump(mode="json") | {"reopen": "resume"}
+    assert (
+        await complaints.client.put("/complaint-policy", json=policy, headers=staff(Role.manager))
+    ).is_success
+    complaint = await gold_complaint(complaints)
+    clock.advance(timedelta(hours=10))
+    await resolve(complaints, complaint["id"])
+    clock.advance(timedelta(days=1))
+    body = (
+        await complaints.client.post(
+            f"/complaints/{complaint['id']}/reopen", json={"reason": "it broke again"}, headers=staff()
+        )
+    ).json()
+    # 10 of gold's 48 hours were used before the resolution; the day spent resolved does not count.
+    assert clock_of(body, "resolution")["due_at"] == "2026-11-27T02:00:00Z"
+    assert clock_of(body, "first_response")["due_at"] == "2026-11-25T14:00:00Z"  # 2 hours from the reopen
+
+
 async def test_a_poor_survey_reopens_the_complaint_for_a_follow_up(complaints: RunningService) -> None:
     complaint = await gold_complaint(complaints)
     early = await complaints.client.post(
