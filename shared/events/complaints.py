@@ -152,6 +152,26 @@ class SurveyAnswered(Event):
     answered_at: AwareDatetime
 
 
+class ComplaintRetargeted(Event):
+    """The promise of an open complaint changed: the customer's tier arrived or changed, or its severity did.
+
+    The due times are the new ones, counted from the opening (or the last reopen); None while the
+    clock is paused waiting on the customer.
+    """
+
+    type: ClassVar[str] = "csm.complaint.retargeted.v1"
+    topic: ClassVar[str] = TOPIC
+
+    complaint_id: uuid.UUID
+    previous_tier: Tier | None
+    tier: Tier | None
+    severity: Severity
+    reason: str
+    first_response_due_at: AwareDatetime | None = None
+    resolution_due_at: AwareDatetime | None = None
+    retargeted_at: AwareDatetime
+
+
 class AttachmentRef(BaseModel):
     """A file kept elsewhere that belongs to a complaint: csm stores the reference, never the file."""
 
@@ -195,4 +215,5 @@ EVENTS: tuple[type[Event], ...] = (
     ComplaintEscalated,
     SurveyAnswered,
     ComplaintSubmitted,
+    ComplaintRetargeted,
 )

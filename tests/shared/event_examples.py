@@ -81,6 +81,11 @@ FIELDS: dict[str, dict[str, Any]] = {
     "csm.complaint.survey_answered.v1": {
         "complaint_id": FIXED_ID, "csat": 2, "nps": 3, "poor": True, "answered_at": MOMENT,
     },
+    "csm.complaint.retargeted.v1": {
+        "complaint_id": FIXED_ID, "previous_tier": None, "tier": "gold", "severity": "normal",
+        "reason": "tier changed", "first_response_due_at": MOMENT + timedelta(hours=2),
+        "resolution_due_at": MOMENT + timedelta(hours=48), "retargeted_at": MOMENT,
+    },
     "csm.complaint.submitted.v1": {
         "submission_id": FIXED_ID, "channel": "web", "category": "billing", "severity": "high",
         "description": "Charged twice for one order.", "desired_outcome": "Refund the second charge",
