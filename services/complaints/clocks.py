@@ -16,8 +16,11 @@ from services.complaints import sla
 from services.complaints.models import Complaint, SlaClock, Transition
 from services.complaints.policy import ComplaintPolicy, TargetRule
 from services.complaints.workflow import PAUSED, Status, is_open
-from shared.events.complaints import Severity, SlaTarget
+from shared.events.complaints import ComplaintRetargeted, Severity, SlaTarget
 from shared.events.segmentation import Tier
+from shared.outbox import stage
+
+SOURCE = "/csm/complaints"
 
 History = list[tuple[Status, datetime]]
 
@@ -111,6 +114,37 @@ async def refresh(
         clock.due_at, clock.warn_at, clock.met_at = reading.due_at, reading.warn_at, reading.met_at
     schedule(complaint=complaint, clocks=clocks, policy=policy)
     return clocks
+
+
+def announce_retarget(
+    session: AsyncSession,
+    *,
+    complaint: Complaint,
+    clocks: dict[SlaTarget, SlaClock],
+    previous_tier: Tier | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Tell the others (notify states the promise to the customer) that it changed."""
+    first_response, resolution = clocks.get(SlaTarget.first_response), clocks.get(SlaTarget.resolution)
+    stage(
+        session,
+        ComplaintRetargeted(
+            customer_id=complaint.customer_id,
+            complaint_id=complaint.id,
+            previous_tier=previous_tier,
+            tier=tier_of(complaint),
+            severity=Severity(complaint.severity),
+            reason=reason,
+            first_response_due_at=first_response.due_at
+            if first_response and not first_response.met_at
+            else None,
+            resolution_due_at=resolution.due_at if resolution else None,
+            retargeted_at=now,
+        ),
+        source=SOURCE,
+        time=now,
+    )
 
 
 def in_breach(clocks: dict[SlaTarget, SlaClock]) -> list[SlaClock]:

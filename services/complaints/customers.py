@@ -65,10 +65,20 @@ async def retarget(*, session: AsyncSession, customer_id: uuid.UUID, now: dateti
     for complaint in complaints:
         if complaint.tier == tier and complaint.key_account == key_account:
             continue
+        previous_tier = sla_clocks.tier_of(complaint)
         # The new promise is made under the policy in force now, counted from the opening (or reopen).
         complaint.tier, complaint.key_account, complaint.policy_version = tier, key_account, version
         complaint.updated_at = now
-        await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now)
+        clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now)
+        if previous_tier != sla_clocks.tier_of(complaint):
+            sla_clocks.announce_retarget(
+                session,
+                complaint=complaint,
+                clocks=clocks,
+                previous_tier=previous_tier,
+                reason="the customer's tier changed",
+                now=now,
+            )
         changed += 1
     return changed
 

@@ -17,7 +17,7 @@ from services.complaints.schemas import (
     ComplaintCreate,
     ComplaintUpdate,
 )
-from services.complaints.workflow import AWAITING_RESPONSE, IllegalTransition, Status, check
+from services.complaints.workflow import AWAITING_RESPONSE, IllegalTransition, Status, check, is_open
 from shared import idempotency
 from shared.events.complaints import (
     ComplaintOpened,
@@ -27,7 +27,7 @@ from shared.events.complaints import (
 from shared.outbox import stage
 from shared.problems import Conflict, NotFound, Unprocessable
 
-SOURCE = "/csm/complaints"
+SOURCE = sla_clocks.SOURCE
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,10 @@ async def update(
         raise Unprocessable(f"{field} cannot be cleared.", field=field)
     if changes.get("visit_required") is None:
         changes.pop("visit_required", None)
+    if not is_open(Status(complaint.status)) and {"severity", "visit_required"} & set(changes):
+        raise Conflict(
+            f"A complaint that is {complaint.status} keeps its promises; reopen it to change them."
+        )
     retarget = changes.get("severity", complaint.severity) != complaint.severity
     for field, value in changes.items():
         setattr(complaint, field, value)
@@ -242,9 +246,18 @@ async def update(
     if retarget:
         # A new severity is a new promise, made under the policy in force now.
         complaint.policy_version = await policy_store.current_version(session)
-    await sla_clocks.refresh(
+    clocks = await sla_clocks.refresh(
         session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
     )
+    if retarget:
+        sla_clocks.announce_retarget(
+            session,
+            complaint=complaint,
+            clocks=clocks,
+            previous_tier=sla_clocks.tier_of(complaint),
+            reason="the severity changed",
+            now=now,
+        )
     return complaint
 
 

@@ -75,6 +75,15 @@ async def test_a_tier_that_arrives_later_retargets_open_complaints_at_once(
         assert current["clocks"][0]["due_at"] == "2026-11-24T04:00:00Z"  # gold: 2 hours from the opening
 
     await eventually(retargeted)
+    [announced] = [
+        json.loads(body)["data"] for kind, body in await staged(complaints) if "retargeted" in kind
+    ]
+    assert (announced["complaint_id"], announced["previous_tier"], announced["tier"]) == (
+        unknown["id"],
+        None,
+        "gold",
+    )
+    assert announced["first_response_due_at"] == "2026-11-24T04:00:00Z"
     assert (await get(complaints, closed["id"]))["tier"] is None  # a resolved complaint keeps its promise
     upgraded = await open_complaint(complaints, customer_id=customer)
     assert upgraded["tier"] == "gold"

@@ -382,11 +382,17 @@ async def test_a_higher_severity_retargets_at_once(complaints: RunningService) -
     patched = await complaints.client.patch(
         f"/complaints/{complaint['id']}", json={"severity": "critical"}, headers=staff()
     )
-    assert (
-        clock_of(patched.json(), "first_response")["due_at"] == "2026-11-24T03:00:00Z"
-    )  # gold critical: 1 hour
+    # Gold, critical: 1 hour.
+    assert clock_of(patched.json(), "first_response")["due_at"] == "2026-11-24T03:00:00Z"
+    [announced] = await events(complaints, "csm.complaint.retargeted.v1")
+    assert (announced["severity"], announced["first_response_due_at"]) == ("critical", "2026-11-24T03:00:00Z")
     empty = await complaints.client.patch(f"/complaints/{complaint['id']}", json={}, headers=staff())
     assert empty.status_code == 422
+    await resolve(complaints, complaint["id"])
+    finished = await complaints.client.patch(
+        f"/complaints/{complaint['id']}", json={"severity": "low"}, headers=staff()
+    )
+    assert finished.status_code == 409
 
 
 async def test_the_on_site_promise_is_kept_by_recording_the_visit(
