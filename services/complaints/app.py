@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers
+from services.complaints import api, consumers, management_api, scanner
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -13,11 +13,16 @@ from shared.service import ServiceSpec, create_service_app
 SPEC = ServiceSpec(
     name="complaints",
     title="csm complaints",
-    description="Complaints from every channel, owned by whoever first received them.",
+    description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
+    "promises that warn, breach and escalate.",
     version=VERSION,
-    routers=[api.router],
+    routers=[api.router, management_api.router],
     handlers=consumers.handlers,
-    openapi_tags=[{"name": "complaints", "description": "Complaint tickets."}],
+    workers=scanner.workers,
+    openapi_tags=[
+        {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
+        {"name": "management", "description": "The complaint policy and the analytics."},
+    ],
 )
 
 

@@ -1,25 +1,76 @@
-"""Events the complaints service follows, so that intake never waits on another service."""
+"""Events the complaints service follows: tiers (so intake never waits on another service), customers'
+erasure and merging, and complaints other systems hand over on the intake topic."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaints.models import CustomerTier
+from services.complaints import customers, service
+from services.complaints.models import Complaint
+from services.complaints.schemas import ComplaintCreate
 from shared.events import Envelope
+from shared.events.complaints import ComplaintSubmitted
+from shared.events.customer import CustomerErased, CustomerMerged
 from shared.events.segmentation import TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
 
 
-async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
-    change = event.data
-    projection = await session.get(CustomerTier, change.customer_id)
-    if projection is None:
-        session.add(CustomerTier(customer_id=change.customer_id, tier=change.tier.value, key_account=change.key_account))
-    else:
-        projection.tier = change.tier.value
-        projection.key_account = change.key_account
+def handlers(runtime: Runtime) -> Handlers:
+    currency = runtime.settings.common.currency
+    clock = runtime.clock
 
+    async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+        change = event.data
+        await customers.set_tier(
+            session=session,
+            customer_id=change.customer_id,
+            tier=change.tier,
+            key_account=change.key_account,
+            now=clock.now(),
+            currency=currency,
+        )
 
-def handlers(_runtime: Runtime) -> Handlers:
-    return {TierChanged: on_tier_changed}
+    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
+        await customers.erase(session=session, customer_id=event.data.customer_id, now=clock.now())
+
+    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
+        await customers.merge(
+            session=session,
+            customer_id=event.data.customer_id,
+            merged_id=event.data.merged_id,
+            now=clock.now(),
+            currency=currency,
+        )
+
+    async def on_submitted(session: AsyncSession, event: Envelope[ComplaintSubmitted]) -> None:
+        submitted = event.data
+        if await session.get(Complaint, submitted.submission_id) is not None:
+            return  # submitted again: the complaint exists already
+        complaint_in = ComplaintCreate(
+            customer_id=submitted.customer_id,
+            channel=submitted.channel,
+            category=submitted.category,
+            severity=submitted.severity,
+            description=submitted.description,
+            desired_outcome=submitted.desired_outcome,
+            attachments=list(submitted.attachments),
+            visit_required=submitted.visit_required,
+        )
+        await service.open_complaint(
+            session=session,
+            complaint_in=complaint_in,
+            first_owner=submitted.received_by or event.source,
+            now=clock.now(),
+            currency=currency,
+            source=event.source,
+            complaint_id=submitted.submission_id,
+            opened_at=submitted.submitted_at,
+        )
+
+    return {
+        TierChanged: on_tier_changed,
+        CustomerErased: on_erased,
+        CustomerMerged: on_merged,
+        ComplaintSubmitted: on_submitted,
+    }

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
-from shared.auth import Agent, AgentOrService, Manager, Supervisor
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.complaints.service import Actor
+from services.complaints.settings import ComplaintsSettings
+from shared.auth import Agent, AgentOrService, Manager, Principal, Role, Supervisor
 from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
+
+
+def get_settings(runtime: RuntimeDep) -> ComplaintsSettings:
+    settings = runtime.settings
+    assert isinstance(settings, ComplaintsSettings)
+    return settings
+
+
+def get_currency(settings: Annotated[ComplaintsSettings, Depends(get_settings)]) -> str:
+    return settings.common.currency
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(subject=principal.subject, staff=principal.role is not Role.service)
+
+
+SettingsDep = Annotated[ComplaintsSettings, Depends(get_settings)]
+# The company's currency: the built-in policy's, until an operator stores a policy of their own.
+CurrencyDep = Annotated[str, Depends(get_currency)]
 
 __all__ = [
     "Agent",
     "AgentOrService",
     "ClockDep",
+    "CurrencyDep",
     "Manager",
     "ReadSessionDep",
     "RuntimeDep",
     "SessionDep",
+    "SettingsDep",
     "Supervisor",
+    "actor_of",
 ]

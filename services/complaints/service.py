@@ -1,40 +1,110 @@
-"""Complaint intake and lookup."""
+"""Complaint intake and the workflow: the logic behind the API, which only flushes."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaints.models import Complaint, CustomerTier
-from services.complaints.schemas import ComplaintCreate
-from shared.events.complaints import ComplaintOpened
-from shared.events.segmentation import Tier
+from services.complaints import clocks as sla_clocks
+from services.complaints import policy_store
+from services.complaints.models import Complaint, CustomerTier, Transition
+from services.complaints.models import idempotency_key as idempotency_keys
+from services.complaints.policy import ComplaintPolicy
+from services.complaints.schemas import (
+    ComplaintCreate,
+    ComplaintUpdate,
+)
+from services.complaints.workflow import AWAITING_RESPONSE, IllegalTransition, Status, check, is_open
+from shared import idempotency
+from shared.events.complaints import (
+    ComplaintOpened,
+    ComplaintStatusChanged,
+    SlaTarget,
+)
 from shared.outbox import stage
-from shared.problems import NotFound
+from shared.problems import Conflict, NotFound, Unprocessable
 
-SOURCE = "/csm/complaints"
+SOURCE = sla_clocks.SOURCE
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something to a complaint; only staff actions count as a response to the customer."""
+
+    subject: str
+    staff: bool
 
 
 async def open_complaint(
-    *, session: AsyncSession, complaint_in: ComplaintCreate, first_owner: str, now: datetime
-) -> Complaint:
+    *,
+    session: AsyncSession,
+    complaint_in: ComplaintCreate,
+    first_owner: str,
+    now: datetime,
+    currency: str,
+    source: str = "api",
+    complaint_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    idempotency_ttl: timedelta = timedelta(hours=24),
+    opened_at: datetime | None = None,
+) -> tuple[Complaint, bool]:
+    """Take a complaint; returns it and whether it is new (False: a repeat of an Idempotency-Key).
+
+    ``opened_at`` is when the customer complained, if another system took it earlier than now:
+    the promise runs from then.
+    """
+    complaint_id = complaint_id or uuid.uuid4()
+    if idempotency_key is not None:
+        earlier = await idempotency.claim(
+            session,
+            idempotency_keys,
+            scope=idempotency_scope,
+            key=idempotency_key,
+            request_fingerprint=idempotency.fingerprint(complaint_in.model_dump(mode="json")),
+            resource_id=complaint_id,
+            now=now,
+            ttl=idempotency_ttl,
+        )
+        if earlier is not None:
+            return await get(session=session, complaint_id=earlier), False
+    known = await session.get(CustomerTier, complaint_in.customer_id)
+    version = await policy_store.current_version(session)
+    policy = await policy_store.at_version(session, version, currency=currency)
     complaint = Complaint(
-        id=uuid.uuid4(),
+        id=complaint_id,
         customer_id=complaint_in.customer_id,
         channel=complaint_in.channel.value,
         category=complaint_in.category.value,
         severity=complaint_in.severity.value,
         description=complaint_in.description,
-        status="new",
+        desired_outcome=complaint_in.desired_outcome,
+        attachments=[attachment.model_dump(mode="json") for attachment in complaint_in.attachments],
+        status=Status.new.value,
+        steps=0,
         first_owner=first_owner,
+        source=source,
+        opened_at=min(opened_at or now, now),
+        # Unknown customers get the default promise until their tier arrives (see customers.retarget).
+        tier=known.tier if known else None,
+        key_account=known.key_account if known else False,
+        policy_version=version,
+        cycle=1,
+        visit_required=complaint_in.visit_required,
+        escalation_level=0,
+        compensation_minor=0,
+        reopen_count=0,
         created_at=now,
         updated_at=now,
     )
     session.add(complaint)
+    record_step(session, complaint, None, Status.new, actor=first_owner, reason=None, now=complaint.opened_at)
+    # The promise is computed before the first flush, so the complaint is written once, due times and all.
+    clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now, new=True)
     await session.flush()
-    known = await session.get(CustomerTier, complaint.customer_id)
     stage(
         session,
         ComplaintOpened(
@@ -44,17 +114,190 @@ async def open_complaint(
             category=complaint_in.category,
             severity=complaint_in.severity,
             first_owner=first_owner,
-            tier=Tier(known.tier) if known else None,
-            opened_at=now,
+            tier=sla_clocks.tier_of(complaint),
+            first_response_due_at=clocks[SlaTarget.first_response].due_at,
+            resolution_due_at=clocks[SlaTarget.resolution].due_at,
+            opened_at=complaint.opened_at,
         ),
         source=SOURCE,
         time=now,
     )
+    return complaint, True
+
+
+async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = False) -> Complaint:
+    complaint = await session.get(Complaint, complaint_id, with_for_update=lock or None)
+    if complaint is None:
+        raise NotFound(f"No complaint {complaint_id}.")
     return complaint
 
 
-async def get(*, session: AsyncSession, complaint_id: uuid.UUID) -> Complaint:
-    complaint = await session.get(Complaint, complaint_id)
-    if complaint is None:
-        raise NotFound(f"No complaint {complaint_id}.")
+async def policy_of(session: AsyncSession, complaint: Complaint, *, currency: str) -> ComplaintPolicy:
+    return await policy_store.at_version(session, complaint.policy_version, currency=currency)
+
+
+def record_step(
+    session: AsyncSession,
+    complaint: Complaint,
+    current: Status | None,
+    to: Status,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    session.add(
+        Transition(
+            complaint_id=complaint.id,
+            step=complaint.steps,
+            cycle=complaint.cycle,
+            from_status=current.value if current else None,
+            to_status=to.value,
+            actor=actor,
+            reason=reason,
+            at=now,
+        )
+    )
+    complaint.steps += 1
+
+
+def move(
+    session: AsyncSession,
+    complaint: Complaint,
+    to: Status,
+    *,
+    actor: Actor,
+    reason: str | None,
+    now: datetime,
+) -> Status:
+    """Record one step of the workflow, or raise IllegalTransition (a 409) naming the allowed ones."""
+    current = Status(complaint.status)
+    try:
+        check(current, to)
+    except IllegalTransition as error:
+        raise Conflict(str(error), allowed=[status.value for status in error.allowed]) from None
+    if current in AWAITING_RESPONSE and actor.staff and complaint.first_response_at is None:
+        complaint.first_response_at = now
+    complaint.status = to.value
+    complaint.updated_at = now
+    record_step(session, complaint, current, to, actor=actor.subject, reason=reason, now=now)
+    stage(
+        session,
+        ComplaintStatusChanged(
+            customer_id=complaint.customer_id,
+            complaint_id=complaint.id,
+            previous_status=current.value,
+            status=to.value,
+            actor=actor.subject,
+            changed_at=now,
+        ),
+        source=SOURCE,
+        time=now,
+    )
+    return current
+
+
+async def transition(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    to: Status,
+    actor: Actor,
+    reason: str | None,
+    now: datetime,
+    currency: str,
+) -> Complaint:
+    complaint = await get(session=session, complaint_id=complaint_id, lock=True)
+    move(session, complaint, to, actor=actor, reason=reason, now=now)
+    if to is Status.closed:
+        complaint.closed_at = now
+    await session.flush()
+    await sla_clocks.refresh(
+        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+    )
+    return complaint
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    complaint_in: ComplaintUpdate,
+    now: datetime,
+    currency: str,
+) -> Complaint:
+    complaint = await get(session=session, complaint_id=complaint_id, lock=True)
+    changes = complaint_in.model_dump(exclude_unset=True, mode="json")
+    if ("severity" in changes and changes["severity"] is None) or (
+        "category" in changes and changes["category"] is None
+    ):
+        field = "severity" if changes.get("severity", "") is None else "category"
+        raise Unprocessable(f"{field} cannot be cleared.", field=field)
+    if changes.get("visit_required") is None:
+        changes.pop("visit_required", None)
+    if not is_open(Status(complaint.status)) and {"severity", "visit_required"} & set(changes):
+        raise Conflict(
+            f"A complaint that is {complaint.status} keeps its promises; reopen it to change them."
+        )
+    retarget = changes.get("severity", complaint.severity) != complaint.severity
+    for field, value in changes.items():
+        setattr(complaint, field, value)
+    complaint.updated_at = now
+    if retarget:
+        # A new severity is a new promise, made under the policy in force now.
+        complaint.policy_version = await policy_store.current_version(session)
+    clocks = await sla_clocks.refresh(
+        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+    )
+    if retarget:
+        sla_clocks.announce_retarget(
+            session,
+            complaint=complaint,
+            clocks=clocks,
+            previous_tier=sla_clocks.tier_of(complaint),
+            reason="the severity changed",
+            now=now,
+        )
+    return complaint
+
+
+async def assign(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    assignee: str,
+    actor: Actor,
+    reason: str | None,
+    now: datetime,
+) -> Complaint:
+    """Hand the work to someone; the first owner stays the first owner."""
+    complaint = await get(session=session, complaint_id=complaint_id, lock=True)
+    if Status(complaint.status) in (Status.resolved, Status.closed):
+        raise Conflict(f"A complaint that is {complaint.status} cannot be assigned; reopen it first.")
+    complaint.assignee = assignee
+    complaint.updated_at = now
+    return complaint
+
+
+async def record_visit(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    visited_at: datetime | None,
+    now: datetime,
+    currency: str,
+) -> Complaint:
+    complaint = await get(session=session, complaint_id=complaint_id, lock=True)
+    if not complaint.visit_required:
+        raise Conflict("This complaint needs no on-site visit; set visit_required first.")
+    when = visited_at or now
+    if when > now:
+        raise Unprocessable("A visit cannot be recorded before it happens.", field="visited_at")
+    if when < complaint.opened_at:
+        raise Unprocessable("The visit is earlier than the complaint.", field="visited_at")
+    complaint.visited_at = when
+    complaint.updated_at = now
+    await sla_clocks.refresh(
+        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+    )
     return complaint

@@ -23,6 +23,8 @@ TOPICS: dict[str, str] = {
     "customer": customer.TOPIC,
     "segmentation": segmentation.TOPIC,
     "complaints": complaints.TOPIC,
+    # Not a service: the topic other systems hand complaints to csm on (complaint.submitted).
+    "complaints_intake": complaints.INTAKE_TOPIC,
     "notify": notify.TOPIC,
 }
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.events.customer import CurrencyCode, Money
 from shared.events.base import Event
 from shared.events.segmentation import Tier
 
 TOPIC = "csm.complaints"
+# Other systems produce complaint.submitted here; the complaints service consumes it.
+INTAKE_TOPIC = "csm.complaints.intake"
 
 
 class ComplaintChannel(StrEnum):
@@ -133,6 +135,10 @@ class ComplaintEscalated(Event):
     must_act: str
     reason: str
     escalated_at: AwareDatetime
+    # Who owns the complaint whoever must act now, and the promise that was broken, if one was.
+    first_owner: str | None = None
+    tier: Tier | None = None
+    target: SlaTarget | None = None
 
 
 class SurveyAnswered(Event):
@@ -146,6 +152,59 @@ class SurveyAnswered(Event):
     answered_at: AwareDatetime
 
 
+class ComplaintRetargeted(Event):
+    """The promise of an open complaint changed: the customer's tier arrived or changed, or its severity did.
+
+    The due times are the new ones, counted from the opening (or the last reopen); None while the
+    clock is paused waiting on the customer.
+    """
+
+    type: ClassVar[str] = "csm.complaint.retargeted.v1"
+    topic: ClassVar[str] = TOPIC
+
+    complaint_id: uuid.UUID
+    previous_tier: Tier | None
+    tier: Tier | None
+    severity: Severity
+    reason: str
+    first_response_due_at: AwareDatetime | None = None
+    resolution_due_at: AwareDatetime | None = None
+    retargeted_at: AwareDatetime
+
+
+class AttachmentRef(BaseModel):
+    """A file kept elsewhere that belongs to a complaint: csm stores the reference, never the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    media_type: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class ComplaintSubmitted(Event):
+    """Another system (a web form, the call-centre platform, a shop) hands over a complaint it received.
+
+    ``submission_id`` becomes the complaint's id, so submitting the same complaint again changes
+    nothing. ``received_by`` names the staff member who took it, who becomes its first owner;
+    without one, the submitting system (the envelope's source) is.
+    """
+
+    type: ClassVar[str] = "csm.complaint.submitted.v1"
+    topic: ClassVar[str] = INTAKE_TOPIC
+
+    submission_id: uuid.UUID
+    channel: ComplaintChannel
+    category: ComplaintCategory
+    severity: Severity = Severity.normal
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    desired_outcome: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    attachments: tuple[AttachmentRef, ...] = Field(default=(), max_length=20)
+    visit_required: bool = False
+    received_by: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    submitted_at: AwareDatetime
+
+
 EVENTS: tuple[type[Event], ...] = (
     ComplaintOpened,
     ComplaintStatusChanged,
@@ -155,4 +214,6 @@ EVENTS: tuple[type[Event], ...] = (
     SlaBreached,
     ComplaintEscalated,
     SurveyAnswered,
+    ComplaintSubmitted,
+    ComplaintRetargeted,
 )

@@ -75,10 +75,23 @@ FIELDS: dict[str, dict[str, Any]] = {
     },
     "csm.complaint.escalated.v1": {
         "complaint_id": FIXED_ID, "level": 1, "level_name": "supervisor", "must_act": "supervisor",
-        "reason": "first response breached", "escalated_at": MOMENT,
+        "reason": "first response breached", "escalated_at": MOMENT, "first_owner": "agent-1", "tier": "gold",
+        "target": "first_response",
     },
     "csm.complaint.survey_answered.v1": {
         "complaint_id": FIXED_ID, "csat": 2, "nps": 3, "poor": True, "answered_at": MOMENT,
+    },
+    "csm.complaint.retargeted.v1": {
+        "complaint_id": FIXED_ID, "previous_tier": None, "tier": "gold", "severity": "normal",
+        "reason": "tier changed", "first_response_due_at": MOMENT + timedelta(hours=2),
+        "resolution_due_at": MOMENT + timedelta(hours=48), "retargeted_at": MOMENT,
+    },
+    "csm.complaint.submitted.v1": {
+        "submission_id": FIXED_ID, "channel": "web", "category": "billing", "severity": "high",
+        "description": "Charged twice for one order.", "desired_outcome": "Refund the second charge",
+        "attachments": [{"uri": "https://files.example.com/receipt.pdf", "name": "receipt.pdf",
+                         "media_type": "application/pdf"}],
+        "visit_required": False, "received_by": "agent-1", "submitted_at": MOMENT,
     },
     "csm.notification.sent.v1": {
         "notification_id": FIXED_ID, "channel": "email", "purpose": "service", "playbook": "thanks",

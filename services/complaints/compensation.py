@@ -1,0 +1,145 @@
+"""Flexible authorisation (弹性授权): staff grant compensation within their role's limit at once;
+above it, the offer waits for a role whose limit covers it instead of being refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaints import service
+from services.complaints.models import Compensation, Complaint
+from services.complaints.schemas import CompensationCreate, CompensationRead
+from services.complaints.workflow import Status
+from shared.auth import Principal
+from shared.money import from_minor, to_minor
+from shared.pagination import decode_cursor, encode_cursor
+from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
+
+GRANTED, PENDING, REJECTED = "granted", "pending", "rejected"
+
+
+def to_read(compensation: Compensation) -> CompensationRead:
+    return CompensationRead.model_validate(
+        {
+            **{column.key: getattr(compensation, column.key) for column in Compensation.__table__.c},
+            "amount": from_minor(compensation.amount_minor),
+        }
+    )
+
+
+async def offer(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID,
+    compensation_in: CompensationCreate,
+    principal: Principal,
+    now: datetime,
+    currency: str,
+) -> Compensation:
+    complaint = await service.get(session=session, complaint_id=complaint_id, lock=True)
+    if Status(complaint.status) in (Status.resolved, Status.closed):
+        raise Conflict(f"A complaint that is {complaint.status} takes no more compensation; reopen it first.")
+    policy = await service.policy_of(session, complaint, currency=currency)
+    if compensation_in.currency != policy.currency:
+        raise Unprocessable(f"Compensation is in the policy's currency, {policy.currency}.", field="currency")
+    within_authority = policy.may_grant(principal.role, compensation_in.amount)
+    compensation = Compensation(
+        id=uuid.uuid4(),
+        complaint_id=complaint.id,
+        amount_minor=to_minor(compensation_in.amount),
+        currency=policy.currency,
+        reason=compensation_in.reason,
+        status=GRANTED if within_authority else PENDING,
+        requested_by=principal.subject,
+        requested_role=principal.role.value,
+        requested_at=now,
+        requires_role=None if within_authority else policy.approver_for(compensation_in.amount).value,
+        decided_by=principal.subject if within_authority else None,
+        decided_at=now if within_authority else None,
+    )
+    session.add(compensation)
+    if within_authority:
+        complaint.compensation_minor += compensation.amount_minor
+    complaint.updated_at = now
+    await session.flush()
+    return compensation
+
+
+async def decide(
+    *,
+    session: AsyncSession,
+    compensation_id: uuid.UUID,
+    approve: bool,
+    principal: Principal,
+    now: datetime,
+    currency: str,
+) -> Compensation:
+    compensation = await session.get(Compensation, compensation_id, with_for_update=True)
+    if compensation is None:
+        raise NotFound(f"No compensation {compensation_id}.")
+    if compensation.status != PENDING:
+        raise Conflict(f"The compensation was already {compensation.status}.")
+    complaint = await service.get(session=session, complaint_id=compensation.complaint_id, lock=True)
+    policy = await service.policy_of(session, complaint, currency=currency)
+    amount = from_minor(compensation.amount_minor)
+    # Deciding either way takes the authority to grant it: a rejection is as much a decision.
+    if not policy.may_grant(principal.role, amount):
+        raise Forbidden(
+            f"Deciding a compensation of {amount} {compensation.currency} needs the role "
+            f"{compensation.requires_role} or higher; the token has {principal.role.value}."
+        )
+    compensation.status = GRANTED if approve else REJECTED
+    compensation.decided_by = principal.subject
+    compensation.decided_at = now
+    if approve:
+        complaint.compensation_minor += compensation.amount_minor
+    complaint.updated_at = now
+    return compensation
+
+
+async def list_compensations(
+    *,
+    session: AsyncSession,
+    complaint_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    first_owner: str | None = None,
+) -> tuple[list[Compensation], str | None]:
+    """Oldest first: the queue of offers waiting for approval is worked from its head."""
+    query = sa.select(Compensation)
+    if first_owner is not None:
+        query = query.join(Complaint, Complaint.id == Compensation.complaint_id).where(
+            Complaint.first_owner == first_owner
+        )
+    if complaint_id is not None:
+        query = query.where(Compensation.complaint_id == complaint_id)
+    if status is not None:
+        query = query.where(Compensation.status == status)
+    if cursor is not None:
+        moment, last_id = decode_cursor(cursor, 2)
+        try:
+            after_at, after_id = datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id))
+        except ValueError:
+            raise Unprocessable(
+                "Not a cursor this list gave out.", field="cursor", location="query"
+            ) from None
+        query = query.where(
+            sa.or_(
+                Compensation.requested_at > after_at,
+                sa.and_(Compensation.requested_at == after_at, Compensation.id > after_id),
+            )
+        )
+    rows = list(
+        (
+            await session.scalars(query.order_by(Compensation.requested_at, Compensation.id).limit(limit + 1))
+        ).all()
+    )
+    page = rows[:limit]
+    following = (
+        encode_cursor(page[-1].requested_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+    )
+    return page, following

@@ -1,0 +1,152 @@
+"""Reading complaints: the API's view of them, lists with filters, and pages of their histories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaints.models import Complaint, SlaClock, Transition
+from services.complaints.schemas import ClockRead, ComplaintRead
+from services.complaints.service import get, policy_of
+from services.complaints.workflow import Status
+from shared.events.complaints import AttachmentRef, SlaTarget
+from shared.events.segmentation import Tier
+from shared.money import from_minor
+from shared.pagination import decode_cursor, encode_cursor
+from shared.problems import Unprocessable
+
+
+async def to_read(
+    session: AsyncSession, complaints: Sequence[Complaint], *, currency: str
+) -> list[ComplaintRead]:
+    """The API's view of complaints, with the promises of their current cycles."""
+    by_key: dict[tuple[uuid.UUID, int], list[SlaClock]] = {}
+    if complaints:
+        rows = await session.scalars(
+            sa.select(SlaClock).where(SlaClock.complaint_id.in_([c.id for c in complaints]))
+        )
+        for clock in rows.all():
+            by_key.setdefault((clock.complaint_id, clock.cycle), []).append(clock)
+    order = {target.value: index for index, target in enumerate(SlaTarget)}
+    reads = []
+    for complaint in complaints:
+        policy = await policy_of(session, complaint, currency=currency)
+        clocks = sorted(
+            by_key.get((complaint.id, complaint.cycle), []), key=lambda clock: order[clock.target]
+        )
+        reads.append(
+            ComplaintRead.model_validate(
+                {
+                    **{column.key: getattr(complaint, column.key) for column in Complaint.__table__.c},
+                    "attachments": [AttachmentRef.model_validate(a) for a in complaint.attachments],
+                    "compensation": from_minor(complaint.compensation_minor),
+                    "currency": policy.currency,
+                    "clocks": [ClockRead.model_validate(clock) for clock in clocks],
+                }
+            )
+        )
+    return reads
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    first_owner: str | None = None
+    assignee: str | None = None
+    customer_id: uuid.UUID | None = None
+    status: Status | None = None
+    open: bool | None = None
+    tier: Tier | None = None
+    category: str | None = None
+    channel: str | None = None
+    severity: str | None = None
+    opened_from: datetime | None = None
+    opened_before: datetime | None = None
+
+    def clauses(self) -> list[sa.ColumnElement[bool]]:
+        equal = {
+            Complaint.first_owner: self.first_owner,
+            Complaint.assignee: self.assignee,
+            Complaint.customer_id: self.customer_id,
+            Complaint.status: self.status,
+            Complaint.tier: self.tier,
+            Complaint.category: self.category,
+            Complaint.channel: self.channel,
+            Complaint.severity: self.severity,
+        }
+        clauses: list[sa.ColumnElement[bool]] = [
+            column == value for column, value in equal.items() if value is not None
+        ]
+        if self.open is not None:
+            is_open = Complaint.status.not_in([Status.resolved.value, Status.closed.value])
+            clauses.append(is_open if self.open else sa.not_(is_open))
+        if self.opened_from is not None:
+            clauses.append(Complaint.opened_at >= self.opened_from)
+        if self.opened_before is not None:
+            clauses.append(Complaint.opened_at < self.opened_before)
+        return clauses
+
+
+async def list_complaints(
+    *, session: AsyncSession, where: ComplaintFilter, limit: int, cursor: str | None
+) -> tuple[list[Complaint], str | None]:
+    """Newest first, by keyset on (opened_at, id)."""
+    query = sa.select(Complaint).where(*where.clauses())
+    if cursor is not None:
+        opened, last_id = decode_cursor(cursor, 2)
+        try:
+            opened_at, after = datetime.fromisoformat(str(opened)), uuid.UUID(str(last_id))
+        except ValueError:
+            raise Unprocessable(
+                "Not a cursor this list gave out.", field="cursor", location="query"
+            ) from None
+        query = query.where(
+            sa.or_(
+                Complaint.opened_at < opened_at,
+                sa.and_(Complaint.opened_at == opened_at, Complaint.id < after),
+            )
+        )
+    rows = list(
+        (
+            await session.scalars(
+                query.order_by(Complaint.opened_at.desc(), Complaint.id.desc()).limit(limit + 1)
+            )
+        ).all()
+    )
+    page = rows[:limit]
+    following = encode_cursor(page[-1].opened_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+    return page, following
+
+
+async def transitions_of(
+    *, session: AsyncSession, complaint_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[Transition], str | None]:
+    await get(session=session, complaint_id=complaint_id)
+    return await page_by(
+        session, Transition, Transition.complaint_id == complaint_id, Transition.step, limit, cursor
+    )
+
+
+async def page_by(  # type: ignore[no-untyped-def]
+    session: AsyncSession,
+    model,
+    where: sa.ColumnElement[bool],
+    order: sa.ColumnElement[int],
+    limit: int,
+    cursor: str | None,
+):
+    """In the complaint's own order (a step or level number), by keyset on it."""
+    query = sa.select(model).where(where)
+    if cursor is not None:
+        [after] = decode_cursor(cursor, 1)
+        if not isinstance(after, int):
+            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
+        query = query.where(order > after)
+    rows = list((await session.scalars(query.order_by(order).limit(limit + 1))).all())
+    page = rows[:limit]
+    following = encode_cursor(getattr(page[-1], order.key)) if len(rows) > limit else None
+    return page, following

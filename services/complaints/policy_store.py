@@ -1,0 +1,63 @@
+"""Where the complaint policy is kept: one row per version, the newest in force.
+
+Version 0 is the built-in default (``policy.default_policy``) until an operator stores one.
+Versions never change once written, so a process may keep the ones it has read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.complaints.models import PolicyVersion
+from services.complaints.policy import ComplaintPolicy, default_policy
+from shared.problems import Conflict
+
+_read: dict[tuple[str, int], ComplaintPolicy] = {}
+
+
+def _cache_key(session: AsyncSession, version: int) -> tuple[str, int]:
+    bind = session.bind
+    return (str(bind.url) if bind is not None else "", version)
+
+
+async def current_version(session: AsyncSession) -> int:
+    return int(await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0)
+
+
+async def at_version(session: AsyncSession, version: int, *, currency: str) -> ComplaintPolicy:
+    if version == 0:
+        return default_policy(currency)
+    key = _cache_key(session, version)
+    if key not in _read:
+        row = await session.get(PolicyVersion, version)
+        if row is None:
+            # A version a complaint remembers is never deleted; fall back rather than fail the complaint.
+            return await current(session, currency=currency)
+        _read[key] = ComplaintPolicy.model_validate(row.document)
+    return _read[key]
+
+
+async def current(session: AsyncSession, *, currency: str) -> ComplaintPolicy:
+    return await at_version(session, await current_version(session), currency=currency)
+
+
+async def store(
+    session: AsyncSession, *, policy: ComplaintPolicy, actor: str, now: datetime
+) -> PolicyVersion:
+    version = await current_version(session) + 1
+    row = PolicyVersion(
+        version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "Another change of the policy was stored at the same time; read it and try again."
+        ) from None
+    return row

@@ -1,0 +1,114 @@
+"""``Idempotency-Key`` for POSTs that apps retry (IETF draft-ietf-httpapi-idempotency-key-header).
+
+The first request with a key reserves it, in the same transaction as the resource it creates,
+together with a fingerprint of the request. A repeat with the same key and the same request
+gets that resource back instead of a second one; the same key with a different request is a
+422. Only the resource's id is kept, never the response, so erasing a person's data leaves
+nothing behind here. A service adds the table to its own metadata with ``idempotency_table``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import Header
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import UtcDateTime
+from shared.problems import Conflict, Unprocessable
+
+HEADER = "Idempotency-Key"
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        description="Makes a retry safe: a repeat with the same key returns what the first request created.",
+    ),
+]
+
+
+def idempotency_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "idempotency_key",
+        metadata,
+        # Who used the key for what (caller and operation): keys of different callers never collide.
+        sa.Column("scope", sa.String(300), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("resource_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Index("ix_idempotency_key_created_at", "created_at"),
+        sa.Index("ix_idempotency_key_resource_id", "resource_id"),
+    )
+
+
+def fingerprint(request: Any) -> str:
+    """A digest of a request's content, independent of key order."""
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+async def claim(
+    session: AsyncSession,
+    table: sa.Table,
+    *,
+    scope: str,
+    key: str,
+    request_fingerprint: str,
+    resource_id: uuid.UUID,
+    now: datetime,
+    ttl: timedelta,
+) -> uuid.UUID | None:
+    """Reserve ``key`` for a request that will create ``resource_id``.
+
+    Returns None if this is the first request with the key (the caller goes on to create the
+    resource), or the id of the resource that an identical earlier request created.
+    """
+    where = sa.and_(table.c.scope == scope, table.c.key == key)
+    earlier = (await session.execute(sa.select(table).where(where))).first()
+    if earlier is not None and earlier.created_at < now - ttl:
+        await session.execute(table.delete().where(where))
+        earlier = None
+    if earlier is None:
+        try:
+            async with session.begin_nested():
+                await session.execute(
+                    table.insert().values(
+                        scope=scope,
+                        key=key,
+                        fingerprint=request_fingerprint,
+                        resource_id=resource_id,
+                        created_at=now,
+                    )
+                )
+            return None
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer as its repeat.
+            earlier = (await session.execute(sa.select(table).where(where))).first()
+            if earlier is None:
+                raise Conflict("A request with this Idempotency-Key is in progress; retry it.") from None
+    if earlier.fingerprint != request_fingerprint:
+        raise Unprocessable(
+            "This Idempotency-Key was already used for a different request.", field=HEADER, location="header"
+        )
+    return uuid.UUID(str(earlier.resource_id))
+
+
+async def purge(session: AsyncSession, table: sa.Table, *, before: datetime) -> int:
+    """Forget keys older than ``before``; returns how many."""
+    result = await session.execute(table.delete().where(table.c.created_at < before))
+    return int(result.rowcount or 0)
+
+
+async def forget(session: AsyncSession, table: sa.Table, *, resource_ids: list[uuid.UUID]) -> None:
+    """Forget the keys that created these resources (when a person's data is erased)."""
+    if resource_ids:
+        await session.execute(table.delete().where(table.c.resource_id.in_(resource_ids)))
