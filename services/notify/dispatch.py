@@ -1,0 +1,331 @@
+"""The dispatcher: claims due messages, sends them on their channels, records what happened.
+
+Three steps, each its own transaction around the network I/O:
+
+1. *claim*: due messages are locked (SKIP LOCKED on PostgreSQL), passed through the one gate
+   (consent, preferences, quiet hours, the marketing cap: ``policy.decide``) and marked
+   ``sending`` with a lease and a claim token, or put back to wait, or suppressed;
+2. *send*, outside any transaction, with the message's delivery id;
+3. *record*: sent (and ``notification.sent``), or a retry with back-off, or failed for good
+   (and ``notification.failed``), only if the claim is still ours.
+
+A worker that dies between 2 and 3 leaves a ``sending`` row whose lease runs out; the next
+claim sends it again with the same delivery id, which is how the receiver recognises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+import httpx
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify import library
+from services.notify.channels import (
+    Email,
+    SendFailed,
+    SmsSender,
+    SmtpSender,
+    WebhookSender,
+    build_email,
+    configured_channels,
+    delivery_id,
+)
+from services.notify.models import Notification, WebhookEndpoint
+from services.notify.policy import Decision, Outgoing, Policy, decide, quiet_hours_for, retry_delay, zone
+from services.notify.projection import recipients
+from services.notify.settings import NotifySettings
+from shared.events.customer import ContactChannel, Purpose
+from shared.events.notify import NotificationFailed, NotificationSent
+from shared.outbox import stage
+from shared.service import Runtime
+
+log = logging.getLogger("csm.notify.dispatch")
+
+SOURCE = "/csm/notify"
+
+# Doorbells: a commit that made a message due rings the dispatchers of that database in this
+# process, so an acknowledgement goes out at once instead of at the next poll.
+_DOORBELLS: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+
+def ring(database_url: str) -> None:
+    for bell in _DOORBELLS.get(database_url, ()):
+        bell.set()
+
+
+def ring_after_commit(session: AsyncSession, database_url: str) -> None:
+    key = "notify.doorbell"
+    if session.info.get(key):
+        return
+    session.info[key] = True
+
+    def _after_commit(_session: object) -> None:
+        ring(database_url)
+
+    sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed message, with everything the send needs (no ORM object crosses the I/O)."""
+
+    id: uuid.UUID
+    claim: uuid.UUID
+    customer_id: uuid.UUID
+    channel: ContactChannel
+    address: str | None
+    name: str | None
+    title: str
+    body: str
+    sms_text: str | None
+    language: str
+    purpose: Purpose
+    idempotency_key: str
+    playbook: str
+    step: str
+    webhook_url: str | None
+    webhook_secret: str | None
+    created_at: datetime
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = cast(NotifySettings, runtime.settings)
+        self.db = runtime.db
+        self.clock = runtime.clock
+        self.configured = configured_channels(self.settings)
+        self.bell = asyncio.Event()
+        self.outcomes = Counter(
+            "csm_notify_messages_total", "Messages by channel and outcome", ["channel", "outcome"],
+            registry=runtime.metrics.registry,
+        )
+        self.smtp: SmtpSender | None = None
+        self.sms: SmsSender | None = None
+        self.webhooks: WebhookSender | None = None
+        self.http: httpx.AsyncClient | None = None
+
+    async def run(self) -> None:
+        self.smtp = SmtpSender(self.settings) if self.settings.smtp_host else None
+        self.http = httpx.AsyncClient(timeout=self.settings.http_timeout_seconds)
+        self.sms = SmsSender(self.settings, self.http) if self.settings.sms_api_url else None
+        self.webhooks = WebhookSender(self.http)
+        bells = _DOORBELLS[self.db.url]
+        bells.add(self.bell)
+        try:
+            while True:
+                self.bell.clear()
+                handled = await self.dispatch_once()
+                if handled < self.settings.dispatch_batch_size:
+                    try:
+                        await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
+                    except TimeoutError:
+                        pass
+        finally:
+            bells.discard(self.bell)
+            if self.smtp is not None:
+                await self.smtp.close()
+            await self.http.aclose()
+            self.smtp = self.sms = self.webhooks = self.http = None
+
+    async def dispatch_once(self) -> int:
+        """Claim, send and record one batch; returns how many messages were due."""
+        due, jobs = await self._claim(self.clock.now())
+        if jobs:
+            semaphore = asyncio.Semaphore(self.settings.dispatch_concurrency)
+
+            async def bounded(job: Job) -> str | SendFailed:
+                async with semaphore:
+                    return await self._send(job)
+
+            results = await asyncio.gather(*(bounded(job) for job in jobs))
+            await self._record(list(zip(jobs, results, strict=True)))
+        return due
+
+    async def _claim(self, now: datetime) -> tuple[int, list[Job]]:
+        settings = self.settings
+        async with self.db.unit_of_work() as session:
+            rows = (
+                await session.scalars(
+                    sa.select(Notification)
+                    .where(
+                        sa.or_(
+                            sa.and_(Notification.status == "pending", Notification.due_at <= now),
+                            sa.and_(Notification.status == "sending", Notification.lease_until <= now),
+                        )
+                    )
+                    .order_by(Notification.due_at)
+                    .limit(settings.dispatch_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0, []
+            policy = (await library.policy(session)).policy
+            found = await recipients(session, {row.customer_id for row in rows if row.webhook is None})
+            endpoints = {
+                e.name: e for e in (await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))).all()
+            }
+            marketing_sent = await self._marketing_counts(session, rows, policy, now)
+            jobs: list[Job] = []
+            for row in rows:
+                recipient = found.get(row.customer_id)
+                contact = recipient.contact if recipient else None
+                decision = decide(
+                    Outgoing(
+                        purpose=Purpose(row.purpose),
+                        candidates=tuple(ContactChannel(c) for c in row.candidates),
+                        urgent=row.urgent,
+                        created_at=row.created_at,
+                        to_staff=row.webhook is not None,
+                    ),
+                    reach=recipient.reach if recipient else None,
+                    profile_known=bool(contact and (contact.known or contact.status == "erased")),
+                    policy=policy,
+                    now=now,
+                    time_zone=zone(contact.time_zone if contact else None, policy.default_time_zone),
+                    quiet=quiet_hours_for(policy, recipient.quiet_hours if recipient else None),
+                    marketing_sent=marketing_sent.get(row.customer_id, 0),
+                    configured=self.configured,
+                )
+                endpoint = endpoints.get(row.webhook) if row.webhook else None
+                if row.webhook is not None and endpoint is None:
+                    decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
+                if decision.suppressed:
+                    row.status, row.last_error, row.lease_until, row.claim = "suppressed", decision.suppressed, None, None
+                    self.outcomes.labels(row.channel, "suppressed").inc()
+                    continue
+                if decision.wait_until is not None:
+                    row.status, row.due_at, row.lease_until, row.claim = "pending", decision.wait_until, None, None
+                    continue
+                assert decision.channel is not None
+                row.channel, row.destination = decision.channel.value, decision.address
+                row.attempts += 1
+                if row.purpose == Purpose.marketing.value:
+                    marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
+                if decision.channel is ContactChannel.in_app:
+                    # Delivered by being stored: the customer's app fetches it.
+                    row.destination = None
+                    self._mark_sent(session, row, now, reference=None)
+                    continue
+                row.status, row.claim = "sending", uuid.uuid4()
+                row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+                jobs.append(Job(
+                    id=row.id, claim=row.claim, customer_id=row.customer_id, channel=decision.channel,
+                    address=decision.address, name=contact.name if contact else None, title=row.title,
+                    body=row.body, sms_text=row.sms_text, language=row.language, purpose=Purpose(row.purpose),
+                    idempotency_key=row.idempotency_key, playbook=row.playbook, step=row.step,
+                    webhook_url=endpoint.url if endpoint else None, webhook_secret=endpoint.secret if endpoint else None,
+                    created_at=row.created_at,
+                ))
+            return len(rows), jobs
+
+    async def _marketing_counts(self, session: AsyncSession, rows: list[Notification], policy: Policy,
+                                now: datetime) -> dict[uuid.UUID, int]:
+        cap = policy.marketing_cap
+        customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
+        if cap is None or not customers:
+            return {}
+        counted = await session.execute(
+            sa.select(Notification.customer_id, sa.func.count())
+            .where(
+                Notification.customer_id.in_(customers),
+                Notification.purpose == Purpose.marketing.value,
+                sa.or_(
+                    sa.and_(Notification.status == "sent", Notification.sent_at > now - cap.per),
+                    Notification.status == "sending",
+                ),
+            )
+            .group_by(Notification.customer_id)
+        )
+        return {customer_id: int(count) for customer_id, count in counted.all()}
+
+    async def _send(self, job: Job) -> str | SendFailed:
+        try:
+            if job.channel is ContactChannel.email:
+                assert self.smtp is not None and job.address
+                unsubscribe = None
+                if job.purpose is Purpose.marketing:
+                    unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/preferences/{job.customer_id}"
+                message = build_email(
+                    Email(recipient=job.address, recipient_name=job.name, subject=job.title, body=job.body,
+                          language=job.language, idempotency_key=job.idempotency_key, unsubscribe_url=unsubscribe),
+                    sender=self.settings.mail_from, sender_name=self.settings.mail_from_name, now=self.clock.now(),
+                )
+                return await self.smtp.send(message)
+            if job.channel is ContactChannel.sms:
+                assert self.sms is not None and job.address
+                text = job.sms_text or f"{job.title} {job.body}"[:500]
+                return await self.sms.send(
+                    phone=job.address, text=text, idempotency_key=job.idempotency_key
+                )
+            if job.channel is ContactChannel.webhook:
+                assert self.webhooks is not None and job.webhook_url and job.webhook_secret
+                payload = {
+                    "type": "csm.alert", "id": delivery_id(job.idempotency_key), "playbook": job.playbook,
+                    "step": job.step, "customer_id": str(job.customer_id), "title": job.title, "body": job.body,
+                    "language": job.language, "created_at": job.created_at.isoformat(),
+                }
+                return await self.webhooks.send(
+                    url=job.webhook_url, secret=job.webhook_secret, payload=payload, idempotency_key=job.idempotency_key
+                )
+            return SendFailed(f"cannot send on {job.channel.value}", permanent=True)
+        except SendFailed as failure:
+            return failure
+        except Exception as error:  # a bug in an adapter must not stop the others; retried, then visible
+            log.exception("sending %s on %s failed unexpectedly", job.id, job.channel.value)
+            return SendFailed(f"unexpected {type(error).__name__}", permanent=False)
+
+    async def _record(self, results: list[tuple[Job, str | SendFailed]]) -> None:
+        now = self.clock.now()
+        async with self.db.unit_of_work() as session:
+            rows = {
+                row.id: row
+                for row in (
+                    await session.scalars(
+                        sa.select(Notification).where(Notification.id.in_([job.id for job, _ in results])).with_for_update()
+                    )
+                ).all()
+            }
+            for job, result in results:
+                row = rows.get(job.id)
+                # Gone (the customer was erased) or taken over after our lease ran out: not ours to record.
+                if row is None or row.status != "sending" or row.claim != job.claim:
+                    continue
+                row.lease_until, row.claim = None, None
+                if isinstance(result, str):
+                    self._mark_sent(session, row, now, reference=result)
+                    continue
+                row.last_error = result.reason
+                delay = None if result.permanent else retry_delay(row.attempts, self.settings.send_retry_backoff)
+                if delay is None:
+                    row.status, row.failed_at = "failed", now
+                    self.outcomes.labels(row.channel, "failed").inc()
+                    stage(session, NotificationFailed(
+                        customer_id=row.customer_id, notification_id=row.id, channel=ContactChannel(row.channel),
+                        purpose=Purpose(row.purpose), playbook=row.playbook, step=row.step, reason=result.reason,
+                        attempts=max(1, row.attempts), failed_at=now,
+                    ), source=SOURCE, cause=row.cause_event_id, time=now)
+                else:
+                    row.status, row.due_at = "pending", now + delay
+                    self.outcomes.labels(row.channel, "retry").inc()
+
+    def _mark_sent(self, session: AsyncSession, row: Notification, now: datetime, *, reference: str | None) -> None:
+        row.status, row.sent_at, row.provider_reference = "sent", now, reference
+        row.lease_until, row.claim, row.last_error = None, None, None
+        self.outcomes.labels(row.channel, "sent").inc()
+        stage(session, NotificationSent(
+            customer_id=row.customer_id, notification_id=row.id, channel=ContactChannel(row.channel),
+            purpose=Purpose(row.purpose), playbook=row.playbook, step=row.step, cause_event_id=row.cause_event_id,
+            sent_at=now,
+        ), source=SOURCE, cause=row.cause_event_id, time=now)
