@@ -12,10 +12,12 @@ import httpx
 import sqlalchemy as sa
 
 from services.notify.models import Contact, Notification, Task
+from services.notify.workers import Scanner
 from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events import Envelope, Event, envelope_for
 from shared.events.notify import TOPIC as NOTIFY_TOPIC
+from shared.messaging import inbox_message
 from tests.harness import RunningService, Stack, auth, eventually
 from tests.notify.receivers import HttpReceiver, Mailbox
 from tests.shared.bus_helpers import produce_events, read_all
@@ -99,6 +101,23 @@ class Notify:
                 assert len(found["consents"]) >= consents
 
         await eventually(known, interval=0.05)
+
+    async def consumed(self, *envelopes: Envelope[Event]) -> None:
+        """Wait until notify has applied these events (their ids are in its inbox)."""
+        ids = {envelope.id for envelope in envelopes}
+
+        async def applied() -> None:
+            async with self.service.runtime.db.read() as session:
+                found = set((await session.scalars(
+                    sa.select(inbox_message.c.event_id).where(inbox_message.c.event_id.in_(ids))
+                )).all())
+            assert found == ids
+
+        await eventually(applied, interval=0.05)
+
+    async def scan(self) -> None:
+        """One pass of the scanner now (it also runs in the background; this makes a pass certain)."""
+        await Scanner(self.service.runtime).scan_once()
 
     async def notifications(self, customer_id: uuid.UUID) -> list[Notification]:
         async with self.service.runtime.db.read() as session:
