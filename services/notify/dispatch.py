@@ -46,6 +46,7 @@ from services.notify.projection import recipients
 from services.notify.settings import NotifySettings
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.notify import NotificationFailed, NotificationSent
+from shared.inbox import is_transient
 from shared.outbox import stage
 from shared.service import Runtime
 
@@ -116,43 +117,82 @@ class Dispatcher:
         self.http: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
+        """Claim while there is room, send each message as its own task, record results as they come.
+
+        A slow receiver holds up only its own messages: claiming goes on while up to
+        ``dispatch_concurrency`` sends are in flight, and a recorder commits results in batches.
+        """
         self.smtp = SmtpSender(self.settings) if self.settings.smtp_host else None
         self.http = httpx.AsyncClient(timeout=self.settings.http_timeout_seconds)
         self.sms = SmsSender(self.settings, self.http) if self.settings.sms_api_url else None
         self.webhooks = WebhookSender(self.http)
+        results: asyncio.Queue[tuple[Job, str | SendFailed]] = asyncio.Queue()
+        in_flight: set[asyncio.Task[None]] = set()
+        room = asyncio.Event()
+        recorder = asyncio.create_task(self._recorder(results))
         bells = _DOORBELLS[self.db.url]
         bells.add(self.bell)
+        concurrency = self.settings.dispatch_concurrency
+        # Claim again once a quarter of the slots are free, so that claims stay batches under load.
+        low_water = max(1, concurrency // 4)
+
+        async def send_then_report(job: Job) -> None:
+            results.put_nowait((job, await self._send(job)))
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if concurrency - len(in_flight) >= low_water:
+                room.set()
+
         try:
             while True:
+                if recorder.done():
+                    recorder.result()  # a recorder that failed fails the worker; the supervisor restarts it
+                free = concurrency - len(in_flight)
+                if free < low_water and in_flight:
+                    room.clear()
+                    await room.wait()
+                    continue
                 self.bell.clear()
-                handled = await self.dispatch_once()
-                if handled < self.settings.dispatch_batch_size:
+                due, jobs = await self._claim(self.clock.now(), limit=min(free, self.settings.dispatch_batch_size))
+                for job in jobs:
+                    task = asyncio.create_task(send_then_report(job))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                if due < min(free, self.settings.dispatch_batch_size):
                     try:
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
                     except TimeoutError:
                         pass
         finally:
             bells.discard(self.bell)
+            for task in [*in_flight, recorder]:
+                task.cancel()
+            await asyncio.gather(*in_flight, recorder, return_exceptions=True)
             if self.smtp is not None:
                 await self.smtp.close()
             await self.http.aclose()
             self.smtp = self.sms = self.webhooks = self.http = None
 
-    async def dispatch_once(self) -> int:
-        """Claim, send and record one batch; returns how many messages were due."""
-        due, jobs = await self._claim(self.clock.now())
-        if jobs:
-            semaphore = asyncio.Semaphore(self.settings.dispatch_concurrency)
+    async def _recorder(self, results: asyncio.Queue[tuple[Job, str | SendFailed]]) -> None:
+        while True:
+            batch = [await results.get()]
+            while not results.empty() and len(batch) < 1000:
+                batch.append(results.get_nowait())
+            delay = 0.2
+            while True:
+                try:
+                    await self._record(batch)
+                    break
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # The database is away: the sends happened, so keep trying to write that down.
+                    log.warning("recording %d sends failed (%s); retrying", len(batch), type(error).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
 
-            async def bounded(job: Job) -> str | SendFailed:
-                async with semaphore:
-                    return await self._send(job)
-
-            results = await asyncio.gather(*(bounded(job) for job in jobs))
-            await self._record(list(zip(jobs, results, strict=True)))
-        return due
-
-    async def _claim(self, now: datetime) -> tuple[int, list[Job]]:
+    async def _claim(self, now: datetime, *, limit: int) -> tuple[int, list[Job]]:
         settings = self.settings
         async with self.db.unit_of_work() as session:
             rows = (
@@ -165,7 +205,7 @@ class Dispatcher:
                         )
                     )
                     .order_by(Notification.due_at)
-                    .limit(settings.dispatch_batch_size)
+                    .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ).all()

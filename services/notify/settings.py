@@ -41,10 +41,11 @@ class NotifySettings(ServiceSettings):
     # Links in messages (surveys, preferences) start with this.
     public_base_url: str = "https://service.csm.example.com"
 
-    # The dispatcher: how many messages it claims at once, how long a claim lasts before another
-    # worker may take the message over (a worker that died mid-send), how often it looks.
+    # The dispatcher: how many messages it claims at once, how many sends may be in flight, how
+    # long a claim lasts before another worker may take the message over (a worker that died
+    # mid-send), how often it looks.
     dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
-    dispatch_concurrency: int = Field(default=16, ge=1, le=512)
+    dispatch_concurrency: int = Field(default=64, ge=1, le=1024)
     send_lease_seconds: float = Field(default=120.0, gt=0)
     # Seconds before each retry of a message whose send failed for a reason that may pass;
     # after the last one the message is failed for good.

@@ -107,6 +107,11 @@ class HttpReceiver:
     sms: dict[str, Sms] = field(default_factory=dict)
     sms_refusals: list[int] = field(default_factory=list)
     webhook_refusals: list[int] = field(default_factory=list)
+    # While ``hold`` is set, each request is taken in (the SMS sent, the webhook filed) and then its
+    # answer waits for ``release``: the sender cannot know it went through.
+    hold: bool = False
+    held: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         app = Starlette(routes=[
@@ -133,7 +138,13 @@ class HttpReceiver:
             return Response(status_code=self.webhook_refusals.pop(0))
         self.webhook_deliveries.append(payload)
         self.webhooks.setdefault(request.headers["webhook-id"], payload)
+        await self._maybe_hold("webhook")
         return Response(status_code=204)
+
+    async def _maybe_hold(self, what: str) -> None:
+        if self.hold:
+            self.held.append(what)
+            await self.release.wait()
 
     async def _sms(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.sms_key}":
@@ -147,6 +158,7 @@ class HttpReceiver:
             return JSONResponse({"id": self.sms[key].id, "status": "accepted"}, status_code=200)
         message = Sms(id=f"SM{uuid.uuid4().hex[:16]}", to=body["to"], text=body["text"], idempotency_key=key)
         self.sms[key or message.id] = message
+        await self._maybe_hold("sms")
         return JSONResponse({"id": message.id, "status": "accepted"}, status_code=201)
 
     async def start(self) -> HttpReceiver:
@@ -156,6 +168,7 @@ class HttpReceiver:
         return self
 
     async def stop(self) -> None:
+        self.release.set()
         self.server.should_exit = True
         if self.task is not None:
             await self.task
