@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from services.notify import templates
 from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity, SlaTarget
@@ -152,6 +160,15 @@ class Condition(BaseModel):
             if spec.kind is FactKind.flag and not isinstance(value, bool):
                 raise ValueError(f"{self.fact} is true or false")
         return self
+
+    @model_serializer(mode="wrap")
+    def _only_the_operator_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Written back exactly as an operator would write it, so a saved playbook reads back the same.
+        dumped: dict[str, Any] = handler(self)
+        keep = {"fact", *(name for name in ("one_of", "none_of", "at_least", "at_most") if getattr(self, name) is not None)}
+        if "equals" in self.model_fields_set:
+            keep.add("equals")
+        return {name: value for name, value in dumped.items() if name in keep}
 
     def holds(self, facts: Facts) -> bool:
         value = facts.get(self.fact)
