@@ -84,12 +84,13 @@ def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -
     message["Subject"] = email.subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id(email.idempotency_key, sender)
-    message["Content-Language"] = email.language
     # RFC 3834: an automatic message, so auto-responders do not answer it.
     message["Auto-Submitted"] = "auto-generated"
     if email.unsubscribe_url:
         message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
     message.set_content(email.body, charset="utf-8", cte="base64")
+    # After set_content, which replaces every Content-* header.
+    message["Content-Language"] = email.language
     return message
 
 
