@@ -18,10 +18,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 import aiosmtplib
@@ -29,11 +30,6 @@ import httpx
 
 from services.notify.settings import NotifySettings
 from shared.events.customer import ContactChannel
-
-# 7bit: non-ASCII headers become RFC 2047 encoded words and bodies get a transfer encoding,
-# so no relay on the way needs 8BITMIME or SMTPUTF8.
-_MAIL_POLICY = SMTP_POLICY.clone(cte_type="7bit")
-
 
 def configured_channels(settings: NotifySettings) -> frozenset[ContactChannel]:
     """The channels this installation can send on: e-mail needs a server, SMS a provider."""
@@ -75,22 +71,33 @@ class Email:
     unsubscribe_url: str | None = None
 
 
-def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -> EmailMessage:
-    message = EmailMessage(policy=_MAIL_POLICY)
-    user, _, domain = sender.partition("@")
-    message["From"] = Address(display_name=sender_name, username=user, domain=domain)
-    to_user, _, to_domain = email.recipient.partition("@")
-    message["To"] = Address(display_name=email.recipient_name or "", username=to_user, domain=to_domain)
-    message["Subject"] = email.subject
+# Encoded words fold themselves; a long ASCII value (a link) stays on its line, within RFC 5322's 998.
+WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
+
+
+def _encoded(text: str, header: str) -> str:
+    """A header value as RFC 2047 encoded words when it is not plain ASCII (folded after the name)."""
+    return text if text.isascii() else Header(text, "utf-8", header_name=header).encode()
+
+
+def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -> Message:
+    """A plain-text e-mail, 7-bit on the wire: encoded-word headers and a base64 UTF-8 body.
+
+    Built with the stdlib's compat32 API (``MIMEText``, ``Header``) rather than ``EmailMessage``:
+    an equivalent message for a fraction of the CPU (the modern API parses every header it is
+    given), which matters when an announcement goes to a hundred thousand customers.
+    """
+    message = MIMEText(email.body, "plain", "utf-8", policy=WIRE)
+    message["From"] = formataddr((_encoded(sender_name, "From"), sender))
+    message["To"] = formataddr((_encoded(email.recipient_name or "", "To"), email.recipient))
+    message["Subject"] = _encoded(email.subject, "Subject")
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id(email.idempotency_key, sender)
+    message["Content-Language"] = email.language
     # RFC 3834: an automatic message, so auto-responders do not answer it.
     message["Auto-Submitted"] = "auto-generated"
     if email.unsubscribe_url:
         message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
-    message.set_content(email.body, charset="utf-8", cte="base64")
-    # After set_content, which replaces every Content-* header.
-    message["Content-Language"] = email.language
     return message
 
 
@@ -115,12 +122,12 @@ class SmtpSender:
             timeout=s.smtp_timeout_seconds,
         )
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, message: Message, *, sender: str, recipient: str) -> str:
         client = await self._idle.get()
         try:
             if not client.is_connected:
                 await client.connect()
-            _, reply = await client.send_message(message)
+            _, reply = await client.sendmail(sender, [recipient], message.as_bytes(policy=WIRE))
             return reply[:200]
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [response.code for response in error.recipients]  # type: ignore[attr-defined]

@@ -53,6 +53,7 @@ from shared.service import Runtime
 log = logging.getLogger("csm.notify.dispatch")
 
 SOURCE = "/csm/notify"
+RECORD_LINGER_SECONDS = 0.02
 
 # Doorbells: a commit that made a message due rings the dispatchers of that database in this
 # process, so an acknowledgement goes out at once instead of at the next poll.
@@ -177,6 +178,9 @@ class Dispatcher:
     async def _recorder(self, results: asyncio.Queue[tuple[Job, str | SendFailed]]) -> None:
         while True:
             batch = [await results.get()]
+            # Linger a moment so that results arriving together commit together: the sends have
+            # happened already, so this delays only the bookkeeping, not any message.
+            await asyncio.sleep(RECORD_LINGER_SECONDS)
             while not results.empty() and len(batch) < 1000:
                 batch.append(results.get_nowait())
             delay = 0.2
@@ -192,18 +196,24 @@ class Dispatcher:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
 
+    def _due(self, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.or_(
+            sa.and_(Notification.status == "pending", Notification.due_at <= now),
+            sa.and_(Notification.status == "sending", Notification.lease_until <= now),
+        )
+
     async def _claim(self, now: datetime, *, limit: int) -> tuple[int, list[Job]]:
         settings = self.settings
+        # A look without a write lock first: most polls find nothing, and on SQLite a claim
+        # transaction would hold up every other writer for nothing.
+        async with self.db.read() as session:
+            if await session.scalar(sa.select(Notification.id).where(self._due(now)).limit(1)) is None:
+                return 0, []
         async with self.db.unit_of_work() as session:
             rows = (
                 await session.scalars(
                     sa.select(Notification)
-                    .where(
-                        sa.or_(
-                            sa.and_(Notification.status == "pending", Notification.due_at <= now),
-                            sa.and_(Notification.status == "sending", Notification.lease_until <= now),
-                        )
-                    )
+                    .where(self._due(now))
                     .order_by(Notification.due_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -302,7 +312,7 @@ class Dispatcher:
                           language=job.language, idempotency_key=job.idempotency_key, unsubscribe_url=unsubscribe),
                     sender=self.settings.mail_from, sender_name=self.settings.mail_from_name, now=self.clock.now(),
                 )
-                return await self.smtp.send(message)
+                return await self.smtp.send(message, sender=self.settings.mail_from, recipient=job.address)
             if job.channel is ContactChannel.sms:
                 assert self.sms is not None and job.address
                 text = job.sms_text or f"{job.title} {job.body}"[:500]

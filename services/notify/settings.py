@@ -18,6 +18,8 @@ class NotifySettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///./var/notify.db"
     port: int = 8004
+    # A complaint's acknowledgement should leave at once: fetch new events every 50 ms at most.
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
 
     # E-mail over SMTP. No host, no e-mail channel: such messages go to the next channel.
     smtp_host: str | None = "127.0.0.1"
@@ -45,7 +47,7 @@ class NotifySettings(ServiceSettings):
     # long a claim lasts before another worker may take the message over (a worker that died
     # mid-send), how often it looks.
     dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
-    dispatch_concurrency: int = Field(default=64, ge=1, le=1024)
+    dispatch_concurrency: int = Field(default=256, ge=1, le=4096)
     send_lease_seconds: float = Field(default=120.0, gt=0)
     # Seconds before each retry of a message whose send failed for a reason that may pass;
     # after the last one the message is failed for good.
