@@ -35,15 +35,25 @@ async def create(
     if not found.definition.enabled:
         raise Unprocessable(f"The playbook {playbook!r} is disabled.", field="playbook")
     announcement = Announcement(
-        id=uuid.uuid4(), topic=" ".join(topic.split()), title=title, body=body, playbook=playbook,
-        state="matching", matched=0, skipped=0, created_by=actor, created_at=now,
+        id=uuid.uuid4(),
+        topic=" ".join(topic.split()),
+        title=title,
+        body=body,
+        playbook=playbook,
+        state="matching",
+        matched=0,
+        skipped=0,
+        created_by=actor,
+        created_at=now,
     )
     session.add(announcement)
     await session.flush()
     return announcement
 
 
-async def match_next_batch(session: AsyncSession, *, settings: NotifySettings, now: datetime, limit: int) -> int:
+async def match_next_batch(
+    session: AsyncSession, *, settings: NotifySettings, now: datetime, limit: int
+) -> int:
     """Match one batch of the oldest announcement still matching; returns how many customers it looked at."""
     announcement = await session.scalar(
         sa.select(Announcement)
@@ -72,8 +82,14 @@ async def match_next_batch(session: AsyncSession, *, settings: NotifySettings, n
     reach = await recipients(session, [contact.customer_id for contact in contacts])
     configured = configured_channels(settings)
     message_steps = [step for step in playbook.definition.steps if isinstance(step, MessageStep)]
-    material = {"announcement": {"id": str(announcement.id), "topic": announcement.topic,
-                                 "title": announcement.title, "body": announcement.body}}
+    material = {
+        "announcement": {
+            "id": str(announcement.id),
+            "topic": announcement.topic,
+            "title": announcement.title,
+            "body": announcement.body,
+        }
+    }
     effects = Effects()
     matched = skipped = 0
     for contact in contacts:
@@ -81,19 +97,32 @@ async def match_next_batch(session: AsyncSession, *, settings: NotifySettings, n
         # Honour consent here already, so that the uninterested-in-marketing cost nothing later;
         # the dispatcher checks again when each message goes.
         reachable = not message_steps or any(
-            choose_channel([c for c in step.channels if c in configured], recipient.reach, step.purpose).channel
+            choose_channel(
+                [c for c in step.channels if c in configured], recipient.reach, step.purpose
+            ).channel
             for step in message_steps
         )
         if not reachable:
             skipped += 1
             continue
         occasion = Occasion(
-            cause_key=f"announcement:{announcement.id}:{contact.customer_id}", customer_id=contact.customer_id,
-            cause_event_id=None, facts={"announcement.topic": topic_key(announcement.topic)}, material=material,
+            cause_key=f"announcement:{announcement.id}:{contact.customer_id}",
+            customer_id=contact.customer_id,
+            cause_event_id=None,
+            facts={"announcement.topic": topic_key(announcement.topic)},
+            material=material,
             announcement_id=announcement.id,
         )
-        if await start(session, playbook=playbook, occasion=occasion, contact=contact, policy=policy,
-                       settings=settings, now=now, effects=effects):
+        if await start(
+            session,
+            playbook=playbook,
+            occasion=occasion,
+            contact=contact,
+            policy=policy,
+            settings=settings,
+            now=now,
+            effects=effects,
+        ):
             matched += 1
     await effects.write(session, now=now)
     announcement.matched += matched

@@ -72,24 +72,37 @@ async def list_notifications(
     session: ReadSessionDep,
     _who: AgentOrService,
     customer_id: uuid.UUID | None = None,
-    channel: ContactChannel | None = Query(default=None, description="in_app: what a customer's app shows"),
+    channel: Annotated[
+        ContactChannel | None, Query(description="in_app: what a customer's app shows")
+    ] = None,
     status: Status | None = None,
-    playbook: str | None = Query(default=None, max_length=100),
+    playbook: Annotated[str | None, Query(max_length=100)] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> Page[NotificationRead]:
     found = await service.list_notifications(
-        session=session, customer_id=customer_id, channel=channel.value if channel else None, status=status,
-        playbook=playbook, before=_before(cursor), limit=limit + 1,
+        session=session,
+        customer_id=customer_id,
+        channel=channel.value if channel else None,
+        status=status,
+        playbook=playbook,
+        before=_before(cursor),
+        limit=limit + 1,
     )
     page = found[:limit]
     next_cursor = encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if len(found) > limit else None
-    return Page[NotificationRead](items=[NotificationRead.model_validate(n) for n in page], next_cursor=next_cursor)
+    return Page[NotificationRead](
+        items=[NotificationRead.model_validate(n) for n in page], next_cursor=next_cursor
+    )
 
 
 @notifications.get("/{notification_id}", summary="One message and its delivery status")
-async def get_notification(notification_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService) -> NotificationRead:
-    return NotificationRead.model_validate(await service.get_notification(session=session, notification_id=notification_id))
+async def get_notification(
+    notification_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+) -> NotificationRead:
+    return NotificationRead.model_validate(
+        await service.get_notification(session=session, notification_id=notification_id)
+    )
 
 
 @notifications.post("/{notification_id}/read", summary="The customer's app showed this in-app message")
@@ -100,8 +113,12 @@ async def mark_read(
     return NotificationRead.model_validate(found)
 
 
-@customers.get("/{customer_id}/preferences", summary="The customer's channel choices, quiet hours and consents")
-async def get_preferences(customer_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService) -> PreferencesRead:
+@customers.get(
+    "/{customer_id}/preferences", summary="The customer's channel choices, quiet hours and consents"
+)
+async def get_preferences(
+    customer_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+) -> PreferencesRead:
     return await service.get_preferences(session=session, customer_id=customer_id)
 
 
@@ -109,12 +126,19 @@ async def get_preferences(customer_id: uuid.UUID, session: ReadSessionDep, _who:
 async def put_preferences(
     customer_id: uuid.UUID, preferences_in: PreferencesUpdate, session: SessionDep, _who: AgentOrService
 ) -> PreferencesRead:
-    return await service.set_preferences(session=session, customer_id=customer_id, preferences_in=preferences_in)
+    return await service.set_preferences(
+        session=session, customer_id=customer_id, preferences_in=preferences_in
+    )
 
 
 def _playbook_read(playbook: Playbook) -> PlaybookRead:
-    return PlaybookRead(key=playbook.key, version=playbook.version, created_by=playbook.created_by,
-                        created_at=playbook.created_at, definition=playbook.definition)
+    return PlaybookRead(
+        key=playbook.key,
+        version=playbook.version,
+        created_by=playbook.created_by,
+        created_at=playbook.created_at,
+        definition=playbook.definition,
+    )
 
 
 @playbooks.get("", summary="Every playbook in force (its highest version)")
@@ -122,7 +146,9 @@ async def list_playbooks(session: ReadSessionDep, _who: Agent) -> list[PlaybookR
     return [_playbook_read(p) for _, p in sorted((await library.in_force(session)).items())]
 
 
-@playbooks.post("/dry-run", summary="What an event, period or announcement would cause; nothing is written or sent")
+@playbooks.post(
+    "/dry-run", summary="What an event, period or announcement would cause; nothing is written or sent"
+)
 async def dry_run(
     request: DryRunRequest, session: ReadSessionDep, clock: ClockDep, runtime: RuntimeDep, _who: Agent
 ) -> DryRunRead:
@@ -146,7 +172,9 @@ async def playbook_versions(key: PlaybookKey, session: ReadSessionDep, _who: Age
     return [_playbook_read(p) for p in found]
 
 
-@playbooks.put("/{key}", summary="Save a new version of a playbook (or a new playbook); it is in force at once")
+@playbooks.put(
+    "/{key}", summary="Save a new version of a playbook (or a new playbook); it is in force at once"
+)
 async def put_playbook(
     key: PlaybookKey, definition: PlaybookDefinition, session: SessionDep, clock: ClockDep, who: Manager
 ) -> PlaybookRead:
@@ -154,7 +182,9 @@ async def put_playbook(
     if current is not None and current.definition == definition:
         return _playbook_read(current)
     try:
-        saved = await library.save(session, key=key, definition=definition, actor=who.subject, now=clock.now())
+        saved = await library.save(
+            session, key=key, definition=definition, actor=who.subject, now=clock.now()
+        )
     except IntegrityError:
         raise Conflict("Someone saved this playbook at the same moment; read it and try again.") from None
     return _playbook_read(saved)
@@ -163,8 +193,9 @@ async def put_playbook(
 @policy.get("", summary="The follow-up policy in force: quiet hours, marketing cap, offers")
 async def get_policy(session: ReadSessionDep, _who: Agent) -> PolicyRead:
     found = await library.policy(session)
-    return PolicyRead(version=found.version, created_by=found.created_by, created_at=found.created_at,
-                      policy=found.policy)
+    return PolicyRead(
+        version=found.version, created_by=found.created_by, created_at=found.created_at, policy=found.policy
+    )
 
 
 @policy.put("", summary="Save a new version of the policy; it is in force at once")
@@ -173,15 +204,16 @@ async def put_policy(document: Policy, session: SessionDep, clock: ClockDep, who
         saved = await library.save_policy(session, document=document, actor=who.subject, now=clock.now())
     except IntegrityError:
         raise Conflict("Someone saved the policy at the same moment; read it and try again.") from None
-    return PolicyRead(version=saved.version, created_by=saved.created_by, created_at=saved.created_at,
-                      policy=saved.policy)
+    return PolicyRead(
+        version=saved.version, created_by=saved.created_by, created_at=saved.created_at, policy=saved.policy
+    )
 
 
 @staff_tasks.get("", summary="Staff tasks, soonest due first")
 async def list_tasks(
     session: ReadSessionDep,
     _who: Agent,
-    assignee: str | None = Query(default=None, max_length=200),
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
     assignee_role: Literal["agent", "supervisor", "manager", "admin"] | None = None,
     customer_id: uuid.UUID | None = None,
     status: Literal["open", "claimed", "done"] | None = None,
@@ -190,8 +222,14 @@ async def list_tasks(
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> Page[TaskRead]:
-    where = tasks.TaskFilter(assignee=assignee, assignee_role=assignee_role, customer_id=customer_id, status=status,
-                             due_before=due_before, due_after=due_after)
+    where = tasks.TaskFilter(
+        assignee=assignee,
+        assignee_role=assignee_role,
+        customer_id=customer_id,
+        status=status,
+        due_before=due_before,
+        due_after=due_after,
+    )
     found = await tasks.list_tasks(session=session, where=where, after=_before(cursor), limit=limit + 1)
     page = found[:limit]
     next_cursor = encode_cursor(page[-1].due_at.isoformat(), page[-1].id) if len(found) > limit else None
@@ -205,30 +243,43 @@ async def get_task(task_id: uuid.UUID, session: ReadSessionDep, _who: Agent) -> 
 
 @staff_tasks.post("/{task_id}/claim", summary="Take a task: it is yours until done")
 async def claim_task(task_id: uuid.UUID, session: SessionDep, clock: ClockDep, who: Agent) -> TaskRead:
-    return TaskRead.model_validate(await tasks.claim(session=session, task_id=task_id, who=who, now=clock.now()))
+    return TaskRead.model_validate(
+        await tasks.claim(session=session, task_id=task_id, who=who, now=clock.now())
+    )
 
 
 @staff_tasks.post("/{task_id}/complete", summary="Finish a task, saying what came of it")
 async def complete_task(
     task_id: uuid.UUID, completion: TaskCompletion, session: SessionDep, clock: ClockDep, who: Agent
 ) -> TaskRead:
-    done = await tasks.complete(session=session, task_id=task_id, who=who, outcome=completion.outcome, now=clock.now())
+    done = await tasks.complete(
+        session=session, task_id=task_id, who=who, outcome=completion.outcome, now=clock.now()
+    )
     return TaskRead.model_validate(done)
 
 
-@announcement_routes.post("", status_code=202, summary="Announce news on a topic to every customer interested in it")
+@announcement_routes.post(
+    "", status_code=202, summary="Announce news on a topic to every customer interested in it"
+)
 async def create_announcement(
     announcement_in: AnnouncementCreate, session: SessionDep, clock: ClockDep, who: Manager
 ) -> AnnouncementRead:
     created = await announcements.create(
-        session, topic=announcement_in.topic, title=announcement_in.title, body=announcement_in.body,
-        playbook=announcement_in.playbook, actor=who.subject, now=clock.now(),
+        session,
+        topic=announcement_in.topic,
+        title=announcement_in.title,
+        body=announcement_in.body,
+        playbook=announcement_in.playbook,
+        actor=who.subject,
+        now=clock.now(),
     )
     return AnnouncementRead.model_validate(created)
 
 
 @announcement_routes.get("/{announcement_id}", summary="An announcement and how far matching has got")
-async def get_announcement(announcement_id: uuid.UUID, session: ReadSessionDep, _who: Agent) -> AnnouncementRead:
+async def get_announcement(
+    announcement_id: uuid.UUID, session: ReadSessionDep, _who: Agent
+) -> AnnouncementRead:
     found = await announcements.get(session=session, announcement_id=announcement_id)
     if found is None:
         raise NotFound("No such announcement.")
@@ -238,19 +289,29 @@ async def get_announcement(announcement_id: uuid.UUID, session: ReadSessionDep, 
 @webhooks.get("", summary="Registered webhook endpoints (secrets are never shown again)")
 async def list_webhooks(session: ReadSessionDep, _who: Admin) -> list[WebhookRead]:
     return [
-        WebhookRead(name=e.name, url=e.url, enabled=e.enabled, created_at=e.created_at, updated_at=e.updated_at)
+        WebhookRead(
+            name=e.name, url=e.url, enabled=e.enabled, created_at=e.created_at, updated_at=e.updated_at
+        )
         for e in await service.list_webhooks(session=session)
     ]
 
 
 @webhooks.put("/{name}", summary="Register or change a webhook endpoint; a new one gets a signing secret")
-async def put_webhook(name: WebhookName, webhook_in: WebhookWrite, session: SessionDep, _who: Admin) -> WebhookRead:
+async def put_webhook(
+    name: WebhookName, webhook_in: WebhookWrite, session: SessionDep, _who: Admin
+) -> WebhookRead:
     try:
         endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
     except IntegrityError:
         raise Conflict("Someone registered this name at the same moment.") from None
-    return WebhookRead(name=endpoint.name, url=endpoint.url, enabled=endpoint.enabled,
-                       created_at=endpoint.created_at, updated_at=endpoint.updated_at, secret=secret)
+    return WebhookRead(
+        name=endpoint.name,
+        url=endpoint.url,
+        enabled=endpoint.enabled,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+        secret=secret,
+    )
 
 
 @webhooks.delete("/{name}", status_code=204, summary="Remove a webhook endpoint")

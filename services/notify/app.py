@@ -20,9 +20,15 @@ SPEC = ServiceSpec(
     handlers=consumers.handlers,
     workers=workers.workers,
     openapi_tags=[
-        {"name": "notifications", "description": "Messages to customers and alerts to staff, with delivery status."},
+        {
+            "name": "notifications",
+            "description": "Messages to customers and alerts to staff, with delivery status.",
+        },
         {"name": "preferences", "description": "Each customer's channel choices and quiet hours."},
-        {"name": "playbooks", "description": "Follow-up playbooks and the policy, as versioned data; the dry run."},
+        {
+            "name": "playbooks",
+            "description": "Follow-up playbooks and the policy, as versioned data; the dry run.",
+        },
         {"name": "tasks", "description": "Work for staff: care calls, visits, reviews."},
         {"name": "announcements", "description": "News matched to customers' interests."},
         {"name": "webhooks", "description": "Staff systems that receive signed alerts."},

@@ -31,6 +31,7 @@ import httpx
 from services.notify.settings import NotifySettings
 from shared.events.customer import ContactChannel
 
+
 def configured_channels(settings: NotifySettings) -> frozenset[ContactChannel]:
     """The channels this installation can send on: e-mail needs a server, SMS a provider."""
     channels = {ContactChannel.in_app, ContactChannel.webhook}
@@ -118,7 +119,7 @@ class SmtpSender:
             username=s.smtp_username,
             password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             use_tls=s.smtp_security == "tls",
-            start_tls=True if s.smtp_security == "starttls" else False,
+            start_tls=s.smtp_security == "starttls",
             timeout=s.smtp_timeout_seconds,
         )
 
@@ -131,7 +132,9 @@ class SmtpSender:
             return reply[:200]
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [response.code for response in error.recipients]  # type: ignore[attr-defined]
-            raise SendFailed(f"recipient refused ({codes})", permanent=all(code >= 500 for code in codes)) from None
+            raise SendFailed(
+                f"recipient refused ({codes})", permanent=all(code >= 500 for code in codes)
+            ) from None
         except aiosmtplib.SMTPAuthenticationError as error:
             # The operator's configuration, not the message: it goes once the login is fixed.
             await _quietly_close(client)

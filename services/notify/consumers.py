@@ -59,10 +59,14 @@ def handlers(runtime: Runtime) -> Handlers:
     clock = runtime.clock
     database_url = runtime.db.url
 
-    async def run_playbooks(session: AsyncSession, envelope: Envelope[Event], ref: ComplaintRef | None = None) -> None:
+    async def run_playbooks(
+        session: AsyncSession, envelope: Envelope[Event], ref: ComplaintRef | None = None
+    ) -> None:
         playbooks = [
-            playbook for playbook in (await library.in_force(session)).values()
-            if isinstance(playbook.definition.trigger, EventTrigger) and playbook.definition.trigger.event == envelope.type
+            playbook
+            for playbook in (await library.in_force(session)).values()
+            if isinstance(playbook.definition.trigger, EventTrigger)
+            and playbook.definition.trigger.event == envelope.type
         ]
         if not playbooks:
             return
@@ -75,22 +79,36 @@ def handlers(runtime: Runtime) -> Handlers:
             material["complaint"] = complaint_material(event, ref)
             facts |= complaint_facts({"status": ref.status, "category": ref.category} if ref else None)
         occasion = Occasion(
-            cause_key=str(envelope.id), customer_id=event.customer_id, cause_event_id=envelope.id,
-            facts=facts, material=material,
+            cause_key=str(envelope.id),
+            customer_id=event.customer_id,
+            cause_event_id=envelope.id,
+            facts=facts,
+            material=material,
         )
         now = clock.now()
         policy = (await library.policy(session)).policy
         effects = Effects()
         for playbook in playbooks:
-            await start(session, playbook=playbook, occasion=occasion, contact=contact, policy=policy,
-                        settings=settings, now=now, effects=effects)
+            await start(
+                session,
+                playbook=playbook,
+                occasion=occasion,
+                contact=contact,
+                policy=policy,
+                settings=settings,
+                now=now,
+                effects=effects,
+            )
         if effects:
             await effects.write(session, now=now)
             ring_after_commit(session, database_url)
 
-    async def on_profile(session: AsyncSession, event: Envelope[CustomerRegistered | CustomerUpdated]) -> None:
-        await projection.apply_profile(session, customer_id=event.data.customer_id, profile=event.data.profile,
-                                       at=event.time)
+    async def on_profile(
+        session: AsyncSession, event: Envelope[CustomerRegistered | CustomerUpdated]
+    ) -> None:
+        await projection.apply_profile(
+            session, customer_id=event.data.customer_id, profile=event.data.profile, at=event.time
+        )
         if isinstance(event.data, CustomerRegistered):
             await run_playbooks(session, event)
         # A message may be waiting for this profile.
@@ -104,25 +122,42 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_consent(session: AsyncSession, event: Envelope[ConsentChanged]) -> None:
         change = event.data
-        await projection.apply_consent(session, customer_id=change.customer_id, channel=change.channel,
-                                       purpose=change.purpose, granted=change.granted, at=change.changed_at)
+        await projection.apply_consent(
+            session,
+            customer_id=change.customer_id,
+            channel=change.channel,
+            purpose=change.purpose,
+            granted=change.granted,
+            at=change.changed_at,
+        )
 
     async def on_interests(session: AsyncSession, event: Envelope[InterestsChanged]) -> None:
-        await projection.apply_interests(session, customer_id=event.data.customer_id,
-                                         interests=event.data.interests, at=event.data.changed_at)
+        await projection.apply_interests(
+            session,
+            customer_id=event.data.customer_id,
+            interests=event.data.interests,
+            at=event.data.changed_at,
+        )
 
     async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
         await run_playbooks(session, event)
 
     async def on_tier(session: AsyncSession, event: Envelope[TierChanged]) -> None:
         change = event.data
-        await projection.apply_segment(session, customer_id=change.customer_id, tier=change.tier,
-                                       key_account=change.key_account, segment=change.segment, stage=change.stage)
+        await projection.apply_segment(
+            session,
+            customer_id=change.customer_id,
+            tier=change.tier,
+            key_account=change.key_account,
+            segment=change.segment,
+            stage=change.stage,
+        )
         await run_playbooks(session, event)
 
     async def on_risk(session: AsyncSession, event: Envelope[RiskChanged]) -> None:
-        await projection.apply_segment(session, customer_id=event.data.customer_id, risk=event.data.risk,
-                                       tier=event.data.tier)
+        await projection.apply_segment(
+            session, customer_id=event.data.customer_id, risk=event.data.risk, tier=event.data.tier
+        )
         await run_playbooks(session, event)
 
     def complaint_handler(status: str | None) -> Any:
@@ -130,8 +165,12 @@ def handlers(runtime: Runtime) -> Handlers:
             data = event.data
             category = getattr(data, "category", None)
             ref = await projection.apply_complaint(
-                session, complaint_id=data.complaint_id, customer_id=data.customer_id, status=status,
-                at=event.time, first_owner=getattr(data, "first_owner", None),
+                session,
+                complaint_id=data.complaint_id,
+                customer_id=data.customer_id,
+                status=status,
+                at=event.time,
+                first_owner=getattr(data, "first_owner", None),
                 category=category.value if category is not None else None,
             )
             await run_playbooks(session, event, ref)
@@ -155,4 +194,3 @@ def handlers(runtime: Runtime) -> Handlers:
         SlaBreached: complaint_handler(None),
         SurveyAnswered: complaint_handler(None),
     }
-

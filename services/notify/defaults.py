@@ -26,7 +26,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [{"fact": "event.first_purchase", "equals": True}],
         "steps": [
             {
-                "kind": "message", "id": "thanks", "purpose": "service", "channels": _CUSTOMER_CHANNELS,
+                "kind": "message",
+                "id": "thanks",
+                "purpose": "service",
+                "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
                         "title": "感谢您的首次购买",
@@ -46,10 +49,13 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
             {"kind": "wait", "id": "a_week", "duration": "P7D"},
             {"kind": "stop_unless", "id": "still_a_customer", "conditions": [_STILL_A_CUSTOMER]},
             {
-                "kind": "task", "id": "care_call", "task": "care_call",
+                "kind": "task",
+                "id": "care_call",
+                "task": "care_call",
                 "title": "首次购买一周回访：{{ customer.name or '客户' }}",
                 "detail": "电话了解使用情况与满意度，解答疑问（订单 {{ event.order_id }}）。",
-                "assign": {"person": "account_manager", "role": "agent"}, "due_in": "P2D",
+                "assign": {"person": "account_manager", "role": "agent"},
+                "due_in": "P2D",
             },
         ],
     },
@@ -62,7 +68,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         ],
         "steps": [
             {
-                "kind": "message", "id": "welcome", "purpose": "service", "channels": _CUSTOMER_CHANNELS,
+                "kind": "message",
+                "id": "welcome",
+                "purpose": "service",
+                "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
                         "title": "{% set names = {'gold': '金卡', 'platinum': '白金'} %}欢迎成为{{ names[event.tier] }}会员",
@@ -79,11 +88,14 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 },
             },
             {
-                "kind": "task", "id": "account_manager", "task": "account_manager_introduction",
+                "kind": "task",
+                "id": "account_manager",
+                "task": "account_manager_introduction",
                 "when": [{"fact": "event.tier", "equals": "platinum"}],
                 "title": "白金客户：请客户经理主动联系 {{ customer.name or '客户' }}",
                 "detail": "介绍专属服务，了解客户的长期需求。",
-                "assign": {"person": "account_manager", "role": "manager"}, "due_in": "P3D",
+                "assign": {"person": "account_manager", "role": "manager"},
+                "due_in": "P3D",
             },
         ],
     },
@@ -93,7 +105,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [{"fact": "event.risk", "one_of": ["at_risk", "lost"]}],
         "steps": [
             {
-                "kind": "message", "id": "offer", "purpose": "marketing", "channels": _CUSTOMER_CHANNELS,
+                "kind": "message",
+                "id": "offer",
+                "purpose": "marketing",
+                "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
                         "title": "好久不见，我们想念您",
@@ -110,11 +125,14 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 },
             },
             {
-                "kind": "task", "id": "manager_call", "task": "win_back_call",
+                "kind": "task",
+                "id": "manager_call",
+                "task": "win_back_call",
                 "when": [{"fact": "event.tier", "one_of": ["platinum", "gold"]}],
                 "title": "高价值客户流失预警：请亲自联系 {{ customer.name or '客户' }}",
                 "detail": "客户等级 {{ event.tier }}，原因：{{ event.reason }}。了解原因，挽回客户。",
-                "assign": {"person": "account_manager", "role": "manager"}, "due_in": "P2D",
+                "assign": {"person": "account_manager", "role": "manager"},
+                "due_in": "P2D",
             },
         ],
     },
@@ -123,7 +141,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "trigger": {"kind": "event", "event": "csm.complaint.opened.v1"},
         "steps": [
             {
-                "kind": "message", "id": "acknowledge", "purpose": "service", "urgent": True,
+                "kind": "message",
+                "id": "acknowledge",
+                "purpose": "service",
+                "urgent": True,
                 "channels": ["sms", "email", "in_app"],
                 "template": {
                     "zh": {
@@ -156,7 +177,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "trigger": {"kind": "event", "event": "csm.complaint.escalated.v1"},
         "steps": [
             {
-                "kind": "alert", "id": "alert", "webhook": ALERTS_WEBHOOK,
+                "kind": "alert",
+                "id": "alert",
+                "webhook": ALERTS_WEBHOOK,
                 "template": {
                     "zh": {
                         "title": "投诉升级：{{ complaint.reference }}（第 {{ event.level }} 级，{{ event.level_name }}）",
@@ -172,10 +195,13 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 },
             },
             {
-                "kind": "task", "id": "review", "task": "escalation_review",
+                "kind": "task",
+                "id": "review",
+                "task": "escalation_review",
                 "title": "处理升级投诉 {{ complaint.reference }}（{{ event.level_name }}）",
                 "detail": "原因：{{ event.reason }}",
-                "assign": {"role": "must_act"}, "due_in": "PT1H",
+                "assign": {"role": "must_act"},
+                "due_in": "PT1H",
             },
         ],
     },
@@ -184,7 +210,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "trigger": {"kind": "event", "event": "csm.complaint.sla_breached.v1"},
         "steps": [
             {
-                "kind": "alert", "id": "alert", "webhook": ALERTS_WEBHOOK,
+                "kind": "alert",
+                "id": "alert",
+                "webhook": ALERTS_WEBHOOK,
                 "template": {
                     "zh": {
                         "title": "投诉超时：{{ complaint.reference }}",
@@ -199,9 +227,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 },
             },
             {
-                "kind": "task", "id": "act_now", "task": "breach_follow_up",
+                "kind": "task",
+                "id": "act_now",
+                "task": "breach_follow_up",
                 "title": "投诉 {{ complaint.reference }} 已超时，请立即处理",
-                "assign": {"person": "first_owner", "role": "supervisor"}, "due_in": "PT1H",
+                "assign": {"person": "first_owner", "role": "supervisor"},
+                "due_in": "PT1H",
             },
         ],
     },
@@ -210,11 +241,19 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "trigger": {"kind": "event", "event": "csm.complaint.resolved.v1"},
         "steps": [
             {"kind": "wait", "id": "a_day", "duration": "P1D"},
-            {"kind": "stop_unless", "id": "still_resolved", "conditions": [
-                {"fact": "complaint.status", "equals": "resolved"}, _STILL_A_CUSTOMER,
-            ]},
             {
-                "kind": "message", "id": "survey", "purpose": "service", "channels": _CUSTOMER_CHANNELS,
+                "kind": "stop_unless",
+                "id": "still_resolved",
+                "conditions": [
+                    {"fact": "complaint.status", "equals": "resolved"},
+                    _STILL_A_CUSTOMER,
+                ],
+            },
+            {
+                "kind": "message",
+                "id": "survey",
+                "purpose": "service",
+                "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
                         "title": "您对我们的处理满意吗？",
@@ -239,10 +278,13 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [{"fact": "event.poor", "equals": True}],
         "steps": [
             {
-                "kind": "task", "id": "follow_up", "task": "survey_follow_up",
+                "kind": "task",
+                "id": "follow_up",
+                "task": "survey_follow_up",
                 "title": "满意度差评回访：投诉 {{ complaint.reference }}（评分 {{ event.csat }}）",
                 "detail": "致电客户了解不满意的原因，必要时补救。",
-                "assign": {"person": "first_owner", "role": "supervisor"}, "due_in": "P1D",
+                "assign": {"person": "first_owner", "role": "supervisor"},
+                "due_in": "P1D",
             },
         ],
     },
@@ -252,10 +294,13 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [{"fact": "customer.key_account", "equals": True}, _STILL_A_CUSTOMER],
         "steps": [
             {
-                "kind": "task", "id": "visit", "task": "on_site_visit",
+                "kind": "task",
+                "id": "visit",
+                "task": "on_site_visit",
                 "title": "大客户季度上门巡检：{{ customer.name or '客户' }}（{{ period }}）",
                 "detail": "上门检查使用情况，更新客户档案，了解下季度需求。",
-                "assign": {"person": "account_manager", "role": "manager"}, "due_in": "P30D",
+                "assign": {"person": "account_manager", "role": "manager"},
+                "due_in": "P30D",
             },
         ],
     },
@@ -265,7 +310,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [_STILL_A_CUSTOMER],
         "steps": [
             {
-                "kind": "message", "id": "recommend", "purpose": "marketing", "channels": _CUSTOMER_CHANNELS,
+                "kind": "message",
+                "id": "recommend",
+                "purpose": "marketing",
+                "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
                         "title": "{{ announcement.title }}",

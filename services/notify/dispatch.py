@@ -16,14 +16,13 @@ claim sends it again with the same delivery id, which is how the receiver recogn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-import httpx
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy import event as sa_event
@@ -31,18 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import library
 from services.notify.channels import (
-    Email,
     SendFailed,
-    SmsSender,
-    SmtpSender,
-    WebhookSender,
-    build_email,
     configured_channels,
-    delivery_id,
 )
 from services.notify.models import Notification, WebhookEndpoint
 from services.notify.policy import Decision, Outgoing, Policy, decide, quiet_hours_for, retry_delay, zone
 from services.notify.projection import recipients
+from services.notify.senders import Job, Senders
 from services.notify.settings import NotifySettings
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.notify import NotificationFailed, NotificationSent
@@ -77,29 +71,6 @@ def ring_after_commit(session: AsyncSession, database_url: str) -> None:
     sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
 
 
-@dataclass(frozen=True)
-class Job:
-    """A claimed message, with everything the send needs (no ORM object crosses the I/O)."""
-
-    id: uuid.UUID
-    claim: uuid.UUID
-    customer_id: uuid.UUID
-    channel: ContactChannel
-    address: str | None
-    name: str | None
-    title: str
-    body: str
-    sms_text: str | None
-    language: str
-    purpose: Purpose
-    idempotency_key: str
-    playbook: str
-    step: str
-    webhook_url: str | None
-    webhook_secret: str | None
-    created_at: datetime
-
-
 class Dispatcher:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -109,13 +80,12 @@ class Dispatcher:
         self.configured = configured_channels(self.settings)
         self.bell = asyncio.Event()
         self.outcomes = Counter(
-            "csm_notify_messages_total", "Messages by channel and outcome", ["channel", "outcome"],
+            "csm_notify_messages_total",
+            "Messages by channel and outcome",
+            ["channel", "outcome"],
             registry=runtime.metrics.registry,
         )
-        self.smtp: SmtpSender | None = None
-        self.sms: SmsSender | None = None
-        self.webhooks: WebhookSender | None = None
-        self.http: httpx.AsyncClient | None = None
+        self.senders: Senders | None = None
 
     async def run(self) -> None:
         """Claim while there is room, send each message as its own task, record results as they come.
@@ -123,10 +93,7 @@ class Dispatcher:
         A slow receiver holds up only its own messages: claiming goes on while up to
         ``dispatch_concurrency`` sends are in flight, and a recorder commits results in batches.
         """
-        self.smtp = SmtpSender(self.settings) if self.settings.smtp_host else None
-        self.http = httpx.AsyncClient(timeout=self.settings.http_timeout_seconds)
-        self.sms = SmsSender(self.settings, self.http) if self.settings.sms_api_url else None
-        self.webhooks = WebhookSender(self.http)
+        senders = self.senders = Senders(self.settings, self.clock)
         results: asyncio.Queue[tuple[Job, str | SendFailed]] = asyncio.Queue()
         in_flight: set[asyncio.Task[None]] = set()
         room = asyncio.Event()
@@ -138,7 +105,7 @@ class Dispatcher:
         low_water = max(1, concurrency // 4)
 
         async def send_then_report(job: Job) -> None:
-            results.put_nowait((job, await self._send(job)))
+            results.put_nowait((job, await senders.send(job)))
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
@@ -155,25 +122,23 @@ class Dispatcher:
                     await room.wait()
                     continue
                 self.bell.clear()
-                due, jobs = await self._claim(self.clock.now(), limit=min(free, self.settings.dispatch_batch_size))
+                due, jobs = await self._claim(
+                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size)
+                )
                 for job in jobs:
                     task = asyncio.create_task(send_then_report(job))
                     in_flight.add(task)
                     task.add_done_callback(finished)
                 if due < min(free, self.settings.dispatch_batch_size):
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
-                    except TimeoutError:
-                        pass
         finally:
             bells.discard(self.bell)
             for task in [*in_flight, recorder]:
                 task.cancel()
             await asyncio.gather(*in_flight, recorder, return_exceptions=True)
-            if self.smtp is not None:
-                await self.smtp.close()
-            await self.http.aclose()
-            self.smtp = self.sms = self.webhooks = self.http = None
+            await senders.close()
+            self.senders = None
 
     async def _recorder(self, results: asyncio.Queue[tuple[Job, str | SendFailed]]) -> None:
         while True:
@@ -224,7 +189,10 @@ class Dispatcher:
             policy = (await library.policy(session)).policy
             found = await recipients(session, {row.customer_id for row in rows if row.webhook is None})
             endpoints = {
-                e.name: e for e in (await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))).all()
+                e.name: e
+                for e in (
+                    await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))
+                ).all()
             }
             marketing_sent = await self._marketing_counts(session, rows, policy, now)
             jobs: list[Job] = []
@@ -252,11 +220,21 @@ class Dispatcher:
                 if row.webhook is not None and endpoint is None:
                     decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
                 if decision.suppressed:
-                    row.status, row.last_error, row.lease_until, row.claim = "suppressed", decision.suppressed, None, None
+                    row.status, row.last_error, row.lease_until, row.claim = (
+                        "suppressed",
+                        decision.suppressed,
+                        None,
+                        None,
+                    )
                     self.outcomes.labels(row.channel, "suppressed").inc()
                     continue
                 if decision.wait_until is not None:
-                    row.status, row.due_at, row.lease_until, row.claim = "pending", decision.wait_until, None, None
+                    row.status, row.due_at, row.lease_until, row.claim = (
+                        "pending",
+                        decision.wait_until,
+                        None,
+                        None,
+                    )
                     continue
                 assert decision.channel is not None
                 row.channel, row.destination = decision.channel.value, decision.address
@@ -270,18 +248,32 @@ class Dispatcher:
                     continue
                 row.status, row.claim = "sending", uuid.uuid4()
                 row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
-                jobs.append(Job(
-                    id=row.id, claim=row.claim, customer_id=row.customer_id, channel=decision.channel,
-                    address=decision.address, name=contact.name if contact else None, title=row.title,
-                    body=row.body, sms_text=row.sms_text, language=row.language, purpose=Purpose(row.purpose),
-                    idempotency_key=row.idempotency_key, playbook=row.playbook, step=row.step,
-                    webhook_url=endpoint.url if endpoint else None, webhook_secret=endpoint.secret if endpoint else None,
-                    created_at=row.created_at,
-                ))
+                jobs.append(
+                    Job(
+                        id=row.id,
+                        claim=row.claim,
+                        customer_id=row.customer_id,
+                        channel=decision.channel,
+                        address=decision.address,
+                        name=contact.name if contact else None,
+                        title=row.title,
+                        body=row.body,
+                        sms_text=row.sms_text,
+                        language=row.language,
+                        purpose=Purpose(row.purpose),
+                        idempotency_key=row.idempotency_key,
+                        playbook=row.playbook,
+                        step=row.step,
+                        webhook_url=endpoint.url if endpoint else None,
+                        webhook_secret=endpoint.secret if endpoint else None,
+                        created_at=row.created_at,
+                    )
+                )
             return len(rows), jobs
 
-    async def _marketing_counts(self, session: AsyncSession, rows: list[Notification], policy: Policy,
-                                now: datetime) -> dict[uuid.UUID, int]:
+    async def _marketing_counts(
+        self, session: AsyncSession, rows: list[Notification], policy: Policy, now: datetime
+    ) -> dict[uuid.UUID, int]:
         cap = policy.marketing_cap
         customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
         if cap is None or not customers:
@@ -300,42 +292,6 @@ class Dispatcher:
         )
         return {customer_id: int(count) for customer_id, count in counted.all()}
 
-    async def _send(self, job: Job) -> str | SendFailed:
-        try:
-            if job.channel is ContactChannel.email:
-                assert self.smtp is not None and job.address
-                unsubscribe = None
-                if job.purpose is Purpose.marketing:
-                    unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/preferences/{job.customer_id}"
-                message = build_email(
-                    Email(recipient=job.address, recipient_name=job.name, subject=job.title, body=job.body,
-                          language=job.language, idempotency_key=job.idempotency_key, unsubscribe_url=unsubscribe),
-                    sender=self.settings.mail_from, sender_name=self.settings.mail_from_name, now=self.clock.now(),
-                )
-                return await self.smtp.send(message, sender=self.settings.mail_from, recipient=job.address)
-            if job.channel is ContactChannel.sms:
-                assert self.sms is not None and job.address
-                text = job.sms_text or f"{job.title} {job.body}"[:500]
-                return await self.sms.send(
-                    phone=job.address, text=text, idempotency_key=job.idempotency_key
-                )
-            if job.channel is ContactChannel.webhook:
-                assert self.webhooks is not None and job.webhook_url and job.webhook_secret
-                payload = {
-                    "type": "csm.alert", "id": delivery_id(job.idempotency_key), "playbook": job.playbook,
-                    "step": job.step, "customer_id": str(job.customer_id), "title": job.title, "body": job.body,
-                    "language": job.language, "created_at": job.created_at.isoformat(),
-                }
-                return await self.webhooks.send(
-                    url=job.webhook_url, secret=job.webhook_secret, payload=payload, idempotency_key=job.idempotency_key
-                )
-            return SendFailed(f"cannot send on {job.channel.value}", permanent=True)
-        except SendFailed as failure:
-            return failure
-        except Exception as error:  # a bug in an adapter must not stop the others; retried, then visible
-            log.exception("sending %s on %s failed unexpectedly", job.id, job.channel.value)
-            return SendFailed(f"unexpected {type(error).__name__}", permanent=False)
-
     async def _record(self, results: list[tuple[Job, str | SendFailed]]) -> None:
         now = self.clock.now()
         async with self.db.unit_of_work() as session:
@@ -343,7 +299,9 @@ class Dispatcher:
                 row.id: row
                 for row in (
                     await session.scalars(
-                        sa.select(Notification).where(Notification.id.in_([job.id for job, _ in results])).with_for_update()
+                        sa.select(Notification)
+                        .where(Notification.id.in_([job.id for job, _ in results]))
+                        .with_for_update()
                     )
                 ).all()
             }
@@ -357,25 +315,52 @@ class Dispatcher:
                     self._mark_sent(session, row, now, reference=result)
                     continue
                 row.last_error = result.reason
-                delay = None if result.permanent else retry_delay(row.attempts, self.settings.send_retry_backoff)
+                delay = (
+                    None if result.permanent else retry_delay(row.attempts, self.settings.send_retry_backoff)
+                )
                 if delay is None:
                     row.status, row.failed_at = "failed", now
                     self.outcomes.labels(row.channel, "failed").inc()
-                    stage(session, NotificationFailed(
-                        customer_id=row.customer_id, notification_id=row.id, channel=ContactChannel(row.channel),
-                        purpose=Purpose(row.purpose), playbook=row.playbook, step=row.step, reason=result.reason,
-                        attempts=max(1, row.attempts), failed_at=now,
-                    ), source=SOURCE, cause=row.cause_event_id, time=now)
+                    stage(
+                        session,
+                        NotificationFailed(
+                            customer_id=row.customer_id,
+                            notification_id=row.id,
+                            channel=ContactChannel(row.channel),
+                            purpose=Purpose(row.purpose),
+                            playbook=row.playbook,
+                            step=row.step,
+                            reason=result.reason,
+                            attempts=max(1, row.attempts),
+                            failed_at=now,
+                        ),
+                        source=SOURCE,
+                        cause=row.cause_event_id,
+                        time=now,
+                    )
                 else:
                     row.status, row.due_at = "pending", now + delay
                     self.outcomes.labels(row.channel, "retry").inc()
 
-    def _mark_sent(self, session: AsyncSession, row: Notification, now: datetime, *, reference: str | None) -> None:
+    def _mark_sent(
+        self, session: AsyncSession, row: Notification, now: datetime, *, reference: str | None
+    ) -> None:
         row.status, row.sent_at, row.provider_reference = "sent", now, reference
         row.lease_until, row.claim, row.last_error = None, None, None
         self.outcomes.labels(row.channel, "sent").inc()
-        stage(session, NotificationSent(
-            customer_id=row.customer_id, notification_id=row.id, channel=ContactChannel(row.channel),
-            purpose=Purpose(row.purpose), playbook=row.playbook, step=row.step, cause_event_id=row.cause_event_id,
-            sent_at=now,
-        ), source=SOURCE, cause=row.cause_event_id, time=now)
+        stage(
+            session,
+            NotificationSent(
+                customer_id=row.customer_id,
+                notification_id=row.id,
+                channel=ContactChannel(row.channel),
+                purpose=Purpose(row.purpose),
+                playbook=row.playbook,
+                step=row.step,
+                cause_event_id=row.cause_event_id,
+                sent_at=now,
+            ),
+            source=SOURCE,
+            cause=row.cause_event_id,
+            time=now,
+        )

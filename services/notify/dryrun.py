@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import library
 from services.notify.channels import configured_channels
+from services.notify.conditions import holds
 from services.notify.consumers import complaint_material
 from services.notify.facts import complaint_facts, customer_facts, event_facts
 from services.notify.library import Playbook
@@ -25,7 +26,6 @@ from services.notify.playbooks import (
     MessageStep,
     ScheduleTrigger,
     TaskStep,
-    holds,
     period_label,
     simulate,
 )
@@ -91,8 +91,12 @@ async def dry_run(
             material["complaint"] = complaint_material(event, ref)
             facts |= complaint_facts({"status": ref.status, "category": ref.category} if ref else None)
     if request.announcement_topic is not None:
-        material["announcement"] = {"id": "dry-run", "topic": request.announcement_topic,
-                                    "title": request.announcement_topic, "body": "…"}
+        material["announcement"] = {
+            "id": "dry-run",
+            "topic": request.announcement_topic,
+            "title": request.announcement_topic,
+            "body": "…",
+        }
         facts["announcement.topic"] = topic_key(request.announcement_topic)
     facts |= customer_facts(contact_as_mapping(contact))
 
@@ -102,8 +106,10 @@ async def dry_run(
             continue
         trigger = playbook.definition.trigger
         if isinstance(trigger, ScheduleTrigger):
-            material = {**material, "period": period_label(at.astimezone(zone(policy.default_time_zone, "UTC")),
-                                                           trigger.every)}
+            material = {
+                **material,
+                "period": period_label(at.astimezone(zone(policy.default_time_zone, "UTC")), trigger.every),
+            }
         outcome = PlaybookOutcome(playbook=playbook.key, version=playbook.version, starts=False)
         outcomes.append(outcome)
         if contact is not None and contact.status == "erased":
@@ -120,12 +126,22 @@ async def dry_run(
         plan = simulate(playbook.definition, facts, now=at)
         outcome.skipped_steps = [step_id for step_id, _ in plan.skipped]
         outcome.stops_at = plan.stopped_at
-        occasion = Occasion(cause_key=cause_key, customer_id=customer_id, cause_event_id=None, facts=facts,
-                            material=material)
+        occasion = Occasion(
+            cause_key=cause_key, customer_id=customer_id, cause_event_id=None, facts=facts, material=material
+        )
         for index, planned in enumerate(plan.steps):
             effects = Effects()
-            await perform(session, playbook=playbook, occasion=occasion, actions=[(index, planned.step)],
-                          contact=contact, policy=policy, settings=settings, now=planned.at, effects=effects)
+            await perform(
+                session,
+                playbook=playbook,
+                occasion=occasion,
+                actions=[(index, planned.step)],
+                contact=contact,
+                policy=policy,
+                settings=settings,
+                now=planned.at,
+                effects=effects,
+            )
             action = PlannedAction(step=planned.step.id, kind=planned.step.kind, at=planned.at)
             if isinstance(planned.step, TaskStep):
                 action.purpose = planned.step.purpose
@@ -142,14 +158,20 @@ async def dry_run(
                     action.blocked = row["last_error"]
                 elif isinstance(planned.step, MessageStep):
                     decision = decide(
-                        Outgoing(purpose=planned.step.purpose, candidates=planned.step.channels,
-                                 urgent=planned.step.urgent, created_at=planned.at),
+                        Outgoing(
+                            purpose=planned.step.purpose,
+                            candidates=planned.step.channels,
+                            urgent=planned.step.urgent,
+                            created_at=planned.at,
+                        ),
                         reach=recipient.reach if recipient else None,
                         profile_known=bool(contact and contact.known),
-                        policy=policy, now=planned.at,
+                        policy=policy,
+                        now=planned.at,
                         time_zone=zone(contact.time_zone if contact else None, policy.default_time_zone),
                         quiet=quiet_hours_for(policy, recipient.quiet_hours if recipient else None),
-                        marketing_sent=0, configured=configured_channels(settings),
+                        marketing_sent=0,
+                        configured=configured_channels(settings),
                     )
                     action.channel = decision.channel
                     if decision.suppressed:

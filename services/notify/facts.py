@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.notify.playbooks import Facts, tier_move
+from services.notify.conditions import Facts, tier_move
 from shared.events import Event
 from shared.events.complaints import (
     ComplaintEscalated,
@@ -44,14 +44,24 @@ def event_facts(event: Event) -> Facts:
                 "event.value_group": _value(event.value_group),
             }
         case RiskChanged():
-            return {"event.risk": event.risk.value, "event.previous_risk": _value(event.previous_risk),
-                    "event.tier": event.tier.value}
+            return {
+                "event.risk": event.risk.value,
+                "event.previous_risk": _value(event.previous_risk),
+                "event.tier": event.tier.value,
+            }
         case ComplaintOpened():
-            return {"event.tier": _value(event.tier), "event.category": event.category.value,
-                    "event.severity": event.severity.value, "event.channel": event.channel.value}
+            return {
+                "event.tier": _value(event.tier),
+                "event.category": event.category.value,
+                "event.severity": event.severity.value,
+                "event.channel": event.channel.value,
+            }
         case ComplaintResolved():
-            return {"event.tier": _value(event.tier), "event.category": event.category.value,
-                    "event.severity": event.severity.value}
+            return {
+                "event.tier": _value(event.tier),
+                "event.category": event.category.value,
+                "event.severity": event.severity.value,
+            }
         case ComplaintEscalated():
             return {"event.escalation_level": event.level}
         case SlaBreached():

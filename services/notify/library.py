@@ -66,7 +66,8 @@ async def in_force(session: AsyncSession) -> dict[str, Playbook]:
     rows = (
         await session.scalars(
             sa.select(PlaybookVersion).join(
-                latest, sa.and_(PlaybookVersion.key == latest.c.key, PlaybookVersion.version == latest.c.version)
+                latest,
+                sa.and_(PlaybookVersion.key == latest.c.key, PlaybookVersion.version == latest.c.version),
             )
         )
     ).all()
@@ -90,7 +91,9 @@ async def history(session: AsyncSession, key: str) -> list[Playbook]:
     """Every version of a playbook, newest first."""
     rows = (
         await session.scalars(
-            sa.select(PlaybookVersion).where(PlaybookVersion.key == key).order_by(PlaybookVersion.version.desc())
+            sa.select(PlaybookVersion)
+            .where(PlaybookVersion.key == key)
+            .order_by(PlaybookVersion.version.desc())
         )
     ).all()
     versions = [_from_row(row) for row in rows]
@@ -103,7 +106,9 @@ async def save(
     session: AsyncSession, *, key: str, definition: PlaybookDefinition, actor: str, now: datetime
 ) -> Playbook:
     """Add a version; two saves racing for the same number fail on the unique key (a 409)."""
-    current = await session.scalar(sa.select(sa.func.max(PlaybookVersion.version)).where(PlaybookVersion.key == key))
+    current = await session.scalar(
+        sa.select(sa.func.max(PlaybookVersion.version)).where(PlaybookVersion.key == key)
+    )
     row = PlaybookVersion(
         key=key,
         version=(current or 0) + 1,
@@ -145,7 +150,10 @@ async def policy(session: AsyncSession) -> PolicyInForce:
 async def save_policy(session: AsyncSession, *, document: Policy, actor: str, now: datetime) -> PolicyInForce:
     current = await session.scalar(sa.select(sa.func.max(PolicyVersion.version)))
     row = PolicyVersion(
-        version=(current or 0) + 1, document=document.model_dump(mode="json"), created_by=actor, created_at=now
+        version=(current or 0) + 1,
+        document=document.model_dump(mode="json"),
+        created_by=actor,
+        created_at=now,
     )
     session.add(row)
     await session.flush()

@@ -149,7 +149,10 @@ class Notification(Base):
     """
 
     __tablename__ = "notification"
-    __table_args__ = (UniqueConstraint("idempotency_key"), Index("ix_notification_status_due", "status", "due_at"))
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index("ix_notification_status_due", "status", "due_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)

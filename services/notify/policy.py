@@ -236,7 +236,9 @@ def decide(
     usable = [channel for channel in message.candidates if channel in configured]
     choice = choose_channel(usable, reach, message.purpose)
     if choice.channel is None:
-        unconfigured = [f"no {c.value} provider configured" for c in message.candidates if c not in configured]
+        unconfigured = [
+            f"no {c.value} provider configured" for c in message.candidates if c not in configured
+        ]
         return Decision(suppressed="; ".join([*choice.refusals, *unconfigured]) or "no channel")
     if not message.urgent and quiet is not None and choice.channel in quiet.channels:
         until = quiet_until(now, quiet, time_zone)

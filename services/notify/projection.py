@@ -50,7 +50,9 @@ def _is_erased(contact: Contact) -> bool:
     return contact.status == "erased"
 
 
-async def apply_profile(session: AsyncSession, *, customer_id: uuid.UUID, profile: CustomerProfile, at: datetime) -> None:
+async def apply_profile(
+    session: AsyncSession, *, customer_id: uuid.UUID, profile: CustomerProfile, at: datetime
+) -> None:
     contact = await contact_for_update(session, customer_id)
     if _is_erased(contact) or (contact.profile_at is not None and contact.profile_at > at):
         return
@@ -78,15 +80,28 @@ async def apply_segment(session: AsyncSession, *, customer_id: uuid.UUID, **valu
 
 
 async def apply_consent(
-    session: AsyncSession, *, customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose, granted: bool, at: datetime
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    channel: ContactChannel,
+    purpose: Purpose,
+    granted: bool,
+    at: datetime,
 ) -> None:
     contact = await contact_for_update(session, customer_id)
     if _is_erased(contact):
         return
     consent = await session.get(Consent, (customer_id, channel.value, purpose.value))
     if consent is None:
-        session.add(Consent(customer_id=customer_id, channel=channel.value, purpose=purpose.value, granted=granted,
-                            changed_at=at))
+        session.add(
+            Consent(
+                customer_id=customer_id,
+                channel=channel.value,
+                purpose=purpose.value,
+                granted=granted,
+                changed_at=at,
+            )
+        )
     elif consent.changed_at <= at:
         consent.granted, consent.changed_at = granted, at
 
@@ -95,7 +110,9 @@ def topic_key(topic: str) -> str:
     return " ".join(topic.split()).casefold()
 
 
-async def apply_interests(session: AsyncSession, *, customer_id: uuid.UUID, interests: Iterable[str], at: datetime) -> None:
+async def apply_interests(
+    session: AsyncSession, *, customer_id: uuid.UUID, interests: Iterable[str], at: datetime
+) -> None:
     contact = await contact_for_update(session, customer_id)
     if _is_erased(contact) or (contact.interests_at is not None and contact.interests_at > at):
         return
@@ -118,7 +135,9 @@ async def apply_complaint(
 ) -> ComplaintRef:
     ref = await session.get(ComplaintRef, complaint_id)
     if ref is None:
-        ref = ComplaintRef(complaint_id=complaint_id, customer_id=customer_id, status=status or "open", status_at=at)
+        ref = ComplaintRef(
+            complaint_id=complaint_id, customer_id=customer_id, status=status or "open", status_at=at
+        )
         session.add(ref)
     elif status is not None and ref.status_at <= at:
         ref.status, ref.status_at = status, at
@@ -136,8 +155,20 @@ async def erase(session: AsyncSession, *, customer_id: uuid.UUID) -> None:
     for table in _PERSONAL_TABLES:
         await session.execute(sa.delete(table).where(table.customer_id == customer_id))
     contact = await contact_for_update(session, customer_id)
-    for name in ("kind", "name", "email", "phone", "locale", "time_zone", "region", "account_manager", "tier",
-                 "segment", "stage", "risk"):
+    for name in (
+        "kind",
+        "name",
+        "email",
+        "phone",
+        "locale",
+        "time_zone",
+        "region",
+        "account_manager",
+        "tier",
+        "segment",
+        "stage",
+        "risk",
+    ):
         setattr(contact, name, None)
     contact.known, contact.key_account, contact.status = True, False, "erased"
 
@@ -147,33 +178,61 @@ async def merge(session: AsyncSession, *, survivor: uuid.UUID, merged: uuid.UUID
     if survivor == merged:
         return
     for table in (Notification, Task, PlaybookRun, ComplaintRef):
-        await session.execute(sa.update(table).where(table.customer_id == merged).values(customer_id=survivor))
+        await session.execute(
+            sa.update(table).where(table.customer_id == merged).values(customer_id=survivor)
+        )
 
     topics = (await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == merged))).all()
     if topics:
         await session.execute(
-            insert_ignoring_duplicates(session, Interest), [{"customer_id": survivor, "topic": t} for t in topics]
+            insert_ignoring_duplicates(session, Interest),
+            [{"customer_id": survivor, "topic": t} for t in topics],
         )
 
     for consent in (await session.scalars(sa.select(Consent).where(Consent.customer_id == merged))).all():
         kept = await session.get(Consent, (survivor, consent.channel, consent.purpose))
         if kept is None:
-            session.add(Consent(customer_id=survivor, channel=consent.channel, purpose=consent.purpose,
-                                granted=consent.granted, changed_at=consent.changed_at))
+            session.add(
+                Consent(
+                    customer_id=survivor,
+                    channel=consent.channel,
+                    purpose=consent.purpose,
+                    granted=consent.granted,
+                    changed_at=consent.changed_at,
+                )
+            )
         elif consent.changed_at > kept.changed_at:
             kept.granted, kept.changed_at = consent.granted, consent.changed_at
 
     merged_preference = await session.get(Preference, merged)
     if merged_preference is not None and await session.get(Preference, survivor) is None:
-        session.add(Preference(customer_id=survivor, channels=dict(merged_preference.channels),
-                               quiet_start=merged_preference.quiet_start, quiet_end=merged_preference.quiet_end))
+        session.add(
+            Preference(
+                customer_id=survivor,
+                channels=dict(merged_preference.channels),
+                quiet_start=merged_preference.quiet_start,
+                quiet_end=merged_preference.quiet_end,
+            )
+        )
 
     merged_contact = await session.get(Contact, merged)
     if merged_contact is not None:
         kept_contact = await contact_for_update(session, survivor)
         if not _is_erased(kept_contact):
-            for name in ("name", "email", "phone", "locale", "time_zone", "region", "account_manager", "tier",
-                         "segment", "stage", "risk", "kind"):
+            for name in (
+                "name",
+                "email",
+                "phone",
+                "locale",
+                "time_zone",
+                "region",
+                "account_manager",
+                "tier",
+                "segment",
+                "stage",
+                "risk",
+                "kind",
+            ):
                 if getattr(kept_contact, name) is None:
                     setattr(kept_contact, name, getattr(merged_contact, name))
             kept_contact.key_account = kept_contact.key_account or merged_contact.key_account
@@ -197,10 +256,15 @@ async def recipients(session: AsyncSession, customer_ids: Iterable[uuid.UUID]) -
     ids = list(set(customer_ids))
     if not ids:
         return {}
-    contacts = {c.customer_id: c for c in (await session.scalars(sa.select(Contact).where(Contact.customer_id.in_(ids)))).all()}
+    contacts = {
+        c.customer_id: c
+        for c in (await session.scalars(sa.select(Contact).where(Contact.customer_id.in_(ids)))).all()
+    }
     consents: dict[uuid.UUID, dict[tuple[ContactChannel, Purpose], bool]] = {}
     for row in (await session.scalars(sa.select(Consent).where(Consent.customer_id.in_(ids)))).all():
-        consents.setdefault(row.customer_id, {})[(ContactChannel(row.channel), Purpose(row.purpose))] = row.granted
+        consents.setdefault(row.customer_id, {})[(ContactChannel(row.channel), Purpose(row.purpose))] = (
+            row.granted
+        )
     preferences: dict[uuid.UUID, dict[tuple[ContactChannel, Purpose], bool]] = {}
     quiet: dict[uuid.UUID, tuple[str, str]] = {}
     for row in (await session.scalars(sa.select(Preference).where(Preference.customer_id.in_(ids)))).all():
@@ -213,7 +277,11 @@ async def recipients(session: AsyncSession, customer_ids: Iterable[uuid.UUID]) -
     found = {}
     for customer_id, contact in contacts.items():
         reach = Reach(
-            addresses={ContactChannel.email: contact.email, ContactChannel.sms: contact.phone, ContactChannel.in_app: "app"},
+            addresses={
+                ContactChannel.email: contact.email,
+                ContactChannel.sms: contact.phone,
+                ContactChannel.in_app: "app",
+            },
             consents=consents.get(customer_id, {}),
             preferences=preferences.get(customer_id, {}),
             erased=_is_erased(contact),
@@ -225,11 +293,24 @@ async def recipients(session: AsyncSession, customer_ids: Iterable[uuid.UUID]) -
 def contact_as_mapping(contact: Contact | None) -> dict[str, Any] | None:
     if contact is None:
         return None
-    return {column: getattr(contact, column) for column in (
-        "known", "kind", "status", "tier", "key_account", "segment", "stage", "risk", "region",
-    )}
+    return {
+        column: getattr(contact, column)
+        for column in (
+            "known",
+            "kind",
+            "status",
+            "tier",
+            "key_account",
+            "segment",
+            "stage",
+            "risk",
+            "region",
+        )
+    }
 
 
-async def consent_granted(session: AsyncSession, customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose) -> bool:
+async def consent_granted(
+    session: AsyncSession, customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose
+) -> bool:
     consent = await session.get(Consent, (customer_id, channel.value, purpose.value))
     return consent is not None and consent.granted

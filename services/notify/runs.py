@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import library, templates
+from services.notify.conditions import Facts
 from services.notify.facts import complaint_facts, customer_facts
 from services.notify.library import Playbook
 from services.notify.models import ComplaintRef, Contact, Notification, PlaybookRun, Task
 from services.notify.playbooks import (
     ActionStep,
     AlertStep,
-    Facts,
     MessageStep,
     Progress,
     StaffRole,
@@ -75,29 +75,61 @@ class Effects:
         if self.notifications:
             await session.execute(insert_ignoring_duplicates(session, Notification), self.notifications)
         for row in self.failed:
-            inserted = await session.scalar(insert_ignoring_duplicates(session, Notification).values(row).returning(Notification.id))
+            inserted = await session.scalar(
+                insert_ignoring_duplicates(session, Notification).values(row).returning(Notification.id)
+            )
             if inserted is not None:
-                stage(session, NotificationFailed(
-                    customer_id=row["customer_id"], notification_id=inserted, channel=ContactChannel(row["channel"]),
-                    purpose=Purpose(row["purpose"]), playbook=row["playbook"], step=row["step"],
-                    reason=row["last_error"], attempts=1, failed_at=now,
-                ), source=SOURCE, cause=row["cause_event_id"], time=now)
+                stage(
+                    session,
+                    NotificationFailed(
+                        customer_id=row["customer_id"],
+                        notification_id=inserted,
+                        channel=ContactChannel(row["channel"]),
+                        purpose=Purpose(row["purpose"]),
+                        playbook=row["playbook"],
+                        step=row["step"],
+                        reason=row["last_error"],
+                        attempts=1,
+                        failed_at=now,
+                    ),
+                    source=SOURCE,
+                    cause=row["cause_event_id"],
+                    time=now,
+                )
         for row in self.tasks:
-            inserted = await session.scalar(insert_ignoring_duplicates(session, Task).values(row).returning(Task.id))
+            inserted = await session.scalar(
+                insert_ignoring_duplicates(session, Task).values(row).returning(Task.id)
+            )
             if inserted is not None:
-                stage(session, TaskCreated(
-                    customer_id=row["customer_id"], task_id=inserted, kind=row["kind"], playbook=row["playbook"],
-                    assignee=row["assignee"], assignee_role=row["assignee_role"], due_at=row["due_at"],
-                    cause_event_id=row["cause_event_id"],
-                ), source=SOURCE, cause=row["cause_event_id"], time=now)
+                stage(
+                    session,
+                    TaskCreated(
+                        customer_id=row["customer_id"],
+                        task_id=inserted,
+                        kind=row["kind"],
+                        playbook=row["playbook"],
+                        assignee=row["assignee"],
+                        assignee_role=row["assignee_role"],
+                        due_at=row["due_at"],
+                        cause_event_id=row["cause_event_id"],
+                    ),
+                    source=SOURCE,
+                    cause=row["cause_event_id"],
+                    time=now,
+                )
         if self.runs:
             await session.execute(insert_ignoring_duplicates(session, PlaybookRun), self.runs)
         self.notifications, self.failed, self.tasks, self.runs = [], [], [], []
 
 
 def _context(
-    *, occasion_material: dict[str, Any], contact: Contact | None, policy: Policy, language_tag: str,
-    settings: NotifySettings, customer_id: uuid.UUID,
+    *,
+    occasion_material: dict[str, Any],
+    contact: Contact | None,
+    policy: Policy,
+    language_tag: str,
+    settings: NotifySettings,
+    customer_id: uuid.UUID,
 ) -> dict[str, Any]:
     language = templates.language_of(language_tag)
     tier = contact.tier if contact else None
@@ -156,38 +188,77 @@ async def perform(
                 session, occasion.customer_id, ContactChannel.phone, Purpose.marketing
             ):
                 continue
-            context = _context(occasion_material=occasion.material, contact=contact, policy=policy,
-                               language_tag=policy.staff_locale, settings=settings, customer_id=occasion.customer_id)
+            context = _context(
+                occasion_material=occasion.material,
+                contact=contact,
+                policy=policy,
+                language_tag=policy.staff_locale,
+                settings=settings,
+                customer_id=occasion.customer_id,
+            )
             try:
                 title = templates.render(step.title, context)[:300]
                 detail = templates.render(step.detail, context) if step.detail else None
             except templates.TemplateProblem as problem:
                 title, detail = f"{step.task} ({playbook.key})", str(problem)
             person, role = _assignee(step, contact, occasion.material)
-            effects.tasks.append({
-                "id": uuid.uuid4(), "idempotency_key": key, "customer_id": occasion.customer_id, "kind": step.task,
-                "playbook": playbook.key, "step": step.id, "title": title, "detail": detail,
-                "purpose": step.purpose.value, "assignee": person, "assignee_role": role, "status": "open",
-                "due_at": now + step.due_in, "cause_event_id": occasion.cause_event_id, "created_at": now,
-            })
+            effects.tasks.append(
+                {
+                    "id": uuid.uuid4(),
+                    "idempotency_key": key,
+                    "customer_id": occasion.customer_id,
+                    "kind": step.task,
+                    "playbook": playbook.key,
+                    "step": step.id,
+                    "title": title,
+                    "detail": detail,
+                    "purpose": step.purpose.value,
+                    "assignee": person,
+                    "assignee_role": role,
+                    "status": "open",
+                    "due_at": now + step.due_in,
+                    "cause_event_id": occasion.cause_event_id,
+                    "created_at": now,
+                }
+            )
             continue
         to_customer = isinstance(step, MessageStep)
         wanted = (contact.locale if contact else None) or policy.default_locale
-        tag = templates.pick_locale(step.template.keys(), wanted if to_customer else policy.staff_locale,
-                                    policy.default_locale)
+        tag = templates.pick_locale(
+            step.template.keys(), wanted if to_customer else policy.staff_locale, policy.default_locale
+        )
         content = step.template[tag]
-        context = _context(occasion_material=occasion.material, contact=contact, policy=policy, language_tag=tag,
-                           settings=settings, customer_id=occasion.customer_id)
-        channels = [c.value for c in step.channels] if isinstance(step, MessageStep) else [ContactChannel.webhook.value]
+        context = _context(
+            occasion_material=occasion.material,
+            contact=contact,
+            policy=policy,
+            language_tag=tag,
+            settings=settings,
+            customer_id=occasion.customer_id,
+        )
+        channels = (
+            [c.value for c in step.channels]
+            if isinstance(step, MessageStep)
+            else [ContactChannel.webhook.value]
+        )
         row: dict[str, Any] = {
-            "id": uuid.uuid4(), "customer_id": occasion.customer_id, "idempotency_key": key,
-            "playbook": playbook.key, "playbook_version": playbook.version, "step": step.id,
-            "channel": channels[0], "candidates": channels,
+            "id": uuid.uuid4(),
+            "customer_id": occasion.customer_id,
+            "idempotency_key": key,
+            "playbook": playbook.key,
+            "playbook_version": playbook.version,
+            "step": step.id,
+            "channel": channels[0],
+            "candidates": channels,
             "webhook": step.webhook if isinstance(step, AlertStep) else None,
             "purpose": step.purpose.value if isinstance(step, MessageStep) else Purpose.service.value,
             "urgent": step.urgent if isinstance(step, MessageStep) else True,
-            "language": tag, "cause_event_id": occasion.cause_event_id, "announcement_id": occasion.announcement_id,
-            "created_at": now, "due_at": now, "attempts": 0,
+            "language": tag,
+            "cause_event_id": occasion.cause_event_id,
+            "announcement_id": occasion.announcement_id,
+            "created_at": now,
+            "due_at": now,
+            "attempts": 0,
         }
         try:
             row.update(
@@ -199,18 +270,33 @@ async def perform(
             effects.notifications.append(row)
         except templates.TemplateProblem as problem:
             # Visible, not silent: the message is failed with the reason, and the event says so.
-            row.update(title=f"{playbook.key}/{step.id}", body="", sms_text=None, status="failed",
-                       last_error=str(problem)[:500], failed_at=now)
+            row.update(
+                title=f"{playbook.key}/{step.id}",
+                body="",
+                sms_text=None,
+                status="failed",
+                last_error=str(problem)[:500],
+                failed_at=now,
+            )
             effects.failed.append(row)
 
 
 def _run_row(playbook: Playbook, occasion: Occasion, progress: Progress, now: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(), "run_key": f"{occasion.cause_key}:{playbook.key}", "playbook": playbook.key,
-        "playbook_version": playbook.version, "customer_id": occasion.customer_id,
-        "cause_event_id": occasion.cause_event_id, "facts": occasion.facts, "context": occasion.material,
-        "next_step": progress.resume_step, "due_at": progress.resume_at, "state": "waiting", "outcome": None,
-        "created_at": now, "updated_at": now,
+        "id": uuid.uuid4(),
+        "run_key": f"{occasion.cause_key}:{playbook.key}",
+        "playbook": playbook.key,
+        "playbook_version": playbook.version,
+        "customer_id": occasion.customer_id,
+        "cause_event_id": occasion.cause_event_id,
+        "facts": occasion.facts,
+        "context": occasion.material,
+        "next_step": progress.resume_step,
+        "due_at": progress.resume_at,
+        "state": "waiting",
+        "outcome": None,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -232,8 +318,17 @@ async def start(
     if not matches(playbook.definition, facts):
         return False
     progress = advance(playbook.definition, facts, from_step=0, now=now)
-    await perform(session, playbook=playbook, occasion=occasion, actions=progress.actions, contact=contact,
-                  policy=policy, settings=settings, now=now, effects=effects)
+    await perform(
+        session,
+        playbook=playbook,
+        occasion=occasion,
+        actions=progress.actions,
+        contact=contact,
+        policy=policy,
+        settings=settings,
+        now=now,
+        effects=effects,
+    )
     if not progress.finished:
         effects.runs.append(_run_row(playbook, occasion, progress, now))
     return True
@@ -268,18 +363,37 @@ async def resume_due(session: AsyncSession, *, settings: NotifySettings, now: da
             continue
         complaint_id = (run.context.get("complaint") or {}).get("id")
         ref = await session.get(ComplaintRef, uuid.UUID(complaint_id)) if complaint_id else None
-        facts = {**run.facts, **customer_facts(contact_as_mapping(contact)), **complaint_facts(_ref_mapping(ref))}
+        facts = {
+            **run.facts,
+            **customer_facts(contact_as_mapping(contact)),
+            **complaint_facts(_ref_mapping(ref)),
+        }
         occasion = Occasion(
-            cause_key=run.run_key.removesuffix(f":{run.playbook}"), customer_id=run.customer_id,
-            cause_event_id=run.cause_event_id, facts=run.facts, material=run.context,
+            cause_key=run.run_key.removesuffix(f":{run.playbook}"),
+            customer_id=run.customer_id,
+            cause_event_id=run.cause_event_id,
+            facts=run.facts,
+            material=run.context,
         )
         # Waits count from when the step was due, not from when the scanner got to it.
         progress = advance(started.definition, facts, from_step=run.next_step, now=run.due_at)
-        await perform(session, playbook=started, occasion=occasion, actions=progress.actions, contact=contact,
-                      policy=policy, settings=settings, now=now, effects=effects)
+        await perform(
+            session,
+            playbook=started,
+            occasion=occasion,
+            actions=progress.actions,
+            contact=contact,
+            policy=policy,
+            settings=settings,
+            now=now,
+            effects=effects,
+        )
         run.updated_at = now
         if progress.stopped_at:
-            run.state, run.outcome = "stopped", f"stopped at {progress.stopped_at}: its conditions no longer hold"
+            run.state, run.outcome = (
+                "stopped",
+                f"stopped at {progress.stopped_at}: its conditions no longer hold",
+            )
         elif progress.finished:
             run.state, run.outcome = "done", None
         else:

@@ -48,11 +48,22 @@ async def fan_out(session: AsyncSession, *, settings: NotifySettings, now: datet
                 if not matches(playbook.definition, customer_facts(contact_as_mapping(contact))):
                     continue
                 occasion = Occasion(
-                    cause_key=f"schedule:{period}:{contact.customer_id}", customer_id=contact.customer_id,
-                    cause_event_id=None, facts={}, material={"period": period},
+                    cause_key=f"schedule:{period}:{contact.customer_id}",
+                    customer_id=contact.customer_id,
+                    cause_event_id=None,
+                    facts={},
+                    material={"period": period},
                 )
-                if await start(session, playbook=playbook, occasion=occasion, contact=contact, policy=policy,
-                               settings=settings, now=now, effects=effects):
+                if await start(
+                    session,
+                    playbook=playbook,
+                    occasion=occasion,
+                    contact=contact,
+                    policy=policy,
+                    settings=settings,
+                    now=now,
+                    effects=effects,
+                ):
                     started += 1
             await effects.write(session, now=now)
             if len(contacts) < BATCH:

@@ -116,7 +116,9 @@ class DryRunRequest(BaseModel):
     model_config = _INPUT
 
     event: EventSample | None = None
-    customer_id: uuid.UUID | None = Field(default=None, description="For calendar and announcement playbooks.")
+    customer_id: uuid.UUID | None = Field(
+        default=None, description="For calendar and announcement playbooks."
+    )
     announcement_topic: str | None = Field(default=None, max_length=100)
     playbook_key: str | None = Field(default=None, description="Only this playbook (in force, or the draft).")
     draft: PlaybookDefinition | None = None
@@ -136,7 +138,9 @@ class PlannedAction(BaseModel):
     kind: str
     at: datetime
     purpose: Purpose | None = None
-    channel: ContactChannel | None = Field(default=None, description="The channel it would take, as things are now.")
+    channel: ContactChannel | None = Field(
+        default=None, description="The channel it would take, as things are now."
+    )
     blocked: str | None = Field(default=None, description="Why it would not go, as things are now.")
     title: str | None = None
     body: str | None = None

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.channels import new_webhook_secret
 from services.notify.models import Consent, Notification, Preference, WebhookEndpoint
-from services.notify.schemas import ChannelChoice, PreferencesRead, PreferencesUpdate, QuietHoursChoice, WebhookWrite
+from services.notify.schemas import (
+    ChannelChoice,
+    PreferencesRead,
+    PreferencesUpdate,
+    QuietHoursChoice,
+    WebhookWrite,
+)
 from shared.problems import NotFound
 
 
@@ -61,17 +67,20 @@ async def get_preferences(*, session: AsyncSession, customer_id: uuid.UUID) -> P
     if preference is not None and preference.quiet_start and preference.quiet_end:
         quiet = QuietHoursChoice(start=preference.quiet_start, end=preference.quiet_end)  # type: ignore[arg-type]
     channels = {
-        channel: ChannelChoice.model_validate(choice) for channel, choice in (preference.channels if preference else {}).items()
+        channel: ChannelChoice.model_validate(choice)
+        for channel, choice in (preference.channels if preference else {}).items()
     }
-    return PreferencesRead.model_validate({
-        "customer_id": customer_id,
-        "channels": channels,
-        "quiet_hours": quiet,
-        "consents": [
-            {"channel": c.channel, "purpose": c.purpose, "granted": c.granted, "changed_at": c.changed_at}
-            for c in consents
-        ],
-    })
+    return PreferencesRead.model_validate(
+        {
+            "customer_id": customer_id,
+            "channels": channels,
+            "quiet_hours": quiet,
+            "consents": [
+                {"channel": c.channel, "purpose": c.purpose, "granted": c.granted, "changed_at": c.changed_at}
+                for c in consents
+            ],
+        }
+    )
 
 
 async def set_preferences(
@@ -103,7 +112,9 @@ async def put_webhook(
     issued = None
     if endpoint is None:
         issued = new_webhook_secret()
-        endpoint = WebhookEndpoint(name=name, url=str(webhook_in.url), secret=issued, enabled=webhook_in.enabled)
+        endpoint = WebhookEndpoint(
+            name=name, url=str(webhook_in.url), secret=issued, enabled=webhook_in.enabled
+        )
         session.add(endpoint)
     else:
         endpoint.url, endpoint.enabled = str(webhook_in.url), webhook_in.enabled

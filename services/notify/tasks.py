@@ -76,7 +76,9 @@ async def claim(*, session: AsyncSession, task_id: uuid.UUID, who: Principal, no
     return task
 
 
-async def complete(*, session: AsyncSession, task_id: uuid.UUID, who: Principal, outcome: str, now: datetime) -> Task:
+async def complete(
+    *, session: AsyncSession, task_id: uuid.UUID, who: Principal, outcome: str, now: datetime
+) -> Task:
     task = await get(session=session, task_id=task_id, for_update=True)
     if task.status == "done":
         raise Conflict("The task is done already.")

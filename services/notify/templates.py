@@ -67,7 +67,9 @@ def _duration(context: Context, span: timedelta | float | None) -> str:
 
 
 def _environment() -> SandboxedEnvironment:
-    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    environment = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
     environment.filters["localtime"] = _localtime
     environment.filters["duration"] = _duration
     return environment

@@ -37,7 +37,10 @@ class Scanner:
     def _schedules_due(self, now: datetime) -> bool:
         """Calendar playbooks are looked at once a minute of business time (the marks in the
         database say what was done; this only spares a transaction on every pass)."""
-        if self._schedules_checked is not None and timedelta(0) <= now - self._schedules_checked < SCHEDULE_LOOK:
+        if (
+            self._schedules_checked is not None
+            and timedelta(0) <= now - self._schedules_checked < SCHEDULE_LOOK
+        ):
             return False
         self._schedules_checked = now
         return True
@@ -55,9 +58,13 @@ class Scanner:
         # Looks without a write lock decide whether a writing transaction is worth starting.
         async with db.read() as session:
             runs_due = await session.scalar(
-                sa.select(PlaybookRun.id).where(PlaybookRun.state == "waiting", PlaybookRun.due_at <= now).limit(1)
+                sa.select(PlaybookRun.id)
+                .where(PlaybookRun.state == "waiting", PlaybookRun.due_at <= now)
+                .limit(1)
             )
-            matching = await session.scalar(sa.select(Announcement.id).where(Announcement.state == "matching").limit(1))
+            matching = await session.scalar(
+                sa.select(Announcement.id).where(Announcement.state == "matching").limit(1)
+            )
         if runs_due is not None:
             async with db.unit_of_work() as session:
                 moved = await runs.resume_due(session, settings=settings, now=now, limit=RUN_BATCH)

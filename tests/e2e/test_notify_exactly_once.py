@@ -44,7 +44,9 @@ __all__ = ["http_receiver", "mailbox"]
 class NotifyProcess:
     """``csm serve notify`` as a child process on the test broker, with a real clock."""
 
-    def __init__(self, tmp: Path, stack: Stack, database_url: str, mailbox: Mailbox, http: HttpReceiver) -> None:
+    def __init__(
+        self, tmp: Path, stack: Stack, database_url: str, mailbox: Mailbox, http: HttpReceiver
+    ) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.env = {
@@ -73,7 +75,10 @@ class NotifyProcess:
         log = open(self.tmp / f"notify-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", "notify"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         async with httpx.AsyncClient(timeout=2) as client:
             deadline = asyncio.get_running_loop().time() + 60
@@ -136,9 +141,11 @@ async def test_events_delivered_twice_and_a_kill_mid_send_give_each_message_exac
     await notify.start()
     try:
         async with httpx.AsyncClient(base_url=notify.url, timeout=5) as client:
-            registered = await client.put("/webhooks/complaint-alerts",
-                                          json={"url": f"{http_receiver.url}/hooks/complaint-alerts"},
-                                          headers=auth(Role.admin))
+            registered = await client.put(
+                "/webhooks/complaint-alerts",
+                json={"url": f"{http_receiver.url}/hooks/complaint-alerts"},
+                headers=auth(Role.admin),
+            )
             assert registered.status_code == 200, registered.text
             http_receiver.secrets["complaint-alerts"] = registered.json()["secret"]
 
@@ -147,10 +154,13 @@ async def test_events_delivered_twice_and_a_kill_mid_send_give_each_message_exac
             by_mail: {"kind": "individual", "name": "Li Na", "email": "li.na@example.com", "phone": None},
             by_sms: {"kind": "individual", "name": "Wang Wei", "email": None, "phone": "+8613900000000"},
         }
-        await publish_twice(stack, [
-            envelope_for(event("csm.customer.registered.v1", customer, profile=profile), source="/tests")
-            for customer, profile in profiles.items()
-        ])
+        await publish_twice(
+            stack,
+            [
+                envelope_for(event("csm.customer.registered.v1", customer, profile=profile), source="/tests")
+                for customer, profile in profiles.items()
+            ],
+        )
 
         async def both_known() -> None:
             found = await rows(url, Contact, Contact.known)
@@ -211,6 +221,8 @@ async def test_events_delivered_twice_and_a_kill_mid_send_give_each_message_exac
     # The twice-delivered events made one message each, one task, and one notification.sent each.
     assert len(await rows(url, Task)) == 1
     bodies = [json.loads(record.value) for record in records if record.value]
-    sent_events = Counter(b["data"]["notification_id"] for b in bodies if b["type"] == "csm.notification.sent.v1")
+    sent_events = Counter(
+        b["data"]["notification_id"] for b in bodies if b["type"] == "csm.notification.sent.v1"
+    )
     assert sorted(sent_events.values()) == [1, 1, 1]
     assert sorted(sent_events) == sorted(str(row.id) for row in sent)  # type: ignore[attr-defined]

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 __all__ = ["http_receiver", "mailbox", "notify"]
 
 
-async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_a_week_later(notify: Notify) -> None:
+async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_a_week_later(
+    notify: Notify,
+) -> None:
     customer = await notify.register(account_manager="am-wang")
     repeat_buyer = await notify.register(email="repeat@example.com")
     published = await notify.publish(
@@ -29,7 +31,10 @@ async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_
 
     [thanks] = await notify.settled(customer, 1)
     assert (thanks.playbook, thanks.step, thanks.channel, thanks.status) == (
-        "first_purchase_care", "thanks", "email", "sent"
+        "first_purchase_care",
+        "thanks",
+        "email",
+        "sent",
     )
     [mail] = notify.mailbox.to("li.na@example.com")
     assert subject(mail) == "感谢您的首次购买"
@@ -47,7 +52,10 @@ async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_
         assert len(found) == 1
         task = found[0]
         assert (task.kind, task.playbook, task.assignee, task.status) == (
-            "care_call", "first_purchase_care", "am-wang", "open"
+            "care_call",
+            "first_purchase_care",
+            "am-wang",
+            "open",
         )
         assert task.due_at == notify.clock.now() + timedelta(days=2)
         assert "李娜" in task.title
@@ -58,10 +66,13 @@ async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_
     assert [(e["data"]["kind"], e["data"]["assignee"]) for e in created] == [("care_call", "am-wang")]
 
 
-async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_account_manager(notify: Notify) -> None:
+async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_account_manager(
+    notify: Notify,
+) -> None:
     chinese = await notify.register(account_manager="am-zhao")
-    english = await notify.register(name="Emma Stone", email="emma@example.com", locale="en-GB",
-                                    time_zone="Asia/Hong_Kong")
+    english = await notify.register(
+        name="Emma Stone", email="emma@example.com", locale="en-GB", time_zone="Asia/Hong_Kong"
+    )
 
     def moved(customer: uuid.UUID, previous: str | None, tier: str) -> object:
         return event("csm.segment.tier_changed.v1", customer, previous_tier=previous, tier=tier)
@@ -88,22 +99,39 @@ async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_a
     await notify.settled(chinese, 2)
     assert subject(notify.mailbox.to("li.na@example.com")[-1]) == "欢迎成为白金会员"
     [task] = await notify.tasks(chinese)
-    assert (task.kind, task.assignee, task.assignee_role) == ("account_manager_introduction", "am-zhao", "manager")
+    assert (task.kind, task.assignee, task.assignee_role) == (
+        "account_manager_introduction",
+        "am-zhao",
+        "manager",
+    )
     assert len(await notify.notifications(english)) == 1, "a downgrade is not welcomed"
 
 
-async def test_a_customer_at_risk_gets_a_win_back_offer_and_high_tiers_a_managers_call(notify: Notify) -> None:
+async def test_a_customer_at_risk_gets_a_win_back_offer_and_high_tiers_a_managers_call(
+    notify: Notify,
+) -> None:
     gold = await notify.register(account_manager="am-qian", marketing=("email",))
     iron = await notify.register(email="iron@example.com", marketing=("email",))
     published = await notify.publish(
-        event("csm.segment.risk_changed.v1", gold, previous_risk="low", risk="at_risk", tier="gold",
-              reason="no purchase for 90 days"),
+        event(
+            "csm.segment.risk_changed.v1",
+            gold,
+            previous_risk="low",
+            risk="at_risk",
+            tier="gold",
+            reason="no purchase for 90 days",
+        ),
         event("csm.segment.risk_changed.v1", iron, previous_risk="low", risk="at_risk", tier="iron"),
         event("csm.segment.risk_changed.v1", iron, previous_risk="at_risk", risk="low", tier="iron"),
     )
     await notify.consumed(*published)
     [offer] = await notify.settled(gold, 1)
-    assert (offer.playbook, offer.purpose, offer.channel, offer.status) == ("win_back", "marketing", "email", "sent")
+    assert (offer.playbook, offer.purpose, offer.channel, offer.status) == (
+        "win_back",
+        "marketing",
+        "email",
+        "sent",
+    )
     [mail] = notify.mailbox.to("li.na@example.com")
     assert subject(mail) == "好久不见，我们想念您"
     assert mail["List-Unsubscribe"] == f"<https://service.csm.example.com/preferences/{gold}>"
@@ -116,23 +144,43 @@ async def test_a_customer_at_risk_gets_a_win_back_offer_and_high_tiers_a_manager
     assert await notify.tasks(iron) == [], "a manager calls high tiers only"
 
 
-async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tiers_promise(notify: Notify) -> None:
+async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tiers_promise(
+    notify: Notify,
+) -> None:
     night = datetime(2026, 11, 23, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai: quiet hours
     notify.clock.set(night)
     customer = await notify.register()
-    no_phone = await notify.register(name="Tom Lee", email="tom@example.com", phone=None, locale="en-US",
-                                     time_zone="America/New_York")
+    no_phone = await notify.register(
+        name="Tom Lee", email="tom@example.com", phone=None, locale="en-US", time_zone="America/New_York"
+    )
     complaint = uuid.uuid4()
     published = await notify.publish(
-        event("csm.complaint.opened.v1", customer, complaint_id=complaint, tier="gold", opened_at=night,
-              first_response_due_at=night + timedelta(hours=2)),
-        event("csm.complaint.opened.v1", no_phone, complaint_id=uuid.uuid4(), tier="platinum", opened_at=night,
-              first_response_due_at=night + timedelta(hours=1)),
+        event(
+            "csm.complaint.opened.v1",
+            customer,
+            complaint_id=complaint,
+            tier="gold",
+            opened_at=night,
+            first_response_due_at=night + timedelta(hours=2),
+        ),
+        event(
+            "csm.complaint.opened.v1",
+            no_phone,
+            complaint_id=uuid.uuid4(),
+            tier="platinum",
+            opened_at=night,
+            first_response_due_at=night + timedelta(hours=1),
+        ),
     )
     await notify.consumed(*published)
 
     [ack] = await notify.settled(customer, 1)
-    assert (ack.playbook, ack.channel, ack.status, ack.urgent) == ("complaint_acknowledgement", "sms", "sent", True)
+    assert (ack.playbook, ack.channel, ack.status, ack.urgent) == (
+        "complaint_acknowledgement",
+        "sms",
+        "sent",
+        True,
+    )
     assert ack.sent_at == night, "urgent: it does not wait for the morning"
     [sms] = notify.http.sms.values()
     reference = str(complaint)[:8].upper()
@@ -154,8 +202,15 @@ async def test_an_escalation_alerts_staff_over_a_signed_webhook_and_gives_the_le
     complaint = uuid.uuid4()
     published = await notify.publish(
         event("csm.complaint.opened.v1", customer, complaint_id=complaint, first_owner="agent-7"),
-        event("csm.complaint.escalated.v1", customer, complaint_id=complaint, level=2, level_name="manager",
-              must_act="manager", reason="the customer asked for a manager"),
+        event(
+            "csm.complaint.escalated.v1",
+            customer,
+            complaint_id=complaint,
+            level=2,
+            level_name="manager",
+            must_act="manager",
+            reason="the customer asked for a manager",
+        ),
     )
     await notify.consumed(*published)
     found = await notify.settled(customer, 2)
@@ -175,8 +230,14 @@ async def test_a_breached_promise_alerts_staff_and_gives_the_first_owner_a_task(
     customer = await notify.register()
     complaint = uuid.uuid4()
     published = await notify.publish(
-        event("csm.complaint.sla_breached.v1", customer, complaint_id=complaint, target="first_response",
-              first_owner="agent-9", due_at=notify.clock.now()),
+        event(
+            "csm.complaint.sla_breached.v1",
+            customer,
+            complaint_id=complaint,
+            target="first_response",
+            first_owner="agent-9",
+            due_at=notify.clock.now(),
+        ),
     )
     await notify.consumed(*published)
     [alert] = await notify.settled(customer, 1)
@@ -187,7 +248,9 @@ async def test_a_breached_promise_alerts_staff_and_gives_the_first_owner_a_task(
     assert (task.kind, task.assignee, task.assignee_role) == ("breach_follow_up", "agent-9", "supervisor")
 
 
-async def test_a_satisfaction_survey_goes_a_day_after_resolution_unless_the_complaint_reopened(notify: Notify) -> None:
+async def test_a_satisfaction_survey_goes_a_day_after_resolution_unless_the_complaint_reopened(
+    notify: Notify,
+) -> None:
     customer = await notify.register()
     reopened_customer = await notify.register(email="again@example.com")
     resolved, reopened = uuid.uuid4(), uuid.uuid4()
@@ -197,7 +260,9 @@ async def test_a_satisfaction_survey_goes_a_day_after_resolution_unless_the_comp
     )
     await notify.consumed(*published)
     await notify.advance(timedelta(hours=23))
-    published = await notify.publish(event("csm.complaint.reopened.v1", reopened_customer, complaint_id=reopened))
+    published = await notify.publish(
+        event("csm.complaint.reopened.v1", reopened_customer, complaint_id=reopened)
+    )
     await notify.consumed(*published)
     await notify.scan()
     assert await notify.notifications(customer) == [], "the survey waits a day"
@@ -219,12 +284,17 @@ async def test_a_poor_survey_answer_is_followed_up_by_the_first_owner(notify: No
     published = await notify.publish(
         event("csm.complaint.opened.v1", customer, complaint_id=complaint, first_owner="agent-3"),
         event("csm.complaint.survey_answered.v1", customer, complaint_id=complaint, csat=1, poor=True),
-        event("csm.complaint.survey_answered.v1", happy, complaint_id=uuid.uuid4(), csat=5, nps=10, poor=False),
+        event(
+            "csm.complaint.survey_answered.v1", happy, complaint_id=uuid.uuid4(), csat=5, nps=10, poor=False
+        ),
     )
     await notify.consumed(*published)
     [task] = await notify.tasks(customer)
     assert (task.kind, task.playbook, task.assignee, task.assignee_role) == (
-        "survey_follow_up", "poor_survey_follow_up", "agent-3", "supervisor"
+        "survey_follow_up",
+        "poor_survey_follow_up",
+        "agent-3",
+        "supervisor",
     )
     assert "评分 1" in task.title
     assert await notify.tasks(happy) == []
@@ -234,7 +304,13 @@ async def test_every_key_account_gets_one_proactive_visit_task_each_quarter(noti
     key_account = await notify.register(account_manager="am-sun")
     ordinary = await notify.register(email="ordinary@example.com")
     published = await notify.publish(
-        event("csm.segment.tier_changed.v1", key_account, previous_tier="gold", tier="platinum", key_account=True),
+        event(
+            "csm.segment.tier_changed.v1",
+            key_account,
+            previous_tier="gold",
+            tier="platinum",
+            key_account=True,
+        ),
         event("csm.segment.tier_changed.v1", ordinary, previous_tier="iron", tier="gold", key_account=False),
     )
     await notify.consumed(*published)
@@ -259,18 +335,26 @@ async def test_every_key_account_gets_one_proactive_visit_task_each_quarter(noti
     assert [t for t in await notify.tasks(ordinary) if t.kind == "on_site_visit"] == []
 
 
-async def test_an_announcement_reaches_interested_customers_with_a_personal_recommendation(notify: Notify) -> None:
-    by_email = await notify.register(name="王芳", email="wang@example.com", interests=("Green Tea", "tea"),
-                                     marketing=("email",))
-    by_sms = await notify.register(name="Sam", email=None, locale="en", interests=("TEA",), marketing=("sms",))
+async def test_an_announcement_reaches_interested_customers_with_a_personal_recommendation(
+    notify: Notify,
+) -> None:
+    by_email = await notify.register(
+        name="王芳", email="wang@example.com", interests=("Green Tea", "tea"), marketing=("email",)
+    )
+    by_sms = await notify.register(
+        name="Sam", email=None, locale="en", interests=("TEA",), marketing=("sms",)
+    )
     no_consent = await notify.register(email="quiet@example.com", interests=("tea",))
     elsewhere = await notify.register(email="coffee@example.com", interests=("coffee",), marketing=("email",))
     await notify.consumed(
-        *await notify.publish(event("csm.segment.tier_changed.v1", by_email, previous_tier="iron", tier="gold"))
+        *await notify.publish(
+            event("csm.segment.tier_changed.v1", by_email, previous_tier="iron", tier="gold")
+        )
     )
 
     response = await notify.client.post(
-        "/announcements", json={"topic": "Tea", "title": "新茶上市", "body": "今年的明前龙井到了。"},
+        "/announcements",
+        json={"topic": "Tea", "title": "新茶上市", "body": "今年的明前龙井到了。"},
         headers=auth(Role.manager, subject="marketing-lead"),
     )
     assert response.status_code == 202, response.text

@@ -53,7 +53,7 @@ class Mailbox:
         self.release = threading.Event()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             if self.refusals:
                 return self.refusals.pop(0)
@@ -114,12 +114,15 @@ class HttpReceiver:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        app = Starlette(routes=[
-            Route("/hooks/{name}", self._webhook, methods=["POST"]),
-            Route("/sms/messages", self._sms, methods=["POST"]),
-        ])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
+        app = Starlette(
+            routes=[
+                Route("/hooks/{name}", self._webhook, methods=["POST"]),
+                Route("/sms/messages", self._sms, methods=["POST"]),
+            ]
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
         self.task: asyncio.Task[None] | None = None
 
     @property

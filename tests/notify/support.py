@@ -50,7 +50,8 @@ class Notify:
     async def publish(self, *events: Event | Envelope[Event]) -> list[Envelope[Event]]:
         """Put events on their topics, in order, timestamped by the test clock."""
         envelopes = [
-            e if isinstance(e, Envelope) else envelope_for(e, source="/tests", time=self.clock.now()) for e in events
+            e if isinstance(e, Envelope) else envelope_for(e, source="/tests", time=self.clock.now())
+            for e in events
         ]
         by_topic: dict[str, list[Envelope[Event]]] = defaultdict(list)
         for envelope in envelopes:
@@ -73,18 +74,38 @@ class Notify:
     ) -> uuid.UUID:
         """A customer as the customer service would announce them; waits until notify knows them."""
         customer_id = uuid.uuid4()
-        profile = {"kind": "individual", "name": name, "email": email, "phone": phone, "locale": locale,
-                   "time_zone": time_zone, "account_manager": account_manager}
-        events: list[Event] = [event("csm.customer.registered.v1", customer_id, profile=profile,
-                                     registered_at=self.clock.now())]
+        profile = {
+            "kind": "individual",
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "locale": locale,
+            "time_zone": time_zone,
+            "account_manager": account_manager,
+        }
+        events: list[Event] = [
+            event("csm.customer.registered.v1", customer_id, profile=profile, registered_at=self.clock.now())
+        ]
         events += [
-            event("csm.customer.consent_changed.v1", customer_id, channel=channel, purpose="marketing", granted=True,
-                  changed_at=self.clock.now())
+            event(
+                "csm.customer.consent_changed.v1",
+                customer_id,
+                channel=channel,
+                purpose="marketing",
+                granted=True,
+                changed_at=self.clock.now(),
+            )
             for channel in marketing
         ]
         if interests:
-            events.append(event("csm.customer.interests_changed.v1", customer_id, interests=list(interests),
-                                changed_at=self.clock.now()))
+            events.append(
+                event(
+                    "csm.customer.interests_changed.v1",
+                    customer_id,
+                    interests=list(interests),
+                    changed_at=self.clock.now(),
+                )
+            )
         await self.publish(*events)
         await self.wait_known(customer_id, consents=len(marketing), interests=bool(interests))
         return customer_id
@@ -97,7 +118,9 @@ class Notify:
                 if interests:
                     assert contact.interests_at is not None
             if consents:
-                found = (await self.client.get(f"/customers/{customer_id}/preferences", headers=auth())).json()
+                found = (
+                    await self.client.get(f"/customers/{customer_id}/preferences", headers=auth())
+                ).json()
                 assert len(found["consents"]) >= consents
 
         await eventually(known, interval=0.05)
@@ -108,9 +131,13 @@ class Notify:
 
         async def applied() -> None:
             async with self.service.runtime.db.read() as session:
-                found = set((await session.scalars(
-                    sa.select(inbox_message.c.event_id).where(inbox_message.c.event_id.in_(ids))
-                )).all())
+                found = set(
+                    (
+                        await session.scalars(
+                            sa.select(inbox_message.c.event_id).where(inbox_message.c.event_id.in_(ids))
+                        )
+                    ).all()
+                )
             assert found == ids
 
         await eventually(applied, interval=0.05)
@@ -121,22 +148,33 @@ class Notify:
 
     async def notifications(self, customer_id: uuid.UUID) -> list[Notification]:
         async with self.service.runtime.db.read() as session:
-            found = list((await session.scalars(
-                sa.select(Notification).where(Notification.customer_id == customer_id).order_by(Notification.created_at)
-            )).all())
+            found = list(
+                (
+                    await session.scalars(
+                        sa.select(Notification)
+                        .where(Notification.customer_id == customer_id)
+                        .order_by(Notification.created_at)
+                    )
+                ).all()
+            )
             session.expunge_all()  # keep them readable after the read session rolls back
             return found
 
     async def tasks(self, customer_id: uuid.UUID) -> list[Task]:
         async with self.service.runtime.db.read() as session:
-            found = list((await session.scalars(
-                sa.select(Task).where(Task.customer_id == customer_id).order_by(Task.created_at)
-            )).all())
+            found = list(
+                (
+                    await session.scalars(
+                        sa.select(Task).where(Task.customer_id == customer_id).order_by(Task.created_at)
+                    )
+                ).all()
+            )
             session.expunge_all()
             return found
 
     async def settled(self, customer_id: uuid.UUID, count: int) -> list[Notification]:
         """Wait until the customer has ``count`` messages and none is still pending or being sent."""
+
         async def done() -> list[Notification]:
             found = await self.notifications(customer_id)
             assert len(found) == count, [(n.playbook, n.step, n.status) for n in found]
@@ -154,22 +192,25 @@ class Notify:
         """The notify service's own events of one type (from its topic on the broker)."""
         import json
 
-        records = await read_all(self.stack.bootstrap, self.stack.prefix + NOTIFY_TOPIC, expect=expect,
-                                 timeout_ms=10_000)
+        records = await read_all(
+            self.stack.bootstrap, self.stack.prefix + NOTIFY_TOPIC, expect=expect, timeout_ms=10_000
+        )
         bodies = [json.loads(record.value) for record in records if record.value]
         return [body for body in bodies if body["type"] == event_type]
 
     async def register_webhook(self, name: str = "complaint-alerts") -> str:
-        response = await self.client.put(f"/webhooks/{name}", json={"url": f"{self.http.url}/hooks/{name}"},
-                                         headers=auth(Role.admin))
+        response = await self.client.put(
+            f"/webhooks/{name}", json={"url": f"{self.http.url}/hooks/{name}"}, headers=auth(Role.admin)
+        )
         assert response.status_code == 200, response.text
         secret = response.json()["secret"]
         self.http.secrets[name] = secret
         return str(secret)
 
 
-async def start_notify(stack: Stack, mailbox: Mailbox, http: HttpReceiver, *, clock: ManualClock | None = None,
-                       **overrides: Any) -> Notify:
+async def start_notify(
+    stack: Stack, mailbox: Mailbox, http: HttpReceiver, *, clock: ManualClock | None = None, **overrides: Any
+) -> Notify:
     clock = clock or ManualClock(START)
     settings = {
         **CHANNEL_SETTINGS,

@@ -12,10 +12,14 @@ from tests.notify.support import Notify, event, start_notify, subject
 
 
 async def complaint(notify: Notify, customer: uuid.UUID) -> None:
-    await notify.consumed(*await notify.publish(event("csm.complaint.opened.v1", customer, complaint_id=uuid.uuid4())))
+    await notify.consumed(
+        *await notify.publish(event("csm.complaint.opened.v1", customer, complaint_id=uuid.uuid4()))
+    )
 
 
-async def test_a_send_that_fails_for_a_while_is_retried_with_back_off_and_then_delivered(notify: Notify) -> None:
+async def test_a_send_that_fails_for_a_while_is_retried_with_back_off_and_then_delivered(
+    notify: Notify,
+) -> None:
     notify.http.sms_refusals.extend([503, 429])
     customer = await notify.register()
     await complaint(notify, customer)
@@ -45,9 +49,15 @@ async def test_a_permanent_refusal_fails_at_once_and_says_so(notify: Notify) -> 
     assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "SMS provider answered 400")
     [announced] = await notify.published("csm.notification.failed.v1", expect=1)
     assert announced["data"] | {"failed_at": None} == {
-        "customer_id": str(customer), "notification_id": str(failed.id), "channel": "sms", "purpose": "service",
-        "playbook": "complaint_acknowledgement", "step": "acknowledge", "reason": "SMS provider answered 400",
-        "attempts": 1, "failed_at": None,
+        "customer_id": str(customer),
+        "notification_id": str(failed.id),
+        "channel": "sms",
+        "purpose": "service",
+        "playbook": "complaint_acknowledgement",
+        "step": "acknowledge",
+        "reason": "SMS provider answered 400",
+        "attempts": 1,
+        "failed_at": None,
     }
     listed = await notify.client.get("/notifications", params={"status": "failed"}, headers=auth())
     assert [item["id"] for item in listed.json()["items"]] == [str(failed.id)]
@@ -59,8 +69,11 @@ async def test_a_send_that_keeps_failing_ends_failed_after_the_last_retry(
     notify = await start_notify(stack, mailbox, http_receiver, send_retry_backoff=(10.0, 20.0))
     mailbox.refusals.extend(["451 4.3.0 Try again later"] * 3)
     customer = await notify.register(phone=None)
-    await notify.consumed(*await notify.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True)))
+    await notify.consumed(
+        *await notify.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True))
+    )
     for attempts, wait in ((1, 10), (2, 20)):
+
         async def pending(attempts: int = attempts) -> None:
             [message] = await notify.notifications(customer)
             assert message.status == "pending" and message.attempts == attempts
@@ -72,14 +85,18 @@ async def test_a_send_that_keeps_failing_ends_failed_after_the_last_retry(
     assert mailbox.messages() == []
 
 
-async def test_a_message_in_quiet_hours_waits_for_the_morning_of_the_customers_time_zone(notify: Notify) -> None:
+async def test_a_message_in_quiet_hours_waits_for_the_morning_of_the_customers_time_zone(
+    notify: Notify,
+) -> None:
     notify.clock.set(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))  # 22:00 in New York, 11:00 in Shanghai
     new_yorker = await notify.register(email="ny@example.com", time_zone="America/New_York")
     shanghai = await notify.register(email="sh@example.com")
-    await notify.consumed(*await notify.publish(
-        event("csm.purchase.recorded.v1", new_yorker, first_purchase=True),
-        event("csm.purchase.recorded.v1", shanghai, first_purchase=True),
-    ))
+    await notify.consumed(
+        *await notify.publish(
+            event("csm.purchase.recorded.v1", new_yorker, first_purchase=True),
+            event("csm.purchase.recorded.v1", shanghai, first_purchase=True),
+        )
+    )
     await notify.settled(shanghai, 1)
 
     async def waiting() -> None:
@@ -105,7 +122,9 @@ async def test_the_customers_own_quiet_hours_and_channel_choices_are_honoured(no
     )
     assert chosen.status_code == 200, chosen.text
     assert chosen.json()["channels"]["email"] == {"service": False, "marketing": True}
-    await notify.consumed(*await notify.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True)))
+    await notify.consumed(
+        *await notify.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True))
+    )
 
     async def waits_for_eleven() -> None:
         [thanks] = await notify.notifications(customer)
@@ -114,7 +133,9 @@ async def test_the_customers_own_quiet_hours_and_channel_choices_are_honoured(no
     await eventually(waits_for_eleven)  # 10:00 in Shanghai is inside the customer's own quiet hours
     await notify.advance(timedelta(hours=1))
     [thanks] = await notify.settled(customer, 1)
-    assert thanks.channel == "sms", "e-mail is turned off for service messages, so the next channel carries it"
+    assert thanks.channel == "sms", (
+        "e-mail is turned off for service messages, so the next channel carries it"
+    )
     assert notify.mailbox.messages() == []
 
 
@@ -122,9 +143,13 @@ async def test_the_marketing_cap_holds_back_the_third_offer_in_a_week(notify: No
     customer = await notify.register(marketing=("email",))
 
     async def at_risk(count: int) -> None:
-        await notify.consumed(*await notify.publish(
-            event("csm.segment.risk_changed.v1", customer, previous_risk="low", risk="at_risk", tier="iron")
-        ))
+        await notify.consumed(
+            *await notify.publish(
+                event(
+                    "csm.segment.risk_changed.v1", customer, previous_risk="low", risk="at_risk", tier="iron"
+                )
+            )
+        )
         await notify.settled(customer, count)
 
     for count in (1, 2, 3):
@@ -150,7 +175,9 @@ async def test_a_message_for_a_customer_not_yet_known_waits_for_the_profile(noti
 
     await eventually(waiting)
     profile = {"kind": "individual", "name": "Late Arrival", "email": "late@example.com", "phone": None}
-    await notify.consumed(*await notify.publish(event("csm.customer.registered.v1", customer, profile=profile)))
+    await notify.consumed(
+        *await notify.publish(event("csm.customer.registered.v1", customer, profile=profile))
+    )
     await notify.advance(timedelta(seconds=30))
     [ack] = await notify.settled(customer, 1)
     assert ack.channel == "email"
@@ -159,8 +186,8 @@ async def test_a_message_for_a_customer_not_yet_known_waits_for_the_profile(noti
 
 async def test_an_alert_to_a_webhook_nobody_registered_is_suppressed_with_the_reason(notify: Notify) -> None:
     customer = await notify.register()
-    await notify.consumed(*await notify.publish(
-        event("csm.complaint.sla_breached.v1", customer, complaint_id=uuid.uuid4())
-    ))
+    await notify.consumed(
+        *await notify.publish(event("csm.complaint.sla_breached.v1", customer, complaint_id=uuid.uuid4()))
+    )
     [alert] = await notify.settled(customer, 1)
     assert (alert.status, alert.last_error) == ("suppressed", "no enabled webhook named complaint-alerts")

@@ -11,21 +11,26 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.notify import templates
+from services.notify.conditions import (
+    COMPLAINT_FACTS,
+    FACTS,
+    TRIGGER_EVENTS,
+    Condition,
+    FactKind,
+    holds,
+    tier_move,
+)
 from services.notify.consumers import complaint_material
 from services.notify.defaults import default_playbooks
 from services.notify.facts import event_facts
 from services.notify.playbooks import (
-    FACTS,
-    Condition,
-    FactKind,
+    Period,
     PlaybookDefinition,
     advance,
-    holds,
     idempotency_key,
     period_label,
     period_start,
     simulate,
-    tier_move,
 )
 from shared.events import REGISTRY
 from tests.shared.event_examples import FIXED_ID, example
@@ -34,15 +39,25 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 def message(step_id: str, **extra: Any) -> dict[str, Any]:
-    return {"kind": "message", "id": step_id, "purpose": "service", "channels": ["email"],
-            "template": {"zh": {"title": "标题", "body": "正文"}}, **extra}
+    return {
+        "kind": "message",
+        "id": step_id,
+        "purpose": "service",
+        "channels": ["email"],
+        "template": {"zh": {"title": "标题", "body": "正文"}},
+        **extra,
+    }
 
 
 def playbook(*steps: dict[str, Any], **extra: Any) -> PlaybookDefinition:
-    return PlaybookDefinition.model_validate({
-        "name": "test", "trigger": {"kind": "event", "event": "csm.purchase.recorded.v1"}, "steps": list(steps),
-        **extra,
-    })
+    return PlaybookDefinition.model_validate(
+        {
+            "name": "test",
+            "trigger": {"kind": "event", "event": "csm.purchase.recorded.v1"},
+            "steps": list(steps),
+            **extra,
+        }
+    )
 
 
 def test_every_shipped_playbook_reads_back_the_same_from_its_json() -> None:
@@ -54,12 +69,29 @@ def test_every_shipped_playbook_reads_back_the_same_from_its_json() -> None:
     ("definition", "complaint"),
     [
         ({"steps": [message("a"), message("a")]}, "step ids must be distinct"),
-        ({"steps": [message("a")], "conditions": [{"fact": "event.mood", "equals": "happy"}]}, "unknown fact"),
-        ({"steps": [message("a")], "conditions": [{"fact": "event.poor", "equals": True}]}, "not known for this trigger"),
-        ({"steps": [message("a")], "conditions": [{"fact": "customer.tier", "one_of": ["diamond"]}]}, "not a value"),
-        ({"steps": [message("a")], "conditions": [{"fact": "customer.tier", "equals": "gold", "none_of": ["iron"]}]},
-         "exactly one"),
-        ({"steps": [message("a")], "conditions": [{"fact": "customer.tier", "at_least": 2}]}, "needs a number fact"),
+        (
+            {"steps": [message("a")], "conditions": [{"fact": "event.mood", "equals": "happy"}]},
+            "unknown fact",
+        ),
+        (
+            {"steps": [message("a")], "conditions": [{"fact": "event.poor", "equals": True}]},
+            "not known for this trigger",
+        ),
+        (
+            {"steps": [message("a")], "conditions": [{"fact": "customer.tier", "one_of": ["diamond"]}]},
+            "not a value",
+        ),
+        (
+            {
+                "steps": [message("a")],
+                "conditions": [{"fact": "customer.tier", "equals": "gold", "none_of": ["iron"]}],
+            },
+            "exactly one",
+        ),
+        (
+            {"steps": [message("a")], "conditions": [{"fact": "customer.tier", "at_least": 2}]},
+            "needs a number fact",
+        ),
         ({"steps": [message("a", template={"zh": {"title": "{{ oops", "body": "b"}})]}, "template error"),
         ({"steps": [message("a", template={})]}, "at least one language"),
         ({"steps": [message("a", channels=["email", "email"])]}, "appears twice"),
@@ -78,10 +110,15 @@ def test_a_bad_playbook_is_refused_saying_what_is_wrong(definition: dict[str, An
 
 def test_a_task_for_the_level_that_must_act_needs_an_escalation() -> None:
     with pytest.raises(ValidationError, match="must_act comes from an escalation event"):
-        PlaybookDefinition.model_validate({
-            "name": "visits", "trigger": {"kind": "schedule", "every": "quarter"},
-            "steps": [{"kind": "task", "id": "t", "task": "visit", "title": "x", "assign": {"role": "must_act"}}],
-        })
+        PlaybookDefinition.model_validate(
+            {
+                "name": "visits",
+                "trigger": {"kind": "schedule", "every": "quarter"},
+                "steps": [
+                    {"kind": "task", "id": "t", "task": "visit", "title": "x", "assign": {"role": "must_act"}}
+                ],
+            }
+        )
 
 
 values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["gold", "iron", "x"]))
@@ -110,7 +147,10 @@ def test_at_least_and_at_most_compare_numbers_only(value: Any, bound: float) -> 
 
 
 def test_all_conditions_must_hold() -> None:
-    conditions = [Condition(fact="event.tier", equals="gold"), Condition(fact="event.first_purchase", equals=True)]
+    conditions = [
+        Condition(fact="event.tier", equals="gold"),
+        Condition(fact="event.first_purchase", equals=True),
+    ]
     assert holds(conditions, {"event.tier": "gold", "event.first_purchase": True})
     assert not holds(conditions, {"event.tier": "gold", "event.first_purchase": False})
     assert not holds(conditions, {})
@@ -121,7 +161,11 @@ def test_steps_run_until_a_wait_and_resume_from_the_next_step() -> None:
     definition = playbook(
         message("first"),
         {"kind": "wait", "id": "week", "duration": "P7D"},
-        {"kind": "stop_unless", "id": "still", "conditions": [{"fact": "customer.status", "none_of": ["lost"]}]},
+        {
+            "kind": "stop_unless",
+            "id": "still",
+            "conditions": [{"fact": "customer.status", "none_of": ["lost"]}],
+        },
         message("skipped", when=[{"fact": "customer.tier", "equals": "gold"}]),
         message("last"),
     )
@@ -136,16 +180,21 @@ def test_steps_run_until_a_wait_and_resume_from_the_next_step() -> None:
 
 
 def test_a_trailing_wait_ends_the_run() -> None:
-    progress = advance(playbook(message("a"), {"kind": "wait", "id": "w", "duration": "P1D"}), {}, from_step=0, now=NOW)
+    progress = advance(
+        playbook(message("a"), {"kind": "wait", "id": "w", "duration": "P1D"}), {}, from_step=0, now=NOW
+    )
     assert progress.finished and progress.resume_at is None
 
 
 def test_the_dry_run_plans_every_step_at_its_time() -> None:
     plan = simulate(default_playbooks()["first_purchase_care"], {"customer.status": "active"}, now=NOW)
-    assert [(p.step.id, p.at) for p in plan.steps] == [("thanks", NOW), ("care_call", NOW + timedelta(days=7))]
-    assert simulate(default_playbooks()["first_purchase_care"], {"customer.status": "lost"}, now=NOW).stopped_at == (
-        "still_a_customer"
-    )
+    assert [(p.step.id, p.at) for p in plan.steps] == [
+        ("thanks", NOW),
+        ("care_call", NOW + timedelta(days=7)),
+    ]
+    assert simulate(
+        default_playbooks()["first_purchase_care"], {"customer.status": "lost"}, now=NOW
+    ).stopped_at == ("still_a_customer")
 
 
 @pytest.mark.parametrize(
@@ -159,16 +208,17 @@ def test_the_dry_run_plans_every_step_at_its_time() -> None:
     ],
 )
 def test_calendar_periods(moment: datetime, every: str, label: str, start: datetime) -> None:
-    from services.notify.playbooks import Period
-
     assert period_label(moment, Period(every)) == label
     assert period_start(moment, Period(every)) == start
 
 
 def test_tier_moves() -> None:
-    assert [tier_move(None, "gold"), tier_move("iron", "gold"), tier_move("gold", "iron"), tier_move("gold", "gold")] == [
-        "new", "up", "down", "same"
-    ]
+    assert [
+        tier_move(None, "gold"),
+        tier_move("iron", "gold"),
+        tier_move("gold", "iron"),
+        tier_move("gold", "gold"),
+    ] == ["new", "up", "down", "same"]
 
 
 def test_the_idempotency_key_is_cause_playbook_and_step() -> None:
@@ -181,10 +231,14 @@ def _context(language: str, event_type: str) -> dict[str, Any]:
     material = complaint_material(event, None) if hasattr(event, "complaint_id") else {}
     return {
         "customer": {"name": "Li Na", "tier": "gold", "key_account": False},
-        "event": event.model_dump(mode="json"), "complaint": material,
+        "event": event.model_dump(mode="json"),
+        "complaint": material,
         "announcement": {"id": "a", "topic": "tea", "title": "News", "body": "Body"},
-        "period": "2026-Q4", "offer": "an offer", "links": {"survey": "https://s/1", "preferences": "https://p/1"},
-        "language": language, "time_zone": "Asia/Shanghai",
+        "period": "2026-Q4",
+        "offer": "an offer",
+        "links": {"survey": "https://s/1", "preferences": "https://p/1"},
+        "language": language,
+        "time_zone": "Asia/Shanghai",
     }
 
 
@@ -208,8 +262,6 @@ def test_every_template_of_every_shipped_playbook_renders_in_both_languages() ->
 
 
 def test_the_facts_of_an_event_are_the_ones_its_trigger_promises() -> None:
-    from services.notify.playbooks import COMPLAINT_FACTS, TRIGGER_EVENTS
-
     for event_type, promised in TRIGGER_EVENTS.items():
         facts = event_facts(example(event_type, FIXED_ID))
         assert set(facts) == set(promised) - COMPLAINT_FACTS, event_type

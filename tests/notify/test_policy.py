@@ -25,7 +25,12 @@ from services.notify.policy import (
 )
 from shared.events.customer import ContactChannel, Purpose
 
-EMAIL, SMS, IN_APP, WEBHOOK = ContactChannel.email, ContactChannel.sms, ContactChannel.in_app, ContactChannel.webhook
+EMAIL, SMS, IN_APP, WEBHOOK = (
+    ContactChannel.email,
+    ContactChannel.sms,
+    ContactChannel.in_app,
+    ContactChannel.webhook,
+)
 SERVICE, MARKETING = Purpose.service, Purpose.marketing
 ADDRESSES = {EMAIL: "a@example.com", SMS: "+8613800000000", IN_APP: "app"}
 ZONES = ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
@@ -37,13 +42,17 @@ def _in(clock: time, quiet: QuietHours) -> bool:
     return clock >= quiet.start or clock < quiet.end
 
 
-moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC))
+moments = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
+)
 clocks = st.times().map(lambda t: t.replace(second=0, microsecond=0))
 
 
 @settings(max_examples=300, deadline=None)
 @given(moments, clocks, clocks, st.sampled_from(ZONES))
-def test_a_message_in_quiet_hours_waits_exactly_until_they_end(moment: datetime, start: time, end: time, zone: str) -> None:
+def test_a_message_in_quiet_hours_waits_exactly_until_they_end(
+    moment: datetime, start: time, end: time, zone: str
+) -> None:
     quiet = QuietHours(start=start, end=end)
     tz = ZoneInfo(zone)
     until = quiet_until(moment, quiet, tz)
@@ -63,7 +72,9 @@ def test_a_message_in_quiet_hours_waits_exactly_until_they_end(moment: datetime,
 def test_quiet_hours_in_the_customers_own_time_zone() -> None:
     quiet = QuietHours(start=time(21), end=time(8))
     shanghai_night = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai, 09:00 in New York
-    assert quiet_until(shanghai_night, quiet, ZoneInfo("Asia/Shanghai")) == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+    assert quiet_until(shanghai_night, quiet, ZoneInfo("Asia/Shanghai")) == datetime(
+        2026, 11, 24, 0, 0, tzinfo=UTC
+    )
     assert quiet_until(shanghai_night, quiet, ZoneInfo("America/New_York")) is None
 
 
@@ -76,18 +87,24 @@ def test_marketing_needs_a_consent_given_and_service_goes_unless_withdrawn() -> 
     assert permitted(granted, SMS, MARKETING) == "no marketing consent for sms", "consent is per channel"
     withdrawn = Reach(addresses=ADDRESSES, consents={(EMAIL, SERVICE): False})
     assert permitted(withdrawn, EMAIL, SERVICE) == "consent withdrawn for email"
-    turned_off = Reach(addresses=ADDRESSES, consents={(EMAIL, MARKETING): True}, preferences={(EMAIL, MARKETING): False})
+    turned_off = Reach(
+        addresses=ADDRESSES, consents={(EMAIL, MARKETING): True}, preferences={(EMAIL, MARKETING): False}
+    )
     assert permitted(turned_off, EMAIL, MARKETING) == "the customer turned off marketing messages on email"
     assert permitted(Reach(addresses={EMAIL: None}), EMAIL, SERVICE) == "no email address"
     assert permitted(Reach(addresses={}), IN_APP, SERVICE) is None, "the app inbox needs no address"
     assert permitted(Reach(addresses=ADDRESSES, erased=True), IN_APP, SERVICE) == "the customer was erased"
 
 
-@given(st.dictionaries(st.tuples(st.sampled_from([EMAIL, SMS, IN_APP]), st.sampled_from([SERVICE, MARKETING])),
-                       st.booleans()),
-       st.dictionaries(st.tuples(st.sampled_from([EMAIL, SMS, IN_APP]), st.sampled_from([SERVICE, MARKETING])),
-                       st.booleans()),
-       st.permutations([EMAIL, SMS, IN_APP]))
+@given(
+    st.dictionaries(
+        st.tuples(st.sampled_from([EMAIL, SMS, IN_APP]), st.sampled_from([SERVICE, MARKETING])), st.booleans()
+    ),
+    st.dictionaries(
+        st.tuples(st.sampled_from([EMAIL, SMS, IN_APP]), st.sampled_from([SERVICE, MARKETING])), st.booleans()
+    ),
+    st.permutations([EMAIL, SMS, IN_APP]),
+)
 def test_no_channel_is_ever_chosen_for_marketing_without_its_consent(consents, preferences, order) -> None:  # type: ignore[no-untyped-def]
     reach = Reach(addresses=ADDRESSES, consents=consents, preferences=preferences)
     choice = choose_channel(order, reach, MARKETING)
@@ -100,12 +117,28 @@ def test_no_channel_is_ever_chosen_for_marketing_without_its_consent(consents, p
         assert len(choice.refusals) == len(order)
 
 
-def _decide(message: Outgoing, reach: Reach | None = None, *, now: datetime, known: bool = True, sent: int = 0,
-            policy: Policy | None = None, configured: frozenset[ContactChannel] = frozenset(ContactChannel)):
+def _decide(
+    message: Outgoing,
+    reach: Reach | None = None,
+    *,
+    now: datetime,
+    known: bool = True,
+    sent: int = 0,
+    policy: Policy | None = None,
+    configured: frozenset[ContactChannel] = frozenset(ContactChannel),
+):
     policy = policy or Policy()
-    return decide(message, reach=reach, profile_known=known, policy=policy, now=now,
-                  time_zone=ZoneInfo("Asia/Shanghai"), quiet=policy.quiet_hours, marketing_sent=sent,
-                  configured=configured)
+    return decide(
+        message,
+        reach=reach,
+        profile_known=known,
+        policy=policy,
+        now=now,
+        time_zone=ZoneInfo("Asia/Shanghai"),
+        quiet=policy.quiet_hours,
+        marketing_sent=sent,
+        configured=configured,
+    )
 
 
 DAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -126,8 +159,12 @@ def test_the_gate() -> None:
     no_cap = Policy(marketing_cap=None)
     assert _decide(marketing, reach, now=DAY, sent=99, policy=no_cap).channel is EMAIL
     assert _decide(service, reach, now=DAY, configured=frozenset({SMS, IN_APP})).channel is SMS
-    refused = _decide(Outgoing(purpose=SERVICE, candidates=(EMAIL,), urgent=False, created_at=DAY), reach, now=DAY,
-                      configured=frozenset({IN_APP}))
+    refused = _decide(
+        Outgoing(purpose=SERVICE, candidates=(EMAIL,), urgent=False, created_at=DAY),
+        reach,
+        now=DAY,
+        configured=frozenset({IN_APP}),
+    )
     assert refused.suppressed == "no email provider configured"
     staff = Outgoing(purpose=SERVICE, candidates=(WEBHOOK,), urgent=True, created_at=DAY, to_staff=True)
     assert _decide(staff, None, now=NIGHT, known=False).channel is WEBHOOK

@@ -22,14 +22,19 @@ async def rows(notify: Notify, model: type, customer_id: uuid.UUID) -> list[obje
 
 async def test_an_erased_customer_is_purged_and_never_reached_again(notify: Notify) -> None:
     customer = await notify.register(account_manager="am-1", marketing=("email",), interests=("tea",))
-    await notify.client.put(f"/customers/{customer}/preferences", json={"quiet_hours": {"start": "22:00", "end": "07:00"}},
-                            headers=auth(Role.service))
+    await notify.client.put(
+        f"/customers/{customer}/preferences",
+        json={"quiet_hours": {"start": "22:00", "end": "07:00"}},
+        headers=auth(Role.service),
+    )
     complaint = uuid.uuid4()
-    await notify.consumed(*await notify.publish(
-        event("csm.purchase.recorded.v1", customer, first_purchase=True),
-        event("csm.complaint.opened.v1", customer, complaint_id=complaint),
-        event("csm.complaint.survey_answered.v1", customer, complaint_id=complaint, poor=True),
-    ))
+    await notify.consumed(
+        *await notify.publish(
+            event("csm.purchase.recorded.v1", customer, first_purchase=True),
+            event("csm.complaint.opened.v1", customer, complaint_id=complaint),
+            event("csm.complaint.survey_answered.v1", customer, complaint_id=complaint, poor=True),
+        )
+    )
     await notify.settled(customer, 2)
     assert await notify.tasks(customer) and await rows(notify, PlaybookRun, customer)
 
@@ -39,12 +44,18 @@ async def test_an_erased_customer_is_purged_and_never_reached_again(notify: Noti
     assert await notify.notifications(customer) == [] and await notify.tasks(customer) == []
     [tombstone] = await rows(notify, Contact, customer)
     assert tombstone.status == "erased"  # type: ignore[attr-defined]
-    assert all(getattr(tombstone, field) is None for field in ("name", "email", "phone", "account_manager", "tier"))
+    assert all(
+        getattr(tombstone, field) is None for field in ("name", "email", "phone", "account_manager", "tier")
+    )
 
     # Nothing that comes later reaches them: a late event, the week's care call, an announcement.
     late = await notify.publish(
-        event("csm.customer.updated.v1", customer, profile={"kind": "individual", "name": "李娜",
-                                                              "email": "li.na@example.com"}, changed=["email"]),
+        event(
+            "csm.customer.updated.v1",
+            customer,
+            profile={"kind": "individual", "name": "李娜", "email": "li.na@example.com"},
+            changed=["email"],
+        ),
         event("csm.complaint.opened.v1", customer, complaint_id=uuid.uuid4()),
     )
     await notify.consumed(*late)
@@ -58,13 +69,23 @@ async def test_an_erased_customer_is_purged_and_never_reached_again(notify: Noti
 async def test_what_belonged_to_a_merged_duplicate_now_belongs_to_the_survivor(notify: Notify) -> None:
     survivor = await notify.register(email="keep@example.com", interests=("tea",))
     duplicate = await notify.register(email="dup@example.com", marketing=("email",), interests=("coffee",))
-    await notify.consumed(*await notify.publish(
-        event("csm.purchase.recorded.v1", duplicate, first_purchase=True),
-        event("csm.segment.tier_changed.v1", duplicate, previous_tier="gold", tier="platinum", key_account=True),
-    ))
+    await notify.consumed(
+        *await notify.publish(
+            event("csm.purchase.recorded.v1", duplicate, first_purchase=True),
+            event(
+                "csm.segment.tier_changed.v1",
+                duplicate,
+                previous_tier="gold",
+                tier="platinum",
+                key_account=True,
+            ),
+        )
+    )
     [thanks, welcome] = await notify.settled(duplicate, 2)
 
-    await notify.consumed(*await notify.publish(event("csm.customer.merged.v1", survivor, merged_id=duplicate)))
+    await notify.consumed(
+        *await notify.publish(event("csm.customer.merged.v1", survivor, merged_id=duplicate))
+    )
     moved = await notify.notifications(survivor)
     assert {n.id for n in moved} == {thanks.id, welcome.id}
     assert [r.customer_id for r in await rows(notify, PlaybookRun, survivor)] == [survivor]  # type: ignore[attr-defined]

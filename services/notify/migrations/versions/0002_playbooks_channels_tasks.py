@@ -41,7 +41,10 @@ _NULLABLE_NOTIFICATION_COLUMNS = (
 
 
 def _timestamps() -> list[sa.Column]:
-    return [sa.Column("created_at", UtcDateTime(), nullable=False), sa.Column("updated_at", UtcDateTime(), nullable=False)]
+    return [
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+    ]
 
 
 def upgrade() -> None:
@@ -229,8 +232,11 @@ def downgrade() -> None:
     with op.batch_alter_table("notification") as batch:
         batch.drop_index("ix_notification_announcement_id")
         batch.drop_index("ix_notification_status_due")
-        for column in ("due_at", *(c.name for c in _NULLABLE_NOTIFICATION_COLUMNS),
-                       *(c.name for c, _ in _NOTIFICATION_COLUMNS)):
+        for column in (
+            "due_at",
+            *(c.name for c in _NULLABLE_NOTIFICATION_COLUMNS),
+            *(c.name for c, _ in _NOTIFICATION_COLUMNS),
+        ):
             batch.drop_column(column)
     op.drop_table("schedule_mark")
     op.drop_table("webhook_endpoint")
