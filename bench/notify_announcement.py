@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import shutil
 import tempfile
 import time
 import uuid
@@ -367,6 +368,7 @@ async def run(args: argparse.Namespace) -> Report:
             )
     finally:
         sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return report
 
 
