@@ -44,6 +44,9 @@ class ConsumerSettings:
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 8.0)
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # How long the broker may hold a fetch that finds nothing new; some brokers (the embedded
+    # tansu) hold it this long even when a record arrives meanwhile, so it bounds intake latency.
+    fetch_max_wait_ms: int = 500
 
 
 def is_transient(error: BaseException) -> bool:
@@ -104,6 +107,7 @@ class EventConsumer:
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
             max_poll_records=self.settings.batch_size,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         await consumer.start()
         try:

@@ -124,6 +124,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
                 retry_backoff=settings.consumer_retry_backoff,
                 session_timeout_ms=settings.common.kafka_session_timeout_ms,
                 heartbeat_interval_ms=settings.common.kafka_heartbeat_interval_ms,
+                fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             ),
             prepare=spec.prepare(runtime) if spec.prepare is not None else None,
         )

@@ -1,33 +1,323 @@
-"""HTTP routes of the notify service."""
+"""HTTP routes of the notify service: thin, the work is in the service modules."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal, cast
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.exc import IntegrityError
 
-from services.notify import service
-from services.notify.deps import AgentOrService, ReadSessionDep
-from services.notify.schemas import NotificationRead
+from services.notify import announcements, dryrun, library, service, tasks
+from services.notify.deps import (
+    Admin,
+    Agent,
+    AgentOrService,
+    ClockDep,
+    Manager,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+)
+from services.notify.library import Playbook
+from services.notify.playbooks import PlaybookDefinition
+from services.notify.policy import Policy
+from services.notify.schemas import (
+    AnnouncementCreate,
+    AnnouncementRead,
+    DryRunRead,
+    DryRunRequest,
+    NotificationRead,
+    PlaybookRead,
+    PolicyRead,
+    PreferencesRead,
+    PreferencesUpdate,
+    TaskCompletion,
+    TaskRead,
+    WebhookRead,
+    WebhookWrite,
+)
+from services.notify.settings import NotifySettings
+from shared.clock import UtcDatetime
+from shared.events.customer import ContactChannel
 from shared.pagination import CursorParam, Limit, Page, decode_cursor, encode_cursor
+from shared.problems import Conflict, NotFound, Unprocessable
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+notifications = APIRouter(prefix="/notifications", tags=["notifications"])
+customers = APIRouter(prefix="/customers", tags=["preferences"])
+playbooks = APIRouter(prefix="/playbooks", tags=["playbooks"])
+policy = APIRouter(prefix="/policy", tags=["playbooks"])
+staff_tasks = APIRouter(prefix="/tasks", tags=["tasks"])
+announcement_routes = APIRouter(prefix="/announcements", tags=["announcements"])
+webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+PlaybookKey = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,59}$", description="e.g. first_purchase_care")]
+WebhookName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Status = Literal["pending", "sending", "sent", "failed", "suppressed"]
 
 
-@router.get("", summary="A customer's notifications, newest first")
+def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    moment, key = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(str(moment)), uuid.UUID(str(key))
+    except ValueError:
+        raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+
+
+@notifications.get("", summary="Messages, newest first: a customer's, or by channel, status or playbook")
 async def list_notifications(
-    customer_id: uuid.UUID,
     session: ReadSessionDep,
-    _user: AgentOrService,
+    _who: AgentOrService,
+    customer_id: uuid.UUID | None = None,
+    channel: Annotated[
+        ContactChannel | None, Query(description="in_app: what a customer's app shows")
+    ] = None,
+    status: Status | None = None,
+    playbook: Annotated[str | None, Query(max_length=100)] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> Page[NotificationRead]:
-    before = None
-    if cursor:
-        created_at, notification_id = decode_cursor(cursor, 2)
-        before = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(notification_id)))
-    found = await service.list_for_customer(session=session, customer_id=customer_id, before=before, limit=limit + 1)
+    found = await service.list_notifications(
+        session=session,
+        customer_id=customer_id,
+        channel=channel.value if channel else None,
+        status=status,
+        playbook=playbook,
+        before=_before(cursor),
+        limit=limit + 1,
+    )
     page = found[:limit]
     next_cursor = encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if len(found) > limit else None
-    return Page[NotificationRead](items=[NotificationRead.model_validate(n) for n in page], next_cursor=next_cursor)
+    return Page[NotificationRead](
+        items=[NotificationRead.model_validate(n) for n in page], next_cursor=next_cursor
+    )
+
+
+@notifications.get("/{notification_id}", summary="One message and its delivery status")
+async def get_notification(
+    notification_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+) -> NotificationRead:
+    return NotificationRead.model_validate(
+        await service.get_notification(session=session, notification_id=notification_id)
+    )
+
+
+@notifications.post("/{notification_id}/read", summary="The customer's app showed this in-app message")
+async def mark_read(
+    notification_id: uuid.UUID, session: SessionDep, clock: ClockDep, _who: AgentOrService
+) -> NotificationRead:
+    found = await service.mark_read(session=session, notification_id=notification_id, now=clock.now())
+    return NotificationRead.model_validate(found)
+
+
+@customers.get(
+    "/{customer_id}/preferences", summary="The customer's channel choices, quiet hours and consents"
+)
+async def get_preferences(
+    customer_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+) -> PreferencesRead:
+    return await service.get_preferences(session=session, customer_id=customer_id)
+
+
+@customers.put("/{customer_id}/preferences", summary="Replace the customer's channel choices and quiet hours")
+async def put_preferences(
+    customer_id: uuid.UUID, preferences_in: PreferencesUpdate, session: SessionDep, _who: AgentOrService
+) -> PreferencesRead:
+    return await service.set_preferences(
+        session=session, customer_id=customer_id, preferences_in=preferences_in
+    )
+
+
+def _playbook_read(playbook: Playbook) -> PlaybookRead:
+    return PlaybookRead(
+        key=playbook.key,
+        version=playbook.version,
+        created_by=playbook.created_by,
+        created_at=playbook.created_at,
+        definition=playbook.definition,
+    )
+
+
+@playbooks.get("", summary="Every playbook in force (its highest version)")
+async def list_playbooks(session: ReadSessionDep, _who: Agent) -> list[PlaybookRead]:
+    return [_playbook_read(p) for _, p in sorted((await library.in_force(session)).items())]
+
+
+@playbooks.post(
+    "/dry-run", summary="What an event, period or announcement would cause; nothing is written or sent"
+)
+async def dry_run(
+    request: DryRunRequest, session: ReadSessionDep, clock: ClockDep, runtime: RuntimeDep, _who: Agent
+) -> DryRunRead:
+    settings = cast(NotifySettings, runtime.settings)
+    return await dryrun.dry_run(session=session, request=request, settings=settings, now=clock.now())
+
+
+@playbooks.get("/{key}", summary="A playbook in force")
+async def get_playbook(key: PlaybookKey, session: ReadSessionDep, _who: Agent) -> PlaybookRead:
+    found = (await library.in_force(session)).get(key)
+    if found is None:
+        raise NotFound(f"No playbook {key}.")
+    return _playbook_read(found)
+
+
+@playbooks.get("/{key}/versions", summary="Every version of a playbook, newest first")
+async def playbook_versions(key: PlaybookKey, session: ReadSessionDep, _who: Agent) -> list[PlaybookRead]:
+    found = await library.history(session, key)
+    if not found:
+        raise NotFound(f"No playbook {key}.")
+    return [_playbook_read(p) for p in found]
+
+
+@playbooks.put(
+    "/{key}", summary="Save a new version of a playbook (or a new playbook); it is in force at once"
+)
+async def put_playbook(
+    key: PlaybookKey, definition: PlaybookDefinition, session: SessionDep, clock: ClockDep, who: Manager
+) -> PlaybookRead:
+    current = (await library.in_force(session)).get(key)
+    if current is not None and current.definition == definition:
+        return _playbook_read(current)
+    try:
+        saved = await library.save(
+            session, key=key, definition=definition, actor=who.subject, now=clock.now()
+        )
+    except IntegrityError:
+        raise Conflict("Someone saved this playbook at the same moment; read it and try again.") from None
+    return _playbook_read(saved)
+
+
+@policy.get("", summary="The follow-up policy in force: quiet hours, marketing cap, offers")
+async def get_policy(session: ReadSessionDep, _who: Agent) -> PolicyRead:
+    found = await library.policy(session)
+    return PolicyRead(
+        version=found.version, created_by=found.created_by, created_at=found.created_at, policy=found.policy
+    )
+
+
+@policy.put("", summary="Save a new version of the policy; it is in force at once")
+async def put_policy(document: Policy, session: SessionDep, clock: ClockDep, who: Manager) -> PolicyRead:
+    try:
+        saved = await library.save_policy(session, document=document, actor=who.subject, now=clock.now())
+    except IntegrityError:
+        raise Conflict("Someone saved the policy at the same moment; read it and try again.") from None
+    return PolicyRead(
+        version=saved.version, created_by=saved.created_by, created_at=saved.created_at, policy=saved.policy
+    )
+
+
+@staff_tasks.get("", summary="Staff tasks, soonest due first")
+async def list_tasks(
+    session: ReadSessionDep,
+    _who: Agent,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    assignee_role: Literal["agent", "supervisor", "manager", "admin"] | None = None,
+    customer_id: uuid.UUID | None = None,
+    status: Literal["open", "claimed", "done"] | None = None,
+    due_before: UtcDatetime | None = None,
+    due_after: UtcDatetime | None = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
+) -> Page[TaskRead]:
+    where = tasks.TaskFilter(
+        assignee=assignee,
+        assignee_role=assignee_role,
+        customer_id=customer_id,
+        status=status,
+        due_before=due_before,
+        due_after=due_after,
+    )
+    found = await tasks.list_tasks(session=session, where=where, after=_before(cursor), limit=limit + 1)
+    page = found[:limit]
+    next_cursor = encode_cursor(page[-1].due_at.isoformat(), page[-1].id) if len(found) > limit else None
+    return Page[TaskRead](items=[TaskRead.model_validate(t) for t in page], next_cursor=next_cursor)
+
+
+@staff_tasks.get("/{task_id}", summary="One task")
+async def get_task(task_id: uuid.UUID, session: ReadSessionDep, _who: Agent) -> TaskRead:
+    return TaskRead.model_validate(await tasks.get(session=session, task_id=task_id))
+
+
+@staff_tasks.post("/{task_id}/claim", summary="Take a task: it is yours until done")
+async def claim_task(task_id: uuid.UUID, session: SessionDep, clock: ClockDep, who: Agent) -> TaskRead:
+    return TaskRead.model_validate(
+        await tasks.claim(session=session, task_id=task_id, who=who, now=clock.now())
+    )
+
+
+@staff_tasks.post("/{task_id}/complete", summary="Finish a task, saying what came of it")
+async def complete_task(
+    task_id: uuid.UUID, completion: TaskCompletion, session: SessionDep, clock: ClockDep, who: Agent
+) -> TaskRead:
+    done = await tasks.complete(
+        session=session, task_id=task_id, who=who, outcome=completion.outcome, now=clock.now()
+    )
+    return TaskRead.model_validate(done)
+
+
+@announcement_routes.post(
+    "", status_code=202, summary="Announce news on a topic to every customer interested in it"
+)
+async def create_announcement(
+    announcement_in: AnnouncementCreate, session: SessionDep, clock: ClockDep, who: Manager
+) -> AnnouncementRead:
+    created = await announcements.create(
+        session,
+        topic=announcement_in.topic,
+        title=announcement_in.title,
+        body=announcement_in.body,
+        playbook=announcement_in.playbook,
+        actor=who.subject,
+        now=clock.now(),
+    )
+    return AnnouncementRead.model_validate(created)
+
+
+@announcement_routes.get("/{announcement_id}", summary="An announcement and how far matching has got")
+async def get_announcement(
+    announcement_id: uuid.UUID, session: ReadSessionDep, _who: Agent
+) -> AnnouncementRead:
+    found = await announcements.get(session=session, announcement_id=announcement_id)
+    if found is None:
+        raise NotFound("No such announcement.")
+    return AnnouncementRead.model_validate(found)
+
+
+@webhooks.get("", summary="Registered webhook endpoints (secrets are never shown again)")
+async def list_webhooks(session: ReadSessionDep, _who: Admin) -> list[WebhookRead]:
+    return [
+        WebhookRead(
+            name=e.name, url=e.url, enabled=e.enabled, created_at=e.created_at, updated_at=e.updated_at
+        )
+        for e in await service.list_webhooks(session=session)
+    ]
+
+
+@webhooks.put("/{name}", summary="Register or change a webhook endpoint; a new one gets a signing secret")
+async def put_webhook(
+    name: WebhookName, webhook_in: WebhookWrite, session: SessionDep, _who: Admin
+) -> WebhookRead:
+    try:
+        endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
+    except IntegrityError:
+        raise Conflict("Someone registered this name at the same moment.") from None
+    return WebhookRead(
+        name=endpoint.name,
+        url=endpoint.url,
+        enabled=endpoint.enabled,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+        secret=secret,
+    )
+
+
+@webhooks.delete("/{name}", status_code=204, summary="Remove a webhook endpoint")
+async def delete_webhook(name: WebhookName, session: SessionDep, _who: Admin) -> Response:
+    await service.delete_webhook(session=session, name=name)
+    return Response(status_code=204)
+
+
+ROUTERS = [notifications, customers, playbooks, policy, staff_tasks, announcement_routes, webhooks]

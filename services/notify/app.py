@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notify import api, consumers
+from services.notify import api, consumers, workers
 from services.notify.settings import NotifySettings
 from shared import VERSION
 from shared.clock import Clock
@@ -13,11 +13,26 @@ from shared.service import ServiceSpec, create_service_app
 SPEC = ServiceSpec(
     name="notify",
     title="csm notify",
-    description="Proactive follow-ups as messages and staff tasks, never sent twice.",
+    description="Proactive follow-ups from playbooks: messages by e-mail, SMS, webhook and in-app, and staff "
+    "tasks, each exactly once.",
     version=VERSION,
-    routers=[api.router],
+    routers=api.ROUTERS,
     handlers=consumers.handlers,
-    openapi_tags=[{"name": "notifications", "description": "Messages sent to customers."}],
+    workers=workers.workers,
+    openapi_tags=[
+        {
+            "name": "notifications",
+            "description": "Messages to customers and alerts to staff, with delivery status.",
+        },
+        {"name": "preferences", "description": "Each customer's channel choices and quiet hours."},
+        {
+            "name": "playbooks",
+            "description": "Follow-up playbooks and the policy, as versioned data; the dry run.",
+        },
+        {"name": "tasks", "description": "Work for staff: care calls, visits, reviews."},
+        {"name": "announcements", "description": "News matched to customers' interests."},
+        {"name": "webhooks", "description": "Staff systems that receive signed alerts."},
+    ],
 )
 
 

@@ -1,49 +1,196 @@
-"""Events that make notify reach out: a new tier, a complaint received."""
+"""Events notify listens to: customer facts to keep, and occasions that start playbooks."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import service
-from shared.events import Envelope
-from shared.events.complaints import ComplaintOpened
-from shared.events.customer import Purpose
-from shared.events.segmentation import TierChanged, tier_rank
+from services.notify import library, projection
+from services.notify.dispatch import ring_after_commit
+from services.notify.facts import complaint_facts, event_facts
+from services.notify.models import ComplaintRef, Contact
+from services.notify.playbooks import EventTrigger
+from services.notify.runs import Effects, Occasion, start
+from services.notify.settings import NotifySettings
+from shared.events import Envelope, Event
+from shared.events.complaints import (
+    ComplaintEscalated,
+    ComplaintOpened,
+    ComplaintReopened,
+    ComplaintResolved,
+    SlaBreached,
+    SurveyAnswered,
+)
+from shared.events.customer import (
+    ConsentChanged,
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+    InterestsChanged,
+    PurchaseRecorded,
+)
+from shared.events.segmentation import RiskChanged, TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
 
 
+def complaint_material(event: Event, ref: ComplaintRef | None) -> dict[str, Any]:
+    """What a template may say about the complaint an event is about."""
+    complaint_id = event.complaint_id  # type: ignore[attr-defined]
+    material: dict[str, Any] = {
+        "id": str(complaint_id),
+        "reference": str(complaint_id)[:8].upper(),
+        "first_owner": (ref.first_owner if ref else None) or getattr(event, "first_owner", None),
+        "category": ref.category if ref else None,
+        "first_response_due_at": None,
+        "promise": None,
+    }
+    if isinstance(event, ComplaintOpened) and event.first_response_due_at is not None:
+        material["first_response_due_at"] = event.first_response_due_at.isoformat()
+        # The tier's response promise, as the complaints service computed it for this complaint.
+        material["promise"] = max(0.0, (event.first_response_due_at - event.opened_at).total_seconds())
+    return material
+
+
 def handlers(runtime: Runtime) -> Handlers:
+    settings = cast(NotifySettings, runtime.settings)
     clock = runtime.clock
+    database_url = runtime.db.url
 
-    async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+    async def run_playbooks(
+        session: AsyncSession, envelope: Envelope[Event], ref: ComplaintRef | None = None
+    ) -> None:
+        playbooks = [
+            playbook
+            for playbook in (await library.in_force(session)).values()
+            if isinstance(playbook.definition.trigger, EventTrigger)
+            and playbook.definition.trigger.event == envelope.type
+        ]
+        if not playbooks:
+            return
+        event = envelope.data
+        await session.flush()
+        contact = await session.get(Contact, event.customer_id)
+        material: dict[str, Any] = {"event": event.model_dump(mode="json")}
+        facts = event_facts(event)
+        if hasattr(event, "complaint_id"):
+            material["complaint"] = complaint_material(event, ref)
+            facts |= complaint_facts({"status": ref.status, "category": ref.category} if ref else None)
+        occasion = Occasion(
+            cause_key=str(envelope.id),
+            customer_id=event.customer_id,
+            cause_event_id=envelope.id,
+            facts=facts,
+            material=material,
+        )
+        now = clock.now()
+        policy = (await library.policy(session)).policy
+        effects = Effects()
+        for playbook in playbooks:
+            await start(
+                session,
+                playbook=playbook,
+                occasion=occasion,
+                contact=contact,
+                policy=policy,
+                settings=settings,
+                now=now,
+                effects=effects,
+            )
+        if effects:
+            await effects.write(session, now=now)
+            ring_after_commit(session, database_url)
+
+    async def on_profile(
+        session: AsyncSession, event: Envelope[CustomerRegistered | CustomerUpdated]
+    ) -> None:
+        await projection.apply_profile(
+            session, customer_id=event.data.customer_id, profile=event.data.profile, at=event.time
+        )
+        if isinstance(event.data, CustomerRegistered):
+            await run_playbooks(session, event)
+        # A message may be waiting for this profile.
+        ring_after_commit(session, database_url)
+
+    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
+        await projection.erase(session, customer_id=event.data.customer_id)
+
+    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
+        await projection.merge(session, survivor=event.data.customer_id, merged=event.data.merged_id)
+
+    async def on_consent(session: AsyncSession, event: Envelope[ConsentChanged]) -> None:
         change = event.data
-        upgraded = change.previous_tier is None or tier_rank(change.tier) < tier_rank(change.previous_tier)
-        tier = change.tier.value.title()
-        title = f"Welcome to {tier}" if upgraded else f"Your membership is now {tier}"
-        body = f"Thank you for being with us. Your membership is now {tier}; we are here whenever you need us."
-        await service.send_in_app(
+        await projection.apply_consent(
             session,
-            cause=event,
-            playbook="tier_changed",
-            step="announce",
-            purpose=Purpose.service,
-            title=title,
-            body=body,
-            now=clock.now(),
+            customer_id=change.customer_id,
+            channel=change.channel,
+            purpose=change.purpose,
+            granted=change.granted,
+            at=change.changed_at,
         )
 
-    async def on_complaint_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
-        await service.send_in_app(
+    async def on_interests(session: AsyncSession, event: Envelope[InterestsChanged]) -> None:
+        await projection.apply_interests(
             session,
-            cause=event,
-            playbook="complaint_acknowledgement",
-            step="acknowledge",
-            purpose=Purpose.service,
-            title="We have received your complaint",
-            body="We are sorry for the trouble. Your complaint is with us and one person owns it until it "
-            "is resolved; we will be in touch soon.",
-            now=clock.now(),
+            customer_id=event.data.customer_id,
+            interests=event.data.interests,
+            at=event.data.changed_at,
         )
 
-    return {TierChanged: on_tier_changed, ComplaintOpened: on_complaint_opened}
+    async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
+        await run_playbooks(session, event)
+
+    async def on_tier(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+        change = event.data
+        await projection.apply_segment(
+            session,
+            customer_id=change.customer_id,
+            tier=change.tier,
+            key_account=change.key_account,
+            segment=change.segment,
+            stage=change.stage,
+        )
+        await run_playbooks(session, event)
+
+    async def on_risk(session: AsyncSession, event: Envelope[RiskChanged]) -> None:
+        await projection.apply_segment(
+            session, customer_id=event.data.customer_id, risk=event.data.risk, tier=event.data.tier
+        )
+        await run_playbooks(session, event)
+
+    def complaint_handler(status: str | None) -> Any:
+        async def on_complaint(session: AsyncSession, event: Envelope[Any]) -> None:
+            data = event.data
+            category = getattr(data, "category", None)
+            ref = await projection.apply_complaint(
+                session,
+                complaint_id=data.complaint_id,
+                customer_id=data.customer_id,
+                status=status,
+                at=event.time,
+                first_owner=getattr(data, "first_owner", None),
+                category=category.value if category is not None else None,
+            )
+            await run_playbooks(session, event, ref)
+
+        return on_complaint
+
+    return {
+        CustomerRegistered: on_profile,
+        CustomerUpdated: on_profile,
+        CustomerErased: on_erased,
+        CustomerMerged: on_merged,
+        ConsentChanged: on_consent,
+        InterestsChanged: on_interests,
+        PurchaseRecorded: on_purchase,
+        TierChanged: on_tier,
+        RiskChanged: on_risk,
+        ComplaintOpened: complaint_handler("open"),
+        ComplaintResolved: complaint_handler("resolved"),
+        ComplaintReopened: complaint_handler("reopened"),
+        ComplaintEscalated: complaint_handler(None),
+        SlaBreached: complaint_handler(None),
+        SurveyAnswered: complaint_handler(None),
+    }

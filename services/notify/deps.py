@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from shared.auth import Agent, AgentOrService, Manager
+from shared.auth import Admin, Agent, AgentOrService, Manager
 from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
 
-__all__ = ["Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep"]
+__all__ = [
+    "Admin",
+    "Agent",
+    "AgentOrService",
+    "ClockDep",
+    "Manager",
+    "ReadSessionDep",
+    "RuntimeDep",
+    "SessionDep",
+]

@@ -1,4 +1,4 @@
-"""Recording and listing notifications; each is keyed by the event and step that caused it."""
+"""Reading messages, the customer's preferences, and the webhook endpoints staff systems register."""
 
 from __future__ import annotations
 
@@ -8,70 +8,123 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.models import Notification
-from shared.events import Envelope, Event
-from shared.events.customer import ContactChannel, Purpose
-from shared.events.notify import NotificationSent
-from shared.outbox import stage
+from services.notify.channels import new_webhook_secret
+from services.notify.models import Consent, Notification, Preference, WebhookEndpoint
+from services.notify.schemas import (
+    ChannelChoice,
+    PreferencesRead,
+    PreferencesUpdate,
+    QuietHoursChoice,
+    WebhookWrite,
+)
+from shared.problems import NotFound
 
-SOURCE = "/csm/notify"
 
-
-async def send_in_app(
-    session: AsyncSession,
+async def list_notifications(
     *,
-    cause: Envelope[Event],
-    playbook: str,
-    step: str,
-    purpose: Purpose,
-    title: str,
-    body: str,
-    now: datetime,
-) -> Notification | None:
-    """Deliver an in-app message once per (cause, playbook, step); None if it was already sent."""
-    key = f"{cause.id}:{playbook}:{step}"
-    if await session.scalar(sa.select(Notification.id).where(Notification.idempotency_key == key)):
-        return None
-    notification = Notification(
-        id=uuid.uuid4(),
-        customer_id=cause.data.customer_id,
-        idempotency_key=key,
-        playbook=playbook,
-        channel=ContactChannel.in_app.value,
-        purpose=purpose.value,
-        title=title,
-        body=body,
-        status="sent",
-        cause_event_id=cause.id,
-        created_at=now,
-        sent_at=now,
-    )
-    session.add(notification)
-    stage(
-        session,
-        NotificationSent(
-            customer_id=notification.customer_id,
-            notification_id=notification.id,
-            channel=ContactChannel.in_app,
-            purpose=purpose,
-            playbook=playbook,
-            step=step,
-            cause_event_id=cause.id,
-            sent_at=now,
-        ),
-        source=SOURCE,
-        cause=cause.id,
-        time=now,
-    )
-    return notification
-
-
-async def list_for_customer(
-    *, session: AsyncSession, customer_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
+    session: AsyncSession,
+    customer_id: uuid.UUID | None,
+    channel: str | None,
+    status: str | None,
+    playbook: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[Notification]:
     """Newest first."""
-    query = sa.select(Notification).where(Notification.customer_id == customer_id)
+    query = sa.select(Notification)
+    if customer_id is not None:
+        query = query.where(Notification.customer_id == customer_id)
+    if channel is not None:
+        query = query.where(Notification.channel == channel)
+    if status is not None:
+        query = query.where(Notification.status == status)
+    if playbook is not None:
+        query = query.where(Notification.playbook == playbook)
     if before is not None:
         query = query.where(sa.tuple_(Notification.created_at, Notification.id) < sa.tuple_(*before))
     query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
     return list((await session.scalars(query)).all())
+
+
+async def get_notification(*, session: AsyncSession, notification_id: uuid.UUID) -> Notification:
+    notification = await session.get(Notification, notification_id)
+    if notification is None:
+        raise NotFound("No such notification.")
+    return notification
+
+
+async def mark_read(*, session: AsyncSession, notification_id: uuid.UUID, now: datetime) -> Notification:
+    notification = await get_notification(session=session, notification_id=notification_id)
+    if notification.read_at is None:
+        notification.read_at = now
+    return notification
+
+
+async def get_preferences(*, session: AsyncSession, customer_id: uuid.UUID) -> PreferencesRead:
+    preference = await session.get(Preference, customer_id)
+    consents = (await session.scalars(sa.select(Consent).where(Consent.customer_id == customer_id))).all()
+    quiet = None
+    if preference is not None and preference.quiet_start and preference.quiet_end:
+        quiet = QuietHoursChoice(start=preference.quiet_start, end=preference.quiet_end)  # type: ignore[arg-type]
+    channels = {
+        channel: ChannelChoice.model_validate(choice)
+        for channel, choice in (preference.channels if preference else {}).items()
+    }
+    return PreferencesRead.model_validate(
+        {
+            "customer_id": customer_id,
+            "channels": channels,
+            "quiet_hours": quiet,
+            "consents": [
+                {"channel": c.channel, "purpose": c.purpose, "granted": c.granted, "changed_at": c.changed_at}
+                for c in consents
+            ],
+        }
+    )
+
+
+async def set_preferences(
+    *, session: AsyncSession, customer_id: uuid.UUID, preferences_in: PreferencesUpdate
+) -> PreferencesRead:
+    preference = await session.get(Preference, customer_id)
+    if preference is None:
+        preference = Preference(customer_id=customer_id)
+        session.add(preference)
+    preference.channels = {
+        channel.value: choice.model_dump() for channel, choice in preferences_in.channels.items()
+    }
+    quiet = preferences_in.quiet_hours
+    preference.quiet_start = quiet.start.strftime("%H:%M") if quiet else None
+    preference.quiet_end = quiet.end.strftime("%H:%M") if quiet else None
+    await session.flush()
+    return await get_preferences(session=session, customer_id=customer_id)
+
+
+async def list_webhooks(*, session: AsyncSession) -> list[WebhookEndpoint]:
+    return list((await session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.name))).all())
+
+
+async def put_webhook(
+    *, session: AsyncSession, name: str, webhook_in: WebhookWrite
+) -> tuple[WebhookEndpoint, str | None]:
+    """Create or change an endpoint; returns it and its secret if one was issued now."""
+    endpoint = await session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.name == name))
+    issued = None
+    if endpoint is None:
+        issued = new_webhook_secret()
+        endpoint = WebhookEndpoint(
+            name=name, url=str(webhook_in.url), secret=issued, enabled=webhook_in.enabled
+        )
+        session.add(endpoint)
+    else:
+        endpoint.url, endpoint.enabled = str(webhook_in.url), webhook_in.enabled
+        if webhook_in.rotate_secret:
+            issued = endpoint.secret = new_webhook_secret()
+    await session.flush()
+    return endpoint, issued
+
+
+async def delete_webhook(*, session: AsyncSession, name: str) -> None:
+    result = await session.execute(sa.delete(WebhookEndpoint).where(WebhookEndpoint.name == name))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"No webhook named {name}.")

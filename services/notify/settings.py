@@ -1,5 +1,13 @@
+"""Settings of the notify service (prefix ``CSM_NOTIFY_``).
+
+These are the plumbing: where the mail server and the SMS provider are, how hard to retry.
+The practice's figures (quiet hours, the marketing cap, delays, offers) are policy and
+playbooks, kept in the database and changed over the API at run time.
+"""
+
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +18,39 @@ class NotifySettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///./var/notify.db"
     port: int = 8004
+    # A complaint's acknowledgement should leave at once: fetch new events every 50 ms at most.
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
+
+    # E-mail over SMTP. No host, no e-mail channel: such messages go to the next channel.
+    smtp_host: str | None = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # "starttls", "tls" (implicit, port 465) or "none" (a local relay or mail catcher).
+    smtp_security: str = Field(default="none", pattern=r"^(none|starttls|tls)$")
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Connections kept open to the server; messages go out over them in parallel.
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    mail_from: str = "service@csm.example.com"
+    mail_from_name: str = "客户服务 Customer Service"
+
+    # SMS through a provider's HTTP API (see services/notify/channels.py). No URL, no SMS channel.
+    sms_api_url: str | None = None
+    sms_api_key: SecretStr | None = None
+    sms_sender_id: str = "CSM"
+
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Links in messages (surveys, preferences) start with this.
+    public_base_url: str = "https://service.csm.example.com"
+
+    # The dispatcher: how many messages it claims at once, how many sends may be in flight, how
+    # long a claim lasts before another worker may take the message over (a worker that died
+    # mid-send), how often it looks.
+    dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
+    dispatch_concurrency: int = Field(default=256, ge=1, le=4096)
+    send_lease_seconds: float = Field(default=120.0, gt=0)
+    # Seconds before each retry of a message whose send failed for a reason that may pass;
+    # after the last one the message is failed for good.
+    send_retry_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
+    scan_poll_seconds: float = Field(default=1.0, gt=0)
+    announcement_batch_size: int = Field(default=2000, ge=1, le=50_000)

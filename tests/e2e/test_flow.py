@@ -54,11 +54,12 @@ async def test_a_purchase_moves_the_tier_and_produces_a_notification(stack: Stac
         found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id}, headers=auth())
         assert found.status_code == 200, found.text
         items = found.json()["items"]
-        assert [item["playbook"] for item in items] == ["tier_changed"]
+        assert sorted(item["playbook"] for item in items) == ["first_purchase_care", "tier_upgrade_welcome"]
         return items  # type: ignore[no-any-return]
 
     notifications = await eventually(notified)
-    assert notifications[0]["title"] == "Welcome to Gold"
+    welcome = next(item for item in notifications if item["playbook"] == "tier_upgrade_welcome")
+    assert welcome["title"] == "欢迎成为金卡会员"  # the customer's locale is zh-CN by default
 
     async def customer_sees_tier() -> None:
         found = await stack["customer"].client.get(f"/customers/{customer_id}", headers=auth())

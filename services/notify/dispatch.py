@@ -1,0 +1,375 @@
+"""The dispatcher: claims due messages, sends them on their channels, records what happened.
+
+Three steps, each its own transaction around the network I/O:
+
+1. *claim*: due messages are locked (SKIP LOCKED on PostgreSQL), passed through the one gate
+   (consent, preferences, quiet hours, the marketing cap: ``policy.decide``) and marked
+   ``sending`` with a lease and a claim token, or put back to wait, or suppressed;
+2. *send*, outside any transaction, with the message's delivery id;
+3. *record*: sent (and ``notification.sent``), or a retry with back-off, or failed for good
+   (and ``notification.failed``), only if the claim is still ours.
+
+A worker that dies between 2 and 3 leaves a ``sending`` row whose lease runs out; the next
+claim sends it again with the same delivery id, which is how the receiver recognises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import cast
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify import library
+from services.notify.channels import (
+    SendFailed,
+    configured_channels,
+)
+from services.notify.models import Notification, WebhookEndpoint
+from services.notify.policy import Decision, Outgoing, Policy, decide, quiet_hours_for, retry_delay, zone
+from services.notify.projection import recipients
+from services.notify.senders import Job, Senders
+from services.notify.settings import NotifySettings
+from shared.events.customer import ContactChannel, Purpose
+from shared.events.notify import NotificationFailed, NotificationSent
+from shared.inbox import is_transient
+from shared.outbox import stage
+from shared.service import Runtime
+
+log = logging.getLogger("csm.notify.dispatch")
+
+SOURCE = "/csm/notify"
+RECORD_LINGER_SECONDS = 0.02
+
+# Doorbells: a commit that made a message due rings the dispatchers of that database in this
+# process, so an acknowledgement goes out at once instead of at the next poll.
+_DOORBELLS: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+
+def ring(database_url: str) -> None:
+    for bell in _DOORBELLS.get(database_url, ()):
+        bell.set()
+
+
+def ring_after_commit(session: AsyncSession, database_url: str) -> None:
+    key = "notify.doorbell"
+    if session.info.get(key):
+        return
+    session.info[key] = True
+
+    def _after_commit(_session: object) -> None:
+        ring(database_url)
+
+    sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = cast(NotifySettings, runtime.settings)
+        self.db = runtime.db
+        self.clock = runtime.clock
+        self.configured = configured_channels(self.settings)
+        self.bell = asyncio.Event()
+        self.outcomes = Counter(
+            "csm_notify_messages_total",
+            "Messages by channel and outcome",
+            ["channel", "outcome"],
+            registry=runtime.metrics.registry,
+        )
+        self.senders: Senders | None = None
+
+    async def run(self) -> None:
+        """Claim while there is room, send each message as its own task, record results as they come.
+
+        A slow receiver holds up only its own messages: claiming goes on while up to
+        ``dispatch_concurrency`` sends are in flight, and a recorder commits results in batches.
+        """
+        senders = self.senders = Senders(self.settings, self.clock)
+        results: asyncio.Queue[tuple[Job, str | SendFailed]] = asyncio.Queue()
+        in_flight: set[asyncio.Task[None]] = set()
+        room = asyncio.Event()
+        recorder = asyncio.create_task(self._recorder(results))
+        bells = _DOORBELLS[self.db.url]
+        bells.add(self.bell)
+        concurrency = self.settings.dispatch_concurrency
+        # Claim again once a quarter of the slots are free, so that claims stay batches under load.
+        low_water = max(1, concurrency // 4)
+
+        async def send_then_report(job: Job) -> None:
+            results.put_nowait((job, await senders.send(job)))
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if concurrency - len(in_flight) >= low_water:
+                room.set()
+
+        try:
+            while True:
+                if recorder.done():
+                    recorder.result()  # a recorder that failed fails the worker; the supervisor restarts it
+                free = concurrency - len(in_flight)
+                if free < low_water and in_flight:
+                    room.clear()
+                    await room.wait()
+                    continue
+                self.bell.clear()
+                due, jobs = await self._claim(
+                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size)
+                )
+                for job in jobs:
+                    task = asyncio.create_task(send_then_report(job))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                if due < min(free, self.settings.dispatch_batch_size):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
+        finally:
+            bells.discard(self.bell)
+            for task in [*in_flight, recorder]:
+                task.cancel()
+            await asyncio.gather(*in_flight, recorder, return_exceptions=True)
+            await senders.close()
+            self.senders = None
+
+    async def _recorder(self, results: asyncio.Queue[tuple[Job, str | SendFailed]]) -> None:
+        while True:
+            batch = [await results.get()]
+            # Linger a moment so that results arriving together commit together: the sends have
+            # happened already, so this delays only the bookkeeping, not any message.
+            await asyncio.sleep(RECORD_LINGER_SECONDS)
+            while not results.empty() and len(batch) < 1000:
+                batch.append(results.get_nowait())
+            delay = 0.2
+            while True:
+                try:
+                    await self._record(batch)
+                    break
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # The database is away: the sends happened, so keep trying to write that down.
+                    log.warning("recording %d sends failed (%s); retrying", len(batch), type(error).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+
+    @staticmethod
+    def _due(now: datetime) -> list[sa.ColumnElement[bool]]:
+        """Due messages, and sends whose claim lapsed (their worker died): two conditions, each
+        an ordered range of the (status, due_at) index, rather than one OR that would sort the table."""
+        return [
+            sa.and_(Notification.status == "sending", Notification.lease_until <= now),
+            sa.and_(Notification.status == "pending", Notification.due_at <= now),
+        ]
+
+    async def _claim(self, now: datetime, *, limit: int) -> tuple[int, list[Job]]:
+        settings = self.settings
+        # A look without a write lock first: most polls find nothing, and on SQLite a claim
+        # transaction would hold up every other writer for nothing.
+        async with self.db.read() as session:
+            found = [
+                await session.scalar(sa.select(Notification.id).where(due).limit(1)) for due in self._due(now)
+            ]
+            if found == [None, None]:
+                return 0, []
+        async with self.db.unit_of_work() as session:
+            rows: list[Notification] = []
+            for due in self._due(now):
+                if len(rows) < limit:
+                    rows += (
+                        await session.scalars(
+                            sa.select(Notification)
+                            .where(due)
+                            .order_by(Notification.due_at)
+                            .limit(limit - len(rows))
+                            .with_for_update(skip_locked=True)
+                        )
+                    ).all()
+            if not rows:
+                return 0, []
+            policy = (await library.policy(session)).policy
+            found = await recipients(session, {row.customer_id for row in rows if row.webhook is None})
+            endpoints = {
+                e.name: e
+                for e in (
+                    await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))
+                ).all()
+            }
+            marketing_sent = await self._marketing_counts(session, rows, policy, now)
+            jobs: list[Job] = []
+            for row in rows:
+                recipient = found.get(row.customer_id)
+                contact = recipient.contact if recipient else None
+                decision = decide(
+                    Outgoing(
+                        purpose=Purpose(row.purpose),
+                        candidates=tuple(ContactChannel(c) for c in row.candidates),
+                        urgent=row.urgent,
+                        created_at=row.created_at,
+                        to_staff=row.webhook is not None,
+                    ),
+                    reach=recipient.reach if recipient else None,
+                    profile_known=bool(contact and (contact.known or contact.status == "erased")),
+                    policy=policy,
+                    now=now,
+                    time_zone=zone(contact.time_zone if contact else None, policy.default_time_zone),
+                    quiet=quiet_hours_for(policy, recipient.quiet_hours if recipient else None),
+                    marketing_sent=marketing_sent.get(row.customer_id, 0),
+                    configured=self.configured,
+                )
+                endpoint = endpoints.get(row.webhook) if row.webhook else None
+                if row.webhook is not None and endpoint is None:
+                    decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
+                if decision.suppressed:
+                    row.status, row.last_error, row.lease_until, row.claim = (
+                        "suppressed",
+                        decision.suppressed,
+                        None,
+                        None,
+                    )
+                    self.outcomes.labels(row.channel, "suppressed").inc()
+                    continue
+                if decision.wait_until is not None:
+                    row.status, row.due_at, row.lease_until, row.claim = (
+                        "pending",
+                        decision.wait_until,
+                        None,
+                        None,
+                    )
+                    continue
+                assert decision.channel is not None
+                row.channel, row.destination = decision.channel.value, decision.address
+                row.attempts += 1
+                if row.purpose == Purpose.marketing.value:
+                    marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
+                if decision.channel is ContactChannel.in_app:
+                    # Delivered by being stored: the customer's app fetches it.
+                    row.destination = None
+                    self._mark_sent(session, row, now, reference=None)
+                    continue
+                row.status, row.claim = "sending", uuid.uuid4()
+                row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+                jobs.append(
+                    Job(
+                        id=row.id,
+                        claim=row.claim,
+                        customer_id=row.customer_id,
+                        channel=decision.channel,
+                        address=decision.address,
+                        name=contact.name if contact else None,
+                        title=row.title,
+                        body=row.body,
+                        sms_text=row.sms_text,
+                        language=row.language,
+                        purpose=Purpose(row.purpose),
+                        idempotency_key=row.idempotency_key,
+                        playbook=row.playbook,
+                        step=row.step,
+                        webhook_url=endpoint.url if endpoint else None,
+                        webhook_secret=endpoint.secret if endpoint else None,
+                        created_at=row.created_at,
+                    )
+                )
+            return len(rows), jobs
+
+    async def _marketing_counts(
+        self, session: AsyncSession, rows: list[Notification], policy: Policy, now: datetime
+    ) -> dict[uuid.UUID, int]:
+        cap = policy.marketing_cap
+        customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
+        if cap is None or not customers:
+            return {}
+        counted = await session.execute(
+            sa.select(Notification.customer_id, sa.func.count())
+            .where(
+                Notification.customer_id.in_(customers),
+                Notification.purpose == Purpose.marketing.value,
+                sa.or_(
+                    sa.and_(Notification.status == "sent", Notification.sent_at > now - cap.per),
+                    Notification.status == "sending",
+                ),
+            )
+            .group_by(Notification.customer_id)
+        )
+        return {customer_id: int(count) for customer_id, count in counted.all()}
+
+    async def _record(self, results: list[tuple[Job, str | SendFailed]]) -> None:
+        now = self.clock.now()
+        async with self.db.unit_of_work() as session:
+            rows = {
+                row.id: row
+                for row in (
+                    await session.scalars(
+                        sa.select(Notification)
+                        .where(Notification.id.in_([job.id for job, _ in results]))
+                        .with_for_update()
+                    )
+                ).all()
+            }
+            for job, result in results:
+                row = rows.get(job.id)
+                # Gone (the customer was erased) or taken over after our lease ran out: not ours to record.
+                if row is None or row.status != "sending" or row.claim != job.claim:
+                    continue
+                row.lease_until, row.claim = None, None
+                if isinstance(result, str):
+                    self._mark_sent(session, row, now, reference=result)
+                    continue
+                row.last_error = result.reason
+                delay = (
+                    None if result.permanent else retry_delay(row.attempts, self.settings.send_retry_backoff)
+                )
+                if delay is None:
+                    row.status, row.failed_at = "failed", now
+                    self.outcomes.labels(row.channel, "failed").inc()
+                    stage(
+                        session,
+                        NotificationFailed(
+                            customer_id=row.customer_id,
+                            notification_id=row.id,
+                            channel=ContactChannel(row.channel),
+                            purpose=Purpose(row.purpose),
+                            playbook=row.playbook,
+                            step=row.step,
+                            reason=result.reason,
+                            attempts=max(1, row.attempts),
+                            failed_at=now,
+                        ),
+                        source=SOURCE,
+                        cause=row.cause_event_id,
+                        time=now,
+                    )
+                else:
+                    row.status, row.due_at = "pending", now + delay
+                    self.outcomes.labels(row.channel, "retry").inc()
+
+    def _mark_sent(
+        self, session: AsyncSession, row: Notification, now: datetime, *, reference: str | None
+    ) -> None:
+        row.status, row.sent_at, row.provider_reference = "sent", now, reference
+        row.lease_until, row.claim, row.last_error = None, None, None
+        self.outcomes.labels(row.channel, "sent").inc()
+        stage(
+            session,
+            NotificationSent(
+                customer_id=row.customer_id,
+                notification_id=row.id,
+                channel=ContactChannel(row.channel),
+                purpose=Purpose(row.purpose),
+                playbook=row.playbook,
+                step=row.step,
+                cause_event_id=row.cause_event_id,
+                sent_at=now,
+            ),
+            source=SOURCE,
+            cause=row.cause_event_id,
+            time=now,
+        )
