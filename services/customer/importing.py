@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import purchases as purchase_service
 from services.customer import service
+from services.customer.bulk import insert_rows, one_of, outbox_row, stage_many
 from services.customer.erasure import external_id_digest
 from services.customer.models import Customer, CustomerTag, Erasure, Purchase, PurchaseSummary
 from services.customer.purchases import SummaryDelta
@@ -29,7 +30,6 @@ from shared.clock import Clock
 from shared.db import Database
 from shared.events.customer import CustomerStatus
 from shared.money import to_minor
-from shared.outbox import stage
 
 CUSTOMER_COLUMNS = (
     "external_id", "name", "kind", "email", "phone", "backup_phone", "locale", "time_zone", "address", "region",
@@ -149,6 +149,8 @@ class Importer:
                 result = await self._purchases(session, batch)
             if hook is not None:
                 await hook(session, result)
+        if result.imported:
+            self.db.outbox_signal.set()
         return result
 
     async def _customers(self, session: AsyncSession, batch: list[Row]) -> BatchResult:
@@ -178,13 +180,16 @@ class Importer:
             first_line[external_id] = line
             valid.append((line, row, customer_in))
         ids = list(first_line)
-        known = set((await session.scalars(sa.select(Customer.external_id).where(Customer.external_id.in_(ids)))).all())
+        known = set((await session.scalars(
+            sa.select(Customer.external_id).where(one_of(session, Customer.external_id, ids))
+        )).all()) if ids else set()
         digests = {external_id_digest(i): i for i in ids}
         erased = {digests[d] for d in (await session.scalars(
-            sa.select(Erasure.external_id_digest).where(Erasure.external_id_digest.in_(list(digests)))
-        )).all()}
+            sa.select(Erasure.external_id_digest).where(one_of(session, Erasure.external_id_digest, list(digests)))
+        )).all()} if ids else set()
         new_rows: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         for line, row, customer_in in valid:
             if customer_in.external_id in erased:
                 result.rejections.append(Rejection(line, "this customer was erased; they are not imported again", row))
@@ -192,14 +197,13 @@ class Importer:
             if customer_in.external_id in known:
                 result.already_imported += 1
                 continue
-            customer = service.new_customer(customer_in, now=now)
-            new_rows.append({c.key: getattr(customer, c.key) for c in Customer.__table__.columns})
-            tag_rows.extend({"tag": tag, "customer_id": customer.id} for tag in customer.tags)
-            stage(session, service.registered_event(customer, imported=True), source=service.SOURCE, time=now)
-        if new_rows:
-            await session.execute(sa.insert(Customer), new_rows)
-        if tag_rows:
-            await session.execute(sa.insert(CustomerTag), tag_rows)
+            values = service.new_customer_row(customer_in, now=now)
+            new_rows.append(values)
+            tag_rows.extend({"tag": tag, "customer_id": values["id"]} for tag in values["tags"])
+            events.append(outbox_row(service.registered_event(values, imported=True), source=service.SOURCE, now=now))
+        await insert_rows(session, Customer.__table__, new_rows)
+        await insert_rows(session, CustomerTag.__table__, tag_rows)
+        await stage_many(session, events)
         result.imported = len(new_rows)
         return result
 
@@ -225,14 +229,15 @@ class Importer:
                 continue
             parsed.append((line, row, purchase_in))
         owners = await self._owners(session, [row for _, row, _ in parsed])
+        orders = [p.order_id for _, _, p in parsed]
         recorded = {
             r.order_id: (r.customer_id, r.amount_minor)
             for r in (await session.execute(
                 sa.select(Purchase.order_id, Purchase.customer_id, Purchase.amount_minor)
-                .where(Purchase.order_id.in_([p.order_id for _, _, p in parsed]))
+                .where(one_of(session, Purchase.order_id, orders))
             )).all()
-        }
-        new: list[Purchase] = []
+        } if orders else {}
+        new: list[dict[str, Any]] = []
         for line, row, purchase_in in parsed:
             owner = owners.get((row.get("customer_external_id") or "", row.get("customer_id") or ""))
             if isinstance(owner, str):
@@ -248,27 +253,28 @@ class Importer:
                         line, "order_id: already recorded with a different customer or amount", row))
                 continue
             recorded[purchase_in.order_id] = (owner, amount)
-            new.append(purchase_service.new_purchase(owner, purchase_in, currency=self.currency, now=now))
+            new.append(purchase_service.new_purchase_row(owner, purchase_in, currency=self.currency, now=now))
         if not new:
             return result
-        customers = list({p.customer_id for p in new})
+        customers = list({p["customer_id"] for p in new})
         buying_before = set((await session.scalars(
-            sa.select(PurchaseSummary.customer_id).where(PurchaseSummary.customer_id.in_(customers))
+            sa.select(PurchaseSummary.customer_id).where(one_of(session, PurchaseSummary.customer_id, customers))
         )).all())
         deltas: dict[uuid.UUID, list[Any]] = {}
+        events: list[dict[str, Any]] = []
         for purchase in new:
-            first = purchase.customer_id not in buying_before and purchase.customer_id not in deltas
-            delta = deltas.setdefault(purchase.customer_id, [0, 0, purchase.purchased_at, purchase.purchased_at])
+            customer_id, moment = purchase["customer_id"], purchase["purchased_at"]
+            first = customer_id not in buying_before and customer_id not in deltas
+            delta = deltas.setdefault(customer_id, [0, 0, moment, moment])
             delta[0] += 1
-            delta[1] += purchase.amount_minor
-            delta[2] = min(delta[2], purchase.purchased_at)
-            delta[3] = max(delta[3], purchase.purchased_at)
-            stage(session, purchase_service.recorded_event(purchase, first_purchase=first, imported=True),
-                  source=service.SOURCE, time=now)
-        await session.execute(sa.insert(Purchase), [
-            {c.key: getattr(p, c.key) for c in Purchase.__table__.columns} for p in new
-        ])
+            delta[1] += purchase["amount_minor"]
+            delta[2] = min(delta[2], moment)
+            delta[3] = max(delta[3], moment)
+            event = purchase_service.recorded_event(purchase, first_purchase=first, imported=True)
+            events.append(outbox_row(event, source=service.SOURCE, now=now))
+        await insert_rows(session, Purchase.__table__, new)
         await purchase_service.add_to_summaries(session, [SummaryDelta(c, *d) for c, d in deltas.items()])
+        await stage_many(session, events)
         result.imported = len(new)
         return result
 
@@ -285,10 +291,11 @@ class Importer:
         columns = (Customer.id, Customer.external_id, Customer.status, Customer.merged_into)
         found: list[Any] = []
         if external_ids:
-            found += (await session.execute(sa.select(*columns).where(Customer.external_id.in_(external_ids)))).all()
+            found += (await session.execute(
+                sa.select(*columns).where(one_of(session, Customer.external_id, external_ids)))).all()
         valid_ids = [i for i in given_ids.values() if i is not None]
         if valid_ids:
-            found += (await session.execute(sa.select(*columns).where(Customer.id.in_(valid_ids)))).all()
+            found += (await session.execute(sa.select(*columns).where(one_of(session, Customer.id, valid_ids)))).all()
         by_external = {r.external_id: r for r in found if r.external_id}
         by_id = {r.id: r for r in found}
 

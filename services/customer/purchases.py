@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,78 +36,95 @@ class SummaryDelta:
     last_purchase_at: datetime
 
 
+_ADD_TO_SUMMARIES_PG = sa.text("""
+    INSERT INTO purchase_summary AS s
+        (customer_id, purchases, spent_minor, refunded_minor, first_purchase_at, last_purchase_at)
+    SELECT d.customer_id, d.purchases, d.spent_minor, 0, d.first_purchase_at, d.last_purchase_at
+    FROM unnest(:customer_ids, :purchases, :spent, :firsts, :lasts)
+        AS d(customer_id, purchases, spent_minor, first_purchase_at, last_purchase_at)
+    ON CONFLICT (customer_id) DO UPDATE SET
+        purchases = s.purchases + excluded.purchases,
+        spent_minor = s.spent_minor + excluded.spent_minor,
+        first_purchase_at = least(s.first_purchase_at, excluded.first_purchase_at),
+        last_purchase_at = greatest(s.last_purchase_at, excluded.last_purchase_at)
+""").bindparams(
+    sa.bindparam("customer_ids", type_=postgresql.ARRAY(sa.Uuid())),
+    sa.bindparam("purchases", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("spent", type_=postgresql.ARRAY(sa.BigInteger())),
+    sa.bindparam("firsts", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("lasts", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+)
+
+
 async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]) -> None:
     """Add purchases to the lifetime figures, creating them for a customer's first purchase."""
     if not deltas:
         return
+    bind = session.bind
+    assert bind is not None
+    if bind.dialect.name == "postgresql":
+        # One statement over arrays: a batch touches thousands of customers.
+        await session.execute(_ADD_TO_SUMMARIES_PG, {
+            "customer_ids": [d.customer_id for d in deltas], "purchases": [d.purchases for d in deltas],
+            "spent": [d.spent_minor for d in deltas], "firsts": [d.first_purchase_at for d in deltas],
+            "lasts": [d.last_purchase_at for d in deltas],
+        })
+        return
     table = PurchaseSummary.__table__
-    dialect = session.bind.dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    earliest, latest = (sa.func.least, sa.func.greatest) if dialect == "postgresql" else (sa.func.min, sa.func.max)
+    insert = sqlite.insert(table)
     current, new = table.c, insert.excluded
     statement = insert.on_conflict_do_update(
         index_elements=[current.customer_id],
         set_={
             "purchases": current.purchases + new.purchases,
             "spent_minor": current.spent_minor + new.spent_minor,
-            "first_purchase_at": earliest(sa.func.coalesce(current.first_purchase_at, new.first_purchase_at), new.first_purchase_at),
-            "last_purchase_at": latest(sa.func.coalesce(current.last_purchase_at, new.last_purchase_at), new.last_purchase_at),
+            "first_purchase_at": sa.func.min(sa.func.coalesce(current.first_purchase_at, new.first_purchase_at),
+                                             new.first_purchase_at),
+            "last_purchase_at": sa.func.max(sa.func.coalesce(current.last_purchase_at, new.last_purchase_at),
+                                            new.last_purchase_at),
         },
     )
-    rows = [
+    await session.execute(statement, [
         {"customer_id": d.customer_id, "purchases": d.purchases, "spent_minor": d.spent_minor, "refunded_minor": 0,
          "first_purchase_at": d.first_purchase_at, "last_purchase_at": d.last_purchase_at}
         for d in deltas
-    ]
-    await session.execute(statement, rows)
+    ])
 
 
-def purchase_read(purchase: Purchase) -> PurchaseRead:
-    return PurchaseRead(
-        id=purchase.id,
-        customer_id=purchase.customer_id,
-        order_id=purchase.order_id,
-        amount=from_minor(purchase.amount_minor),
-        refunded=from_minor(purchase.refunded_minor),
-        currency=purchase.currency,
-        channel=SalesChannel(purchase.channel),
-        item_count=purchase.item_count,
-        line_items=purchase.line_items,
-        purchased_at=purchase.purchased_at,
-        created_at=purchase.created_at,
-    )
+PURCHASE_COLUMNS = tuple(column.key for column in Purchase.__table__.columns)
 
 
-def recorded_event(purchase: Purchase, *, first_purchase: bool, imported: bool = False) -> PurchaseRecorded:
+def recorded_event(values: Mapping[str, Any], *, first_purchase: bool, imported: bool = False) -> PurchaseRecorded:
     return PurchaseRecorded(
-        customer_id=purchase.customer_id,
-        purchase_id=purchase.id,
-        order_id=purchase.order_id,
-        amount=from_minor(purchase.amount_minor),
-        currency=purchase.currency,
-        channel=SalesChannel(purchase.channel),
-        purchased_at=purchase.purchased_at,
-        item_count=purchase.item_count,
+        customer_id=values["customer_id"],
+        purchase_id=values["id"],
+        order_id=values["order_id"],
+        amount=from_minor(values["amount_minor"]),
+        currency=values["currency"],
+        channel=SalesChannel(values["channel"]),
+        purchased_at=values["purchased_at"],
+        item_count=values["item_count"],
         first_purchase=first_purchase,
         imported=imported,
     )
 
 
-def new_purchase(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime) -> Purchase:
-    return Purchase(
-        id=uuid7(),
-        customer_id=customer_id,
-        order_id=purchase_in.order_id,
-        amount_minor=to_minor(purchase_in.amount),
-        refunded_minor=0,
-        currency=currency,
-        channel=purchase_in.channel.value,
-        item_count=purchase_in.item_count,
-        line_items=[item.model_dump(mode="json") for item in purchase_in.line_items] if purchase_in.line_items else None,
-        purchased_at=purchase_in.purchased_at or now,
-        created_at=now,
-        updated_at=now,
-    )
+def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime) -> dict[str, Any]:
+    """Every column of a new purchase's row."""
+    return {
+        "id": uuid7(),
+        "customer_id": customer_id,
+        "order_id": purchase_in.order_id,
+        "amount_minor": to_minor(purchase_in.amount),
+        "refunded_minor": 0,
+        "currency": currency,
+        "channel": purchase_in.channel.value,
+        "item_count": purchase_in.item_count,
+        "line_items": [item.model_dump(mode="json") for item in purchase_in.line_items] if purchase_in.line_items else None,
+        "purchased_at": purchase_in.purchased_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def record_purchase(
@@ -121,7 +139,8 @@ async def record_purchase(
     if existing is not None:
         return _same_order(existing, customer.id, amount_minor), False
     first_purchase = await session.get(PurchaseSummary, customer.id) is None
-    purchase = new_purchase(customer.id, purchase_in, currency=currency, now=now)
+    row = new_purchase_row(customer.id, purchase_in, currency=currency, now=now)
+    purchase = Purchase(**row)
     try:
         async with session.begin_nested():
             session.add(purchase)
@@ -132,7 +151,7 @@ async def record_purchase(
             raise
         return _same_order(existing, customer.id, amount_minor), False
     await add_to_summaries(session, [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)])
-    stage(session, recorded_event(purchase, first_purchase=first_purchase), source=service.SOURCE, time=now)
+    stage(session, recorded_event(row, first_purchase=first_purchase), source=service.SOURCE, time=now)
     return purchase, True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,20 +30,20 @@ PROFILE_FIELDS = (
 )
 
 
-def profile_of(customer: Customer) -> CustomerProfile:
-    return CustomerProfile(
-        kind=CustomerKind(customer.kind),
-        name=customer.name,
-        email=customer.email,
-        phone=customer.phone,
-        backup_phone=customer.backup_phone,
-        locale=customer.locale,
-        time_zone=customer.time_zone,
-        region=customer.region,
-        status=CustomerStatus(customer.status),
-        tags=tuple(customer.tags or ()),
-        account_manager=customer.account_manager,
+PROFILE_EVENT_FIELDS = (
+    "kind", "name", "email", "phone", "backup_phone", "locale", "time_zone", "region", "status", "tags",
+    "account_manager",
+)
+
+
+def profile_from(values: Mapping[str, Any]) -> CustomerProfile:
+    return CustomerProfile.model_validate(
+        {**{name: values[name] for name in PROFILE_EVENT_FIELDS}, "tags": tuple(values["tags"] or ())}
     )
+
+
+def profile_of(customer: Customer) -> CustomerProfile:
+    return profile_from({name: getattr(customer, name) for name in PROFILE_EVENT_FIELDS})
 
 
 def read_model(customer: Customer) -> CustomerRead:
@@ -54,12 +54,16 @@ def _columns(customer: Customer) -> dict[str, Any]:
     return {column.key: getattr(customer, column.key) for column in sa.inspect(Customer).column_attrs}
 
 
-def new_customer(customer_in: CustomerCreate, *, now: datetime, customer_id: uuid.UUID | None = None) -> Customer:
-    """The row for a new customer (not yet added to a session)."""
+CUSTOMER_COLUMNS = tuple(column.key for column in Customer.__table__.columns)
+
+
+def new_customer_row(customer_in: CustomerCreate, *, now: datetime) -> dict[str, Any]:
+    """Every column of a new customer's row."""
     values = customer_in.model_dump(exclude={"customer_since", "tags"}, mode="json")
-    return Customer(
-        **values,
-        id=customer_id or uuid7(),
+    row: dict[str, Any] = dict.fromkeys(CUSTOMER_COLUMNS)
+    row.update(
+        values,
+        id=uuid7(),
         name_key=profile_rules.name_key(customer_in.name),
         tags=list(customer_in.tags or ()),
         customer_since=customer_in.customer_since or now,
@@ -67,11 +71,16 @@ def new_customer(customer_in: CustomerCreate, *, now: datetime, customer_id: uui
         created_at=now,
         updated_at=now,
     )
+    return row
 
 
-def registered_event(customer: Customer, *, imported: bool = False) -> CustomerRegistered:
+def new_customer(customer_in: CustomerCreate, *, now: datetime) -> Customer:
+    return Customer(**new_customer_row(customer_in, now=now))
+
+
+def registered_event(values: Mapping[str, Any], *, imported: bool = False) -> CustomerRegistered:
     return CustomerRegistered(
-        customer_id=customer.id, profile=profile_of(customer), registered_at=customer.customer_since, imported=imported
+        customer_id=values["id"], profile=profile_from(values), registered_at=values["customer_since"], imported=imported
     )
 
 
@@ -84,7 +93,7 @@ async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: d
     session.add(customer)
     await session.flush()
     await _set_tags(session, customer.id, customer.tags)
-    stage(session, registered_event(customer), source=SOURCE, time=now)
+    stage(session, registered_event(_columns(customer)), source=SOURCE, time=now)
     return customer
 
 

@@ -112,7 +112,7 @@ def _statement(dialect: str, settings: CustomerSettings) -> sa.Select[Any]:
         where, order, limit = wheres[name]
         inner = sa.select(*columns).where(where).order_by(*order).limit(limit).subquery()
         array = sa.select(aggregate(row(*inner.c))).select_from(inner).scalar_subquery()
-        lists.append(sa.type_coerce(array, sa.Text()).label(name))
+        lists.append(sa.cast(array, sa.Text()).label(name))
     summary = PurchaseSummary.__table__.c
     return (
         sa.select(
