@@ -91,6 +91,22 @@ async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]
     ])
 
 
+def purchase_read(purchase: Purchase) -> PurchaseRead:
+    return PurchaseRead(
+        id=purchase.id,
+        customer_id=purchase.customer_id,
+        order_id=purchase.order_id,
+        amount=from_minor(purchase.amount_minor),
+        refunded=from_minor(purchase.refunded_minor),
+        currency=purchase.currency,
+        channel=SalesChannel(purchase.channel),
+        item_count=purchase.item_count,
+        line_items=purchase.line_items,
+        purchased_at=purchase.purchased_at,
+        created_at=purchase.created_at,
+    )
+
+
 PURCHASE_COLUMNS = tuple(column.key for column in Purchase.__table__.columns)
 
 
