@@ -191,11 +191,11 @@ class Importer:
         tag_rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for line, row, customer_in in valid:
-            if customer_in.external_id in erased:
-                result.rejections.append(Rejection(line, "this customer was erased; they are not imported again", row))
-                continue
             if customer_in.external_id in known:
                 result.already_imported += 1
+                continue
+            if customer_in.external_id in erased:
+                result.rejections.append(Rejection(line, "this customer was erased; they are not imported again", row))
                 continue
             values = service.new_customer_row(customer_in, now=now)
             new_rows.append(values)

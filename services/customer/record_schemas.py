@@ -123,7 +123,8 @@ class InteractionCreate(_Input):
     outcome: ShortText | None = None
     sentiment: Sentiment | None = None
     signal: BehaviourSignal | None = Field(
-        default=None, description="Behaviour that shows silent dissatisfaction; required when kind is signal."
+        default=None, validate_default=True,
+        description="Behaviour that shows silent dissatisfaction; required when kind is signal.",
     )
     occurred_at: UtcDatetime | None = Field(default=None, description="Now if omitted; never in the future.")
 

@@ -55,6 +55,7 @@ LongText = Annotated[str, _bounded(10_000)]
 Tag = Annotated[str, AfterValidator(profile_rules.tag)]
 StaffId = Annotated[str, _bounded(100)]
 ExternalId = Annotated[str, _bounded(100)]
+Industry = Annotated[str, _bounded(100)]
 
 BUSINESS_KINDS = frozenset({CustomerKind.business, CustomerKind.retailer})
 
@@ -69,8 +70,6 @@ class _ProfileFields(_Input):
     backup_phone: Phone | None = None
     address: Annotated[str, _bounded(500)] | None = None
     region: Annotated[str, _bounded(100)] | None = None
-    industry: Annotated[str, _bounded(100)] | None = None
-    company_size: CompanySize | None = None
     acquisition_source: ShortText | None = Field(default=None, description="How they found us: a campaign, a fair, a referral.")
     acquisition_channel: SalesChannel | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
@@ -93,6 +92,9 @@ class CustomerCreate(_ProfileFields):
         default=None, description="The customer's key in the system they came from; unique, used by imports."
     )
     customer_since: UtcDatetime | None = Field(default=None, description="When they became a customer; now if omitted.")
+    # After kind, so that their check can see it.
+    industry: Industry | None = None
+    company_size: CompanySize | None = None
 
     @field_validator("industry", "company_size")
     @classmethod
@@ -117,6 +119,8 @@ class CustomerUpdate(_ProfileFields):
     locale: Locale | None = None
     time_zone: TimeZone | None = None
     status: LiveStatus | None = None
+    industry: Industry | None = None
+    company_size: CompanySize | None = None
 
     @field_validator("kind", "name", "locale", "time_zone", "status", mode="before")
     @classmethod
