@@ -96,17 +96,17 @@ async def get(*, session: AsyncSession, job_id: uuid.UUID) -> ImportJob:
     return job
 
 
-async def rejected_rows(*, runtime: Runtime, job: ImportJob) -> AsyncIterator[bytes]:
+async def rejected_rows(*, runtime: Runtime, job_id: uuid.UUID, kind: ImportKind) -> AsyncIterator[bytes]:
     """The rejected rows as CSV, with the line and the reason first, a page at a time."""
-    kind = ImportKind(job.kind)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(rejected_csv_header(kind))
     after = 0
     while True:
         async with runtime.db.read() as session:
-            page = (await session.scalars(
-                sa.select(ImportRejection).where(ImportRejection.job_id == job.id, ImportRejection.line > after)
+            page = (await session.execute(
+                sa.select(ImportRejection.line, ImportRejection.reason, ImportRejection.row)
+                .where(ImportRejection.job_id == job_id, ImportRejection.line > after)
                 .order_by(ImportRejection.line).limit(1000)
             )).all()
         for rejection in page:
@@ -197,10 +197,10 @@ class ImportWorker:
         seq = -1
         while True:
             async with self.runtime.db.read() as session:
-                chunk = await session.scalar(
-                    sa.select(ImportChunk).where(ImportChunk.job_id == job_id, ImportChunk.seq > seq)
+                chunk = (await session.execute(
+                    sa.select(ImportChunk.seq, ImportChunk.data).where(ImportChunk.job_id == job_id, ImportChunk.seq > seq)
                     .order_by(ImportChunk.seq).limit(1)
-                )
+                )).one_or_none()
             if chunk is None:
                 return
             spool.write(chunk.data)

@@ -54,5 +54,5 @@ async def get_import(job_id: uuid.UUID, session: ReadSessionDep, _user: Manager)
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def get_rejected(job_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, _user: Manager) -> StreamingResponse:
-    job = await import_jobs.get(session=session, job_id=job_id)
-    return StreamingResponse(import_jobs.rejected_rows(runtime=runtime, job=job), media_type="text/csv")
+    kind = ImportKind((await import_jobs.get(session=session, job_id=job_id)).kind)
+    return StreamingResponse(import_jobs.rejected_rows(runtime=runtime, job_id=job_id, kind=kind), media_type="text/csv")
