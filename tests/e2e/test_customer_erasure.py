@@ -8,6 +8,8 @@ has read past the event, so data it projected without purging it is caught too.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -74,13 +76,14 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
 
     assert (await client.delete(base, headers=auth(Role.admin))).status_code == 204
     [erased] = await staged(stack["customer"], CustomerErased.type)
+    erased_id = uuid.UUID(erased["id"])
 
     async def published() -> None:
         db = Database(stack["customer"].database_url)
         try:
             async with db.read() as session:
                 moment = await session.scalar(sa.select(outbox_message.c.published_at)
-                                              .where(outbox_message.c.event_id == erased["id"]))
+                                              .where(outbox_message.c.event_id == erased_id))
         finally:
             await db.dispose()
         assert moment is not None
@@ -97,7 +100,7 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
                 try:
                     async with db.read() as session:
                         seen = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message)
-                                                    .where(inbox_message.c.event_id == erased["id"]))
+                                                    .where(inbox_message.c.event_id == erased_id))
                 finally:
                     await db.dispose()
                 assert seen == 1, f"{name} has not consumed the erasure yet"
