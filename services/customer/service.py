@@ -14,7 +14,7 @@ from services.customer import profile_rules
 from services.customer.ids import uuid7
 from services.customer.models import Customer, CustomerTag
 from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
-from shared.events.customer import CustomerKind, CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
+from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
 from shared.outbox import stage
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.problems import Conflict, NotFound, Unprocessable
