@@ -80,7 +80,7 @@ def handlers(runtime: Runtime) -> Handlers:
             return
         view = await session.get(ComplaintView, complaint_id, with_for_update=True)
         if view is None:
-            view = ComplaintView(complaint_id=complaint_id, customer_id=owner, status="opened", open=True, changed_at=at)
+            view = ComplaintView(complaint_id=complaint_id, customer_id=owner, status="new", open=True, changed_at=at)
             session.add(view)
         elif at < view.changed_at:
             # An older event arriving late: keep only the facts it adds, not its status.
@@ -92,7 +92,7 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
         c = event.data
-        await complaint(session, c.customer_id, c.complaint_id, c.opened_at, status="opened", open=True,
+        await complaint(session, c.customer_id, c.complaint_id, c.opened_at, status="new", open=True,
                         category=c.category.value, severity=c.severity.value, first_owner=c.first_owner,
                         opened_at=c.opened_at, resolution_due_at=c.resolution_due_at)
 

@@ -169,7 +169,7 @@ async def merge(
     for name, value in taken.items():
         setattr(survivor, name, value)
     if "tags" in taken:
-        await service._set_tags(session, survivor.id, taken["tags"], replace=True)
+        await service.set_tags(session, survivor.id, taken["tags"], replace=True)
     survivor.updated_at = now
     await session.flush()
     if taken:

@@ -143,14 +143,21 @@ class ImportWorker:
 
     async def _next_job(self) -> uuid.UUID | None:
         async with self.runtime.db.unit_of_work() as session:
-            query = (sa.select(ImportJob).where(ImportJob.status.in_(("pending", "running")))
-                     .order_by(ImportJob.created_at).limit(1))
+            now = self.runtime.clock.now()
+            abandoned = now - timedelta(seconds=self.settings.import_lease_seconds)
+            query = (
+                sa.select(ImportJob)
+                .where(sa.or_(ImportJob.status == "pending",
+                              sa.and_(ImportJob.status == "running", ImportJob.heartbeat_at < abandoned)))
+                .order_by(ImportJob.created_at).limit(1)
+            )
             if self.runtime.db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             job = await session.scalar(query)
             if job is None:
                 return None
             job.status = "running"
+            job.heartbeat_at = now
             return job.id
 
     async def process(self, job_id: uuid.UUID) -> None:
@@ -165,7 +172,7 @@ class ImportWorker:
             await session.execute(sa.update(ImportJob).where(ImportJob.id == job_id).values(
                 rows=ImportJob.rows + result.rows, imported=ImportJob.imported + result.imported,
                 already_imported=ImportJob.already_imported + result.already_imported,
-                rejected=ImportJob.rejected + len(result.rejections),
+                rejected=ImportJob.rejected + len(result.rejections), heartbeat_at=self.runtime.clock.now(),
             ))
             if result.rejections:
                 await session.execute(sa.insert(ImportRejection), [
@@ -210,10 +217,12 @@ class ImportWorker:
         """Forget finished jobs past retention, with their rejected rows (they hold personal data)."""
         before = self.runtime.clock.now() - timedelta(days=self.settings.import_retention_days)
         async with self.runtime.db.unit_of_work() as session:
-            old = sa.select(ImportJob.id).where(ImportJob.finished_at < before)
+            # Finished jobs, and uploads that never finished arriving.
+            stale = sa.or_(ImportJob.finished_at < before, sa.and_(ImportJob.status == "receiving", ImportJob.created_at < before))
+            old = sa.select(ImportJob.id).where(stale)
             for table in (ImportChunk, ImportRejection):
                 await session.execute(sa.delete(table).where(table.job_id.in_(old)))
-            await session.execute(sa.delete(ImportJob).where(ImportJob.finished_at < before))
+            await session.execute(sa.delete(ImportJob).where(stale))
 
 
 def _csv_line(rejection: Rejection, kind: ImportKind) -> str:

@@ -297,6 +297,9 @@ class ImportJob(Base):
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime]
+    # A running job's worker touches this with every batch; a job left untouched longer than the
+    # lease is taken over (its worker died), never while it is alive.
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import profile_rules
 from services.customer.ids import uuid7
-from services.customer.models import Customer, CustomerTag
+from services.customer.models import Contact, Customer, CustomerTag
 from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
 from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
 from shared.outbox import stage
@@ -92,7 +92,7 @@ async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: d
     customer = new_customer(customer_in, now=now)
     session.add(customer)
     await session.flush()
-    await _set_tags(session, customer.id, customer.tags)
+    await set_tags(session, customer.id, customer.tags)
     stage(session, registered_event(_columns(customer)), source=SOURCE, time=now)
     return customer
 
@@ -127,7 +127,7 @@ async def update(
     if "name" in changed:
         customer.name_key = profile_rules.name_key(customer.name)
     if "tags" in changed:
-        await _set_tags(session, customer.id, customer.tags, replace=True)
+        await set_tags(session, customer.id, customer.tags, replace=True)
     customer.updated_at = now
     await session.flush()
     stage(session, CustomerUpdated(customer_id=customer.id, profile=profile_of(customer), changed=tuple(changed)),
@@ -145,7 +145,7 @@ def _check_profile(profile: dict[str, Any]) -> None:
         raise Unprocessable("The backup phone must differ from the primary phone.", field="backup_phone")
 
 
-async def _set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False) -> None:
+async def set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False) -> None:
     if replace:
         await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
     rows = [{"tag": tag, "customer_id": customer_id} for tag in tags]
@@ -175,8 +175,6 @@ async def search(
     cursor: str | None,
 ) -> Page[CustomerSummary]:
     """Customers matching every filter given, by name (with a name prefix) or else by registration order."""
-    from services.customer.models import Contact  # local: search is the one place profiles read contacts
-
     query = sa.select(*SUMMARY_COLUMNS)
     if status is None:
         query = query.where(Customer.status.not_in(GONE))

@@ -36,3 +36,5 @@ class CustomerSettings(ServiceSettings):
     import_retention_days: int = Field(default=7, ge=1)
     import_max_bytes: int = Field(default=2 * 1024**3, ge=1)
     import_poll_seconds: float = Field(default=2.0, gt=0)
+    # A running import whose worker has not committed a batch for this long is taken over by another.
+    import_lease_seconds: int = Field(default=300, ge=1)

@@ -7,6 +7,7 @@ import re
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,43 @@ async def test_an_http_import_runs_as_a_job_with_progress_and_rejected_rows(stac
         assert found["status"] == "failed" and "Unknown column" in found["error"]
 
     await eventually(failed)
+
+
+async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_last_batch(stack: Stack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.customer.models import ImportChunk, ImportJob
+    from shared.db import Database
+
+    now = datetime.now(UTC)
+    service = await stack.start("customer", run_workers=False)
+    db = Database(service.database_url)
+    job_id = uuid.uuid4()
+    try:
+        from services.customer.importing import Importer, read_rows
+        from shared.clock import SystemClock
+
+        # The dead worker had committed the first two rows.
+        first_two = read_rows(CUSTOMERS.splitlines()[:3], ImportKind.customers)
+        await Importer(db=db, clock=SystemClock(), currency="CNY", batch_size=2).run(ImportKind.customers, first_two)
+        async with db.unit_of_work() as session:
+            session.add(ImportJob(id=job_id, kind="customers", status="running", created_by="mgr", rows=2, imported=2,
+                                  created_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(hours=1)))
+            await session.flush()
+            session.add(ImportChunk(job_id=job_id, seq=0, data=CUSTOMERS.encode()))
+    finally:
+        await db.dispose()
+    await stack.close()
+    taken_over = await stack.start("customer", database_url=service.database_url, import_poll_seconds=0.1)
+    headers = auth(Role.manager)
+
+    async def done() -> dict[str, object]:
+        found = (await taken_over.client.get(f"/imports/{job_id}", headers=headers)).json()
+        assert found["status"] == "done", found
+        return found  # type: ignore[no-any-return]
+
+    finished = await eventually(done)
+    # The repeat of C1 on line 7 no longer knows its first line, but C1 is here: already imported.
+    assert (finished["rows"], finished["imported"], finished["already_imported"], finished["rejected"]) == (8, 3, 1, 4)
+    names = [e["data"]["profile"]["name"] for e in await staged(taken_over, "csm.customer.registered.v1")]
+    assert names == ["Li Na", "Acme Trading", "Wang, Fang"], "each row imported once, across the two workers"

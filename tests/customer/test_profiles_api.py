@@ -60,9 +60,9 @@ async def test_a_full_business_profile_is_stored_normalised_and_announced_with_e
     ],
 )
 async def test_a_profile_a_person_would_not_accept_is_422_naming_the_field(
-    customers: Stack, fields: dict[str, Any], field: str
+    customer_api: Stack, fields: dict[str, Any], field: str
 ) -> None:
-    response = await customers["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+    response = await customer_api["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert [error["field"] for error in response.json()["errors"]] == [field]
@@ -104,9 +104,9 @@ async def test_a_change_emits_the_whole_profile_and_what_changed(customers: Stac
     [({"name": None}, "name"), ({"kind": None}, "kind"), ({"industry": "Retail"}, "industry"),
      ({"backup_phone": "+8613812345678"}, "backup_phone"), ({"status": "erased"}, "status"), ({"colour": "red"}, "colour")],
 )
-async def test_a_bad_change_is_422_and_changes_nothing(customers: Stack, change: dict[str, Any], field: str) -> None:
-    customer = await register(customers, phone="+8613812345678")
-    client = customers["customer"].client
+async def test_a_bad_change_is_422_and_changes_nothing(customer_api: Stack, change: dict[str, Any], field: str) -> None:
+    customer = await register(customer_api, phone="+8613812345678")
+    client = customer_api["customer"].client
     response = await client.patch(f"/customers/{customer['id']}", json=change, headers=auth())
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == [field]

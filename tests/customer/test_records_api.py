@@ -52,15 +52,15 @@ async def test_a_business_keeps_several_named_contacts_with_roles_and_their_own_
      ({"name": "X", "role": "other", "phone": "12345"}, "phone"), ({"name": "X", "role": "other", "email": "x@"}, "email"),
      ({"name": "X", "role": "other", "shoe_size": 42}, "shoe_size")],
 )
-async def test_a_bad_contact_is_422_naming_the_field(customers: Stack, contact: dict[str, object], field: str) -> None:
-    acme = await business(customers)
-    response = await customers["customer"].client.post(f"/customers/{acme['id']}/contacts", json=contact, headers=auth())
+async def test_a_bad_contact_is_422_naming_the_field(customer_api: Stack, contact: dict[str, object], field: str) -> None:
+    acme = await business(customer_api)
+    response = await customer_api["customer"].client.post(f"/customers/{acme['id']}/contacts", json=contact, headers=auth())
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == field
 
 
-async def test_an_individual_has_no_contacts_list(customers: Stack) -> None:
-    person = await register(customers)
-    response = await customers["customer"].client.post(
+async def test_an_individual_has_no_contacts_list(customer_api: Stack) -> None:
+    person = await register(customer_api)
+    response = await customer_api["customer"].client.post(
         f"/customers/{person['id']}/contacts", json={"name": "Her Husband", "role": "other"}, headers=auth()
     )
     assert response.status_code == 409

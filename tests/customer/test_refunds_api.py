@@ -73,19 +73,19 @@ async def test_refunds_partial_then_whole_never_more_than_was_paid(customers: St
      ({"reference": "", "currency": "CNY"}, 422, "reference"),
      ({"reference": "R", "currency": "CNY", "refunded_at": "2000-01-01T00:00:00Z"}, 422, "refunded_at")],
 )
-async def test_a_bad_refund_is_refused_naming_the_field(customers: Stack, body: dict[str, object], status: int, field: str) -> None:
-    customer = await register(customers)
-    purchase = await buy(customers, customer["id"], "SO-20", "10.00")
-    response = await customers["customer"].client.post(
+async def test_a_bad_refund_is_refused_naming_the_field(customer_api: Stack, body: dict[str, object], status: int, field: str) -> None:
+    customer = await register(customer_api)
+    purchase = await buy(customer_api, customer["id"], f"SO-20-{customer['id']}", "10.00")
+    response = await customer_api["customer"].client.post(
         f"/customers/{customer['id']}/purchases/{purchase['id']}/refunds", json=body, headers=auth()
     )
     assert response.status_code == status and response.json()["errors"][0]["field"] == field
 
 
-async def test_a_refund_of_someone_elses_purchase_is_404(customers: Stack) -> None:
-    one, other = await register(customers), await register(customers)
-    purchase = await buy(customers, one["id"], "SO-30", "10.00")
-    response = await customers["customer"].client.post(
+async def test_a_refund_of_someone_elses_purchase_is_404(customer_api: Stack) -> None:
+    one, other = await register(customer_api), await register(customer_api)
+    purchase = await buy(customer_api, one["id"], "SO-30", "10.00")
+    response = await customer_api["customer"].client.post(
         f"/customers/{other['id']}/purchases/{purchase['id']}/refunds", json={"reference": "R", "currency": "CNY"},
         headers=auth(),
     )

@@ -49,16 +49,16 @@ async def test_each_filter_finds_exactly_its_customers(customers: Stack) -> None
     assert await find(customers, name="zz") == []
 
 
-async def test_the_tier_filter_uses_segmentations_verdict(customers: Stack) -> None:
-    await register(customers, name="Li Na")
-    assert await find(customers, tier="gold") == []
-    bad = await customers["customer"].client.get("/customers", params={"tier": "diamond"}, headers=auth())
+async def test_the_tier_filter_uses_segmentations_verdict(customer_api: Stack) -> None:
+    await register(customer_api, name="Li Na")
+    assert await find(customer_api, tier="gold") == []
+    bad = await customer_api["customer"].client.get("/customers", params={"tier": "diamond"}, headers=auth())
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "tier"
 
 
 @pytest.mark.parametrize("params", [{"name": " "}, {"phone": "12345"}, {"limit": 0}, {"limit": 201}, {"cursor": "garbage"}])
-async def test_bad_search_parameters_are_422_naming_them(customers: Stack, params: dict[str, object]) -> None:
-    response = await customers["customer"].client.get("/customers", params=params, headers=auth())
+async def test_bad_search_parameters_are_422_naming_them(customer_api: Stack, params: dict[str, object]) -> None:
+    response = await customer_api["customer"].client.get("/customers", params=params, headers=auth())
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == next(iter(params))
 

@@ -59,6 +59,7 @@ def upgrade() -> None:
     sa.Column('rejected', sa.Integer(), nullable=False),
     sa.Column('error', sa.String(length=1000), nullable=True),
     sa.Column('created_at', UtcDateTime(), nullable=False),
+    sa.Column('heartbeat_at', UtcDateTime(), nullable=True),
     sa.Column('finished_at', UtcDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_job'))
     )
