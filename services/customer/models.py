@@ -9,10 +9,20 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
+from services.customer.profile_rules import name_key
+from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata, utcnow
 
 # Byte order, not the locale's: a name prefix is then a contiguous range of the index on PostgreSQL.
 SearchKey = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+def _name_key_of_row(context: Any) -> str:
+    return name_key(context.get_current_parameters()["name"])
+
+
+def _created_at_of_row(context: Any) -> datetime:
+    created: datetime | None = context.get_current_parameters().get("created_at")
+    return created or utcnow()
 
 
 class Base(DeclarativeBase):
@@ -24,17 +34,22 @@ class Customer(TimestampMixin, Base):
     __tablename__ = "customer"
     __table_args__ = (
         Index("ix_customer_name_key_id", "name_key", "id"),
-        Index("ix_customer_status_id", "status", "id"),
-        Index("ix_customer_tier_id", "tier", "id"),
-        Index("ix_customer_account_manager_id", "account_manager", "id"),
+        # Lists without a name come in order of registration here: keyset pages on these.
+        Index("ix_customer_created_at_id", "created_at", "id"),
+        Index("ix_customer_status_created_at", "status", "created_at", "id"),
+        Index("ix_customer_tier_created_at", "tier", "created_at", "id"),
+        Index("ix_customer_account_manager_created_at", "account_manager", "created_at", "id"),
     )
+
+    # A random key (version 4), unlike the other tables' time-ordered ones: a customer's id is
+    # handed out and should say nothing, not even when they registered.
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     # The key in the system the customer was imported from: imports are idempotent by it.
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(SearchKey)
+    name_key: Mapped[str] = mapped_column(SearchKey, default=_name_key_of_row)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     backup_phone: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -52,7 +67,7 @@ class Customer(TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     account_manager: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
-    customer_since: Mapped[datetime]
+    customer_since: Mapped[datetime] = mapped_column(default=_created_at_of_row)
     merged_into: Mapped[uuid.UUID | None]
     # Projection of segmentation's verdict, kept current from its events.
     tier: Mapped[str | None] = mapped_column(String(20))

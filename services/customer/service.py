@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import profile_rules
-from services.customer.ids import uuid7
 from services.customer.models import Contact, Customer, CustomerTag
 from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
 from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
@@ -63,7 +62,7 @@ def new_customer_row(customer_in: CustomerCreate, *, now: datetime) -> dict[str,
     row: dict[str, Any] = dict.fromkeys(CUSTOMER_COLUMNS)
     row.update(
         values,
-        id=uuid7(),
+        id=uuid.uuid4(),
         name_key=profile_rules.name_key(customer_in.name),
         tags=list(customer_in.tags or ()),
         customer_since=customer_in.customer_since or now,
@@ -155,7 +154,7 @@ async def set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable
 
 SUMMARY_COLUMNS = (
     Customer.id, Customer.kind, Customer.name, Customer.email, Customer.phone, Customer.status, Customer.tier,
-    Customer.account_manager, Customer.tags, Customer.name_key,
+    Customer.account_manager, Customer.tags, Customer.name_key, Customer.created_at,
 )
 
 
@@ -204,20 +203,21 @@ async def search(
         if value is not None:
             query = query.where(column == value)
     if name is not None:
-        order = (Customer.name_key, Customer.id)
+        order: tuple[Any, ...] = (Customer.name_key, Customer.id)
     else:
-        order = (Customer.id,)
+        order = (Customer.created_at, Customer.id)
     if cursor is not None:
-        key_values = decode_cursor(cursor, len(order))
+        first, last_id = decode_cursor(cursor, 2)
         try:
-            after = [key_values[0], uuid.UUID(str(key_values[-1]))] if len(order) == 2 else [uuid.UUID(str(key_values[0]))]
+            after = [first if name is not None else datetime.fromisoformat(str(first)), uuid.UUID(str(last_id))]
         except ValueError:
             raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
-        query = query.where(sa.tuple_(*order) > sa.tuple_(*after)) if len(order) == 2 else query.where(Customer.id > after[0])
+        query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
     rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()
     items = [CustomerSummary.model_validate(row._asdict()) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor(last.name_key, str(last.id)) if name is not None else encode_cursor(str(last.id))
+        first_key = last.name_key if name is not None else last.created_at.isoformat()
+        next_cursor = encode_cursor(first_key, str(last.id))
     return Page[CustomerSummary](items=items, next_cursor=next_cursor)

@@ -280,11 +280,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('churn_risk', sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column('probability_alive', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('risk_changed_at', UtcDateTime(), nullable=True))
-        batch_op.create_index('ix_customer_account_manager_id', ['account_manager', 'id'], unique=False)
+        batch_op.create_index('ix_customer_account_manager_created_at', ['account_manager', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_backup_phone'), ['backup_phone'], unique=False)
         batch_op.create_index('ix_customer_name_key_id', ['name_key', 'id'], unique=False)
-        batch_op.create_index('ix_customer_status_id', ['status', 'id'], unique=False)
-        batch_op.create_index('ix_customer_tier_id', ['tier', 'id'], unique=False)
+        batch_op.create_index('ix_customer_created_at_id', ['created_at', 'id'], unique=False)
+        batch_op.create_index('ix_customer_status_created_at', ['status', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_customer_tier_created_at', ['tier', 'created_at', 'id'], unique=False)
         batch_op.create_unique_constraint(batch_op.f('uq_customer_external_id'), ['external_id'])
 
     # Existing rows: their search key and "customer since"; then the defaults go, as in the models.
@@ -316,11 +317,12 @@ def downgrade() -> None:
 
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_customer_external_id'), type_='unique')
-        batch_op.drop_index('ix_customer_tier_id')
-        batch_op.drop_index('ix_customer_status_id')
+        batch_op.drop_index('ix_customer_tier_created_at')
+        batch_op.drop_index('ix_customer_status_created_at')
+        batch_op.drop_index('ix_customer_created_at_id')
         batch_op.drop_index('ix_customer_name_key_id')
         batch_op.drop_index(batch_op.f('ix_customer_backup_phone'))
-        batch_op.drop_index('ix_customer_account_manager_id')
+        batch_op.drop_index('ix_customer_account_manager_created_at')
         batch_op.drop_column('risk_changed_at')
         batch_op.drop_column('probability_alive')
         batch_op.drop_column('churn_risk')
