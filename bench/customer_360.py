@@ -33,6 +33,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench.report import Figure, Report, percentile
 
@@ -253,6 +254,20 @@ def load(mode: str, **kwargs: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ the run
 
 
+def search_paths(customers: int, seed: int) -> dict[str, list[str]]:
+    """Searches an agent makes, with values drawn from the generated data."""
+    rng = random.Random(seed + 2)
+    some = [rng.randrange(customers) for _ in range(2000)]
+    return {
+        "name prefix": [f"/customers?name={quote(rng.choice(SURNAMES) + ' ' + rng.choice(GIVEN)[:2])}" for _ in some],
+        "phone": [f"/customers?phone=%2B86139{n:08d}" for n in some],
+        "email": [f"/customers?email=c{n}%40example.com" for n in some],
+        "tag": [f"/customers?tag={rng.choice(TAGS)}" for _ in some],
+        "status and account manager": [f"/customers?status=active&account_manager=am-{n % 500}" for n in some],
+        "tier": ["/customers?tier=gold" for _ in some],
+    }
+
+
 async def _create_database(server: str, name: str) -> str:
     import asyncpg
     from sqlalchemy.engine import make_url
@@ -327,6 +342,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=16, help="Connections of the closed-loop runs")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each server")
     parser.add_argument("--batch-size", type=int, default=None, help="Import rows per transaction")
+    parser.add_argument("--search-seconds", type=float, default=5.0, help="Measured seconds of each search")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     return asyncio.run(run(args))
@@ -408,6 +424,14 @@ async def run(args: argparse.Namespace) -> int:
         _stats(report, f"360 view at {args.rate:,.0f} req/s", view_open, bare_open, goal_p99="< 15 ms")
         report.add(Figure(f"360 view at {args.rate:,.0f} req/s: achieved rate",
                           view_open["requests"] / view_open["seconds"], "req/s"))
+        for label, paths in search_paths(args.customers, args.seed).items():
+            outcome = load("closed", port=view_port, paths=paths, connections=1, headers=headers,
+                           seconds=args.search_seconds, warmup=1.0)
+            if outcome["errors"]:
+                raise RuntimeError(f"search by {label}: {outcome['errors']} requests failed")
+            for share, name in ((0.5, "p50"), (0.99, "p99")):
+                report.add(Figure(f"search by {label} (first page of 50): {name}",
+                                  percentile(outcome["latencies"], share) * 1000, "ms", goal="tens of ms"))
         print(report.render())
         print(f"saved {report.save()}", file=sys.stderr)
         return 0
