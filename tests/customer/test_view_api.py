@@ -130,3 +130,47 @@ async def test_the_view_answers_404_for_unknown_erased_and_merged_customers(cust
     view = await view_of(customers, (await register(customers))["id"])
     assert set(view) == {"customer", "standing", "totals", "contacts", "contact_warning", "recent_purchases",
                          "open_complaints", "recent_notifications", "recent_interactions", "interests", "consents"}
+
+
+async def test_late_events_about_merged_erased_or_unknown_customers_go_where_they_belong(customers: Stack) -> None:
+    from shared.auth import Role
+
+    client = customers["customer"].client
+    survivor, duplicate, erased = [(await register(customers))["id"] for _ in range(3)]
+    merged = await client.post(f"/customers/{survivor}/merge", json={"duplicate_id": duplicate}, headers=auth(Role.supervisor))
+    assert merged.status_code == 200
+    assert (await client.delete(f"/customers/{erased}", headers=auth(Role.admin))).status_code == 204
+    unknown = str(uuid.uuid4())
+    for_unknown, for_erased = uuid.uuid4(), uuid.uuid4()
+    await publish(customers, SEGMENTATION, event("csm.segment.tier_changed.v1", survivor, tier="iron", changed_at=MOMENT))
+
+    async def applied() -> None:
+        assert (await view_of(customers, survivor))["standing"]["tier"] == "iron"
+
+    await eventually(applied)
+    later = MOMENT + timedelta(hours=1)
+    await publish(customers, SEGMENTATION, event("csm.segment.tier_changed.v1", duplicate, tier="platinum", changed_at=later))
+    await publish(customers, COMPLAINTS,
+                  event("csm.complaint.opened.v1", erased, complaint_id=for_erased, opened_at=MOMENT),
+                  event("csm.complaint.opened.v1", unknown, complaint_id=for_unknown, opened_at=MOMENT))
+    metrics = customers["customer"].runtime.metrics
+
+    async def consumed() -> None:
+        assert metrics.events_consumed.labels("customer", "csm.segment.tier_changed.v1")._value.get() == 2
+        assert metrics.events_consumed.labels("customer", "csm.complaint.opened.v1")._value.get() == 2
+
+    await eventually(consumed)
+    assert (await view_of(customers, survivor))["standing"]["tier"] == "iron"
+    from services.customer.models import ComplaintView
+    from shared.db import Database
+    import sqlalchemy as sa
+
+    db = Database(customers["customer"].database_url)
+    try:
+        async with db.read() as session:
+            kept = (await session.execute(sa.select(ComplaintView.complaint_id, ComplaintView.customer_id))).all()
+    finally:
+        await db.dispose()
+    # The duplicate's verdict is not carried over (segmentation re-tiers the survivor); the erased
+    # customer's complaint is not kept; one about a customer not (yet) known here is.
+    assert [(str(c), str(o)) for c, o in kept] == [(str(for_unknown), unknown)]
