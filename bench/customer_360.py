@@ -111,7 +111,7 @@ def bare_app() -> Any:
 
 def serve(factory: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
+               "--no-access-log", "--log-level", "warning", "--workers", str(workers), "--timeout-keep-alive", "120"]
     return subprocess.Popen(command, env={**os.environ, **env})
 
 
@@ -189,8 +189,13 @@ async def closed_loop(port: int, paths: list[str], headers: dict[str, str], conn
 
 
 async def open_loop(port: int, paths: list[str], headers: dict[str, str], rate: float, seconds: float, warmup: float,
-                    max_connections: int) -> dict[str, Any]:
-    """Requests leave on a fixed schedule; latency counts from when each was due, queueing included."""
+                    max_connections: int, give_up: float = 30.0) -> dict[str, Any]:
+    """Requests leave on a fixed schedule; latency counts from when each was due, queueing included.
+
+    A request that fails (an error status, a reset connection) or has no answer ``give_up``
+    seconds after the schedule ends counts as an error, not as a latency: an overloaded server
+    shows as errors and a low achieved rate, never as a crash of the generator.
+    """
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     opened = 0
     latencies: list[float] = []
@@ -202,16 +207,24 @@ async def open_loop(port: int, paths: list[str], headers: dict[str, str], rate: 
 
     async def fire(n: int, due: float) -> None:
         nonlocal opened, errors
-        if idle.empty() and opened < max_connections:
-            opened += 1
-            idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
-        reader, writer = await idle.get()
-        writer.write(requests[n % len(requests)])
-        status = await _read_response(reader)
-        if due - start >= warmup:
-            latencies.append(time.perf_counter() - due)
-            errors += status != 200
+        measured = due - start >= warmup
+        try:
+            if idle.empty() and opened < max_connections:
+                opened += 1
+                idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+            reader, writer = await idle.get()
+            writer.write(requests[n % len(requests)])
+            status = await _read_response(reader)
+        except (OSError, asyncio.IncompleteReadError):
+            opened -= 1
+            errors += measured
+            return
         idle.put_nowait((reader, writer))
+        if measured:
+            if status == 200:
+                latencies.append(time.perf_counter() - due)
+            else:
+                errors += 1
 
     for n in range(total):
         due = start + n / rate
@@ -221,12 +234,17 @@ async def open_loop(port: int, paths: list[str], headers: dict[str, str], rate: 
         task = asyncio.create_task(fire(n, due))
         pending.add(task)
         task.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
+    scheduled_end = time.perf_counter()
+    if pending:
+        _, late = await asyncio.wait(set(pending), timeout=give_up)
+        for task in late:
+            task.cancel()
+        errors += len(late)
     while not idle.empty():
         idle.get_nowait()[1].close()
-    elapsed = time.perf_counter() - start - warmup
+    elapsed = max(time.perf_counter(), scheduled_end) - start - warmup
     return {"requests": len(latencies), "errors": errors, "seconds": elapsed, "latencies": latencies,
-            "connections": opened}
+            "connections": opened, "scheduled": int(rate * seconds)}
 
 
 def _load_process(mode: str, kwargs: dict[str, Any], results: Any) -> None:
@@ -237,7 +255,11 @@ def _load_process(mode: str, kwargs: dict[str, Any], results: Any) -> None:
     except ImportError:
         pass
     runner = closed_loop if mode == "closed" else open_loop
-    results.put(asyncio.run(runner(**kwargs)))
+    try:
+        results.put(asyncio.run(runner(**kwargs)))
+    except BaseException as error:  # tell the parent, which is waiting on the queue
+        results.put({"failed": f"{type(error).__name__}: {error}"})
+        raise
 
 
 def load(mode: str, **kwargs: Any) -> dict[str, Any]:
@@ -248,6 +270,8 @@ def load(mode: str, **kwargs: Any) -> dict[str, Any]:
     process.start()
     outcome: dict[str, Any] = results.get()
     process.join()
+    if "failed" in outcome:
+        raise RuntimeError(f"the load generator failed: {outcome['failed']}")
     return outcome
 
 
@@ -342,6 +366,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=16, help="Connections of the closed-loop runs")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each server")
     parser.add_argument("--batch-size", type=int, default=None, help="Import rows per transaction")
+    parser.add_argument("--spare-share", type=float, default=0.5,
+                        help="Also run open loop at this share of the bare endpoint's measured throughput")
     parser.add_argument("--search-seconds", type=float, default=5.0, help="Measured seconds of each search")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -396,8 +422,10 @@ async def run(args: argparse.Namespace) -> int:
         report.parameters["outbox events"] = sizes[0][0]["n"]
         report.parameters["outbox size"] = sizes[0][0]["size"]
         report.parameters["database size"] = sizes[1][0]["size"]
-        sample = await _sql(url, f"SELECT id FROM customer TABLESAMPLE SYSTEM (1) LIMIT 20000")
+        sample = await _sql(url, "SELECT id FROM customer TABLESAMPLE SYSTEM (1) LIMIT 20000")
         ids = [str(row["id"]) for row in sample[0]]
+        if len(ids) < 1000:  # a small run: a 1% page sample may be empty
+            ids = [str(row["id"]) for row in (await _sql(url, "SELECT id FROM customer LIMIT 20000"))[0]]
         random.Random(args.seed).shuffle(ids)
         token = mint_token(common, subject="bench", role=Role.agent)
         headers = {"Authorization": f"Bearer {token}"}
@@ -413,17 +441,24 @@ async def run(args: argparse.Namespace) -> int:
         common_load = {"headers": headers, "seconds": args.seconds, "warmup": args.warmup}
         bare_closed = load("closed", port=bare_port, paths=bare_paths, connections=args.connections, **common_load)
         view_closed = load("closed", port=view_port, paths=view_paths, connections=args.connections, **common_load)
-        bare_open = load("open", port=bare_port, paths=bare_paths, rate=args.rate, max_connections=256, **common_load)
-        view_open = load("open", port=view_port, paths=view_paths, rate=args.rate, max_connections=256, **common_load)
-        for outcome in (bare_closed, view_closed, bare_open, view_open):
+        for outcome in (bare_closed, view_closed):
             if outcome["errors"]:
                 raise RuntimeError(f"{outcome['errors']} requests failed")
         _stats(report, "bare endpoint, as fast as it answers", bare_closed, None)
         _stats(report, "360 view, as fast as it answers", view_closed, bare_closed,
                goal_throughput="≥ 0.5× bare")
-        _stats(report, f"360 view at {args.rate:,.0f} req/s", view_open, bare_open, goal_p99="< 15 ms")
-        report.add(Figure(f"360 view at {args.rate:,.0f} req/s: achieved rate",
-                          view_open["requests"] / view_open["seconds"], "req/s"))
+        # Open loop at the goal's rate, and at half of what the bare endpoint managed here, so
+        # that latency is also seen where this machine is not overloaded.
+        bare_rate = bare_closed["requests"] / bare_closed["seconds"]
+        for rate, goal in ((args.rate, "< 15 ms"), (round(bare_rate * args.spare_share), None)):
+            bare_open = load("open", port=bare_port, paths=bare_paths, rate=rate, max_connections=256, **common_load)
+            view_open = load("open", port=view_port, paths=view_paths, rate=rate, max_connections=256, **common_load)
+            label = f"360 view at {rate:,.0f} req/s"
+            _stats(report, label, view_open, bare_open, goal_p99=goal)
+            for name, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
+                report.add(Figure(f"{name} at {rate:,.0f} req/s: answered in time", outcome["requests"] / outcome["seconds"],
+                                  "req/s", goal=f"{rate:,.0f}"))
+                report.add(Figure(f"{name} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"))
         for label, paths in search_paths(args.customers, args.seed).items():
             outcome = load("closed", port=view_port, paths=paths, connections=1, headers=headers,
                            seconds=args.search_seconds, warmup=1.0)
