@@ -116,7 +116,8 @@ def _statement(dialect: str, settings: CustomerSettings) -> sa.Select[Any]:
     summary = PurchaseSummary.__table__.c
     return (
         sa.select(
-            Customer,
+            # Columns, not the mapped class: no ORM object is built on this hot path.
+            *Customer.__table__.c,
             summary.purchases, summary.spent_minor, summary.refunded_minor.label("summary_refunded_minor"),
             summary.first_purchase_at, summary.last_purchase_at,
             *lists,
@@ -144,21 +145,21 @@ class View:
         row = (await session.execute(self.statement(dialect), {"customer_id": customer_id})).one_or_none()
         if row is None:
             raise NotFound(f"No customer {customer_id}.")
-        customer: Customer = row.Customer
-        if customer.status in service.GONE:
+        customer = row._mapping
+        if customer["status"] in service.GONE:
             await service.get(session=session, customer_id=customer_id)  # raises the right 404
         lists = {name: _decode(name, getattr(row, name)) for name in LISTS}
         spent, refunded = row.spent_minor or 0, row.summary_refunded_minor or 0
         contacts = lists["contacts"]
         contact_warning = None
-        if customer.kind in BUSINESS_KINDS and len(contacts) < self.settings.min_business_contacts:
+        if customer["kind"] in BUSINESS_KINDS and len(contacts) < self.settings.min_business_contacts:
             contact_warning = (
                 f"Only {len(contacts)} named contact(s): the relationship should not hang on one person "
                 f"(at least {self.settings.min_business_contacts} wanted)."
             )
         return Customer360.model_validate({
-            "customer": service.read_model(customer),
-            "standing": {name: getattr(customer, name) for name in (
+            "customer": {**customer, "tags": list(customer["tags"] or ())},
+            "standing": {name: customer[name] for name in (
                 "tier", "segment", "value_group", "loyalty_stage", "key_account", "churn_risk", "probability_alive",
                 "tier_changed_at", "risk_changed_at")},
             "totals": {
