@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from services.customer import cli as customer_cli
 from services.registry import SERVICES
 from shared import VERSION, migrations
 from shared.auth import Role, mint_token
@@ -20,6 +21,7 @@ from shared.observability import configure_logging
 from shared.settings import CommonSettings
 
 app = typer.Typer(help="csm: customer service management.", no_args_is_help=True, add_completion=False)
+app.add_typer(customer_cli.app, name="import")
 
 ServiceName = Annotated[str, typer.Argument(help="customer, segmentation, complaints or notify")]
 

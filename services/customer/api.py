@@ -1,14 +1,36 @@
-"""HTTP routes of the customer service: thin, they parse, authorise and call ``service``."""
+"""HTTP routes of the customer profile: thin, they parse, authorise and call the domain modules."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from services.customer import service
-from services.customer.deps import AgentOrService, ClockDep, ReadSessionDep, RuntimeDep, SessionDep
-from services.customer.schemas import CustomerCreate, CustomerRead, PurchaseCreate, PurchaseRead
+from services.customer import duplicates, erasure, service
+from services.customer.deps import (
+    Admin,
+    AgentOrService,
+    ClockDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+    ViewDep,
+)
+from services.customer.record_schemas import Customer360
+from services.customer.schemas import (
+    CustomerCreate,
+    CustomerRead,
+    CustomerSummary,
+    CustomerUpdate,
+    DuplicateCandidate,
+    MergeRequest,
+    MergeResult,
+)
+from shared.events.customer import CustomerKind, CustomerStatus
+from shared.events.segmentation import Tier
+from shared.pagination import CursorParam, Limit, Page
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -18,38 +40,100 @@ async def create_customer(
     customer_in: CustomerCreate, session: SessionDep, clock: ClockDep, _user: AgentOrService
 ) -> CustomerRead:
     customer = await service.register(session=session, customer_in=customer_in, now=clock.now())
-    return CustomerRead.model_validate(customer)
+    return service.read_model(customer)
+
+
+@router.get(
+    "",
+    summary="Find customers",
+    description="Every filter given must match. `name` matches the start of the name, ignoring case; `phone` "
+    "matches the primary or backup phone or a contact's phone; `email` a customer's or a contact's address. "
+    "With `name` the list is in name order, otherwise in order of registration. Erased and merged customers "
+    "are left out unless `status` asks for them.",
+)
+async def search_customers(
+    session: ReadSessionDep,
+    _user: AgentOrService,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    phone: Annotated[str | None, Query(max_length=40)] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    tier: Tier | None = None,
+    status: CustomerStatus | None = None,
+    account_manager: Annotated[str | None, Query(max_length=100)] = None,
+    kind: CustomerKind | None = None,
+    external_id: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+) -> Page[CustomerSummary]:
+    return await service.search(
+        session=session, name=name, phone=phone, email=email, tag=tag, tier=tier.value if tier else None,
+        status=status.value if status else None, account_manager=account_manager, kind=kind.value if kind else None,
+        external_id=external_id, limit=limit, cursor=cursor,
+    )
 
 
 @router.get("/{customer_id}", summary="A customer's profile")
 async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> CustomerRead:
-    return CustomerRead.model_validate(await service.get(session=session, customer_id=customer_id))
+    return service.read_model(await service.get(session=session, customer_id=customer_id))
+
+
+@router.patch(
+    "/{customer_id}",
+    summary="Change a customer's profile",
+    description="Only the fields sent change; `null` clears an optional one. Emits customer.updated with the "
+    "whole profile and the names of the fields that changed.",
+)
+async def update_customer(
+    customer_id: uuid.UUID, customer_in: CustomerUpdate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+) -> CustomerRead:
+    customer = await service.update(session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now())
+    return service.read_model(customer)
+
+
+@router.get(
+    "/{customer_id}/360",
+    summary="Everything about a customer in one call",
+    description="Profile, standing (tier, segment, stage, key account, churn risk), lifetime totals, contacts, "
+    "recent purchases, open complaints, recent notifications and interactions, interests and consent. Built "
+    "from this service's own data and projections: it never waits on another service.",
+    response_model=Customer360,
+)
+async def customer_360(customer_id: uuid.UUID, session: ReadSessionDep, view: ViewDep, _user: AgentOrService) -> Response:
+    found = await view.read(session=session, customer_id=customer_id)
+    return Response(found.model_dump_json(), media_type="application/json")
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Erase a customer's personal data (admin)",
+    description="Removes the person's profile, contacts, interactions, interests, consent and relationship "
+    "record, and rewrites their retained events without personal data. Purchase figures stay, anonymous. "
+    "Emits customer.erased, on which every other service purges what it holds.",
+)
+async def erase_customer(customer_id: uuid.UUID, session: SessionDep, clock: ClockDep, admin: Admin) -> None:
+    await erasure.erase(session=session, customer_id=customer_id, erased_by=admin.subject, now=clock.now())
+
+
+@router.get("/{customer_id}/duplicates", summary="Likely duplicates of a customer, most likely first")
+async def find_duplicates(
+    customer_id: uuid.UUID, session: ReadSessionDep, settings: SettingsDep, _user: AgentOrService
+) -> list[DuplicateCandidate]:
+    return await duplicates.candidates(
+        session=session, customer_id=customer_id, name_threshold=settings.duplicate_name_similarity,
+        limit=settings.duplicate_candidates,
+    )
 
 
 @router.post(
-    "/{customer_id}/purchases",
-    status_code=status.HTTP_201_CREATED,
-    summary="Record a purchase",
-    description="The order id makes this idempotent: posting the same order again returns the "
-    "purchase already recorded, with status 200, and changes nothing.",
-    responses={200: {"model": PurchaseRead, "description": "This order was already recorded."}},
+    "/{customer_id}/merge",
+    summary="Merge a duplicate into this customer (supervisor)",
+    description="Purchases, refunds, contacts, interactions, interests, consent, the relationship record and "
+    "projections move here; the duplicate's values fill this profile's blanks. The duplicate's id then "
+    "answers 404 naming this one. Emits customer.merged.",
 )
-async def record_purchase(
-    customer_id: uuid.UUID,
-    purchase_in: PurchaseCreate,
-    response: Response,
-    session: SessionDep,
-    clock: ClockDep,
-    runtime: RuntimeDep,
-    _user: AgentOrService,
-) -> PurchaseRead:
-    purchase, created = await service.record_purchase(
-        session=session,
-        customer_id=customer_id,
-        purchase_in=purchase_in,
-        currency=runtime.settings.common.currency,
-        now=clock.now(),
-    )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return PurchaseRead.of(purchase)
+async def merge_customers(
+    customer_id: uuid.UUID, merge_in: MergeRequest, session: SessionDep, clock: ClockDep, _user: Supervisor
+) -> MergeResult:
+    return await erasure.merge(session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now())

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 
-from services.customer import api, consumers
+from services.customer import api, consumers, imports_api, records_api
+from services.customer.import_jobs import ImportWorker
 from services.customer.settings import CustomerSettings
 from shared import VERSION
 from shared.clock import Clock
-from shared.service import ServiceSpec, create_service_app
+from shared.service import Runtime, ServiceSpec, Worker, create_service_app
+
+
+def workers(runtime: Runtime) -> Sequence[Worker]:
+    return [Worker("imports", ImportWorker(runtime).run)]
+
 
 SPEC = ServiceSpec(
     name="customer",
     title="csm customer",
     description="The customer information base and the one-stop 360 view that every channel shares.",
     version=VERSION,
-    routers=[api.router],
+    routers=[api.router, records_api.router, imports_api.router],
     handlers=consumers.handlers,
-    openapi_tags=[{"name": "customers", "description": "Profiles and purchases."}],
+    workers=workers,
+    openapi_tags=[
+        {"name": "customers", "description": "Profiles, search, the 360 view, duplicates, merge and erasure."},
+        {"name": "customer records", "description": "Purchases, refunds, interactions, interests, consent, contacts "
+         "and the relationship record."},
+        {"name": "imports", "description": "Bulk import of existing customers and purchases from CSV."},
+    ],
 )
 
 

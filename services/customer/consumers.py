@@ -1,21 +1,143 @@
-"""Events the customer service follows to keep its 360 view current without calling anyone."""
+"""Events the customer service follows to keep its 360 view current without calling anyone.
+
+Tier, segment, stage and churn risk come from segmentation, open complaints from complaints, and
+recent messages from notify. An event about an erased customer is dropped (nothing about them is
+kept again); one about a merged duplicate is applied to the customer it was merged into.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Customer
+from services.customer.models import ComplaintView, Customer, NotificationView
+from services.customer.service import MERGED
+from services.customer.settings import CustomerSettings
 from shared.events import Envelope
-from shared.events.segmentation import TierChanged
+from shared.events.complaints import ComplaintOpened, ComplaintReopened, ComplaintResolved, ComplaintStatusChanged
+from shared.events.customer import CustomerStatus
+from shared.events.notify import NotificationSent
+from shared.events.segmentation import RiskChanged, TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
 
 
+async def _owner(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
+    """Whom facts about ``customer_id`` now belong to: itself, its survivor, or nobody if erased."""
+    row = (await session.execute(
+        sa.select(Customer.status, Customer.merged_into).where(Customer.id == customer_id)
+    )).one_or_none()
+    if row is None:
+        return customer_id
+    if row.status == CustomerStatus.erased:
+        return None
+    if row.status == MERGED:
+        return row.merged_into
+    return customer_id
+
+
 async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
-    customer = await session.get(Customer, event.data.customer_id)
-    if customer is not None:
-        customer.tier = event.data.tier.value
+    change = event.data
+    customer = await session.get(Customer, change.customer_id, with_for_update=True)
+    # Segmentation re-tiers a survivor itself, so a merged duplicate's verdict is not carried over.
+    if customer is None or customer.status in (CustomerStatus.erased, MERGED):
+        return
+    if customer.tier_changed_at is not None and change.changed_at < customer.tier_changed_at:
+        return
+    customer.tier = change.tier.value
+    customer.key_account = change.key_account
+    customer.segment = change.segment
+    customer.value_group = change.value_group.value if change.value_group else None
+    customer.loyalty_stage = change.stage.value if change.stage else None
+    customer.tier_changed_at = change.changed_at
 
 
-def handlers(_runtime: Runtime) -> Handlers:
-    return {TierChanged: on_tier_changed}
+async def on_risk_changed(session: AsyncSession, event: Envelope[RiskChanged]) -> None:
+    change = event.data
+    customer = await session.get(Customer, change.customer_id, with_for_update=True)
+    if customer is None or customer.status in (CustomerStatus.erased, MERGED):
+        return
+    if customer.risk_changed_at is not None and change.changed_at < customer.risk_changed_at:
+        return
+    customer.churn_risk = change.risk.value
+    customer.probability_alive = change.probability_alive
+    customer.risk_changed_at = change.changed_at
+
+
+def handlers(runtime: Runtime) -> Handlers:
+    settings = runtime.settings
+    assert isinstance(settings, CustomerSettings)
+    closed = frozenset(settings.closed_complaint_statuses)
+
+    async def complaint(
+        session: AsyncSession, customer_id: uuid.UUID, complaint_id: uuid.UUID, at: datetime, **values: object
+    ) -> None:
+        owner = await _owner(session, customer_id)
+        if owner is None:
+            return
+        view = await session.get(ComplaintView, complaint_id, with_for_update=True)
+        if view is None:
+            view = ComplaintView(complaint_id=complaint_id, customer_id=owner, status="new", open=True, changed_at=at)
+            session.add(view)
+        elif at < view.changed_at:
+            # An older event arriving late: keep only the facts it adds, not its status.
+            values = {k: v for k, v in values.items() if k not in ("status", "open") and getattr(view, k) is None}
+        view.customer_id = owner
+        for name, value in values.items():
+            setattr(view, name, value)
+        view.changed_at = max(view.changed_at, at)
+
+    async def on_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
+        c = event.data
+        await complaint(session, c.customer_id, c.complaint_id, c.opened_at, status="new", open=True,
+                        category=c.category.value, severity=c.severity.value, first_owner=c.first_owner,
+                        opened_at=c.opened_at, resolution_due_at=c.resolution_due_at)
+
+    async def on_status_changed(session: AsyncSession, event: Envelope[ComplaintStatusChanged]) -> None:
+        c = event.data
+        await complaint(session, c.customer_id, c.complaint_id, c.changed_at, status=c.status, open=c.status not in closed)
+
+    async def on_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
+        c = event.data
+        await complaint(session, c.customer_id, c.complaint_id, c.resolved_at, status="resolved", open=False,
+                        category=c.category.value, severity=c.severity.value, first_owner=c.first_owner)
+
+    async def on_reopened(session: AsyncSession, event: Envelope[ComplaintReopened]) -> None:
+        c = event.data
+        await complaint(session, c.customer_id, c.complaint_id, c.reopened_at, status="reopened", open=True)
+
+    async def on_notification_sent(session: AsyncSession, event: Envelope[NotificationSent]) -> None:
+        sent = event.data
+        owner = await _owner(session, sent.customer_id)
+        if owner is None or await session.get(NotificationView, sent.notification_id) is not None:
+            return
+        session.add(NotificationView(
+            notification_id=sent.notification_id, customer_id=owner, channel=sent.channel.value,
+            purpose=sent.purpose.value, playbook=sent.playbook, step=sent.step, sent_at=sent.sent_at,
+        ))
+        await session.flush()
+        # The view shows the latest few; older ones are notify's to keep.
+        kept = (
+            sa.select(NotificationView.notification_id)
+            .where(NotificationView.customer_id == owner)
+            .order_by(NotificationView.sent_at.desc(), NotificationView.notification_id.desc())
+            .limit(settings.notifications_kept)
+        )
+        await session.execute(
+            sa.delete(NotificationView).where(
+                NotificationView.customer_id == owner, NotificationView.notification_id.not_in(kept)
+            )
+        )
+
+    return {
+        TierChanged: on_tier_changed,
+        RiskChanged: on_risk_changed,
+        ComplaintOpened: on_opened,
+        ComplaintStatusChanged: on_status_changed,
+        ComplaintResolved: on_resolved,
+        ComplaintReopened: on_reopened,
+        NotificationSent: on_notification_sent,
+    }

@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
-from shared.auth import Admin, Agent, AgentOrService
-from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
+from typing import Annotated
 
-__all__ = ["Admin", "Agent", "AgentOrService", "ClockDep", "ReadSessionDep", "RuntimeDep", "SessionDep"]
+from fastapi import Depends, Request
+
+from services.customer.settings import CustomerSettings
+from services.customer.view import View
+from shared.auth import Admin, Agent, AgentOrService, Manager, Supervisor
+from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep, get_runtime
+
+
+def get_settings(request: Request) -> CustomerSettings:
+    settings = get_runtime(request).settings
+    assert isinstance(settings, CustomerSettings)
+    return settings
+
+
+def get_view(request: Request) -> View:
+    """The 360 view builder, made once per app (its statement is prepared once)."""
+    state = request.app.state
+    if getattr(state, "customer_view", None) is None:
+        settings = get_settings(request)
+        state.customer_view = View(settings, settings.common.currency)
+    view: View = state.customer_view
+    return view
+
+
+SettingsDep = Annotated[CustomerSettings, Depends(get_settings)]
+ViewDep = Annotated[View, Depends(get_view)]
+
+__all__ = [
+    "Admin", "Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep",
+    "SettingsDep", "Supervisor", "ViewDep",
+]

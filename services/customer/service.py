@@ -1,145 +1,229 @@
-"""Customer records and purchases: the logic behind the API, which only flushes."""
+"""Customer profiles: register, read, change and find customers. Only flushes; the caller commits."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Customer, Purchase
-from services.customer.schemas import CustomerCreate, PurchaseCreate
-from shared.events.customer import (
-    CustomerKind,
-    CustomerProfile,
-    CustomerRegistered,
-    CustomerStatus,
-    PurchaseRecorded,
-    SalesChannel,
-)
-from shared.money import from_minor, to_minor
+from services.customer import profile_rules
+from services.customer.models import Contact, Customer, CustomerTag
+from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
+from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
 from shared.outbox import stage
+from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.problems import Conflict, NotFound, Unprocessable
 
 SOURCE = "/csm/customer"
+MERGED = "merged"
+GONE = (CustomerStatus.erased.value, MERGED)
+
+# Profile fields a PATCH may change, and the column each one is kept in.
+PROFILE_FIELDS = (
+    "kind", "name", "email", "phone", "backup_phone", "locale", "time_zone", "address", "region", "industry",
+    "company_size", "acquisition_source", "acquisition_channel", "status", "tags", "account_manager", "notes",
+)
+
+
+PROFILE_EVENT_FIELDS = (
+    "kind", "name", "email", "phone", "backup_phone", "locale", "time_zone", "region", "status", "tags",
+    "account_manager",
+)
+
+
+def profile_from(values: Mapping[str, Any]) -> CustomerProfile:
+    return CustomerProfile.model_validate(
+        {**{name: values[name] for name in PROFILE_EVENT_FIELDS}, "tags": tuple(values["tags"] or ())}
+    )
 
 
 def profile_of(customer: Customer) -> CustomerProfile:
-    return CustomerProfile(
-        kind=CustomerKind(customer.kind),
-        name=customer.name,
-        email=customer.email,
-        phone=customer.phone,
-        backup_phone=customer.backup_phone,
-        locale=customer.locale,
-        time_zone=customer.time_zone,
-        region=customer.region,
-        status=CustomerStatus(customer.status),
+    return profile_from({name: getattr(customer, name) for name in PROFILE_EVENT_FIELDS})
+
+
+def read_model(customer: Customer) -> CustomerRead:
+    return CustomerRead.model_validate({**_columns(customer), "tags": list(customer.tags or ())})
+
+
+def _columns(customer: Customer) -> dict[str, Any]:
+    return {column.key: getattr(customer, column.key) for column in sa.inspect(Customer).column_attrs}
+
+
+CUSTOMER_COLUMNS = tuple(column.key for column in Customer.__table__.columns)
+
+
+def new_customer_row(customer_in: CustomerCreate, *, now: datetime) -> dict[str, Any]:
+    """Every column of a new customer's row."""
+    values = customer_in.model_dump(exclude={"customer_since", "tags"}, mode="json")
+    row: dict[str, Any] = dict.fromkeys(CUSTOMER_COLUMNS)
+    row.update(
+        values,
+        id=uuid.uuid4(),
+        name_key=profile_rules.name_key(customer_in.name),
+        tags=list(customer_in.tags or ()),
+        customer_since=customer_in.customer_since or now,
+        key_account=False,
+        created_at=now,
+        updated_at=now,
+    )
+    return row
+
+
+def new_customer(customer_in: CustomerCreate, *, now: datetime) -> Customer:
+    return Customer(**new_customer_row(customer_in, now=now))
+
+
+def registered_event(values: Mapping[str, Any], *, imported: bool = False) -> CustomerRegistered:
+    return CustomerRegistered(
+        customer_id=values["id"], profile=profile_from(values), registered_at=values["customer_since"], imported=imported
     )
 
 
 async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: datetime) -> Customer:
-    customer = Customer(
-        id=uuid.uuid4(),
-        kind=customer_in.kind.value,
-        name=customer_in.name,
-        email=customer_in.email,
-        phone=customer_in.phone,
-        backup_phone=customer_in.backup_phone,
-        locale=customer_in.locale,
-        time_zone=customer_in.time_zone,
-        region=customer_in.region,
-        status=CustomerStatus.active.value,
-        created_at=now,
-        updated_at=now,
-    )
+    if customer_in.external_id is not None:
+        taken = await session.scalar(sa.select(Customer.id).where(Customer.external_id == customer_in.external_id))
+        if taken is not None:
+            raise Conflict(f"External id {customer_in.external_id} is already customer {taken}.", customer_id=str(taken))
+    customer = new_customer(customer_in, now=now)
     session.add(customer)
     await session.flush()
-    stage(
-        session,
-        CustomerRegistered(customer_id=customer.id, profile=profile_of(customer), registered_at=now),
-        source=SOURCE,
-        time=now,
-    )
+    await set_tags(session, customer.id, customer.tags)
+    stage(session, registered_event(_columns(customer)), source=SOURCE, time=now)
     return customer
 
 
-async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> Customer:
-    customer = await session.get(Customer, customer_id)
+async def get(*, session: AsyncSession, customer_id: uuid.UUID, for_update: bool = False) -> Customer:
+    """A customer who still exists: 404 for an unknown, erased or merged id (naming the survivor)."""
+    query = sa.select(Customer).where(Customer.id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    customer = await session.scalar(query)
     if customer is None or customer.status == CustomerStatus.erased:
         raise NotFound(f"No customer {customer_id}.")
+    if customer.status == MERGED:
+        raise NotFound(
+            f"Customer {customer_id} was merged into {customer.merged_into}.", merged_into=str(customer.merged_into)
+        )
     return customer
 
 
-async def record_purchase(
+async def update(
+    *, session: AsyncSession, customer_id: uuid.UUID, customer_in: CustomerUpdate, now: datetime
+) -> Customer:
+    customer = await get(session=session, customer_id=customer_id, for_update=True)
+    sent = customer_in.model_dump(include=customer_in.model_fields_set, mode="json")
+    proposed = {**{name: getattr(customer, name) for name in PROFILE_FIELDS}, **sent}
+    _check_profile(proposed)
+    changed = sorted(name for name, value in sent.items() if value != getattr(customer, name))
+    if not changed:
+        return customer
+    for name in changed:
+        setattr(customer, name, sent[name])
+    if "name" in changed:
+        customer.name_key = profile_rules.name_key(customer.name)
+    if "tags" in changed:
+        await set_tags(session, customer.id, customer.tags, replace=True)
+    customer.updated_at = now
+    await session.flush()
+    stage(session, CustomerUpdated(customer_id=customer.id, profile=profile_of(customer), changed=tuple(changed)),
+          source=SOURCE, time=now)
+    return customer
+
+
+def _check_profile(profile: dict[str, Any]) -> None:
+    """Rules across fields, for a profile as it would be after a change."""
+    if profile["kind"] not in ("business", "retailer"):
+        for name in ("industry", "company_size"):
+            if profile.get(name) is not None:
+                raise Unprocessable(f"{name} is kept for business and retailer customers only.", field=name)
+    if profile.get("backup_phone") is not None and profile["backup_phone"] == profile.get("phone"):
+        raise Unprocessable("The backup phone must differ from the primary phone.", field="backup_phone")
+
+
+async def set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False) -> None:
+    if replace:
+        await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
+    rows = [{"tag": tag, "customer_id": customer_id} for tag in tags]
+    if rows:
+        await session.execute(sa.insert(CustomerTag), rows)
+
+
+SUMMARY_COLUMNS = (
+    Customer.id, Customer.kind, Customer.name, Customer.email, Customer.phone, Customer.status, Customer.tier,
+    Customer.account_manager, Customer.tags, Customer.name_key, Customer.created_at,
+)
+
+
+async def search(
     *,
     session: AsyncSession,
-    customer_id: uuid.UUID,
-    purchase_in: PurchaseCreate,
-    currency: str,
-    now: datetime,
-) -> tuple[Purchase, bool]:
-    """Record a purchase once per order id; returns it and whether it is new."""
-    customer = await get(session=session, customer_id=customer_id)
-    if purchase_in.currency != currency:
-        raise Unprocessable(f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency")
-    amount_minor = to_minor(purchase_in.amount)
-    existing = await _purchase_by_order(session, purchase_in.order_id)
-    if existing is not None:
-        return _same_order(existing, customer.id, amount_minor), False
-    first_purchase = (
-        await session.scalar(sa.select(Purchase.id).where(Purchase.customer_id == customer.id).limit(1))
-    ) is None
-    purchase = Purchase(
-        id=uuid.uuid4(),
-        customer_id=customer.id,
-        order_id=purchase_in.order_id,
-        amount_minor=amount_minor,
-        currency=currency,
-        channel=purchase_in.channel.value,
-        item_count=purchase_in.item_count,
-        purchased_at=purchase_in.purchased_at or now,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(purchase)
-    except IntegrityError:
-        # Another request recorded the same order a moment ago.
-        existing = await _purchase_by_order(session, purchase_in.order_id)
-        if existing is None:
-            raise
-        return _same_order(existing, customer.id, amount_minor), False
-    stage(
-        session,
-        PurchaseRecorded(
-            customer_id=customer.id,
-            purchase_id=purchase.id,
-            order_id=purchase.order_id,
-            amount=from_minor(amount_minor),
-            currency=currency,
-            channel=SalesChannel(purchase.channel),
-            purchased_at=purchase.purchased_at,
-            item_count=purchase.item_count,
-            first_purchase=first_purchase,
-        ),
-        source=SOURCE,
-        time=now,
-    )
-    return purchase, True
-
-
-async def _purchase_by_order(session: AsyncSession, order_id: str) -> Purchase | None:
-    return await session.scalar(sa.select(Purchase).where(Purchase.order_id == order_id))
-
-
-def _same_order(existing: Purchase, customer_id: uuid.UUID, amount_minor: int) -> Purchase:
-    if existing.customer_id != customer_id or existing.amount_minor != amount_minor:
-        raise Conflict(
-            f"Order {existing.order_id} is already recorded with a different customer or amount.",
-            purchase_id=str(existing.id),
-        )
-    return existing
+    name: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    tag: str | None = None,
+    tier: str | None = None,
+    status: str | None = None,
+    account_manager: str | None = None,
+    kind: str | None = None,
+    external_id: str | None = None,
+    limit: int,
+    cursor: str | None,
+) -> Page[CustomerSummary]:
+    """Customers matching every filter given, by name (with a name prefix) or else by registration order."""
+    query = sa.select(*SUMMARY_COLUMNS)
+    if status is None:
+        query = query.where(Customer.status.not_in(GONE))
+    else:
+        query = query.where(Customer.status == status)
+    if name is not None:
+        key = profile_rules.name_key(name)
+        if not key:
+            raise Unprocessable("Give at least one letter of the name.", field="name", location="query")
+        # A range on the byte-ordered key: the index answers a prefix without scanning.
+        query = query.where(Customer.name_key >= key, Customer.name_key < key[:-1] + chr(ord(key[-1]) + 1))
+    if phone is not None:
+        try:
+            number = profile_rules.e164(phone)
+        except ValueError as error:
+            raise Unprocessable(f"phone {error}", field="phone", location="query") from None
+        # A union of three index lookups: an OR across them would make PostgreSQL scan everyone.
+        query = query.where(Customer.id.in_(sa.union(
+            sa.select(Customer.id).where(Customer.phone == number),
+            sa.select(Customer.id).where(Customer.backup_phone == number),
+            sa.select(Contact.customer_id).where(Contact.phone == number),
+        )))
+    if email is not None:
+        address = email.strip().lower()
+        query = query.where(Customer.id.in_(sa.union(
+            sa.select(Customer.id).where(Customer.email == address),
+            sa.select(Contact.customer_id).where(Contact.email == address),
+        )))
+    if tag is not None:
+        query = query.where(Customer.id.in_(sa.select(CustomerTag.customer_id).where(CustomerTag.tag == tag.strip().casefold())))
+    for column, value in ((Customer.tier, tier), (Customer.account_manager, account_manager), (Customer.kind, kind),
+                          (Customer.external_id, external_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if name is not None:
+        order: tuple[Any, ...] = (Customer.name_key, Customer.id)
+    else:
+        order = (Customer.created_at, Customer.id)
+    if cursor is not None:
+        first, last_id = decode_cursor(cursor, 2)
+        try:
+            after = [first if name is not None else datetime.fromisoformat(str(first)), uuid.UUID(str(last_id))]
+        except ValueError:
+            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+        query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
+    rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()
+    items = [CustomerSummary.model_validate(row._asdict()) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        first_key = last.name_key if name is not None else last.created_at.isoformat()
+        next_cursor = encode_cursor(first_key, str(last.id))
+    return Page[CustomerSummary](items=items, next_cursor=next_cursor)

@@ -47,6 +47,10 @@ class Envelope(BaseModel, Generic[E]):
     data: E
 
 
+# Parametrising a generic model is a lookup that costs more than building the envelope: do it once.
+_EVENT_ENVELOPE = Envelope[Event]
+
+
 class InvalidEvent(ValueError):
     """A record that is not a valid csm event; the reason says why, without its content."""
 
@@ -60,7 +64,7 @@ def envelope_for(
     event_id: uuid.UUID | None = None,
 ) -> Envelope[Event]:
     subject = str(event.customer_id)
-    return Envelope[Event](
+    return _EVENT_ENVELOPE(
         id=event_id or uuid.uuid4(),
         source=source,
         type=event.type,

@@ -103,6 +103,9 @@ class CustomerRegistered(Event):
 
     profile: CustomerProfile
     registered_at: AwareDatetime
+    # True when the customer came in with a bulk import of existing data: a record that is new
+    # here, not a new customer, so no welcome is due.
+    imported: bool = False
 
 
 class CustomerUpdated(Event):
@@ -144,6 +147,8 @@ class PurchaseRecorded(Event):
     purchased_at: AwareDatetime
     item_count: int = Field(ge=0)
     first_purchase: bool
+    # True for a purchase from a bulk import of history: count it, but it is not news to follow up.
+    imported: bool = False
 
 
 class PurchaseRefunded(Event):

@@ -1,0 +1,270 @@
+"""Purchases, refunds and the lifetime figures kept beside them. Only flushes; the caller commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.customer import service
+from services.customer.ids import uuid7
+from services.customer.ledger import RefundRefused, refund_amount
+from services.customer.models import Purchase, PurchaseSummary, Refund
+from services.customer.record_schemas import PurchaseCreate, PurchaseRead, RefundCreate, RefundRead
+from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
+from shared.money import from_minor, to_minor
+from shared.outbox import stage
+from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.problems import Conflict, NotFound, Unprocessable
+
+
+@dataclass(frozen=True)
+class SummaryDelta:
+    """What some new purchases add to one customer's lifetime figures."""
+
+    customer_id: uuid.UUID
+    purchases: int
+    spent_minor: int
+    first_purchase_at: datetime
+    last_purchase_at: datetime
+
+
+_ADD_TO_SUMMARIES_PG = sa.text("""
+    INSERT INTO purchase_summary AS s
+        (customer_id, purchases, spent_minor, refunded_minor, first_purchase_at, last_purchase_at)
+    SELECT d.customer_id, d.purchases, d.spent_minor, 0, d.first_purchase_at, d.last_purchase_at
+    FROM unnest(:customer_ids, :purchases, :spent, :firsts, :lasts)
+        AS d(customer_id, purchases, spent_minor, first_purchase_at, last_purchase_at)
+    ON CONFLICT (customer_id) DO UPDATE SET
+        purchases = s.purchases + excluded.purchases,
+        spent_minor = s.spent_minor + excluded.spent_minor,
+        first_purchase_at = least(s.first_purchase_at, excluded.first_purchase_at),
+        last_purchase_at = greatest(s.last_purchase_at, excluded.last_purchase_at)
+""").bindparams(
+    sa.bindparam("customer_ids", type_=postgresql.ARRAY(sa.Uuid())),
+    sa.bindparam("purchases", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("spent", type_=postgresql.ARRAY(sa.BigInteger())),
+    sa.bindparam("firsts", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("lasts", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+)
+
+
+async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]) -> None:
+    """Add purchases to the lifetime figures, creating them for a customer's first purchase."""
+    if not deltas:
+        return
+    bind = session.bind
+    assert bind is not None
+    if bind.dialect.name == "postgresql":
+        # One statement over arrays: a batch touches thousands of customers.
+        await session.execute(_ADD_TO_SUMMARIES_PG, {
+            "customer_ids": [d.customer_id for d in deltas], "purchases": [d.purchases for d in deltas],
+            "spent": [d.spent_minor for d in deltas], "firsts": [d.first_purchase_at for d in deltas],
+            "lasts": [d.last_purchase_at for d in deltas],
+        })
+        return
+    table = PurchaseSummary.__table__
+    insert = sqlite.insert(table)
+    current, new = table.c, insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[current.customer_id],
+        set_={
+            "purchases": current.purchases + new.purchases,
+            "spent_minor": current.spent_minor + new.spent_minor,
+            "first_purchase_at": sa.func.min(sa.func.coalesce(current.first_purchase_at, new.first_purchase_at),
+                                             new.first_purchase_at),
+            "last_purchase_at": sa.func.max(sa.func.coalesce(current.last_purchase_at, new.last_purchase_at),
+                                            new.last_purchase_at),
+        },
+    )
+    await session.execute(statement, [
+        {"customer_id": d.customer_id, "purchases": d.purchases, "spent_minor": d.spent_minor, "refunded_minor": 0,
+         "first_purchase_at": d.first_purchase_at, "last_purchase_at": d.last_purchase_at}
+        for d in deltas
+    ])
+
+
+def purchase_read(purchase: Purchase) -> PurchaseRead:
+    return PurchaseRead(
+        id=purchase.id,
+        customer_id=purchase.customer_id,
+        order_id=purchase.order_id,
+        amount=from_minor(purchase.amount_minor),
+        refunded=from_minor(purchase.refunded_minor),
+        currency=purchase.currency,
+        channel=SalesChannel(purchase.channel),
+        item_count=purchase.item_count,
+        line_items=purchase.line_items,
+        purchased_at=purchase.purchased_at,
+        created_at=purchase.created_at,
+    )
+
+
+PURCHASE_COLUMNS = tuple(column.key for column in Purchase.__table__.columns)
+
+
+def recorded_event(values: Mapping[str, Any], *, first_purchase: bool, imported: bool = False) -> PurchaseRecorded:
+    return PurchaseRecorded(
+        customer_id=values["customer_id"],
+        purchase_id=values["id"],
+        order_id=values["order_id"],
+        amount=from_minor(values["amount_minor"]),
+        currency=values["currency"],
+        channel=SalesChannel(values["channel"]),
+        purchased_at=values["purchased_at"],
+        item_count=values["item_count"],
+        first_purchase=first_purchase,
+        imported=imported,
+    )
+
+
+def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime) -> dict[str, Any]:
+    """Every column of a new purchase's row."""
+    return {
+        "id": uuid7(),
+        "customer_id": customer_id,
+        "order_id": purchase_in.order_id,
+        "amount_minor": to_minor(purchase_in.amount),
+        "refunded_minor": 0,
+        "currency": currency,
+        "channel": purchase_in.channel.value,
+        "item_count": purchase_in.item_count,
+        "line_items": [item.model_dump(mode="json") for item in purchase_in.line_items] if purchase_in.line_items else None,
+        "purchased_at": purchase_in.purchased_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def record_purchase(
+    *, session: AsyncSession, customer_id: uuid.UUID, purchase_in: PurchaseCreate, currency: str, now: datetime
+) -> tuple[Purchase, bool]:
+    """Record a purchase once per order id; returns it and whether it is new."""
+    customer = await service.get(session=session, customer_id=customer_id)
+    if purchase_in.currency != currency:
+        raise Unprocessable(f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency")
+    amount_minor = to_minor(purchase_in.amount)
+    existing = await _purchase_by_order(session, purchase_in.order_id)
+    if existing is not None:
+        return _same_order(existing, customer.id, amount_minor), False
+    first_purchase = await session.get(PurchaseSummary, customer.id) is None
+    row = new_purchase_row(customer.id, purchase_in, currency=currency, now=now)
+    purchase = Purchase(**row)
+    try:
+        async with session.begin_nested():
+            session.add(purchase)
+    except IntegrityError:
+        # Another request recorded the same order a moment ago.
+        existing = await _purchase_by_order(session, purchase_in.order_id)
+        if existing is None:
+            raise
+        return _same_order(existing, customer.id, amount_minor), False
+    await add_to_summaries(session, [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)])
+    stage(session, recorded_event(row, first_purchase=first_purchase), source=service.SOURCE, time=now)
+    return purchase, True
+
+
+async def _purchase_by_order(session: AsyncSession, order_id: str) -> Purchase | None:
+    return await session.scalar(sa.select(Purchase).where(Purchase.order_id == order_id))
+
+
+def _same_order(existing: Purchase, customer_id: uuid.UUID, amount_minor: int) -> Purchase:
+    if existing.customer_id != customer_id or existing.amount_minor != amount_minor:
+        raise Conflict(
+            f"Order {existing.order_id} is already recorded with a different customer or amount.",
+            purchase_id=str(existing.id),
+        )
+    return existing
+
+
+async def list_purchases(
+    *, session: AsyncSession, customer_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[PurchaseRead]:
+    """Newest first."""
+    await service.get(session=session, customer_id=customer_id)
+    query = sa.select(Purchase).where(Purchase.customer_id == customer_id)
+    if cursor is not None:
+        moment, last_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id)))
+        except ValueError:
+            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+        query = query.where(sa.tuple_(Purchase.purchased_at, Purchase.id) < sa.tuple_(*after))
+    rows = list((await session.scalars(query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1))).all())
+    next_cursor = encode_cursor(rows[limit - 1].purchased_at.isoformat(), str(rows[limit - 1].id)) if len(rows) > limit else None
+    return Page[PurchaseRead](items=[purchase_read(p) for p in rows[:limit]], next_cursor=next_cursor)
+
+
+def refund_read(refund: Refund, currency: str) -> RefundRead:
+    return RefundRead(
+        id=refund.id, purchase_id=refund.purchase_id, reference=refund.reference, amount=from_minor(refund.amount_minor),
+        currency=currency, reason=refund.reason, refunded_at=refund.refunded_at,
+    )
+
+
+async def refund(
+    *,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    purchase_id: uuid.UUID,
+    refund_in: RefundCreate,
+    currency: str,
+    now: datetime,
+) -> tuple[Refund, bool]:
+    """Give back part or all of a purchase, never more than was paid; idempotent by reference."""
+    await service.get(session=session, customer_id=customer_id)
+    # Locked on PostgreSQL, so two refunds of one purchase cannot both see the same amount left.
+    purchase = await session.scalar(
+        sa.select(Purchase).where(Purchase.id == purchase_id, Purchase.customer_id == customer_id).with_for_update()
+    )
+    if purchase is None:
+        raise NotFound(f"Customer {customer_id} has no purchase {purchase_id}.")
+    existing = await session.scalar(
+        sa.select(Refund).where(Refund.purchase_id == purchase.id, Refund.reference == refund_in.reference)
+    )
+    requested = to_minor(refund_in.amount) if refund_in.amount is not None else None
+    if existing is not None:
+        if requested is not None and requested != existing.amount_minor:
+            raise Conflict(f"Refund {refund_in.reference} is already recorded with a different amount.")
+        return existing, False
+    if refund_in.currency != purchase.currency:
+        raise Unprocessable(f"The purchase was paid in {purchase.currency}.", field="currency")
+    refunded_at = refund_in.refunded_at or now
+    if refunded_at < purchase.purchased_at:
+        raise Unprocessable("A refund cannot come before the purchase.", field="refunded_at")
+    try:
+        amount = refund_amount(paid=purchase.amount_minor, refunded=purchase.refunded_minor, requested=requested)
+    except RefundRefused as error:
+        raise Unprocessable(str(error), field="amount", paid=str(from_minor(purchase.amount_minor)),
+                            refunded=str(from_minor(purchase.refunded_minor))) from None
+    record = Refund(
+        id=uuid7(), purchase_id=purchase.id, customer_id=customer_id, reference=refund_in.reference,
+        amount_minor=amount, reason=refund_in.reason, refunded_at=refunded_at, created_at=now, updated_at=now,
+    )
+    session.add(record)
+    purchase.refunded_minor += amount
+    purchase.updated_at = now
+    await session.execute(
+        sa.update(PurchaseSummary)
+        .where(PurchaseSummary.customer_id == customer_id)
+        .values(refunded_minor=PurchaseSummary.refunded_minor + amount)
+    )
+    await session.flush()
+    stage(
+        session,
+        PurchaseRefunded(
+            customer_id=customer_id, purchase_id=purchase.id, refund_id=record.id, amount=from_minor(amount),
+            currency=purchase.currency, refunded_at=refunded_at,
+            fully_refunded=purchase.refunded_minor == purchase.amount_minor,
+        ),
+        source=service.SOURCE,
+        time=now,
+    )
+    return record, True

@@ -1,0 +1,112 @@
+"""Erasure reaches every service: after customer.erased has been consumed, no database holds the person.
+
+Only the customer API is used to give the person data; the other services learn about them from
+events, as they would in production, and whatever they keep must be gone once they have consumed
+the erasure. A service whose consumer has not (yet) a handler for the erasure is checked once it
+has read past the event, so data it projected without purging it is caught too.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.auth import Role
+from shared.db import Database
+from shared.events.customer import CustomerErased
+from shared.messaging import inbox_message, outbox_message
+from tests.customer.helpers import leaks, staged
+from tests.harness import RunningService, Stack, auth, eventually
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = ("customer", "segmentation", "complaints", "notify")
+PERSON = {"kind": "retailer", "name": "Ouyang Xiuying", "email": "ouyang.xiuying@example.com", "phone": "+8613955556666",
+          "backup_phone": "+8613977778888", "region": "Hangzhou West Lake", "tags": ["ouyang special"]}
+SECRETS = ("Ouyang Xiuying", "ouyang.xiuying@example.com", "+8613955556666", "+8613977778888", "Hangzhou West Lake")
+
+
+async def caught_up(stack: Stack, service: RunningService) -> None:
+    """Fail unless the service's consumer group has committed every record now on the topics it reads."""
+    consumer = service.runtime.consumer
+    if consumer is None:
+        return
+    reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=stack.prefix + f"csm.{service.name}",
+                              enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(stack.prefix + topic, p)
+                      for topic in consumer.topics for p in reader.partitions_for_topic(stack.prefix + topic) or ()]
+        ends = await reader.end_offsets(partitions)
+        for partition in partitions:
+            assert (await reader.committed(partition) or 0) >= ends[partition], f"{service.name} behind on {partition}"
+    finally:
+        await reader.stop()
+
+
+async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> None:
+    for name in SERVICES:
+        await stack.start(name)
+    client = stack["customer"].client
+    registered = await client.post("/customers", json=PERSON, headers=auth())
+    assert registered.status_code == 201, registered.text
+    cid = registered.json()["id"]
+    base = f"/customers/{cid}"
+    for method, url, body in [
+        ("post", f"{base}/purchases", {"order_id": "SO-OUYANG", "amount": "12000.00", "currency": "CNY"}),
+        ("post", f"{base}/contacts", {"name": "Ouyang Xiuying", "role": "decision_maker", "phone": "+8613955556666"}),
+        ("post", f"{base}/interactions", {"channel": "phone", "kind": "signal", "signal": "usage_drop",
+                                           "outcome": "Ouyang Xiuying sounded upset"}),
+        ("put", f"{base}/consents/email/marketing", {"granted": True, "source": "web form"}),
+        ("put", f"{base}/interests", {"interests": ["west lake tea"], "source": "Ouyang Xiuying"}),
+        ("patch", base, {"email": "ouyang.xiuying@example.com", "notes": "Ouyang Xiuying prefers mornings"}),
+    ]:
+        response = await getattr(client, method)(url, json=body, headers=auth())
+        assert response.status_code in (200, 201), response.text
+
+    async def everyone_caught_up() -> None:
+        for name in SERVICES:
+            await caught_up(stack, stack[name])
+
+    await eventually(everyone_caught_up, timeout=60)
+    assert await leaks(stack["customer"].database_url, *SECRETS), "the customer service had the data to begin with"
+
+    assert (await client.delete(base, headers=auth(Role.admin))).status_code == 204
+    [erased] = await staged(stack["customer"], CustomerErased.type)
+    erased_id = uuid.UUID(erased["id"])
+
+    async def published() -> None:
+        db = Database(stack["customer"].database_url)
+        try:
+            async with db.read() as session:
+                moment = await session.scalar(sa.select(outbox_message.c.published_at)
+                                              .where(outbox_message.c.event_id == erased_id))
+        finally:
+            await db.dispose()
+        assert moment is not None
+
+    # Only then do the topics' end offsets include the erasure.
+    await eventually(published)
+
+    async def erasure_consumed() -> None:
+        for name in SERVICES:
+            service = stack[name]
+            handles = service.runtime.consumer is not None and CustomerErased.type in service.runtime.consumer.handlers
+            if handles:
+                db = Database(service.database_url)
+                try:
+                    async with db.read() as session:
+                        seen = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message)
+                                                    .where(inbox_message.c.event_id == erased_id))
+                finally:
+                    await db.dispose()
+                assert seen == 1, f"{name} has not consumed the erasure yet"
+            else:
+                await caught_up(stack, service)
+
+    await eventually(erasure_consumed, timeout=60)
+    found = {name: await leaks(stack[name].database_url, *SECRETS) for name in SERVICES}
+    assert found == {name: [] for name in SERVICES}
