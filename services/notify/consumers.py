@@ -62,6 +62,10 @@ def handlers(runtime: Runtime) -> Handlers:
     async def run_playbooks(
         session: AsyncSession, envelope: Envelope[Event], ref: ComplaintRef | None = None
     ) -> None:
+        if getattr(envelope.data, "imported", False):
+            # Imported history (a migration from the company's old system) is not
+            # something the customer just did: nobody is thanked or called for it.
+            return
         playbooks = [
             playbook
             for playbook in (await library.in_force(session)).values()

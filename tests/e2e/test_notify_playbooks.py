@@ -66,6 +66,22 @@ async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_
     assert [(e["data"]["kind"], e["data"]["assignee"]) for e in created] == [("care_call", "am-wang")]
 
 
+async def test_an_imported_first_purchase_is_history_and_is_not_thanked(notify: Notify) -> None:
+    migrated = await notify.register(email="migrated@example.com")
+    live = await notify.register(email="live@example.com")
+    published = await notify.publish(
+        event("csm.purchase.recorded.v1", migrated, first_purchase=True, order_id="OLD-1", imported=True),
+        event("csm.purchase.recorded.v1", live, first_purchase=True, order_id="NEW-1"),
+    )
+    await notify.consumed(*published)
+    await notify.settled(live, 1)
+    assert await notify.notifications(migrated) == []
+    assert notify.mailbox.to("migrated@example.com") == []
+    await notify.advance(timedelta(days=8))
+    await notify.scan()
+    assert await notify.tasks(migrated) == [], "no care call for a purchase made before csm knew the customer"
+
+
 async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_account_manager(
     notify: Notify,
 ) -> None:
