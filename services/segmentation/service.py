@@ -179,7 +179,8 @@ async def reassess(
     cause_type = cause_type or (cause.type if cause else None)
     record_change(session, segment, change, describe_change(change, verdict, cause_type), ctx=ctx, now=now,
                   cause_id=cause.id if cause else None, cause_type=cause_type,
-                  probability_alive=verdict.probability_alive)
+                  probability_alive=verdict.probability_alive,
+                  imported=bool(cause and getattr(cause.data, "imported", False)))
     return change
 
 
@@ -194,6 +195,7 @@ def record_change(
     cause_id: uuid.UUID | None,
     cause_type: str | None,
     probability_alive: float | None,
+    imported: bool = False,
 ) -> None:
     """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
     dimensions = change.dimensions()
@@ -221,6 +223,7 @@ def record_change(
             reason=reason,
             policy_version=ctx.policy_version,
             cause_event_id=cause_id,
+            imported=imported,
             changed_at=now,
         ), source=SOURCE, cause=cause_id, time=now)
     if "risk" in dimensions:
@@ -233,6 +236,7 @@ def record_change(
             reason=reason,
             policy_version=ctx.policy_version,
             cause_event_id=cause_id,
+            imported=imported,
             changed_at=now,
         ), source=SOURCE, cause=cause_id, time=now)
 

@@ -68,6 +68,9 @@ class TierChanged(Event):
     reason: str
     policy_version: int = Field(ge=0)
     cause_event_id: uuid.UUID | None = None
+    imported: bool = Field(
+        default=False, description="The cause was imported history (a migration), not something done today."
+    )
     changed_at: AwareDatetime
 
 
@@ -84,6 +87,9 @@ class RiskChanged(Event):
     reason: str
     policy_version: int = Field(ge=0)
     cause_event_id: uuid.UUID | None = None
+    imported: bool = Field(
+        default=False, description="The cause was imported history (a migration), not something done today."
+    )
     changed_at: AwareDatetime
 
 

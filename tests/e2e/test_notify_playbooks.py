@@ -72,11 +72,12 @@ async def test_an_imported_first_purchase_is_history_and_is_not_thanked(notify: 
     published = await notify.publish(
         event("csm.purchase.recorded.v1", migrated, first_purchase=True, order_id="OLD-1", imported=True),
         event("csm.purchase.recorded.v1", live, first_purchase=True, order_id="NEW-1"),
+        event("csm.segment.tier_changed.v1", migrated, previous_tier=None, tier="platinum", imported=True),
     )
     await notify.consumed(*published)
     await notify.settled(live, 1)
     assert await notify.notifications(migrated) == []
-    assert notify.mailbox.to("migrated@example.com") == []
+    assert notify.mailbox.to("migrated@example.com") == [], "neither thanked nor welcomed to a tier they already had"
     await notify.advance(timedelta(days=8))
     await notify.scan()
     assert await notify.tasks(migrated) == [], "no care call for a purchase made before csm knew the customer"

@@ -79,3 +79,16 @@ async def test_purchase_complaint_and_refund_each_move_the_tier_and_announce_it(
     history = (await seg.client.get(f"/segments/{customer_id}/history", headers=auth())).json()["items"]
     assert [(h["tier"], h["cause_event_id"]) for h in history] == [
         ("gold", str(bought.id)), ("iron", str(complaint.id)), ("lead", str(refund.id))]
+
+
+async def test_a_move_caused_by_imported_history_says_so(stack: Stack) -> None:
+    await stack.start("segmentation", clock=ManualClock(NOW))
+    migrated, live = uuid.uuid4(), uuid.uuid4()
+    old = purchase(migrated, amount="12000.00")
+    old = old.model_copy(update={"data": old.data.model_copy(update={"imported": True})})
+    await produce_events(stack.bootstrap, stack.prefix + "csm.customer", [old, purchase(live, amount="12000.00")])
+
+    records = await read_all(stack.bootstrap, stack.prefix + "csm.segmentation", expect=2)
+    imported = {orjson.loads(r.value)["data"]["customer_id"]: orjson.loads(r.value)["data"]["imported"]
+                for r in records}
+    assert imported == {str(migrated): True, str(live): False}
