@@ -36,6 +36,10 @@ Handlers = Mapping[type[Event], Handler]
 # left out), before any handler: a consumer can load all the rows the batch needs in one query
 # instead of one per event.
 Prepare = Callable[[AsyncSession, Sequence[Envelope[Event]]], Awaitable[None]]
+# Called once per batch, in its transaction, with the events about to be applied (duplicates left
+# out): a consumer may apply the whole batch set-based and return True, or return False (having
+# changed nothing) to have ``prepare`` and the per-event handlers apply it instead.
+ApplyBatch = Callable[[AsyncSession, Sequence[Envelope[Event]]], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,11 @@ class EventConsumer:
         metrics: Metrics,
         settings: ConsumerSettings,
         prepare: Prepare | None = None,
+        apply_batch: ApplyBatch | None = None,
     ) -> None:
         self.name = name
         self.prepare = prepare
+        self.apply_batch = apply_batch
         self.db = db
         self.bus = bus
         self.handlers: dict[str, Handler] = {event.type: handler for event, handler in handlers.items()}
@@ -169,10 +175,11 @@ class EventConsumer:
                     continue
                 seen.add(envelope.id)
                 applied.append(envelope)
-            if applied and self.prepare is not None:
-                await self.prepare(session, applied)
-            for envelope in applied:
-                await self.handlers[envelope.type](session, envelope)
+            if applied and not (self.apply_batch is not None and await self.apply_batch(session, applied)):
+                if self.prepare is not None:
+                    await self.prepare(session, applied)
+                for envelope in applied:
+                    await self.handlers[envelope.type](session, envelope)
             if applied:
                 now = utcnow()
                 await session.execute(

@@ -24,7 +24,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import Database
 from shared.events import TOPICS, dead_letter_topic
 from shared.events.asyncapi import asyncapi_document
-from shared.inbox import ConsumerSettings, EventConsumer, Handlers, Prepare
+from shared.inbox import ApplyBatch, ConsumerSettings, EventConsumer, Handlers, Prepare
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
@@ -71,6 +71,8 @@ class ServiceSpec:
     handlers: Callable[[Runtime], Handlers] | None = None
     # Optional: a hook run once per consumed batch before its handlers (see shared.inbox.Prepare).
     prepare: Callable[[Runtime], Prepare] | None = None
+    # Optional: a set-based application of a whole batch (see shared.inbox.ApplyBatch).
+    apply_batch: Callable[[Runtime], ApplyBatch] | None = None
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
     extra_topics: Sequence[str] = ()
     openapi_tags: Sequence[dict[str, Any]] = ()
@@ -127,6 +129,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             ),
             prepare=spec.prepare(runtime) if spec.prepare is not None else None,
+            apply_batch=spec.apply_batch(runtime) if spec.apply_batch is not None else None,
         )
     return runtime
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.segmentation import api, batch, consumers
+from services.segmentation import api, batch, bulk, consumers
 from services.segmentation.settings import SegmentationSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -41,6 +41,7 @@ SPEC = ServiceSpec(
     routers=[api.router, api.policy_router, api.cut_points_router, api.analytics_router],
     handlers=consumers.handlers,
     prepare=consumers.prepare,
+    apply_batch=lambda runtime: bulk.apply_batch(consumers.segmenter_of(runtime), runtime.clock),
     workers=workers,
     openapi_tags=[
         {"name": "segments", "description": "Where each customer stands, why, and their history."},

@@ -79,18 +79,7 @@ def handlers(runtime: Runtime) -> Handlers:
     async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
         purchase, ctx, now = event.data, await context(session), clock.now()
         segment = await service.segment_for(session, purchase.customer_id, ctx=ctx, now=now)
-        amount = to_minor(purchase.amount)
-        session.add(Purchase(purchase_id=purchase.purchase_id, customer_id=purchase.customer_id,
-                             amount_minor=amount, purchased_at=purchase.purchased_at, fully_refunded=False))
-        segment.lifetime_frequency += 1
-        segment.lifetime_monetary_minor += amount
-        if ctx.in_window(purchase.purchased_at):
-            segment.frequency += 1
-            segment.monetary_minor += amount
-        if segment.first_purchase_at is None or purchase.purchased_at < segment.first_purchase_at:
-            segment.first_purchase_at = purchase.purchased_at
-        if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
-            segment.last_purchase_at = purchase.purchased_at
+        session.add(Purchase(**service.count_purchase(segment, purchase, ctx)))
         await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_refund(session: AsyncSession, event: Envelope[PurchaseRefunded]) -> None:

@@ -6,6 +6,8 @@ version through the API, tries it on the current population (what-if), and appli
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -192,9 +194,13 @@ class Policy(_Strict):
             raise ValueError(f"segment_rules leave score pairs without a segment, e.g. {sorted(grid)[0]}")
         return self
 
-    def ordered_tier_rules(self) -> list[TierRule]:
-        """Rules from the top tier down; within a tier, in the order given."""
-        return sorted(self.tier_rules, key=lambda rule: tier_rank(rule.tier))
+    @cached_property
+    def _ordered_tier_rules(self) -> tuple[TierRule, ...]:
+        return tuple(sorted(self.tier_rules, key=lambda rule: tier_rank(rule.tier)))
+
+    def ordered_tier_rules(self) -> tuple[TierRule, ...]:
+        """Rules from the top tier down; within a tier, in the order given (the policy is frozen)."""
+        return self._ordered_tier_rules
 
     def signal_points(self) -> dict[str, float]:
         return self.signals.model_dump(exclude={"window_days"})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +15,11 @@ from services.segmentation.assessment import NO_CUT_POINTS, Assessment, CutPoint
 from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, SegmentationState, TierChange
 from services.segmentation.policy import Policy
 from services.segmentation.versions import load_cut_points, load_policy
+from shared.db import new_id
 from shared.events import Envelope, Event
+from shared.events.customer import PurchaseRecorded
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup, tier_rank
+from shared.money import to_minor
 from shared.outbox import stage
 from shared.problems import NotFound
 
@@ -86,15 +90,44 @@ def _store(segment: CustomerSegment, verdict: Assessment, ctx: Context, now: dat
     segment.updated_at = now
 
 
-def new_segment(customer_id: uuid.UUID, ctx: Context, now: datetime) -> CustomerSegment:
-    segment = CustomerSegment(
+def new_segment(
+    customer_id: uuid.UUID, ctx: Context, now: datetime, make: Callable[..., Any] = CustomerSegment,
+    verdict: Assessment | None = None,
+) -> CustomerSegment:
+    """A customer first heard of now, assessed; ``make`` builds the row (an ORM object by default).
+
+    Everyone new is assessed alike, so a caller making many may pass ``blank_verdict(ctx, now)``.
+    """
+    segment = make(
         customer_id=customer_id, frequency=0, monetary_minor=0, lifetime_frequency=0, lifetime_monetary_minor=0,
         engaged=False, signal_points=0.0, key_account=False, created_at=now,
     )
-    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
-    _store(segment, verdict, ctx, now)
+    _store(segment, verdict or blank_verdict(ctx, now), ctx, now)
     segment.initial_tier = segment.tier
     return segment
+
+
+def blank_verdict(ctx: Context, now: datetime) -> Assessment:
+    """Where a customer of whom nothing is known yet stands."""
+    blank = Facts(frequency=0, monetary_minor=0, lifetime_frequency=0, first_purchase_at=None, last_purchase_at=None,
+                  engaged=False, last_nps=None, signal_points=0.0, key_account=False)
+    return assess(blank, ctx.policy, ctx.cut_points, now)
+
+
+def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Context) -> dict[str, Any]:
+    """Count a purchase into the customer's figures; returns the ledger row to keep for it."""
+    amount = to_minor(purchase.amount)
+    segment.lifetime_frequency += 1
+    segment.lifetime_monetary_minor += amount
+    if ctx.in_window(purchase.purchased_at):
+        segment.frequency += 1
+        segment.monetary_minor += amount
+    if segment.first_purchase_at is None or purchase.purchased_at < segment.first_purchase_at:
+        segment.first_purchase_at = purchase.purchased_at
+    if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
+        segment.last_purchase_at = purchase.purchased_at
+    return {"purchase_id": purchase.purchase_id, "customer_id": purchase.customer_id, "amount_minor": amount,
+            "purchased_at": purchase.purchased_at, "fully_refunded": False}
 
 
 async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime) -> CustomerSegment:
@@ -163,8 +196,13 @@ async def reassess(
     cause: Envelope[Event] | None,
     cause_type: str | None = None,
     was_key_account: bool | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> Change | None:
-    """Assess the customer again; record and announce what changed (one history row per cause)."""
+    """Assess the customer again; record and announce what changed (one history row per cause).
+
+    ``segment`` may be any object with the row's attributes; with ``history``, the history row is
+    appended there (for a bulk insert) instead of added to the session.
+    """
     verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
     before = (segment.tier, segment.rfm_segment, segment.stage, segment.risk)
     previous_key_account = segment.key_account if was_key_account is None else was_key_account
@@ -180,7 +218,7 @@ async def reassess(
     record_change(session, segment, change, describe_change(change, verdict, cause_type), ctx=ctx, now=now,
                   cause_id=cause.id if cause else None, cause_type=cause_type,
                   probability_alive=verdict.probability_alive,
-                  imported=bool(cause and getattr(cause.data, "imported", False)))
+                  imported=bool(cause and getattr(cause.data, "imported", False)), history=history)
     return change
 
 
@@ -196,11 +234,12 @@ def record_change(
     cause_type: str | None,
     probability_alive: float | None,
     imported: bool = False,
+    history: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
     dimensions = change.dimensions()
-    session.add(TierChange(
-        customer_id=segment.customer_id, changed=",".join(dimensions),
+    row = dict(
+        id=new_id(), customer_id=segment.customer_id, changed=",".join(dimensions),
         previous_tier=change.tier[0], tier=change.tier[1],
         previous_segment=change.segment[0], segment=change.segment[1],
         previous_stage=change.stage[0], stage=change.stage[1],
@@ -208,7 +247,11 @@ def record_change(
         key_account=change.key_account[1], reason=reason, policy_version=ctx.policy_version,
         cut_points_version=ctx.cut_points.version, cause_event_id=cause_id, cause_event_type=cause_type,
         changed_at=now,
-    ))
+    )
+    if history is not None:
+        history.append(row)
+    else:
+        session.add(TierChange(**row))
     if set(dimensions) - {"risk"}:
         stage(session, TierChanged(
             customer_id=segment.customer_id,

@@ -15,3 +15,6 @@ class SegmentationSettings(ServiceSettings):
     port: int = 8002
     # How often the scheduler looks whether the batch is due (its due time is in the database).
     batch_check_seconds: float = Field(default=60.0, gt=0)
+    # Re-tiering is promised within a fraction of a second of the event; the embedded broker holds an
+    # empty fetch for this long even when a record arrives meanwhile, so keep it short here.
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
