@@ -115,8 +115,9 @@ class EventConsumer:
             max_poll_records=self.settings.batch_size,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
-        await consumer.start()
         try:
+            # Started inside the try: a stop during start-up (Ctrl-C while joining the group) still closes it.
+            await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 if consumer.assignment():

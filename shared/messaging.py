@@ -31,6 +31,8 @@ outbox_message = sa.Table(
         sqlite_where=sa.text("published_at IS NULL"),
     ),
     sa.Index("ix_outbox_message_created_at", "created_at"),
+    # Erasure finds a customer's events still held (their key is the customer id).
+    sa.Index("ix_outbox_message_key", "key"),
 )
 
 inbox_message = sa.Table(
@@ -98,3 +100,12 @@ def drop_messaging_tables_v1() -> None:
     op.drop_index("ix_outbox_message_created_at", table_name="outbox_message")
     op.drop_index("ix_outbox_message_pending", table_name="outbox_message")
     op.drop_table("outbox_message")
+
+
+def add_outbox_key_index_v2() -> None:
+    """Migration step (version 2): index the outbox by key, so erasure finds a customer's events at once."""
+    op.create_index("ix_outbox_message_key", "outbox_message", ["key"])
+
+
+def drop_outbox_key_index_v2() -> None:
+    op.drop_index("ix_outbox_message_key", table_name="outbox_message")
