@@ -146,8 +146,13 @@ def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, cur
 async def record_purchase(
     *, session: AsyncSession, customer_id: uuid.UUID, purchase_in: PurchaseCreate, currency: str, now: datetime
 ) -> tuple[Purchase, bool]:
-    """Record a purchase once per order id; returns it and whether it is new."""
-    customer = await service.get(session=session, customer_id=customer_id)
+    """Record a purchase once per order id; returns it and whether it is new.
+
+    The customer's row is locked for the transaction, so that a customer's purchases are recorded
+    one after another: exactly one of two arriving at once is their first (one thank-you, not two),
+    and their events are staged in the order they commit.
+    """
+    customer = await service.get(session=session, customer_id=customer_id, for_update=True)
     if purchase_in.currency != currency:
         raise Unprocessable(f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency")
     amount_minor = to_minor(purchase_in.amount)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
 from shared.db import Database
 from shared.messaging import outbox_message
+from tests.customer.helpers import staged
 from tests.harness import Stack, auth
 
 
@@ -136,3 +139,20 @@ async def test_an_unknown_customer_is_404_and_malformed_json_is_422(customers: S
         "/customers", content=b'{"name": ', headers={**auth(), "content-type": "application/json"}
     )
     assert broken.status_code == 422 and broken.headers["content-type"] == "application/problem+json"
+
+
+async def test_of_a_customers_purchases_arriving_at_once_exactly_one_is_the_first(customers: Stack) -> None:
+    """Concurrent purchases of one new customer: one (and only one) is flagged first, for a single thank-you."""
+    people = [await register(customers, name=f"Buyer {n}") for n in range(4)]
+
+    async def buy(customer_id: str, n: int) -> None:
+        response = await customers["customer"].client.post(
+            f"/customers/{customer_id}/purchases",
+            json={"order_id": f"{customer_id[:8]}-{n}", "amount": "100.00", "currency": "CNY"}, headers=auth())
+        assert response.status_code == 201, response.text
+
+    await asyncio.gather(*(buy(str(person["id"]), n) for n in range(6) for person in people))
+    recorded = await staged(customers["customer"], "csm.purchase.recorded.v1")
+    assert len(recorded) == 24
+    firsts = sorted(e["data"]["customer_id"] for e in recorded if e["data"]["first_purchase"])
+    assert firsts == sorted(str(person["id"]) for person in people)
