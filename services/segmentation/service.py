@@ -98,20 +98,20 @@ def new_segment(
 
     Everyone new is assessed alike, so a caller making many may pass ``blank_verdict(ctx, now)``.
     """
-    segment = make(
-        customer_id=customer_id, frequency=0, monetary_minor=0, lifetime_frequency=0, lifetime_monetary_minor=0,
-        engaged=False, signal_points=0.0, key_account=False, created_at=now,
-    )
-    _store(segment, verdict or blank_verdict(ctx, now), ctx, now)
+    segment = make(customer_id=customer_id, created_at=now, **_NOTHING_KNOWN)
+    _store(segment, verdict or assess(facts_of(segment), ctx.policy, ctx.cut_points, now), ctx, now)
     segment.initial_tier = segment.tier
     return segment
 
 
+# A new customer's figures; everything else about them is unknown (None).
+_NOTHING_KNOWN = dict(frequency=0, monetary_minor=0, lifetime_frequency=0, lifetime_monetary_minor=0, engaged=False,
+                      signal_points=0.0, key_account=False)
+
+
 def blank_verdict(ctx: Context, now: datetime) -> Assessment:
-    """Where a customer of whom nothing is known yet stands."""
-    blank = Facts(frequency=0, monetary_minor=0, lifetime_frequency=0, first_purchase_at=None, last_purchase_at=None,
-                  engaged=False, last_nps=None, signal_points=0.0, key_account=False)
-    return assess(blank, ctx.policy, ctx.cut_points, now)
+    """Where a customer of whom nothing is known yet stands (what ``new_segment`` assesses)."""
+    return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, now)
 
 
 def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Context) -> dict[str, Any]:
