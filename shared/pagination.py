@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 import orjson
@@ -40,3 +42,12 @@ def decode_cursor(cursor: str, size: int) -> list[object]:
     if not isinstance(key, list) or len(key) != size:
         raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
     return key
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A (moment, id) key, the cursor of lists ordered by time and id; a 422 as ``decode_cursor``."""
+    moment, key = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(str(moment)), uuid.UUID(str(key))
+    except ValueError:
+        raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None

@@ -15,7 +15,7 @@ from services.complaints.schemas import CompensationCreate, CompensationRead
 from services.complaints.workflow import Status
 from shared.auth import Principal
 from shared.money import from_minor, to_minor
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_time_cursor, encode_cursor
 from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 GRANTED, PENDING, REJECTED = "granted", "pending", "rejected"
@@ -120,13 +120,7 @@ async def list_compensations(
     if status is not None:
         query = query.where(Compensation.status == status)
     if cursor is not None:
-        moment, last_id = decode_cursor(cursor, 2)
-        try:
-            after_at, after_id = datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id))
-        except ValueError:
-            raise Unprocessable(
-                "Not a cursor this list gave out.", field="cursor", location="query"
-            ) from None
+        after_at, after_id = decode_time_cursor(cursor)
         query = query.where(
             sa.or_(
                 Compensation.requested_at > after_at,

@@ -17,7 +17,7 @@ from services.complaints.workflow import Status
 from shared.events.complaints import AttachmentRef, SlaTarget
 from shared.events.segmentation import Tier
 from shared.money import from_minor
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, decode_time_cursor, encode_cursor
 from shared.problems import Unprocessable
 
 
@@ -97,13 +97,7 @@ async def list_complaints(
     """Newest first, by keyset on (opened_at, id)."""
     query = sa.select(Complaint).where(*where.clauses())
     if cursor is not None:
-        opened, last_id = decode_cursor(cursor, 2)
-        try:
-            opened_at, after = datetime.fromisoformat(str(opened)), uuid.UUID(str(last_id))
-        except ValueError:
-            raise Unprocessable(
-                "Not a cursor this list gave out.", field="cursor", location="query"
-            ) from None
+        opened_at, after = decode_time_cursor(cursor)
         query = query.where(
             sa.or_(
                 Complaint.opened_at < opened_at,

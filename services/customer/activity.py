@@ -24,7 +24,7 @@ from services.customer.record_schemas import (
 )
 from shared.events.customer import ConsentChanged, ContactChannel, InteractionLogged, InterestsChanged, Purpose
 from shared.outbox import stage
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from shared.problems import Unprocessable
 
 
@@ -69,11 +69,7 @@ async def interactions(
     if signals_only:
         query = query.where(Interaction.signal.is_not(None))
     if cursor is not None:
-        moment, last_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id)))
-        except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+        after = decode_time_cursor(cursor)
         query = query.where(sa.tuple_(Interaction.occurred_at, Interaction.id) < sa.tuple_(*after))
     order = (Interaction.occurred_at.desc(), Interaction.id.desc())
     rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())

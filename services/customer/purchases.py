@@ -21,7 +21,7 @@ from services.customer.record_schemas import PurchaseCreate, PurchaseRead, Refun
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.money import from_minor, to_minor
 from shared.outbox import stage
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.pagination import Page, decode_time_cursor, encode_cursor
 from shared.problems import Conflict, NotFound, Unprocessable
 
 
@@ -196,11 +196,7 @@ async def list_purchases(
     await service.get(session=session, customer_id=customer_id)
     query = sa.select(Purchase).where(Purchase.customer_id == customer_id)
     if cursor is not None:
-        moment, last_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(moment)), uuid.UUID(str(last_id)))
-        except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+        after = decode_time_cursor(cursor)
         query = query.where(sa.tuple_(Purchase.purchased_at, Purchase.id) < sa.tuple_(*after))
     rows = list((await session.scalars(query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1))).all())
     next_cursor = encode_cursor(rows[limit - 1].purchased_at.isoformat(), str(rows[limit - 1].id)) if len(rows) > limit else None

@@ -41,8 +41,8 @@ from services.notify.schemas import (
 from services.notify.settings import NotifySettings
 from shared.clock import UtcDatetime
 from shared.events.customer import ContactChannel
-from shared.pagination import CursorParam, Limit, Page, decode_cursor, encode_cursor
-from shared.problems import Conflict, NotFound, Unprocessable
+from shared.pagination import CursorParam, Limit, Page, decode_time_cursor, encode_cursor
+from shared.problems import Conflict, NotFound
 
 notifications = APIRouter(prefix="/notifications", tags=["notifications"])
 customers = APIRouter(prefix="/customers", tags=["preferences"])
@@ -60,11 +60,7 @@ Status = Literal["pending", "sending", "sent", "failed", "suppressed"]
 def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if not cursor:
         return None
-    moment, key = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(str(moment)), uuid.UUID(str(key))
-    except ValueError:
-        raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+    return decode_time_cursor(cursor)
 
 
 @notifications.get("", summary="Messages, newest first: a customer's, or by channel, status or playbook")

@@ -41,7 +41,7 @@ from services.segmentation.schemas import (
 )
 from shared.clock import UtcDatetime
 from shared.money import from_minor
-from shared.pagination import CursorParam, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import CursorParam, Limit, Page, decode_cursor, decode_time_cursor, encode_cursor
 from shared.problems import NotFound, Unprocessable
 
 router = APIRouter(prefix="/segments", tags=["segments"])
@@ -119,11 +119,7 @@ async def get_history(
 ) -> Page[TierChangeRead]:
     after = None
     if cursor:
-        changed_at, change_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(changed_at)), uuid.UUID(str(change_id)))
-        except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+        after = decode_time_cursor(cursor)
     changes = await service.history(session=session, customer_id=customer_id, after=after, limit=limit + 1)
     page = changes[:limit]
     next_cursor = encode_cursor(page[-1].changed_at.isoformat(), page[-1].id) if len(changes) > limit else None
