@@ -47,7 +47,7 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.service import SOURCE, STATE_ID, Change, describe_change
+from services.segmentation.service import SOURCE, STATE_ID, Change
 from services.segmentation.versions import bgnbd_document, load_cut_points, load_policy
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup
 from shared.outbox import stage
