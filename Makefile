@@ -1,4 +1,5 @@
 # The two commands: `make up` starts the whole system, `make test` runs the whole suite.
+# `make lint` checks the house rules (CONTRIBUTING.md): ruff, mypy and the layering contracts.
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,13 +7,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test bench install clean
+.PHONY: up test lint format bench install clean
 
 up: $(INSTALLED)
 	$(BIN)/csm up
 
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Applies the formatter and the safe fixes; `make lint` then says what is left.
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # make bench NAME=<benchmark> ARGS="..."; without NAME, lists the benchmarks.
 bench: $(INSTALLED)
@@ -28,4 +40,4 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

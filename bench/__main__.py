@@ -15,7 +15,9 @@ SKIP = {"__init__", "__main__", "report"}
 
 
 def available() -> list[str]:
-    return sorted(path.stem for path in HERE.glob("*.py") if path.stem not in SKIP and not path.stem.startswith("_"))
+    return sorted(
+        path.stem for path in HERE.glob("*.py") if path.stem not in SKIP and not path.stem.startswith("_")
+    )
 
 
 def main() -> int:

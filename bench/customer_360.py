@@ -38,10 +38,62 @@ from urllib.parse import quote
 from bench.report import Figure, Report, percentile
 
 DEFAULT_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
-SURNAMES = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu",
-            "Hu", "Guo", "He", "Lin", "Luo", "Gao", "Smith", "Garcia", "Müller", "Rossi", "Dubois", "Kowalski"]
-GIVEN = ["Wei", "Fang", "Na", "Min", "Jing", "Li", "Qiang", "Lei", "Jun", "Yang", "Yan", "Hui", "Ming", "Xin",
-         "Anna", "Peter", "Maria", "Jean", "Luca", "Sofia", "Ken", "Emma", "Tom", "Ivan", "Olga", "Noah"]
+SURNAMES = [
+    "Wang",
+    "Li",
+    "Zhang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Huang",
+    "Zhao",
+    "Wu",
+    "Zhou",
+    "Xu",
+    "Sun",
+    "Ma",
+    "Zhu",
+    "Hu",
+    "Guo",
+    "He",
+    "Lin",
+    "Luo",
+    "Gao",
+    "Smith",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+]
+GIVEN = [
+    "Wei",
+    "Fang",
+    "Na",
+    "Min",
+    "Jing",
+    "Li",
+    "Qiang",
+    "Lei",
+    "Jun",
+    "Yang",
+    "Yan",
+    "Hui",
+    "Ming",
+    "Xin",
+    "Anna",
+    "Peter",
+    "Maria",
+    "Jean",
+    "Luca",
+    "Sofia",
+    "Ken",
+    "Emma",
+    "Tom",
+    "Ivan",
+    "Olga",
+    "Noah",
+]
 CHANNELS = ["store", "web", "app", "call_centre", "field_sales", "partner"]
 TAGS = ["vip", "wholesale", "newsletter", "tea", "garden", "electronics", "north", "south", "b2b", "student"]
 
@@ -53,18 +105,36 @@ def write_customers(path: Path, count: int, seed: int) -> None:
     rng = random.Random(seed)
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["external_id", "name", "kind", "email", "phone", "region", "tags", "account_manager",
-                         "customer_since"])
+        writer.writerow(
+            [
+                "external_id",
+                "name",
+                "kind",
+                "email",
+                "phone",
+                "region",
+                "tags",
+                "account_manager",
+                "customer_since",
+            ]
+        )
         since = datetime(2015, 1, 1, tzinfo=UTC)
         for n in range(count):
             name = f"{rng.choice(SURNAMES)} {rng.choice(GIVEN)}"
             kind = "business" if n % 10 == 0 else "individual"
-            writer.writerow([
-                f"C{n:08d}", name if kind == "individual" else f"{name} Trading Co.", kind,
-                f"c{n}@example.com", f"+86139{n:08d}", rng.choice(["North", "East", "South", "West"]),
-                ";".join(rng.sample(TAGS, rng.randint(0, 2))), f"am-{n % 500}",
-                (since + timedelta(minutes=n * 3)).isoformat(),
-            ])
+            writer.writerow(
+                [
+                    f"C{n:08d}",
+                    name if kind == "individual" else f"{name} Trading Co.",
+                    kind,
+                    f"c{n}@example.com",
+                    f"+86139{n:08d}",
+                    rng.choice(["North", "East", "South", "West"]),
+                    ";".join(rng.sample(TAGS, rng.randint(0, 2))),
+                    f"am-{n % 500}",
+                    (since + timedelta(minutes=n * 3)).isoformat(),
+                ]
+            )
 
 
 def write_purchases(path: Path, count: int, customers: int, seed: int) -> None:
@@ -73,12 +143,31 @@ def write_purchases(path: Path, count: int, customers: int, seed: int) -> None:
     span = 3 * 365 * 86400
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["order_id", "customer_external_id", "amount", "currency", "channel", "item_count", "purchased_at"])
+        writer.writerow(
+            [
+                "order_id",
+                "customer_external_id",
+                "amount",
+                "currency",
+                "channel",
+                "item_count",
+                "purchased_at",
+            ]
+        )
         rows = []
         for n in range(count):
             moment = datetime.fromtimestamp(start + rng.random() * span, UTC).isoformat(timespec="seconds")
-            rows.append((f"O{n:09d}", f"C{rng.randrange(customers):08d}", f"{rng.randint(100, 500_000) / 100:.2f}", "CNY",
-                         rng.choice(CHANNELS), rng.randint(1, 5), moment))
+            rows.append(
+                (
+                    f"O{n:09d}",
+                    f"C{rng.randrange(customers):08d}",
+                    f"{rng.randint(100, 500_000) / 100:.2f}",
+                    "CNY",
+                    rng.choice(CHANNELS),
+                    rng.randint(1, 5),
+                    moment,
+                )
+            )
             if len(rows) == 100_000:
                 writer.writerows(rows)
                 rows.clear()
@@ -98,7 +187,9 @@ def bare_app() -> Any:
 
     db = Database(os.environ["CSM_CUSTOMER_DATABASE_URL"])
     app = FastAPI()
-    statement = sa.select(Customer.__table__).where(Customer.id == sa.bindparam("customer_id", type_=sa.Uuid()))
+    statement = sa.select(Customer.__table__).where(
+        Customer.id == sa.bindparam("customer_id", type_=sa.Uuid())
+    )
 
     @app.get("/customers/{customer_id}")
     async def one_row(customer_id: uuid.UUID) -> dict[str, Any]:
@@ -110,8 +201,24 @@ def bare_app() -> Any:
 
 
 def serve(factory: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--log-level", "warning", "--workers", str(workers), "--timeout-keep-alive", "120"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+        "--timeout-keep-alive",
+        "120",
+    ]
     return subprocess.Popen(command, env={**os.environ, **env})
 
 
@@ -159,8 +266,9 @@ async def _one_request(host: str, port: int, path: str, headers: dict[str, str])
         writer.close()
 
 
-async def closed_loop(port: int, paths: list[str], headers: dict[str, str], connections: int, seconds: float,
-                      warmup: float) -> dict[str, Any]:
+async def closed_loop(
+    port: int, paths: list[str], headers: dict[str, str], connections: int, seconds: float, warmup: float
+) -> dict[str, Any]:
     """Each connection sends its next request when the last one is answered: the most the server does."""
     latencies: list[float] = []
     errors = 0
@@ -188,8 +296,16 @@ async def closed_loop(port: int, paths: list[str], headers: dict[str, str], conn
     return {"requests": len(latencies), "errors": errors, "seconds": seconds, "latencies": latencies}
 
 
-async def open_loop(port: int, paths: list[str], headers: dict[str, str], rate: float, seconds: float, warmup: float,
-                    max_connections: int, give_up: float = 30.0) -> dict[str, Any]:
+async def open_loop(
+    port: int,
+    paths: list[str],
+    headers: dict[str, str],
+    rate: float,
+    seconds: float,
+    warmup: float,
+    max_connections: int,
+    give_up: float = 30.0,
+) -> dict[str, Any]:
     """Requests leave on a fixed schedule; latency counts from when each was due, queueing included.
 
     A request that fails (an error status, a reset connection) or has no answer ``give_up``
@@ -243,8 +359,14 @@ async def open_loop(port: int, paths: list[str], headers: dict[str, str], rate: 
     while not idle.empty():
         idle.get_nowait()[1].close()
     elapsed = max(time.perf_counter(), scheduled_end) - start - warmup
-    return {"requests": len(latencies), "errors": errors, "seconds": elapsed, "latencies": latencies,
-            "connections": opened, "scheduled": int(rate * seconds)}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": elapsed,
+        "latencies": latencies,
+        "connections": opened,
+        "scheduled": int(rate * seconds),
+    }
 
 
 def _load_process(mode: str, kwargs: dict[str, Any], results: Any) -> None:
@@ -283,11 +405,15 @@ def search_paths(customers: int, seed: int) -> dict[str, list[str]]:
     rng = random.Random(seed + 2)
     some = [rng.randrange(customers) for _ in range(2000)]
     return {
-        "name prefix": [f"/customers?name={quote(rng.choice(SURNAMES) + ' ' + rng.choice(GIVEN)[:2])}" for _ in some],
+        "name prefix": [
+            f"/customers?name={quote(rng.choice(SURNAMES) + ' ' + rng.choice(GIVEN)[:2])}" for _ in some
+        ],
         "phone": [f"/customers?phone=%2B86139{n:08d}" for n in some],
         "email": [f"/customers?email=c{n}%40example.com" for n in some],
         "tag": [f"/customers?tag={rng.choice(TAGS)}" for _ in some],
-        "status and account manager": [f"/customers?status=active&account_manager=am-{n % 500}" for n in some],
+        "status and account manager": [
+            f"/customers?status=active&account_manager=am-{n % 500}" for n in some
+        ],
         "tier": ["/customers?tier=gold" for _ in some],
     }
 
@@ -296,7 +422,11 @@ async def _create_database(server: str, name: str) -> str:
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    admin = (
+        make_url(server)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
     connection = await asyncpg.connect(admin)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -310,7 +440,11 @@ async def _drop_database(server: str, name: str) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    admin = (
+        make_url(server)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
     connection = await asyncpg.connect(admin)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -336,8 +470,14 @@ def _free_port() -> int:
     return free_port()
 
 
-def _stats(report: Report, label: str, outcome: dict[str, Any], baseline: dict[str, Any] | None, goal_p99: str | None = None,
-           goal_throughput: str | None = None) -> None:
+def _stats(
+    report: Report,
+    label: str,
+    outcome: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    goal_p99: str | None = None,
+    goal_throughput: str | None = None,
+) -> None:
     throughput = outcome["requests"] / outcome["seconds"]
     p50, p99 = (percentile(outcome["latencies"], share) * 1000 for share in (0.5, 0.99))
     if baseline is None:
@@ -347,7 +487,9 @@ def _stats(report: Report, label: str, outcome: dict[str, Any], baseline: dict[s
         return
     base_throughput = baseline["requests"] / baseline["seconds"]
     base_p50, base_p99 = (percentile(baseline["latencies"], share) * 1000 for share in (0.5, 0.99))
-    report.add(Figure(f"{label}: throughput", throughput, "req/s", base_throughput, "bare endpoint", goal_throughput))
+    report.add(
+        Figure(f"{label}: throughput", throughput, "req/s", base_throughput, "bare endpoint", goal_throughput)
+    )
     report.add(Figure(f"{label}: p50", p50, "ms", base_p50, "bare endpoint"))
     report.add(Figure(f"{label}: p99", p99, "ms", base_p99, "bare endpoint", goal_p99))
 
@@ -356,18 +498,31 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench customer_360", description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--purchases", type=int, default=10_000_000)
-    parser.add_argument("--server", default=os.environ.get("CSM_BENCH_POSTGRES", DEFAULT_SERVER),
-                        help="PostgreSQL server URL without a database (asyncpg driver)")
-    parser.add_argument("--database", default=None, help="Reuse this already loaded database (skips the load)")
-    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards (to --database it later)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="Requests per second of the fixed-rate run")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("CSM_BENCH_POSTGRES", DEFAULT_SERVER),
+        help="PostgreSQL server URL without a database (asyncpg driver)",
+    )
+    parser.add_argument(
+        "--database", default=None, help="Reuse this already loaded database (skips the load)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the database afterwards (to --database it later)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="Requests per second of the fixed-rate run"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="Measured seconds of each run")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16, help="Connections of the closed-loop runs")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each server")
     parser.add_argument("--batch-size", type=int, default=None, help="Import rows per transaction")
-    parser.add_argument("--spare-share", type=float, default=0.5,
-                        help="Also run open loop at this share of the bare endpoint's measured throughput")
+    parser.add_argument(
+        "--spare-share",
+        type=float,
+        default=0.5,
+        help="Also run open loop at this share of the bare endpoint's measured throughput",
+    )
     parser.add_argument("--search-seconds", type=float, default=5.0, help="Measured seconds of each search")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -383,10 +538,18 @@ async def run(args: argparse.Namespace) -> int:
     from shared.broker import EmbeddedBroker
     from shared.settings import CommonSettings
 
-    report = Report("customer_360", {
-        "customers": args.customers, "purchases": args.purchases, "rate": args.rate, "seconds": args.seconds,
-        "connections": args.connections, "workers": args.workers, "database": "PostgreSQL",
-    })
+    report = Report(
+        "customer_360",
+        {
+            "customers": args.customers,
+            "purchases": args.purchases,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "workers": args.workers,
+            "database": "PostgreSQL",
+        },
+    )
     name = args.database or f"customer_bench_{uuid.uuid4().hex[:8]}"
     url = f"{args.server.rstrip('/')}/{name}" if args.database else await _create_database(args.server, name)
     broker = EmbeddedBroker().start()
@@ -398,27 +561,48 @@ async def run(args: argparse.Namespace) -> int:
         if not args.database:
             await migrations.upgrade("customer", url)
             for kind, count, write in (
-                (ImportKind.customers, args.customers, lambda p: write_customers(p, args.customers, args.seed)),
-                (ImportKind.purchases, args.purchases,
-                 lambda p: write_purchases(p, args.purchases, args.customers, args.seed)),
+                (
+                    ImportKind.customers,
+                    args.customers,
+                    lambda p: write_customers(p, args.customers, args.seed),
+                ),
+                (
+                    ImportKind.purchases,
+                    args.purchases,
+                    lambda p: write_purchases(p, args.purchases, args.customers, args.seed),
+                ),
             ):
                 path = work / f"{kind.value}.csv"
                 started = time.perf_counter()
                 write(path)
-                print(f"wrote {count:,} {kind.value} in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
+                print(
+                    f"wrote {count:,} {kind.value} in {time.perf_counter() - started:,.0f} s", file=sys.stderr
+                )
                 started = time.perf_counter()
-                summary = await import_file(kind, path, settings=settings, rejected_path=work / f"{kind.value}.rejected.csv",
-                                            batch_size=args.batch_size, show_progress=sys.stderr.isatty())
+                summary = await import_file(
+                    kind,
+                    path,
+                    settings=settings,
+                    rejected_path=work / f"{kind.value}.rejected.csv",
+                    batch_size=args.batch_size,
+                    show_progress=sys.stderr.isatty(),
+                )
                 seconds = time.perf_counter() - started
                 print(f"imported {summary}", file=sys.stderr)
                 if summary.imported != count:
                     raise RuntimeError(f"{kind.value}: {summary.imported} of {count} imported")
-                report.add(Figure(f"import {kind.value}: rate", count / seconds, "rows/s", goal="minutes, not hours"))
+                report.add(
+                    Figure(f"import {kind.value}: rate", count / seconds, "rows/s", goal="minutes, not hours")
+                )
                 report.add(Figure(f"import {kind.value}: time", seconds / 60, "min"))
                 path.unlink()
             await _sql(url, "VACUUM ANALYZE")
-        sizes = await _sql(url, "SELECT count(*) AS n, pg_size_pretty(pg_total_relation_size('outbox_message')) AS size "
-                                "FROM outbox_message", "SELECT pg_size_pretty(pg_database_size(current_database())) AS size")
+        sizes = await _sql(
+            url,
+            "SELECT count(*) AS n, pg_size_pretty(pg_total_relation_size('outbox_message')) AS size "
+            "FROM outbox_message",
+            "SELECT pg_size_pretty(pg_database_size(current_database())) AS size",
+        )
         report.parameters["outbox events"] = sizes[0][0]["n"]
         report.parameters["outbox size"] = sizes[0][0]["size"]
         report.parameters["database size"] = sizes[1][0]["size"]
@@ -429,8 +613,12 @@ async def run(args: argparse.Namespace) -> int:
         random.Random(args.seed).shuffle(ids)
         token = mint_token(common, subject="bench", role=Role.agent)
         headers = {"Authorization": f"Bearer {token}"}
-        env = {"CSM_CUSTOMER_DATABASE_URL": url, "CSM_CUSTOMER_RUN_WORKERS": "false", "CSM_KAFKA_BOOTSTRAP": broker.bootstrap,
-               "CSM_LOG_LEVEL": "WARNING"}
+        env = {
+            "CSM_CUSTOMER_DATABASE_URL": url,
+            "CSM_CUSTOMER_RUN_WORKERS": "false",
+            "CSM_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "CSM_LOG_LEVEL": "WARNING",
+        }
         view_port, bare_port = _free_port(), _free_port()
         servers.append(serve("services.customer.app:create_app", view_port, env, args.workers))
         servers.append(serve("bench.customer_360:bare_app", bare_port, env, args.workers))
@@ -439,34 +627,66 @@ async def run(args: argparse.Namespace) -> int:
         view_paths = [f"/customers/{i}/360" for i in ids]
         bare_paths = [f"/customers/{i}" for i in ids]
         common_load = {"headers": headers, "seconds": args.seconds, "warmup": args.warmup}
-        bare_closed = load("closed", port=bare_port, paths=bare_paths, connections=args.connections, **common_load)
-        view_closed = load("closed", port=view_port, paths=view_paths, connections=args.connections, **common_load)
+        bare_closed = load(
+            "closed", port=bare_port, paths=bare_paths, connections=args.connections, **common_load
+        )
+        view_closed = load(
+            "closed", port=view_port, paths=view_paths, connections=args.connections, **common_load
+        )
         for outcome in (bare_closed, view_closed):
             if outcome["errors"]:
                 raise RuntimeError(f"{outcome['errors']} requests failed")
         _stats(report, "bare endpoint, as fast as it answers", bare_closed, None)
-        _stats(report, "360 view, as fast as it answers", view_closed, bare_closed,
-               goal_throughput="≥ 0.5× bare")
+        _stats(
+            report, "360 view, as fast as it answers", view_closed, bare_closed, goal_throughput="≥ 0.5× bare"
+        )
         # Open loop at the goal's rate, and at half of what the bare endpoint managed here, so
         # that latency is also seen where this machine is not overloaded.
         bare_rate = bare_closed["requests"] / bare_closed["seconds"]
         for rate, goal in ((args.rate, "< 15 ms"), (round(bare_rate * args.spare_share), None)):
-            bare_open = load("open", port=bare_port, paths=bare_paths, rate=rate, max_connections=256, **common_load)
-            view_open = load("open", port=view_port, paths=view_paths, rate=rate, max_connections=256, **common_load)
+            bare_open = load(
+                "open", port=bare_port, paths=bare_paths, rate=rate, max_connections=256, **common_load
+            )
+            view_open = load(
+                "open", port=view_port, paths=view_paths, rate=rate, max_connections=256, **common_load
+            )
             label = f"360 view at {rate:,.0f} req/s"
             _stats(report, label, view_open, bare_open, goal_p99=goal)
             for name, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
-                report.add(Figure(f"{name} at {rate:,.0f} req/s: answered in time", outcome["requests"] / outcome["seconds"],
-                                  "req/s", goal=f"{rate:,.0f}"))
-                report.add(Figure(f"{name} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"))
+                report.add(
+                    Figure(
+                        f"{name} at {rate:,.0f} req/s: answered in time",
+                        outcome["requests"] / outcome["seconds"],
+                        "req/s",
+                        goal=f"{rate:,.0f}",
+                    )
+                )
+                report.add(
+                    Figure(
+                        f"{name} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"
+                    )
+                )
         for label, paths in search_paths(args.customers, args.seed).items():
-            outcome = load("closed", port=view_port, paths=paths, connections=1, headers=headers,
-                           seconds=args.search_seconds, warmup=1.0)
+            outcome = load(
+                "closed",
+                port=view_port,
+                paths=paths,
+                connections=1,
+                headers=headers,
+                seconds=args.search_seconds,
+                warmup=1.0,
+            )
             if outcome["errors"]:
                 raise RuntimeError(f"search by {label}: {outcome['errors']} requests failed")
             for share, name in ((0.5, "p50"), (0.99, "p99")):
-                report.add(Figure(f"search by {label} (first page of 50): {name}",
-                                  percentile(outcome["latencies"], share) * 1000, "ms", goal="tens of ms"))
+                report.add(
+                    Figure(
+                        f"search by {label} (first page of 50): {name}",
+                        percentile(outcome["latencies"], share) * 1000,
+                        "ms",
+                        goal="tens of ms",
+                    )
+                )
         print(report.render())
         print(f"saved {report.save()}", file=sys.stderr)
         return 0

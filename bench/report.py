@@ -51,9 +51,15 @@ class Report:
         return figure
 
     def render(self) -> str:
-        lines = [f"# {self.benchmark}", "", "parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()),
-                 f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", "",
-                 "| figure | value | baseline (same run) | ratio | goal |", "|---|---|---|---|---|"]
+        lines = [
+            f"# {self.benchmark}",
+            "",
+            "parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()),
+            f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+            "",
+            "| figure | value | baseline (same run) | ratio | goal |",
+            "|---|---|---|---|---|",
+        ]
         for f in self.figures:
             baseline = f"{f.baseline:,.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else "—"
             ratio = f"{f.ratio:.2f}×" if f.ratio is not None else "—"

@@ -49,9 +49,15 @@ from shared.settings import CommonSettings
 def purchase(index: int) -> tuple[bytes, bytes, uuid.UUID]:
     customer = uuid.uuid4()
     event = PurchaseRecorded(
-        customer_id=customer, purchase_id=uuid.uuid4(), order_id=f"SO-{index}",
-        amount=Decimal(1000 + index % 4000), currency="CNY", channel=SalesChannel.web,
-        purchased_at=datetime.now(UTC), item_count=1, first_purchase=True,
+        customer_id=customer,
+        purchase_id=uuid.uuid4(),
+        order_id=f"SO-{index}",
+        amount=Decimal(1000 + index % 4000),
+        currency="CNY",
+        channel=SalesChannel.web,
+        purchased_at=datetime.now(UTC),
+        item_count=1,
+        first_purchase=True,
     )
     envelope = envelope_for(event, source="/bench")
     return str(customer).encode(), encode(envelope), envelope.id
@@ -69,26 +75,52 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 def plain_polars_rate(count: int) -> float:
     """Events per second of the plain computation: the same RFM over ``count`` purchases at once."""
-    frame = pl.DataFrame({"customer": list(range(count)), "amount": [1000 + i % 4000 for i in range(count)],
-                          "at": [time.time()] * count})
+    frame = pl.DataFrame(
+        {
+            "customer": list(range(count)),
+            "amount": [1000 + i % 4000 for i in range(count)],
+            "at": [time.time()] * count,
+        }
+    )
     started = time.perf_counter()
-    (frame.group_by("customer").agg(r=pl.col("at").max(), f=pl.len(), m=pl.col("amount").sum())
-     .with_columns(mq=(pl.col("m").rank() / pl.len() * 5).ceil()))
+    (
+        frame.group_by("customer")
+        .agg(r=pl.col("at").max(), f=pl.len(), m=pl.col("amount").sum())
+        .with_columns(mq=(pl.col("m").rank() / pl.len() * 5).ceil())
+    )
     return count / (time.perf_counter() - started)
 
 
 async def run(args: argparse.Namespace) -> Report:
-    report = Report("segmentation_events", {"backlog": args.backlog, "rate": args.rate, "seconds": args.seconds,
-                                            "database": "sqlite", "batch": args.batch})
+    report = Report(
+        "segmentation_events",
+        {
+            "backlog": args.backlog,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "database": "sqlite",
+            "batch": args.batch,
+        },
+    )
     baseline = plain_polars_rate(args.backlog)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'segmentation.db'}"
         await migrations.upgrade("segmentation", url)
         prefix = f"b{uuid.uuid4().hex[:8]}."
-        common = CommonSettings(env="test", kafka_bootstrap=broker.bootstrap, topic_prefix=prefix,
-                                kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000)
-        settings = SegmentationSettings(database_url=url, common=common, consumer_batch_size=args.batch,
-                                        outbox_batch_size=args.batch, outbox_poll_seconds=0.05)
+        common = CommonSettings(
+            env="test",
+            kafka_bootstrap=broker.bootstrap,
+            topic_prefix=prefix,
+            kafka_session_timeout_ms=6000,
+            kafka_heartbeat_interval_ms=1000,
+        )
+        settings = SegmentationSettings(
+            database_url=url,
+            common=common,
+            consumer_batch_size=args.batch,
+            outbox_batch_size=args.batch,
+            outbox_poll_seconds=0.05,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=2)
         await producer.start()
         try:
@@ -117,33 +149,66 @@ async def run(args: argparse.Namespace) -> Report:
                 assert first is not None and last is not None
                 cpu_after = (cpu_seconds(), cpu_seconds(broker.process.pid))
                 rate = (args.backlog - first[1]) / max(last - first[0], 1e-9)
-                report.add(Figure("purchase events re-tiered per second (backlog)", rate, "events/s", baseline,
-                                  "plain Polars RFM, events/s", goal=">= 5,000 events/s"))
+                report.add(
+                    Figure(
+                        "purchase events re-tiered per second (backlog)",
+                        rate,
+                        "events/s",
+                        baseline,
+                        "plain Polars RFM, events/s",
+                        goal=">= 5,000 events/s",
+                    )
+                )
                 # Where the two cores went while the backlog drained (the relay publishes meanwhile).
-                service_cpu, broker_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
-                report.add(Figure("  CPU per event, service process (consumer, relay, producer)",
-                                  service_cpu / args.backlog * 1e6, "µs"))
+                service_cpu, broker_cpu = (
+                    after - before for after, before in zip(cpu_after, cpu_before, strict=True)
+                )
+                report.add(
+                    Figure(
+                        "  CPU per event, service process (consumer, relay, producer)",
+                        service_cpu / args.backlog * 1e6,
+                        "µs",
+                    )
+                )
                 report.add(Figure("  CPU per event, broker", broker_cpu / args.backlog * 1e6, "µs"))
                 # The relay may still be publishing the backlog's announcements; latency is measured after.
                 drained = time.perf_counter()
                 while True:
                     async with db.read() as session:
-                        pending = await session.scalar(sa.select(sa.func.count()).select_from(outbox_message).where(
-                            outbox_message.c.published_at.is_(None)))
+                        pending = await session.scalar(
+                            sa.select(sa.func.count())
+                            .select_from(outbox_message)
+                            .where(outbox_message.c.published_at.is_(None))
+                        )
                     if not pending:
                         break
                     await asyncio.sleep(0.1)
-                report.add(Figure("  announcements still to publish when the backlog was applied, drained in",
-                                  time.perf_counter() - drained, "s"))
+                report.add(
+                    Figure(
+                        "  announcements still to publish when the backlog was applied, drained in",
+                        time.perf_counter() - drained,
+                        "s",
+                    )
+                )
 
                 # The client (producer at a fixed rate, and the reader of announcements) runs in a second
                 # process, so that the service has its own core, as it would in production.
                 latencies = await asyncio.get_running_loop().run_in_executor(
-                    None, run_client, broker.bootstrap, prefix, args.rate, args.seconds)
-            report.add(Figure("event to tier_changed, p50", percentile(latencies, 0.50) * 1000, "ms",
-                              goal=f"at {args.rate}/s"))
-            report.add(Figure("event to tier_changed, p99", percentile(latencies, 0.99) * 1000, "ms",
-                              goal="< 200 ms"))
+                    None, run_client, broker.bootstrap, prefix, args.rate, args.seconds
+                )
+            report.add(
+                Figure(
+                    "event to tier_changed, p50",
+                    percentile(latencies, 0.50) * 1000,
+                    "ms",
+                    goal=f"at {args.rate}/s",
+                )
+            )
+            report.add(
+                Figure(
+                    "event to tier_changed, p99", percentile(latencies, 0.99) * 1000, "ms", goal="< 200 ms"
+                )
+            )
             report.add(Figure("event to tier_changed, max", max(latencies) * 1000, "ms"))
             report.add(Figure("latency samples", len(latencies), "events"))
         finally:
@@ -171,8 +236,14 @@ async def measure_latency(bootstrap: str, prefix: str, rate: int, seconds: int) 
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    consumer = AIOKafkaConsumer(f"{prefix}csm.segmentation", bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        f"{prefix}csm.segmentation",
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
+    )
     await producer.start()
     await consumer.start()
     await asyncio.sleep(1.0)  # let the consumer settle on the log's end

@@ -16,8 +16,8 @@ assigns everyone. Then the clock moves a day (the schedule's step) and three thi
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import asyncio
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -93,17 +93,28 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
             connection.executemany(
                 "INSERT INTO purchase (purchase_id, customer_id, amount_minor, purchased_at, fully_refunded) "
                 "VALUES (?, ?, ?, ?, 0)",
-                zip((f"{i:032x}" for i in range(begin, end)), (hex_ids[o] for o in owner[begin:end].tolist()),
-                    amount[begin:end].tolist(), times, strict=True),
+                zip(
+                    (f"{i:032x}" for i in range(begin, end)),
+                    (hex_ids[o] for o in owner[begin:end].tolist()),
+                    amount[begin:end].tolist(),
+                    times,
+                    strict=True,
+                ),
             )
             connection.commit()
         start = window_start.timestamp()
-        figures = frame.group_by("customer").agg(
-            lifetime_frequency=pl.len(), lifetime_monetary=pl.col("amount_minor").sum(),
-            first=pl.col("at").min(), last=pl.col("at").max(),
-            frequency=(pl.col("at") >= start).sum(),
-            monetary=pl.when(pl.col("at") >= start).then(pl.col("amount_minor")).otherwise(0).sum(),
-        ).sort("customer")
+        figures = (
+            frame.group_by("customer")
+            .agg(
+                lifetime_frequency=pl.len(),
+                lifetime_monetary=pl.col("amount_minor").sum(),
+                first=pl.col("at").min(),
+                last=pl.col("at").max(),
+                frequency=(pl.col("at") >= start).sum(),
+                monetary=pl.when(pl.col("at") >= start).then(pl.col("amount_minor")).otherwise(0).sum(),
+            )
+            .sort("customer")
+        )
         firsts = _sqlite_times(figures["first"].to_numpy())
         lasts = _sqlite_times(figures["last"].to_numpy())
         created = (NOW - timedelta(days=HISTORY_DAYS)).replace(tzinfo=None).isoformat(sep=" ")
@@ -126,16 +137,20 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
             "(?, 0, 0, 0, 0, 0, 0, 0, 'lead', 'lead', 'lead: none', 'suspicion', 'low', '', 1, 0, ?, ?)",
             ((hex_ids[c], created, created) for c in range(customers) if c not in buyers),
         )
-        connection.execute("UPDATE segmentation_state SET window_start = ?",
-                           (window_start.replace(tzinfo=None).isoformat(sep=" "),))
+        connection.execute(
+            "UPDATE segmentation_state SET window_start = ?",
+            (window_start.replace(tzinfo=None).isoformat(sep=" "),),
+        )
         connection.commit()
     finally:
         connection.close()
 
 
 async def run(args: argparse.Namespace) -> Report:
-    report = Report("segmentation_recompute", {"customers": args.customers, "purchases": args.purchases,
-                                               "database": "sqlite"})
+    report = Report(
+        "segmentation_recompute",
+        {"customers": args.customers, "purchases": args.purchases, "database": "sqlite"},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(args.directory or tmp) / "segmentation_bench.db")
         url = f"sqlite+aiosqlite:///{path}"
@@ -158,12 +173,27 @@ async def run(args: argparse.Namespace) -> Report:
             service_seconds = time.perf_counter() - started
             window_start = (NOW - timedelta(days=365)).timestamp()
             plain_seconds, _ = plain_polars(frame, NOW.timestamp(), window_start)
-            report.add(Figure("full recompute (a day later)", service_seconds, "s", plain_seconds,
-                              "plain Polars RFM in memory", goal="<= 3x baseline"))
+            report.add(
+                Figure(
+                    "full recompute (a day later)",
+                    service_seconds,
+                    "s",
+                    plain_seconds,
+                    "plain Polars RFM in memory",
+                    goal="<= 3x baseline",
+                )
+            )
             report.add(Figure("  customers rewritten", outcome.rewritten, "rows"))
             report.add(Figure("  customers announced", outcome.announced, "events"))
-            report.add(Figure("first assignment (everyone new)", first.seconds, "s", plain_seconds,
-                              "plain Polars RFM in memory"))
+            report.add(
+                Figure(
+                    "first assignment (everyone new)",
+                    first.seconds,
+                    "s",
+                    plain_seconds,
+                    "plain Polars RFM in memory",
+                )
+            )
             report.add(Figure("  customers announced", first.announced, "events"))
         finally:
             await db.dispose()
@@ -174,7 +204,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="segmentation_recompute")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--purchases", type=int, default=10_000_000)
-    parser.add_argument("--directory", default=None, help="where the SQLite database goes (a temporary one if not given)")
+    parser.add_argument(
+        "--directory", default=None, help="where the SQLite database goes (a temporary one if not given)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))

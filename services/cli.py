@@ -26,7 +26,7 @@ app.add_typer(customer_cli.app, name="import")
 ServiceName = Annotated[str, typer.Argument(help="customer, segmentation, complaints or notify")]
 
 
-def _entry(name: str):  # noqa: ANN202
+def _entry(name: str):
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     return SERVICES[name]
@@ -66,7 +66,9 @@ def serve(
 
 
 @app.command()
-def migrate(services: Annotated[list[str] | None, typer.Argument(help="Services to migrate; all if none.")] = None) -> None:
+def migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to migrate; all if none.")] = None,
+) -> None:
     """Bring the services' databases to the latest schema."""
     names = services or list(SERVICES)
 

@@ -106,7 +106,11 @@ class System:
         lines = ["", "csm is up. API docs:"]
         lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in ports.items()]
         lines += ["", "Admin token (valid 12 hours; Authorize in the docs with it):", f"  {token}", ""]
-        lines += ["Other roles: csm token --role agent|supervisor|manager|admin|service", "Ctrl-C stops everything.", ""]
+        lines += [
+            "Other roles: csm token --role agent|supervisor|manager|admin|service",
+            "Ctrl-C stops everything.",
+            "",
+        ]
         self.say("\n".join(lines))
 
     def stop(self) -> None:

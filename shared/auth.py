@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Annotated
 
 import jwt
@@ -17,18 +16,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Forbidden, Unauthorized
+from shared.roles import STAFF_RANK, Role
 from shared.settings import CommonSettings
-
-
-class Role(StrEnum):
-    agent = "agent"
-    supervisor = "supervisor"
-    manager = "manager"
-    admin = "admin"
-    service = "service"
-
-
-STAFF_RANK: dict[Role, int] = {Role.agent: 1, Role.supervisor: 2, Role.manager: 3, Role.admin: 4}
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,9 @@ def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable
                 return principal
         elif principal.at_least(minimum):
             return principal
-        raise Forbidden(f"This needs the role {minimum.value} or higher; the token has {principal.role.value}.")
+        raise Forbidden(
+            f"This needs the role {minimum.value} or higher; the token has {principal.role.value}."
+        )
 
     return check
 

@@ -61,7 +61,9 @@ class Bus:
                         await self.ensure_topics(topics)
                 except (KafkaConnectionError, KafkaError, OSError) as error:
                     await producer.stop()
-                    log.warning("broker at %s not reachable (%s); retrying", self.bootstrap, type(error).__name__)
+                    log.warning(
+                        "broker at %s not reachable (%s); retrying", self.bootstrap, type(error).__name__
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
@@ -116,7 +118,9 @@ class Bus:
             epoch = await self._read_epoch()
             if epoch is not None:
                 return epoch
-            await self.producer.send_and_wait(self.topic(EPOCH_TOPIC), value=str(uuid.uuid4()).encode(), key=b"epoch")
+            await self.producer.send_and_wait(
+                self.topic(EPOCH_TOPIC), value=str(uuid.uuid4()).encode(), key=b"epoch"
+            )
         epoch = await self._read_epoch()
         if epoch is None:
             raise KafkaError("could not read the broker epoch")

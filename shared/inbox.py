@@ -203,20 +203,27 @@ class EventConsumer:
                 if is_transient(error):
                     log.warning(
                         "consumer %s: %s while applying %s %s; retrying",
-                        self.name, type(error).__name__, envelope.type, envelope.id,
+                        self.name,
+                        type(error).__name__,
+                        envelope.type,
+                        envelope.id,
                     )
                     await asyncio.sleep(transient_delay)
                     transient_delay = min(transient_delay * 2, 30.0)
                     continue
                 if failures >= len(self.settings.retry_backoff):
                     reason = f"handler failed {failures + 1} times: {describe(error)}"
-                    await self._dead_letter(record, reason=reason, kind="handler_error", attempts=failures + 1)
+                    await self._dead_letter(
+                        record, reason=reason, kind="handler_error", attempts=failures + 1
+                    )
                     return
                 self.metrics.event_retries.labels(self.name).inc()
                 await asyncio.sleep(self.settings.retry_backoff[failures])
                 failures += 1
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], *, reason: str, kind: str, attempts: int) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], *, reason: str, kind: str, attempts: int
+    ) -> None:
         reason = reason[:1000]
         headers = [
             ("csm-dead-letter-reason", reason.encode()),
@@ -241,5 +248,10 @@ class EventConsumer:
         self.metrics.events_dead_lettered.labels(self.name, kind).inc()
         log.error(
             "consumer %s dead-lettered %s[%d]@%d to %s: %s",
-            self.name, record.topic, record.partition, record.offset, self.dead_letter_topic, reason,
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            self.dead_letter_topic,
+            reason,
         )

@@ -38,7 +38,9 @@ async def downgrade(service: str, url: str, revision: str) -> None:
 
 async def revision(service: str, url: str, message: str) -> None:
     """Write a new migration for ``service`` from the difference between its models and ``url``."""
-    await _with_connection(service, url, lambda config: command.revision(config, message=message, autogenerate=True))
+    await _with_connection(
+        service, url, lambda config: command.revision(config, message=message, autogenerate=True)
+    )
 
 
 async def _with_connection(service: str, url: str, run: Callable[[Config], None]) -> None:

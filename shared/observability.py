@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -48,7 +49,10 @@ class Metrics:
             "csm_events_duplicate_total", "Redelivered events skipped by the inbox", ["consumer"], registry=r
         )
         self.events_ignored = Counter(
-            "csm_events_ignored_total", "Events of types this consumer does not handle", ["consumer"], registry=r
+            "csm_events_ignored_total",
+            "Events of types this consumer does not handle",
+            ["consumer"],
+            registry=r,
         )
         self.event_retries = Counter(
             "csm_event_retries_total", "Retries of events whose handler failed", ["consumer"], registry=r
@@ -66,7 +70,9 @@ class Metrics:
             "csm_outbox_pending", "Outbox events not yet acknowledged by the broker", registry=r
         )
         self.outbox_replays = Counter(
-            "csm_outbox_replays_total", "Times the outbox was replayed into a broker that lost its log", registry=r
+            "csm_outbox_replays_total",
+            "Times the outbox was replayed into a broker that lost its log",
+            registry=r,
         )
 
     def render(self) -> tuple[bytes, str]:

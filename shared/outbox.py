@@ -132,7 +132,12 @@ class OutboxRelay:
         async with self.db.read() as session:
             rows = (
                 await session.execute(
-                    sa.select(outbox_message.c.seq, outbox_message.c.topic, outbox_message.c.key, outbox_message.c.body)
+                    sa.select(
+                        outbox_message.c.seq,
+                        outbox_message.c.topic,
+                        outbox_message.c.key,
+                        outbox_message.c.body,
+                    )
                     .where(outbox_message.c.published_at.is_(None))
                     .order_by(outbox_message.c.seq)
                     .limit(self.settings.batch_size)
@@ -161,7 +166,9 @@ class OutboxRelay:
     async def pending_count(self) -> int:
         async with self.db.read() as session:
             count = await session.scalar(
-                sa.select(sa.func.count()).select_from(outbox_message).where(outbox_message.c.published_at.is_(None))
+                sa.select(sa.func.count())
+                .select_from(outbox_message)
+                .where(outbox_message.c.published_at.is_(None))
             )
         return int(count or 0)
 
@@ -182,10 +189,14 @@ class OutboxRelay:
                 self.metrics.outbox_replays.inc()
                 log.warning("broker log changed; replaying %d retained events", result.rowcount)
                 await session.execute(
-                    bus_state.update().where(bus_state.c.name == _EPOCH).values(value=epoch, updated_at=utcnow())
+                    bus_state.update()
+                    .where(bus_state.c.name == _EPOCH)
+                    .values(value=epoch, updated_at=utcnow())
                 )
             else:
-                await session.execute(bus_state.insert().values(name=_EPOCH, value=epoch, updated_at=utcnow()))
+                await session.execute(
+                    bus_state.insert().values(name=_EPOCH, value=epoch, updated_at=utcnow())
+                )
         self.db.outbox_signal.set()
 
     async def purge(self) -> None:
@@ -216,7 +227,9 @@ class _AdvisoryLock:
     async def __aenter__(self) -> None:
         while True:
             connection = await self.db.engine.connect()
-            acquired = await connection.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _RELAY_LOCK_KEY})
+            acquired = await connection.scalar(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _RELAY_LOCK_KEY}
+            )
             await connection.commit()
             if acquired:
                 self.connection = connection

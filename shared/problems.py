@@ -131,12 +131,14 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for item in error.errors():
         location, *path = [str(part) for part in item.get("loc", ())] or ["body"]
-        errors.append({
-            "field": ".".join(path) or location,
-            "location": location,
-            "message": item.get("msg", "invalid"),
-            "type": item.get("type", "invalid"),
-        })
+        errors.append(
+            {
+                "field": ".".join(path) or location,
+                "location": location,
+                "message": item.get("msg", "invalid"),
+                "type": item.get("type", "invalid"),
+            }
+        )
     return errors
 
 
@@ -158,7 +160,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = _field_errors(error)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
         return problem_response(
-            422, "Invalid input", slug="validation-error", detail=detail, instance=request.url.path, errors=errors
+            422,
+            "Invalid input",
+            slug="validation-error",
+            detail=detail,
+            instance=request.url.path,
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)

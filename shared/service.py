@@ -78,7 +78,9 @@ class ServiceSpec:
     openapi_tags: Sequence[dict[str, Any]] = ()
 
 
-def create_service_app(spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
+def create_service_app(
+    spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock | None = None
+) -> FastAPI:
     runtime = _build_runtime(spec, settings, clock or SystemClock())
     app = FastAPIOffline(
         title=spec.title,
@@ -86,7 +88,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings, *, clock: C
         version=spec.version,
         lifespan=_lifespan(spec, runtime),
         responses={"4XX": {"model": ProblemDetail, "description": "Problem details (RFC 9457)"}},
-        openapi_tags=[*spec.openapi_tags, {"name": "operations", "description": "Health, readiness, metrics."}],
+        openapi_tags=[
+            *spec.openapi_tags,
+            {"name": "operations", "description": "Health, readiness, metrics."},
+        ],
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.runtime = runtime
@@ -113,7 +118,9 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
             retention=timedelta(days=settings.outbox_retention_days),
         ),
     )
-    runtime = Runtime(name=spec.name, settings=settings, clock=clock, db=db, bus=bus, metrics=metrics, relay=relay)
+    runtime = Runtime(
+        name=spec.name, settings=settings, clock=clock, db=db, bus=bus, metrics=metrics, relay=relay
+    )
     if spec.handlers is not None:
         runtime.consumer = EventConsumer(
             name=spec.name,
@@ -145,7 +152,9 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = runtime.tasks
-        tasks.append(asyncio.create_task(runtime.bus.start(topics_of(spec, runtime)), name=f"{spec.name}:bus"))
+        tasks.append(
+            asyncio.create_task(runtime.bus.start(topics_of(spec, runtime)), name=f"{spec.name}:bus")
+        )
         if runtime.settings.run_workers:
             workers = [Worker("outbox-relay", runtime.relay.run)]
             if runtime.consumer is not None:
@@ -202,7 +211,9 @@ def _operations_router(spec: ServiceSpec, runtime: Runtime) -> APIRouter:
         except Exception as error:
             checks["database"] = type(error).__name__
         if any(value != "ok" for value in checks.values()):
-            raise ServiceUnavailable("Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks)
+            raise ServiceUnavailable(
+                "Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
+            )
         return {"status": "ready", "checks": checks}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

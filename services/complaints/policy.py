@@ -27,9 +27,9 @@ from pydantic import (
 )
 
 from services.complaints import sla
-from shared.auth import STAFF_RANK, Role
 from shared.events.complaints import Severity
 from shared.events.segmentation import Tier
+from shared.roles import STAFF_RANK, Role
 
 FIRST_OWNER = "first_owner"
 DEFAULT_ROOT_CAUSES = (

@@ -22,7 +22,13 @@ from services.customer.record_schemas import (
     InterestRead,
     InterestsUpdate,
 )
-from shared.events.customer import ConsentChanged, ContactChannel, InteractionLogged, InterestsChanged, Purpose
+from shared.events.customer import (
+    ConsentChanged,
+    ContactChannel,
+    InteractionLogged,
+    InterestsChanged,
+    Purpose,
+)
 from shared.outbox import stage
 from shared.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from shared.problems import Unprocessable
@@ -42,17 +48,27 @@ async def log_interaction(
     if occurred_at > now + clock_skew:
         raise Unprocessable("An interaction cannot be logged before it happens.", field="occurred_at")
     interaction = Interaction(
-        id=uuid7(), customer_id=customer_id, **interaction_in.model_dump(exclude={"occurred_at"}, mode="json"),
-        logged_by=logged_by, occurred_at=occurred_at, created_at=now, updated_at=now,
+        id=uuid7(),
+        customer_id=customer_id,
+        **interaction_in.model_dump(exclude={"occurred_at"}, mode="json"),
+        logged_by=logged_by,
+        occurred_at=occurred_at,
+        created_at=now,
+        updated_at=now,
     )
     session.add(interaction)
     await session.flush()
     stage(
         session,
         InteractionLogged(
-            customer_id=customer_id, interaction_id=interaction.id, channel=interaction_in.channel,
-            kind=interaction_in.kind.value, outcome=interaction_in.outcome, sentiment=interaction_in.sentiment,
-            signal=interaction_in.signal, occurred_at=occurred_at,
+            customer_id=customer_id,
+            interaction_id=interaction.id,
+            channel=interaction_in.channel,
+            kind=interaction_in.kind.value,
+            outcome=interaction_in.outcome,
+            sentiment=interaction_in.sentiment,
+            signal=interaction_in.signal,
+            occurred_at=occurred_at,
         ),
         source=service.SOURCE,
         time=now,
@@ -77,38 +93,61 @@ async def interactions(
     if len(rows) > limit:
         next_cursor = encode_cursor(rows[limit - 1].occurred_at.isoformat(), str(rows[limit - 1].id))
     return Page[InteractionRead](
-        items=[InteractionRead.model_validate(row, from_attributes=True) for row in rows[:limit]], next_cursor=next_cursor
+        items=[InteractionRead.model_validate(row, from_attributes=True) for row in rows[:limit]],
+        next_cursor=next_cursor,
     )
 
 
 async def interests(*, session: AsyncSession, customer_id: uuid.UUID) -> list[InterestRead]:
     await service.get(session=session, customer_id=customer_id)
-    rows = await session.scalars(sa.select(Interest).where(Interest.customer_id == customer_id).order_by(Interest.topic))
+    rows = await session.scalars(
+        sa.select(Interest).where(Interest.customer_id == customer_id).order_by(Interest.topic)
+    )
     return [InterestRead(topic=row.topic, source=row.source, since=row.since) for row in rows]
 
 
 async def set_interests(
-    *, session: AsyncSession, customer_id: uuid.UUID, interests_in: InterestsUpdate, changed_by: str, now: datetime
+    *,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    interests_in: InterestsUpdate,
+    changed_by: str,
+    now: datetime,
 ) -> list[InterestRead]:
     """Make the customer's interests exactly the set given, logging each topic added or dropped."""
     await service.get(session=session, customer_id=customer_id, for_update=True)
-    current = set((await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == customer_id))).all())
+    current = set(
+        (await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == customer_id))).all()
+    )
     wanted = list(interests_in.interests)
     added = [topic for topic in wanted if topic not in current]
     dropped = sorted(current - set(wanted))
     if dropped:
-        await session.execute(sa.delete(Interest).where(Interest.customer_id == customer_id, Interest.topic.in_(dropped)))
+        await session.execute(
+            sa.delete(Interest).where(Interest.customer_id == customer_id, Interest.topic.in_(dropped))
+        )
     for topic in added:
         session.add(Interest(customer_id=customer_id, topic=topic, source=interests_in.source, since=now))
     for topic, was_added in [*((t, True) for t in added), *((t, False) for t in dropped)]:
-        session.add(InterestChange(
-            id=uuid7(), customer_id=customer_id, topic=topic, added=was_added, source=interests_in.source,
-            changed_by=changed_by, changed_at=now,
-        ))
+        session.add(
+            InterestChange(
+                id=uuid7(),
+                customer_id=customer_id,
+                topic=topic,
+                added=was_added,
+                source=interests_in.source,
+                changed_by=changed_by,
+                changed_at=now,
+            )
+        )
     await session.flush()
     if added or dropped:
-        stage(session, InterestsChanged(customer_id=customer_id, interests=tuple(sorted(wanted)), changed_at=now),
-              source=service.SOURCE, time=now)
+        stage(
+            session,
+            InterestsChanged(customer_id=customer_id, interests=tuple(sorted(wanted)), changed_at=now),
+            source=service.SOURCE,
+            time=now,
+        )
     return await interests(session=session, customer_id=customer_id)
 
 
@@ -118,14 +157,17 @@ async def interest_history(
     await service.get(session=session, customer_id=customer_id)
     rows, next_cursor = await _history(session, InterestChange, customer_id, limit, cursor)
     return Page[InterestChangeRead](
-        items=[InterestChangeRead.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
+        items=[InterestChangeRead.model_validate(row, from_attributes=True) for row in rows],
+        next_cursor=next_cursor,
     )
 
 
 async def consents(*, session: AsyncSession, customer_id: uuid.UUID) -> list[ConsentRead]:
     await service.get(session=session, customer_id=customer_id)
     rows = await session.scalars(
-        sa.select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.channel, Consent.purpose)
+        sa.select(Consent)
+        .where(Consent.customer_id == customer_id)
+        .order_by(Consent.channel, Consent.purpose)
     )
     return [ConsentRead.model_validate(row, from_attributes=True) for row in rows]
 
@@ -146,20 +188,40 @@ async def set_consent(
     if consent is not None and consent.granted == consent_in.granted:
         return ConsentRead.model_validate(consent, from_attributes=True)
     if consent is None:
-        consent = Consent(customer_id=customer_id, channel=channel.value, purpose=purpose.value,
-                          granted=consent_in.granted, source=consent_in.source, changed_at=now)
+        consent = Consent(
+            customer_id=customer_id,
+            channel=channel.value,
+            purpose=purpose.value,
+            granted=consent_in.granted,
+            source=consent_in.source,
+            changed_at=now,
+        )
         session.add(consent)
     else:
         consent.granted, consent.source, consent.changed_at = consent_in.granted, consent_in.source, now
-    session.add(ConsentChange(
-        id=uuid7(), customer_id=customer_id, channel=channel.value, purpose=purpose.value, granted=consent_in.granted,
-        source=consent_in.source, changed_by=changed_by, changed_at=now,
-    ))
+    session.add(
+        ConsentChange(
+            id=uuid7(),
+            customer_id=customer_id,
+            channel=channel.value,
+            purpose=purpose.value,
+            granted=consent_in.granted,
+            source=consent_in.source,
+            changed_by=changed_by,
+            changed_at=now,
+        )
+    )
     await session.flush()
     stage(
         session,
-        ConsentChanged(customer_id=customer_id, channel=channel, purpose=purpose, granted=consent_in.granted,
-                       source=consent_in.source, changed_at=now),
+        ConsentChanged(
+            customer_id=customer_id,
+            channel=channel,
+            purpose=purpose,
+            granted=consent_in.granted,
+            source=consent_in.source,
+            changed_at=now,
+        ),
         source=service.SOURCE,
         time=now,
     )
@@ -172,12 +234,16 @@ async def consent_history(
     await service.get(session=session, customer_id=customer_id)
     rows, next_cursor = await _history(session, ConsentChange, customer_id, limit, cursor)
     return Page[ConsentChangeRead](
-        items=[ConsentChangeRead.model_validate(row, from_attributes=True) for row in rows], next_cursor=next_cursor
+        items=[ConsentChangeRead.model_validate(row, from_attributes=True) for row in rows],
+        next_cursor=next_cursor,
     )
 
 
 async def _history(
-    session: AsyncSession, model: type[InterestChange] | type[ConsentChange], customer_id: uuid.UUID, limit: int,
+    session: AsyncSession,
+    model: type[InterestChange] | type[ConsentChange],
+    customer_id: uuid.UUID,
+    limit: int,
     cursor: str | None,
 ) -> tuple[list, str | None]:  # type: ignore[type-arg]
     """Changes newest first; ids are time-ordered, so the id alone is the cursor."""
@@ -187,7 +253,9 @@ async def _history(
         try:
             query = query.where(model.id < uuid.UUID(str(last_id)))
         except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+            raise Unprocessable(
+                "Not a cursor this list gave out.", field="cursor", location="query"
+            ) from None
     rows = list((await session.scalars(query.order_by(model.id.desc()).limit(limit + 1))).all())
     next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -67,14 +67,25 @@ async def search_customers(
     cursor: CursorParam = None,
 ) -> Page[CustomerSummary]:
     return await service.search(
-        session=session, name=name, phone=phone, email=email, tag=tag, tier=tier.value if tier else None,
-        status=status.value if status else None, account_manager=account_manager, kind=kind.value if kind else None,
-        external_id=external_id, limit=limit, cursor=cursor,
+        session=session,
+        name=name,
+        phone=phone,
+        email=email,
+        tag=tag,
+        tier=tier.value if tier else None,
+        status=status.value if status else None,
+        account_manager=account_manager,
+        kind=kind.value if kind else None,
+        external_id=external_id,
+        limit=limit,
+        cursor=cursor,
     )
 
 
 @router.get("/{customer_id}", summary="A customer's profile")
-async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> CustomerRead:
+async def get_customer(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> CustomerRead:
     return service.read_model(await service.get(session=session, customer_id=customer_id))
 
 
@@ -85,9 +96,15 @@ async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, _user: A
     "whole profile and the names of the fields that changed.",
 )
 async def update_customer(
-    customer_id: uuid.UUID, customer_in: CustomerUpdate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+    customer_id: uuid.UUID,
+    customer_in: CustomerUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    _user: AgentOrService,
 ) -> CustomerRead:
-    customer = await service.update(session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now())
+    customer = await service.update(
+        session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
+    )
     return service.read_model(customer)
 
 
@@ -99,7 +116,9 @@ async def update_customer(
     "from this service's own data and projections: it never waits on another service.",
     response_model=Customer360,
 )
-async def customer_360(customer_id: uuid.UUID, session: ReadSessionDep, view: ViewDep, _user: AgentOrService) -> Response:
+async def customer_360(
+    customer_id: uuid.UUID, session: ReadSessionDep, view: ViewDep, _user: AgentOrService
+) -> Response:
     found = await view.read(session=session, customer_id=customer_id)
     return Response(found.model_dump_json(), media_type="application/json")
 
@@ -121,7 +140,9 @@ async def find_duplicates(
     customer_id: uuid.UUID, session: ReadSessionDep, settings: SettingsDep, _user: AgentOrService
 ) -> list[DuplicateCandidate]:
     return await duplicates.candidates(
-        session=session, customer_id=customer_id, name_threshold=settings.duplicate_name_similarity,
+        session=session,
+        customer_id=customer_id,
+        name_threshold=settings.duplicate_name_similarity,
         limit=settings.duplicate_candidates,
     )
 
@@ -136,4 +157,6 @@ async def find_duplicates(
 async def merge_customers(
     customer_id: uuid.UUID, merge_in: MergeRequest, session: SessionDep, clock: ClockDep, _user: Supervisor
 ) -> MergeResult:
-    return await erasure.merge(session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now())
+    return await erasure.merge(
+        session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()
+    )

@@ -27,9 +27,15 @@ SPEC = ServiceSpec(
     handlers=consumers.handlers,
     workers=workers,
     openapi_tags=[
-        {"name": "customers", "description": "Profiles, search, the 360 view, duplicates, merge and erasure."},
-        {"name": "customer records", "description": "Purchases, refunds, interactions, interests, consent, contacts "
-         "and the relationship record."},
+        {
+            "name": "customers",
+            "description": "Profiles, search, the 360 view, duplicates, merge and erasure.",
+        },
+        {
+            "name": "customer records",
+            "description": "Purchases, refunds, interactions, interests, consent, contacts "
+            "and the relationship record.",
+        },
         {"name": "imports", "description": "Bulk import of existing customers and purchases from CSV."},
     ],
 )

@@ -47,7 +47,9 @@ async def insert_rows(session: AsyncSession, table: sa.Table, rows: Sequence[Map
     columns = list(rows[0])
     as_json = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
     records = [
-        tuple(orjson.dumps(row[c]).decode() if c in as_json and row[c] is not None else row[c] for c in columns)
+        tuple(
+            orjson.dumps(row[c]).decode() if c in as_json and row[c] is not None else row[c] for c in columns
+        )
         for row in rows
     ]
     await driver.copy_records_to_table(table.name, records=records, columns=columns)
@@ -57,8 +59,12 @@ def outbox_row(event: Event, *, source: str, now: datetime) -> dict[str, Any]:
     """The outbox row ``shared.outbox.stage`` would write for ``event``, for writing many at once."""
     envelope = envelope_for(event, source=source, time=now)
     return {
-        "event_id": envelope.id, "topic": event.topic, "key": envelope.partitionkey, "event_type": envelope.type,
-        "body": encode(envelope), "created_at": now,
+        "event_id": envelope.id,
+        "topic": event.topic,
+        "key": envelope.partitionkey,
+        "event_type": envelope.type,
+        "body": encode(envelope),
+        "created_at": now,
     }
 
 

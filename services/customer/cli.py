@@ -17,19 +17,36 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from services.customer.importing import BadFile, BatchResult, Importer, read_rows, rejected_csv_header, rejected_csv_row
+from services.customer.importing import (
+    BadFile,
+    BatchResult,
+    Importer,
+    read_rows,
+    rejected_csv_header,
+    rejected_csv_row,
+)
 from services.customer.record_schemas import ImportKind, ImportSummary
 from services.customer.settings import CustomerSettings
 from shared.clock import SystemClock
 from shared.db import Database
 
-app = typer.Typer(help="Bulk import of existing data from CSV files.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Bulk import of existing data from CSV files.", no_args_is_help=True, add_completion=False
+)
 
-FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A UTF-8 CSV file with a header row.")]
-RejectedOption = Annotated[
-    Path | None, typer.Option(help="Where the rejected rows go, with their line and reason; FILE.rejected.csv if not given.")
+FileArgument = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, help="A UTF-8 CSV file with a header row."),
 ]
-BatchOption = Annotated[int | None, typer.Option(help="Rows per transaction (CSM_CUSTOMER_IMPORT_BATCH_SIZE).")]
+RejectedOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where the rejected rows go, with their line and reason; FILE.rejected.csv if not given."
+    ),
+]
+BatchOption = Annotated[
+    int | None, typer.Option(help="Rows per transaction (CSM_CUSTOMER_IMPORT_BATCH_SIZE).")
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
@@ -62,16 +79,27 @@ async def import_file(
     """Import one file; what the command and the benchmark both run."""
     console = console or Console(stderr=True)
     db = Database(settings.database_url)
-    importer = Importer(db=db, clock=SystemClock(), currency=settings.common.currency,
-                        batch_size=batch_size or settings.import_batch_size)
+    importer = Importer(
+        db=db,
+        clock=SystemClock(),
+        currency=settings.common.currency,
+        batch_size=batch_size or settings.import_batch_size,
+    )
     size = path.stat().st_size
     with path.open("rb") as raw, rejected_path.open("w", newline="", encoding="utf-8") as rejected_file:
         counting = _Counting(raw)
         text = io.TextIOWrapper(io.BufferedReader(counting, 1024 * 1024), encoding="utf-8-sig", newline="")
         writer = csv.writer(rejected_file)
         writer.writerow(rejected_csv_header(kind))
-        progress = Progress(TextColumn(f"{kind.value}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                            TimeRemainingColumn(), console=console, disable=not show_progress)
+        progress = Progress(
+            TextColumn(f"{kind.value}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not show_progress,
+        )
         task = progress.add_task("import", total=size, rows=0)
         seen = [0]
 
@@ -94,8 +122,17 @@ def _run(kind: ImportKind, file: Path, rejected: Path | None, batch_size: int | 
     rejected_path = rejected or file.with_suffix(".rejected.csv")
     started = time.perf_counter()
     try:
-        summary = asyncio.run(import_file(kind, file, settings=CustomerSettings(), rejected_path=rejected_path,
-                                          batch_size=batch_size, show_progress=not quiet, console=console))
+        summary = asyncio.run(
+            import_file(
+                kind,
+                file,
+                settings=CustomerSettings(),
+                rejected_path=rejected_path,
+                batch_size=batch_size,
+                show_progress=not quiet,
+                console=console,
+            )
+        )
     except BadFile as bad:
         console.print(f"[red]Nothing imported:[/red] {bad}")
         raise typer.Exit(2) from None
@@ -111,12 +148,22 @@ def _run(kind: ImportKind, file: Path, rejected: Path | None, batch_size: int | 
 
 
 @app.command()
-def customers(file: FileArgument, rejected: RejectedOption = None, batch_size: BatchOption = None, quiet: QuietOption = False) -> None:
+def customers(
+    file: FileArgument,
+    rejected: RejectedOption = None,
+    batch_size: BatchOption = None,
+    quiet: QuietOption = False,
+) -> None:
     """Import customers; a customer whose external_id is already here is left as it is."""
     _run(ImportKind.customers, file, rejected, batch_size, quiet)
 
 
 @app.command()
-def purchases(file: FileArgument, rejected: RejectedOption = None, batch_size: BatchOption = None, quiet: QuietOption = False) -> None:
+def purchases(
+    file: FileArgument,
+    rejected: RejectedOption = None,
+    batch_size: BatchOption = None,
+    quiet: QuietOption = False,
+) -> None:
     """Import purchases (customers by customer_external_id or customer_id); an order already here is left as it is."""
     _run(ImportKind.purchases, file, rejected, batch_size, quiet)

@@ -17,7 +17,12 @@ from services.customer.models import ComplaintView, Customer, NotificationView
 from services.customer.service import MERGED
 from services.customer.settings import CustomerSettings
 from shared.events import Envelope
-from shared.events.complaints import ComplaintOpened, ComplaintReopened, ComplaintResolved, ComplaintStatusChanged
+from shared.events.complaints import (
+    ComplaintOpened,
+    ComplaintReopened,
+    ComplaintResolved,
+    ComplaintStatusChanged,
+)
 from shared.events.customer import CustomerStatus
 from shared.events.notify import NotificationSent
 from shared.events.segmentation import RiskChanged, TierChanged
@@ -27,9 +32,11 @@ from shared.service import Runtime
 
 async def _owner(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
     """Whom facts about ``customer_id`` now belong to: itself, its survivor, or nobody if erased."""
-    row = (await session.execute(
-        sa.select(Customer.status, Customer.merged_into).where(Customer.id == customer_id)
-    )).one_or_none()
+    row = (
+        await session.execute(
+            sa.select(Customer.status, Customer.merged_into).where(Customer.id == customer_id)
+        )
+    ).one_or_none()
     if row is None:
         return customer_id
     if row.status == CustomerStatus.erased:
@@ -80,11 +87,15 @@ def handlers(runtime: Runtime) -> Handlers:
             return
         view = await session.get(ComplaintView, complaint_id, with_for_update=True)
         if view is None:
-            view = ComplaintView(complaint_id=complaint_id, customer_id=owner, status="new", open=True, changed_at=at)
+            view = ComplaintView(
+                complaint_id=complaint_id, customer_id=owner, status="new", open=True, changed_at=at
+            )
             session.add(view)
         elif at < view.changed_at:
             # An older event arriving late: keep only the facts it adds, not its status.
-            values = {k: v for k, v in values.items() if k not in ("status", "open") and getattr(view, k) is None}
+            values = {
+                k: v for k, v in values.items() if k not in ("status", "open") and getattr(view, k) is None
+            }
         view.customer_id = owner
         for name, value in values.items():
             setattr(view, name, value)
@@ -92,18 +103,39 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
         c = event.data
-        await complaint(session, c.customer_id, c.complaint_id, c.opened_at, status="new", open=True,
-                        category=c.category.value, severity=c.severity.value, first_owner=c.first_owner,
-                        opened_at=c.opened_at, resolution_due_at=c.resolution_due_at)
+        await complaint(
+            session,
+            c.customer_id,
+            c.complaint_id,
+            c.opened_at,
+            status="new",
+            open=True,
+            category=c.category.value,
+            severity=c.severity.value,
+            first_owner=c.first_owner,
+            opened_at=c.opened_at,
+            resolution_due_at=c.resolution_due_at,
+        )
 
     async def on_status_changed(session: AsyncSession, event: Envelope[ComplaintStatusChanged]) -> None:
         c = event.data
-        await complaint(session, c.customer_id, c.complaint_id, c.changed_at, status=c.status, open=c.status not in closed)
+        await complaint(
+            session, c.customer_id, c.complaint_id, c.changed_at, status=c.status, open=c.status not in closed
+        )
 
     async def on_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
         c = event.data
-        await complaint(session, c.customer_id, c.complaint_id, c.resolved_at, status="resolved", open=False,
-                        category=c.category.value, severity=c.severity.value, first_owner=c.first_owner)
+        await complaint(
+            session,
+            c.customer_id,
+            c.complaint_id,
+            c.resolved_at,
+            status="resolved",
+            open=False,
+            category=c.category.value,
+            severity=c.severity.value,
+            first_owner=c.first_owner,
+        )
 
     async def on_reopened(session: AsyncSession, event: Envelope[ComplaintReopened]) -> None:
         c = event.data
@@ -114,10 +146,17 @@ def handlers(runtime: Runtime) -> Handlers:
         owner = await _owner(session, sent.customer_id)
         if owner is None or await session.get(NotificationView, sent.notification_id) is not None:
             return
-        session.add(NotificationView(
-            notification_id=sent.notification_id, customer_id=owner, channel=sent.channel.value,
-            purpose=sent.purpose.value, playbook=sent.playbook, step=sent.step, sent_at=sent.sent_at,
-        ))
+        session.add(
+            NotificationView(
+                notification_id=sent.notification_id,
+                customer_id=owner,
+                channel=sent.channel.value,
+                purpose=sent.purpose.value,
+                playbook=sent.playbook,
+                step=sent.step,
+                sent_at=sent.sent_at,
+            )
+        )
         await session.flush()
         # The view shows the latest few; older ones are notify's to keep.
         kept = (

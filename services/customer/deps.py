@@ -32,6 +32,15 @@ SettingsDep = Annotated[CustomerSettings, Depends(get_settings)]
 ViewDep = Annotated[View, Depends(get_view)]
 
 __all__ = [
-    "Admin", "Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep",
-    "SettingsDep", "Supervisor", "ViewDep",
+    "Admin",
+    "Agent",
+    "AgentOrService",
+    "ClockDep",
+    "Manager",
+    "ReadSessionDep",
+    "RuntimeDep",
+    "SessionDep",
+    "SettingsDep",
+    "Supervisor",
+    "ViewDep",
 ]

@@ -19,7 +19,11 @@ NAME_BLOCK_SIZE = 200
 
 
 def _record(row: sa.Row) -> Record:  # type: ignore[type-arg]
-    return Record(name_key=row.name_key, email=row.email, phones=frozenset(p for p in (row.phone, row.backup_phone) if p))
+    return Record(
+        name_key=row.name_key,
+        email=row.email,
+        phones=frozenset(p for p in (row.phone, row.backup_phone) if p),
+    )
 
 
 async def candidates(
@@ -37,7 +41,11 @@ async def candidates(
     live = (Customer.id != customer.id, Customer.status.not_in(service.GONE))
     found: dict[uuid.UUID, sa.Row] = {}  # type: ignore[type-arg]
     if conditions:
-        for row in (await session.execute(sa.select(*columns).where(sa.or_(*conditions), *live).limit(NAME_BLOCK_SIZE))).all():
+        for row in (
+            await session.execute(
+                sa.select(*columns).where(sa.or_(*conditions), *live).limit(NAME_BLOCK_SIZE)
+            )
+        ).all():
             found[row.id] = row
     if block:
         upper = block[:-1] + chr(ord(block[-1]) + 1)

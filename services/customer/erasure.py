@@ -41,18 +41,40 @@ from shared.problems import Unprocessable
 
 # Rows that describe the person and go with them; purchases and refunds stay, as anonymous figures.
 PERSONAL_TABLES = (
-    Contact, RelationshipRecord, Installation, Attachment, Interaction, Interest, InterestChange, Consent,
-    ConsentChange, CustomerTag, ComplaintView, NotificationView,
+    Contact,
+    RelationshipRecord,
+    Installation,
+    Attachment,
+    Interaction,
+    Interest,
+    InterestChange,
+    Consent,
+    ConsentChange,
+    CustomerTag,
+    ComplaintView,
+    NotificationView,
 )
 # Events whose payload can carry personal data, rewritten in the outbox on erasure.
 PERSONAL_EVENTS = (
-    "csm.customer.registered.v1", "csm.customer.updated.v1", "csm.interaction.logged.v1",
-    "csm.customer.interests_changed.v1", "csm.customer.consent_changed.v1",
+    "csm.customer.registered.v1",
+    "csm.customer.updated.v1",
+    "csm.interaction.logged.v1",
+    "csm.customer.interests_changed.v1",
+    "csm.customer.consent_changed.v1",
 )
 # Columns of the customer row that hold personal data.
 PERSONAL_COLUMNS = (
-    "email", "phone", "backup_phone", "address", "region", "industry", "company_size", "acquisition_source",
-    "acquisition_channel", "account_manager", "notes",
+    "email",
+    "phone",
+    "backup_phone",
+    "address",
+    "region",
+    "industry",
+    "company_size",
+    "acquisition_source",
+    "acquisition_channel",
+    "account_manager",
+    "notes",
 )
 
 
@@ -71,11 +93,15 @@ def _clear_person(customer: Customer) -> None:
 async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str, now: datetime) -> None:
     """Remove everything that points to the person; keep their anonymous purchase figures."""
     customer = await service.get(session=session, customer_id=customer_id, for_update=True)
-    merged = list((await session.scalars(sa.select(Customer).where(Customer.merged_into == customer.id))).all())
+    merged = list(
+        (await session.scalars(sa.select(Customer).where(Customer.merged_into == customer.id))).all()
+    )
     for record in (customer, *merged):
         # The digest, not the id, so that re-importing an old file cannot bring the person back.
         digest = external_id_digest(record.external_id) if record.external_id else None
-        session.add(Erasure(customer_id=record.id, erased_at=now, erased_by=erased_by, external_id_digest=digest))
+        session.add(
+            Erasure(customer_id=record.id, erased_at=now, erased_by=erased_by, external_id_digest=digest)
+        )
         record.external_id = None
     for table in PERSONAL_TABLES:
         await session.execute(sa.delete(table).where(table.customer_id == customer.id))
@@ -90,12 +116,14 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
 
 async def redact_outbox(session: AsyncSession, customer_ids: list[uuid.UUID]) -> int:
     """Rewrite this person's retained events without their personal data; returns how many."""
-    rows = (await session.execute(
-        sa.select(outbox_message.c.seq, outbox_message.c.event_type, outbox_message.c.body).where(
-            outbox_message.c.key.in_([str(i) for i in customer_ids]),
-            outbox_message.c.event_type.in_(PERSONAL_EVENTS),
+    rows = (
+        await session.execute(
+            sa.select(outbox_message.c.seq, outbox_message.c.event_type, outbox_message.c.body).where(
+                outbox_message.c.key.in_([str(i) for i in customer_ids]),
+                outbox_message.c.event_type.in_(PERSONAL_EVENTS),
+            )
         )
-    )).all()
+    ).all()
     for row in rows:
         envelope = orjson.loads(row.body)
         envelope["data"] = redact(row.event_type, envelope["data"])
@@ -105,10 +133,32 @@ async def redact_outbox(session: AsyncSession, customer_ids: list[uuid.UUID]) ->
     return len(rows)
 
 
-FILLABLE = ("email", "phone", "backup_phone", "address", "region", "industry", "company_size", "acquisition_source",
-            "acquisition_channel", "account_manager", "notes", "external_id")
-MOVED_WHOLE = (Purchase, Refund, Contact, Interaction, Installation, Attachment, InterestChange, ConsentChange,
-               ComplaintView, NotificationView)
+FILLABLE = (
+    "email",
+    "phone",
+    "backup_phone",
+    "address",
+    "region",
+    "industry",
+    "company_size",
+    "acquisition_source",
+    "acquisition_channel",
+    "account_manager",
+    "notes",
+    "external_id",
+)
+MOVED_WHOLE = (
+    Purchase,
+    Refund,
+    Contact,
+    Interaction,
+    Installation,
+    Attachment,
+    InterestChange,
+    ConsentChange,
+    ComplaintView,
+    NotificationView,
+)
 
 
 def fill_blanks(survivor: dict[str, Any], duplicate: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -125,8 +175,18 @@ def fill_blanks(survivor: dict[str, Any], duplicate: dict[str, Any]) -> tuple[di
             taken[name] = theirs
         else:
             lost.append(name)
-    phones = {survivor.get("phone"), survivor.get("backup_phone"), taken.get("phone"), taken.get("backup_phone")}
-    if "phone" in lost and duplicate["phone"] not in phones and survivor.get("backup_phone") is None and "backup_phone" not in taken:
+    phones = {
+        survivor.get("phone"),
+        survivor.get("backup_phone"),
+        taken.get("phone"),
+        taken.get("backup_phone"),
+    }
+    if (
+        "phone" in lost
+        and duplicate["phone"] not in phones
+        and survivor.get("backup_phone") is None
+        and "backup_phone" not in taken
+    ):
         taken["backup_phone"] = duplicate["phone"]
         lost.remove("phone")
     if "backup_phone" in taken and taken["backup_phone"] in (survivor.get("phone"), taken.get("phone")):
@@ -159,7 +219,9 @@ async def merge(
     await _merge_sets(session, survivor.id, duplicate.id, now)
     await _merge_summaries(session, survivor.id, duplicate.id)
     as_dict = {name: getattr(survivor, name) for name in (*FILLABLE, "tags", "kind")}
-    taken, lost = fill_blanks(as_dict, {name: getattr(duplicate, name) for name in (*FILLABLE, "tags", "kind")})
+    taken, lost = fill_blanks(
+        as_dict, {name: getattr(duplicate, name) for name in (*FILLABLE, "tags", "kind")}
+    )
     survivor.customer_since = min(survivor.customer_since, duplicate.customer_since)
     _clear_person(duplicate)
     duplicate.status = service.MERGED
@@ -173,39 +235,82 @@ async def merge(
     survivor.updated_at = now
     await session.flush()
     if taken:
-        stage(session, CustomerUpdated(customer_id=survivor.id, profile=service.profile_of(survivor),
-                                       changed=tuple(sorted(taken))), source=service.SOURCE, time=now)
-    stage(session, CustomerMerged(customer_id=survivor.id, merged_id=duplicate.id, merged_at=now),
-          source=service.SOURCE, time=now)
-    return MergeResult(customer=service.read_model(survivor), merged_id=duplicate.id, moved=moved, not_kept=lost)
+        stage(
+            session,
+            CustomerUpdated(
+                customer_id=survivor.id, profile=service.profile_of(survivor), changed=tuple(sorted(taken))
+            ),
+            source=service.SOURCE,
+            time=now,
+        )
+    stage(
+        session,
+        CustomerMerged(customer_id=survivor.id, merged_id=duplicate.id, merged_at=now),
+        source=service.SOURCE,
+        time=now,
+    )
+    return MergeResult(
+        customer=service.read_model(survivor), merged_id=duplicate.id, moved=moved, not_kept=lost
+    )
 
 
-async def _merge_sets(session: AsyncSession, survivor_id: uuid.UUID, duplicate_id: uuid.UUID, now: datetime) -> None:
+async def _merge_sets(
+    session: AsyncSession, survivor_id: uuid.UUID, duplicate_id: uuid.UUID, now: datetime
+) -> None:
     """Interests join; for consent, the later word on each channel and purpose stands; tags go (refilled after)."""
-    mine = set((await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == survivor_id))).all())
-    for interest in (await session.scalars(sa.select(Interest).where(Interest.customer_id == duplicate_id))).all():
+    mine = set(
+        (await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == survivor_id))).all()
+    )
+    for interest in (
+        await session.scalars(sa.select(Interest).where(Interest.customer_id == duplicate_id))
+    ).all():
         if interest.topic not in mine:
-            session.add(Interest(customer_id=survivor_id, topic=interest.topic, source=interest.source, since=interest.since))
+            session.add(
+                Interest(
+                    customer_id=survivor_id,
+                    topic=interest.topic,
+                    source=interest.source,
+                    since=interest.since,
+                )
+            )
     await session.execute(sa.delete(Interest).where(Interest.customer_id == duplicate_id))
     theirs = (await session.scalars(sa.select(Consent).where(Consent.customer_id == duplicate_id))).all()
     for consent in theirs:
         current = await session.get(Consent, (survivor_id, consent.channel, consent.purpose))
         if current is None:
-            session.add(Consent(customer_id=survivor_id, channel=consent.channel, purpose=consent.purpose,
-                                granted=consent.granted, source=consent.source, changed_at=consent.changed_at))
+            session.add(
+                Consent(
+                    customer_id=survivor_id,
+                    channel=consent.channel,
+                    purpose=consent.purpose,
+                    granted=consent.granted,
+                    source=consent.source,
+                    changed_at=consent.changed_at,
+                )
+            )
         elif consent.changed_at > current.changed_at:
-            current.granted, current.source, current.changed_at = consent.granted, consent.source, consent.changed_at
+            current.granted, current.source, current.changed_at = (
+                consent.granted,
+                consent.source,
+                consent.changed_at,
+            )
     await session.execute(sa.delete(Consent).where(Consent.customer_id == duplicate_id))
     await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == duplicate_id))
     record = await session.get(RelationshipRecord, duplicate_id)
     if record is not None:
         if await session.get(RelationshipRecord, survivor_id) is None:
-            session.add(RelationshipRecord(
-                customer_id=survivor_id, past_cooperation=record.past_cooperation,
-                current_cooperation=record.current_cooperation, expected_cooperation=record.expected_cooperation,
-                competitors=list(record.competitors or ()), notes=record.notes, created_at=record.created_at,
-                updated_at=now,
-            ))
+            session.add(
+                RelationshipRecord(
+                    customer_id=survivor_id,
+                    past_cooperation=record.past_cooperation,
+                    current_cooperation=record.current_cooperation,
+                    expected_cooperation=record.expected_cooperation,
+                    competitors=list(record.competitors or ()),
+                    notes=record.notes,
+                    created_at=record.created_at,
+                    updated_at=now,
+                )
+            )
         await session.delete(record)
     await session.flush()
 
@@ -216,16 +321,25 @@ async def _merge_summaries(session: AsyncSession, survivor_id: uuid.UUID, duplic
         return
     mine = await session.get(PurchaseSummary, survivor_id)
     if mine is None:
-        session.add(PurchaseSummary(
-            customer_id=survivor_id, purchases=theirs.purchases, spent_minor=theirs.spent_minor,
-            refunded_minor=theirs.refunded_minor, first_purchase_at=theirs.first_purchase_at,
-            last_purchase_at=theirs.last_purchase_at,
-        ))
+        session.add(
+            PurchaseSummary(
+                customer_id=survivor_id,
+                purchases=theirs.purchases,
+                spent_minor=theirs.spent_minor,
+                refunded_minor=theirs.refunded_minor,
+                first_purchase_at=theirs.first_purchase_at,
+                last_purchase_at=theirs.last_purchase_at,
+            )
+        )
     else:
         mine.purchases += theirs.purchases
         mine.spent_minor += theirs.spent_minor
         mine.refunded_minor += theirs.refunded_minor
-        mine.first_purchase_at = min(filter(None, (mine.first_purchase_at, theirs.first_purchase_at)), default=None)
-        mine.last_purchase_at = max(filter(None, (mine.last_purchase_at, theirs.last_purchase_at)), default=None)
+        mine.first_purchase_at = min(
+            filter(None, (mine.first_purchase_at, theirs.first_purchase_at)), default=None
+        )
+        mine.last_purchase_at = max(
+            filter(None, (mine.last_purchase_at, theirs.last_purchase_at)), default=None
+        )
     await session.delete(theirs)
     await session.flush()

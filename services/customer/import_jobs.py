@@ -20,7 +20,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer.ids import uuid7
-from services.customer.importing import COLUMNS, BadFile, BatchResult, Importer, Rejection, read_rows, rejected_csv_header
+from services.customer.importing import (
+    COLUMNS,
+    BadFile,
+    BatchResult,
+    Importer,
+    Rejection,
+    read_rows,
+    rejected_csv_header,
+)
 from services.customer.models import ImportChunk, ImportJob, ImportRejection
 from services.customer.record_schemas import ImportJobRead, ImportKind
 from services.customer.settings import CustomerSettings
@@ -38,8 +46,15 @@ class ContentTooLarge(Problem):
 
 def job_read(job: ImportJob) -> ImportJobRead:
     return ImportJobRead(
-        id=job.id, kind=ImportKind(job.kind), status=job.status, error=job.error, rows=job.rows, imported=job.imported,
-        already_imported=job.already_imported, rejected=job.rejected, created_at=job.created_at,
+        id=job.id,
+        kind=ImportKind(job.kind),
+        status=job.status,
+        error=job.error,
+        rows=job.rows,
+        imported=job.imported,
+        already_imported=job.already_imported,
+        rejected=job.rejected,
+        created_at=job.created_at,
         finished_at=job.finished_at,
     )
 
@@ -104,11 +119,14 @@ async def rejected_rows(*, runtime: Runtime, job_id: uuid.UUID, kind: ImportKind
     after = 0
     while True:
         async with runtime.db.read() as session:
-            page = (await session.execute(
-                sa.select(ImportRejection.line, ImportRejection.reason, ImportRejection.row)
-                .where(ImportRejection.job_id == job_id, ImportRejection.line > after)
-                .order_by(ImportRejection.line).limit(1000)
-            )).all()
+            page = (
+                await session.execute(
+                    sa.select(ImportRejection.line, ImportRejection.reason, ImportRejection.row)
+                    .where(ImportRejection.job_id == job_id, ImportRejection.line > after)
+                    .order_by(ImportRejection.line)
+                    .limit(1000)
+                )
+            ).all()
         for rejection in page:
             writer.writerow([str(rejection.line), rejection.reason, *csv_values(rejection.row)])
         yield out.getvalue().encode()
@@ -147,9 +165,14 @@ class ImportWorker:
             abandoned = now - timedelta(seconds=self.settings.import_lease_seconds)
             query = (
                 sa.select(ImportJob)
-                .where(sa.or_(ImportJob.status == "pending",
-                              sa.and_(ImportJob.status == "running", ImportJob.heartbeat_at < abandoned)))
-                .order_by(ImportJob.created_at).limit(1)
+                .where(
+                    sa.or_(
+                        ImportJob.status == "pending",
+                        sa.and_(ImportJob.status == "running", ImportJob.heartbeat_at < abandoned),
+                    )
+                )
+                .order_by(ImportJob.created_at)
+                .limit(1)
             )
             if self.runtime.db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -165,20 +188,38 @@ class ImportWorker:
             job = await session.get(ImportJob, job_id)
             assert job is not None
             kind, done = ImportKind(job.kind), job.rows
-        importer = Importer(db=self.runtime.db, clock=self.runtime.clock,
-                            currency=self.runtime.settings.common.currency, batch_size=self.settings.import_batch_size)
+        importer = Importer(
+            db=self.runtime.db,
+            clock=self.runtime.clock,
+            currency=self.runtime.settings.common.currency,
+            batch_size=self.settings.import_batch_size,
+        )
 
         async def record(session: AsyncSession, result: BatchResult) -> None:
-            await session.execute(sa.update(ImportJob).where(ImportJob.id == job_id).values(
-                rows=ImportJob.rows + result.rows, imported=ImportJob.imported + result.imported,
-                already_imported=ImportJob.already_imported + result.already_imported,
-                rejected=ImportJob.rejected + len(result.rejections), heartbeat_at=self.runtime.clock.now(),
-            ))
+            await session.execute(
+                sa.update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(
+                    rows=ImportJob.rows + result.rows,
+                    imported=ImportJob.imported + result.imported,
+                    already_imported=ImportJob.already_imported + result.already_imported,
+                    rejected=ImportJob.rejected + len(result.rejections),
+                    heartbeat_at=self.runtime.clock.now(),
+                )
+            )
             if result.rejections:
-                await session.execute(sa.insert(ImportRejection), [
-                    {"job_id": job_id, "line": r.line, "reason": r.reason[:1000], "row": _csv_line(r, kind)}
-                    for r in result.rejections
-                ])
+                await session.execute(
+                    sa.insert(ImportRejection),
+                    [
+                        {
+                            "job_id": job_id,
+                            "line": r.line,
+                            "reason": r.reason[:1000],
+                            "row": _csv_line(r, kind),
+                        }
+                        for r in result.rejections
+                    ],
+                )
 
         error: str | None = None
         with tempfile.TemporaryFile() as spool:
@@ -196,18 +237,27 @@ class ImportWorker:
                 error = f"Not a readable CSV file in UTF-8: {type(bad).__name__}"
         async with self.runtime.db.unit_of_work() as session:
             await session.execute(sa.delete(ImportChunk).where(ImportChunk.job_id == job_id))
-            await session.execute(sa.update(ImportJob).where(ImportJob.id == job_id).values(
-                status="failed" if error else "done", error=error, finished_at=self.runtime.clock.now()))
+            await session.execute(
+                sa.update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(
+                    status="failed" if error else "done", error=error, finished_at=self.runtime.clock.now()
+                )
+            )
         log.info("import %s finished%s", job_id, " with a file error" if error else "")
 
     async def _spool(self, job_id: uuid.UUID, spool: tempfile._TemporaryFileWrapper[bytes]) -> None:
         seq = -1
         while True:
             async with self.runtime.db.read() as session:
-                chunk = (await session.execute(
-                    sa.select(ImportChunk.seq, ImportChunk.data).where(ImportChunk.job_id == job_id, ImportChunk.seq > seq)
-                    .order_by(ImportChunk.seq).limit(1)
-                )).one_or_none()
+                chunk = (
+                    await session.execute(
+                        sa.select(ImportChunk.seq, ImportChunk.data)
+                        .where(ImportChunk.job_id == job_id, ImportChunk.seq > seq)
+                        .order_by(ImportChunk.seq)
+                        .limit(1)
+                    )
+                ).one_or_none()
             if chunk is None:
                 return
             spool.write(chunk.data)
@@ -218,7 +268,10 @@ class ImportWorker:
         before = self.runtime.clock.now() - timedelta(days=self.settings.import_retention_days)
         async with self.runtime.db.unit_of_work() as session:
             # Finished jobs, and uploads that never finished arriving.
-            stale = sa.or_(ImportJob.finished_at < before, sa.and_(ImportJob.status == "receiving", ImportJob.created_at < before))
+            stale = sa.or_(
+                ImportJob.finished_at < before,
+                sa.and_(ImportJob.status == "receiving", ImportJob.created_at < before),
+            )
             old = sa.select(ImportJob.id).where(stale)
             for table in (ImportChunk, ImportRejection):
                 await session.execute(sa.delete(table).where(table.job_id.in_(old)))

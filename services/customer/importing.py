@@ -32,15 +32,41 @@ from shared.events.customer import CustomerStatus
 from shared.money import to_minor
 
 CUSTOMER_COLUMNS = (
-    "external_id", "name", "kind", "email", "phone", "backup_phone", "locale", "time_zone", "address", "region",
-    "industry", "company_size", "acquisition_source", "acquisition_channel", "status", "tags", "account_manager",
-    "notes", "customer_since",
+    "external_id",
+    "name",
+    "kind",
+    "email",
+    "phone",
+    "backup_phone",
+    "locale",
+    "time_zone",
+    "address",
+    "region",
+    "industry",
+    "company_size",
+    "acquisition_source",
+    "acquisition_channel",
+    "status",
+    "tags",
+    "account_manager",
+    "notes",
+    "customer_since",
 )
 PURCHASE_COLUMNS = (
-    "order_id", "customer_external_id", "customer_id", "amount", "currency", "channel", "item_count", "purchased_at",
+    "order_id",
+    "customer_external_id",
+    "customer_id",
+    "amount",
+    "currency",
+    "channel",
+    "item_count",
+    "purchased_at",
 )
 COLUMNS = {ImportKind.customers: CUSTOMER_COLUMNS, ImportKind.purchases: PURCHASE_COLUMNS}
-REQUIRED = {ImportKind.customers: {"external_id", "name"}, ImportKind.purchases: {"order_id", "amount", "currency"}}
+REQUIRED = {
+    ImportKind.customers: {"external_id", "name"},
+    ImportKind.purchases: {"order_id", "amount", "currency"},
+}
 TAG_SEPARATOR = ";"
 
 
@@ -134,8 +160,12 @@ class Importer:
         return summary, rejections
 
     @staticmethod
-    def _add(summary: ImportSummary, rejections: list[Rejection], result: BatchResult,
-             progress: Callable[[BatchResult], None] | None) -> None:
+    def _add(
+        summary: ImportSummary,
+        rejections: list[Rejection],
+        result: BatchResult,
+        progress: Callable[[BatchResult], None] | None,
+    ) -> None:
         summary.rows += result.rows
         summary.imported += result.imported
         summary.already_imported += result.already_imported
@@ -144,7 +174,9 @@ class Importer:
         if progress is not None:
             progress(result)
 
-    async def import_batch(self, kind: ImportKind, batch: list[Row], *, hook: BatchHook | None = None) -> BatchResult:
+    async def import_batch(
+        self, kind: ImportKind, batch: list[Row], *, hook: BatchHook | None = None
+    ) -> BatchResult:
         async with self.db.unit_of_work() as session:
             if kind is ImportKind.customers:
                 result = await self._customers(session, batch)
@@ -179,19 +211,40 @@ class Importer:
                 result.rejections.append(Rejection(line, "external_id: required for an import", row))
                 continue
             if external_id in first_line:
-                result.rejections.append(Rejection(line, f"external_id repeats line {first_line[external_id]}", row))
+                result.rejections.append(
+                    Rejection(line, f"external_id repeats line {first_line[external_id]}", row)
+                )
                 continue
             first_line[external_id] = line
             batch_ids.append(external_id)
             valid.append((line, row, customer_in))
         ids = batch_ids
-        known = set((await session.scalars(
-            sa.select(Customer.external_id).where(one_of(session, Customer.external_id, ids))
-        )).all()) if ids else set()
+        known = (
+            set(
+                (
+                    await session.scalars(
+                        sa.select(Customer.external_id).where(one_of(session, Customer.external_id, ids))
+                    )
+                ).all()
+            )
+            if ids
+            else set()
+        )
         digests = {external_id_digest(i): i for i in ids}
-        erased = {digests[d] for d in (await session.scalars(
-            sa.select(Erasure.external_id_digest).where(one_of(session, Erasure.external_id_digest, list(digests)))
-        )).all()} if ids else set()
+        erased = (
+            {
+                digests[d]
+                for d in (
+                    await session.scalars(
+                        sa.select(Erasure.external_id_digest).where(
+                            one_of(session, Erasure.external_id_digest, list(digests))
+                        )
+                    )
+                ).all()
+            }
+            if ids
+            else set()
+        )
         new_rows: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
@@ -200,12 +253,16 @@ class Importer:
                 result.already_imported += 1
                 continue
             if customer_in.external_id in erased:
-                result.rejections.append(Rejection(line, "this customer was erased; they are not imported again", row))
+                result.rejections.append(
+                    Rejection(line, "this customer was erased; they are not imported again", row)
+                )
                 continue
             values = service.new_customer_row(customer_in, now=now)
             new_rows.append(values)
             tag_rows.extend({"tag": tag, "customer_id": values["id"]} for tag in values["tags"])
-            events.append(outbox_row(service.registered_event(values, imported=True), source=service.SOURCE, now=now))
+            events.append(
+                outbox_row(service.registered_event(values, imported=True), source=service.SOURCE, now=now)
+            )
         await insert_rows(session, Customer.__table__, new_rows)
         await insert_rows(session, CustomerTag.__table__, tag_rows)
         await stage_many(session, events)
@@ -221,27 +278,39 @@ class Importer:
                 result.rejections.append(Rejection(line, "more values than columns", row))
                 continue
             try:
-                purchase_in = PurchaseCreate.model_validate(_present(row, ("order_id", "amount", "currency", "channel",
-                                                                          "item_count", "purchased_at")))
+                purchase_in = PurchaseCreate.model_validate(
+                    _present(row, ("order_id", "amount", "currency", "channel", "item_count", "purchased_at"))
+                )
             except ValidationError as error:
                 result.rejections.append(Rejection(line, _reason(error), row))
                 continue
             if purchase_in.currency != self.currency:
-                result.rejections.append(Rejection(line, f"currency: purchases are recorded in {self.currency}", row))
+                result.rejections.append(
+                    Rejection(line, f"currency: purchases are recorded in {self.currency}", row)
+                )
                 continue
             if not (row.get("customer_external_id") or row.get("customer_id")):
-                result.rejections.append(Rejection(line, "customer_external_id or customer_id: one is required", row))
+                result.rejections.append(
+                    Rejection(line, "customer_external_id or customer_id: one is required", row)
+                )
                 continue
             parsed.append((line, row, purchase_in))
         owners = await self._owners(session, [row for _, row, _ in parsed])
         orders = [p.order_id for _, _, p in parsed]
-        recorded = {
-            r.order_id: (r.customer_id, r.amount_minor)
-            for r in (await session.execute(
-                sa.select(Purchase.order_id, Purchase.customer_id, Purchase.amount_minor)
-                .where(one_of(session, Purchase.order_id, orders))
-            )).all()
-        } if orders else {}
+        recorded = (
+            {
+                r.order_id: (r.customer_id, r.amount_minor)
+                for r in (
+                    await session.execute(
+                        sa.select(Purchase.order_id, Purchase.customer_id, Purchase.amount_minor).where(
+                            one_of(session, Purchase.order_id, orders)
+                        )
+                    )
+                ).all()
+            }
+            if orders
+            else {}
+        )
         new: list[dict[str, Any]] = []
         for line, row, purchase_in in parsed:
             owner = owners.get((row.get("customer_external_id") or "", row.get("customer_id") or ""))
@@ -254,17 +323,24 @@ class Importer:
                 if recorded[purchase_in.order_id] == (owner, amount):
                     result.already_imported += 1
                 else:
-                    result.rejections.append(Rejection(
-                        line, "order_id: already recorded with a different customer or amount", row))
+                    result.rejections.append(
+                        Rejection(line, "order_id: already recorded with a different customer or amount", row)
+                    )
                 continue
             recorded[purchase_in.order_id] = (owner, amount)
             new.append(purchase_service.new_purchase_row(owner, purchase_in, currency=self.currency, now=now))
         if not new:
             return result
         customers = list({p["customer_id"] for p in new})
-        buying_before = set((await session.scalars(
-            sa.select(PurchaseSummary.customer_id).where(one_of(session, PurchaseSummary.customer_id, customers))
-        )).all())
+        buying_before = set(
+            (
+                await session.scalars(
+                    sa.select(PurchaseSummary.customer_id).where(
+                        one_of(session, PurchaseSummary.customer_id, customers)
+                    )
+                )
+            ).all()
+        )
         deltas: dict[uuid.UUID, list[Any]] = {}
         events: list[dict[str, Any]] = []
         for purchase in new:
@@ -283,7 +359,9 @@ class Importer:
         result.imported = len(new)
         return result
 
-    async def _owners(self, session: AsyncSession, rows: list[dict[str, str]]) -> dict[tuple[str, str], uuid.UUID | str]:
+    async def _owners(
+        self, session: AsyncSession, rows: list[dict[str, str]]
+    ) -> dict[tuple[str, str], uuid.UUID | str]:
         """Whose each purchase is: a customer id, or why not. Merged duplicates resolve to their survivor."""
         external_ids = {row["customer_external_id"] for row in rows if row.get("customer_external_id")}
         given_ids: dict[str, uuid.UUID | None] = {}
@@ -296,11 +374,16 @@ class Importer:
         columns = (Customer.id, Customer.external_id, Customer.status, Customer.merged_into)
         found: list[Any] = []
         if external_ids:
-            found += (await session.execute(
-                sa.select(*columns).where(one_of(session, Customer.external_id, external_ids)))).all()
+            found += (
+                await session.execute(
+                    sa.select(*columns).where(one_of(session, Customer.external_id, external_ids))
+                )
+            ).all()
         valid_ids = [i for i in given_ids.values() if i is not None]
         if valid_ids:
-            found += (await session.execute(sa.select(*columns).where(one_of(session, Customer.id, valid_ids)))).all()
+            found += (
+                await session.execute(sa.select(*columns).where(one_of(session, Customer.id, valid_ids)))
+            ).all()
         by_external = {r.external_id: r for r in found if r.external_id}
         by_id = {r.id: r for r in found}
 
@@ -329,4 +412,3 @@ def rejected_csv_header(kind: ImportKind) -> list[str]:
 
 def rejected_csv_row(rejection: Rejection, kind: ImportKind) -> list[str]:
     return [str(rejection.line), rejection.reason, *(rejection.row.get(c, "") for c in COLUMNS[kind])]
-

@@ -28,7 +28,9 @@ class UnsupportedMediaType(Problem):
     f"Customer columns: {', '.join(COLUMNS[ImportKind.customers])} (tags separated by ';'). Purchase "
     f"columns: {', '.join(COLUMNS[ImportKind.purchases])}. The import runs in the background: follow it "
     "at `GET /imports/{id}`. Idempotent: customers by external_id, purchases by order_id.",
-    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
 )
 async def start_import(
     kind: ImportKind, request: Request, runtime: RuntimeDep, clock: ClockDep, manager: Manager
@@ -53,6 +55,10 @@ async def get_import(job_id: uuid.UUID, session: ReadSessionDep, _user: Manager)
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
-async def get_rejected(job_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, _user: Manager) -> StreamingResponse:
+async def get_rejected(
+    job_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, _user: Manager
+) -> StreamingResponse:
     kind = ImportKind((await import_jobs.get(session=session, job_id=job_id)).kind)
-    return StreamingResponse(import_jobs.rejected_rows(runtime=runtime, job_id=job_id, kind=kind), media_type="text/csv")
+    return StreamingResponse(
+        import_jobs.rejected_rows(runtime=runtime, job_id=job_id, kind=kind), media_type="text/csv"
+    )

@@ -22,7 +22,9 @@ def name_similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
     direct = SequenceMatcher(None, a, b, autojunk=False).ratio()
-    swapped = SequenceMatcher(None, " ".join(sorted(a.split())), " ".join(sorted(b.split())), autojunk=False).ratio()
+    swapped = SequenceMatcher(
+        None, " ".join(sorted(a.split())), " ".join(sorted(b.split())), autojunk=False
+    ).ratio()
     return max(direct, swapped)
 
 

@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.customer.profile_rules import name_key
@@ -141,9 +152,13 @@ class Attachment(TimestampMixin, Base):
 class Purchase(TimestampMixin, Base):
     __tablename__ = "purchase"
     __table_args__ = (
-        CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"),
+        CheckConstraint(
+            "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
+        ),
         # Serves both the recent purchases of the 360 view and the lifetime totals, from the index alone.
-        Index("ix_purchase_customer_history", "customer_id", "purchased_at", "amount_minor", "refunded_minor"),
+        Index(
+            "ix_purchase_customer_history", "customer_id", "purchased_at", "amount_minor", "refunded_minor"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -36,7 +36,9 @@ def e164(value: str) -> str:
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
-        raise ValueError("must be an international phone number in E.164 form, such as +8613812345678") from None
+        raise ValueError(
+            "must be an international phone number in E.164 form, such as +8613812345678"
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -64,11 +64,16 @@ async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]
     assert bind is not None
     if bind.dialect.name == "postgresql":
         # One statement over arrays: a batch touches thousands of customers.
-        await session.execute(_ADD_TO_SUMMARIES_PG, {
-            "customer_ids": [d.customer_id for d in deltas], "purchases": [d.purchases for d in deltas],
-            "spent": [d.spent_minor for d in deltas], "firsts": [d.first_purchase_at for d in deltas],
-            "lasts": [d.last_purchase_at for d in deltas],
-        })
+        await session.execute(
+            _ADD_TO_SUMMARIES_PG,
+            {
+                "customer_ids": [d.customer_id for d in deltas],
+                "purchases": [d.purchases for d in deltas],
+                "spent": [d.spent_minor for d in deltas],
+                "firsts": [d.first_purchase_at for d in deltas],
+                "lasts": [d.last_purchase_at for d in deltas],
+            },
+        )
         return
     table = PurchaseSummary.__table__
     insert = sqlite.insert(table)
@@ -78,17 +83,28 @@ async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]
         set_={
             "purchases": current.purchases + new.purchases,
             "spent_minor": current.spent_minor + new.spent_minor,
-            "first_purchase_at": sa.func.min(sa.func.coalesce(current.first_purchase_at, new.first_purchase_at),
-                                             new.first_purchase_at),
-            "last_purchase_at": sa.func.max(sa.func.coalesce(current.last_purchase_at, new.last_purchase_at),
-                                            new.last_purchase_at),
+            "first_purchase_at": sa.func.min(
+                sa.func.coalesce(current.first_purchase_at, new.first_purchase_at), new.first_purchase_at
+            ),
+            "last_purchase_at": sa.func.max(
+                sa.func.coalesce(current.last_purchase_at, new.last_purchase_at), new.last_purchase_at
+            ),
         },
     )
-    await session.execute(statement, [
-        {"customer_id": d.customer_id, "purchases": d.purchases, "spent_minor": d.spent_minor, "refunded_minor": 0,
-         "first_purchase_at": d.first_purchase_at, "last_purchase_at": d.last_purchase_at}
-        for d in deltas
-    ])
+    await session.execute(
+        statement,
+        [
+            {
+                "customer_id": d.customer_id,
+                "purchases": d.purchases,
+                "spent_minor": d.spent_minor,
+                "refunded_minor": 0,
+                "first_purchase_at": d.first_purchase_at,
+                "last_purchase_at": d.last_purchase_at,
+            }
+            for d in deltas
+        ],
+    )
 
 
 def purchase_read(purchase: Purchase) -> PurchaseRead:
@@ -110,7 +126,9 @@ def purchase_read(purchase: Purchase) -> PurchaseRead:
 PURCHASE_COLUMNS = tuple(column.key for column in Purchase.__table__.columns)
 
 
-def recorded_event(values: Mapping[str, Any], *, first_purchase: bool, imported: bool = False) -> PurchaseRecorded:
+def recorded_event(
+    values: Mapping[str, Any], *, first_purchase: bool, imported: bool = False
+) -> PurchaseRecorded:
     return PurchaseRecorded(
         customer_id=values["customer_id"],
         purchase_id=values["id"],
@@ -125,7 +143,9 @@ def recorded_event(values: Mapping[str, Any], *, first_purchase: bool, imported:
     )
 
 
-def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime) -> dict[str, Any]:
+def new_purchase_row(
+    customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime
+) -> dict[str, Any]:
     """Every column of a new purchase's row."""
     return {
         "id": uuid7(),
@@ -136,7 +156,9 @@ def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, cur
         "currency": currency,
         "channel": purchase_in.channel.value,
         "item_count": purchase_in.item_count,
-        "line_items": [item.model_dump(mode="json") for item in purchase_in.line_items] if purchase_in.line_items else None,
+        "line_items": [item.model_dump(mode="json") for item in purchase_in.line_items]
+        if purchase_in.line_items
+        else None,
         "purchased_at": purchase_in.purchased_at or now,
         "created_at": now,
         "updated_at": now,
@@ -144,7 +166,12 @@ def new_purchase_row(customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, cur
 
 
 async def record_purchase(
-    *, session: AsyncSession, customer_id: uuid.UUID, purchase_in: PurchaseCreate, currency: str, now: datetime
+    *,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    purchase_in: PurchaseCreate,
+    currency: str,
+    now: datetime,
 ) -> tuple[Purchase, bool]:
     """Record a purchase once per order id; returns it and whether it is new.
 
@@ -154,7 +181,9 @@ async def record_purchase(
     """
     customer = await service.get(session=session, customer_id=customer_id, for_update=True)
     if purchase_in.currency != currency:
-        raise Unprocessable(f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency")
+        raise Unprocessable(
+            f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency"
+        )
     amount_minor = to_minor(purchase_in.amount)
     existing = await _purchase_by_order(session, purchase_in.order_id)
     if existing is not None:
@@ -171,7 +200,9 @@ async def record_purchase(
         if existing is None:
             raise
         return _same_order(existing, customer.id, amount_minor), False
-    await add_to_summaries(session, [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)])
+    await add_to_summaries(
+        session, [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)]
+    )
     stage(session, recorded_event(row, first_purchase=first_purchase), source=service.SOURCE, time=now)
     return purchase, True
 
@@ -198,15 +229,30 @@ async def list_purchases(
     if cursor is not None:
         after = decode_time_cursor(cursor)
         query = query.where(sa.tuple_(Purchase.purchased_at, Purchase.id) < sa.tuple_(*after))
-    rows = list((await session.scalars(query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1))).all())
-    next_cursor = encode_cursor(rows[limit - 1].purchased_at.isoformat(), str(rows[limit - 1].id)) if len(rows) > limit else None
+    rows = list(
+        (
+            await session.scalars(
+                query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1)
+            )
+        ).all()
+    )
+    next_cursor = (
+        encode_cursor(rows[limit - 1].purchased_at.isoformat(), str(rows[limit - 1].id))
+        if len(rows) > limit
+        else None
+    )
     return Page[PurchaseRead](items=[purchase_read(p) for p in rows[:limit]], next_cursor=next_cursor)
 
 
 def refund_read(refund: Refund, currency: str) -> RefundRead:
     return RefundRead(
-        id=refund.id, purchase_id=refund.purchase_id, reference=refund.reference, amount=from_minor(refund.amount_minor),
-        currency=currency, reason=refund.reason, refunded_at=refund.refunded_at,
+        id=refund.id,
+        purchase_id=refund.purchase_id,
+        reference=refund.reference,
+        amount=from_minor(refund.amount_minor),
+        currency=currency,
+        reason=refund.reason,
+        refunded_at=refund.refunded_at,
     )
 
 
@@ -223,7 +269,9 @@ async def refund(
     await service.get(session=session, customer_id=customer_id)
     # Locked on PostgreSQL, so two refunds of one purchase cannot both see the same amount left.
     purchase = await session.scalar(
-        sa.select(Purchase).where(Purchase.id == purchase_id, Purchase.customer_id == customer_id).with_for_update()
+        sa.select(Purchase)
+        .where(Purchase.id == purchase_id, Purchase.customer_id == customer_id)
+        .with_for_update()
     )
     if purchase is None:
         raise NotFound(f"Customer {customer_id} has no purchase {purchase_id}.")
@@ -241,13 +289,26 @@ async def refund(
     if refunded_at < purchase.purchased_at:
         raise Unprocessable("A refund cannot come before the purchase.", field="refunded_at")
     try:
-        amount = refund_amount(paid=purchase.amount_minor, refunded=purchase.refunded_minor, requested=requested)
+        amount = refund_amount(
+            paid=purchase.amount_minor, refunded=purchase.refunded_minor, requested=requested
+        )
     except RefundRefused as error:
-        raise Unprocessable(str(error), field="amount", paid=str(from_minor(purchase.amount_minor)),
-                            refunded=str(from_minor(purchase.refunded_minor))) from None
+        raise Unprocessable(
+            str(error),
+            field="amount",
+            paid=str(from_minor(purchase.amount_minor)),
+            refunded=str(from_minor(purchase.refunded_minor)),
+        ) from None
     record = Refund(
-        id=uuid7(), purchase_id=purchase.id, customer_id=customer_id, reference=refund_in.reference,
-        amount_minor=amount, reason=refund_in.reason, refunded_at=refunded_at, created_at=now, updated_at=now,
+        id=uuid7(),
+        purchase_id=purchase.id,
+        customer_id=customer_id,
+        reference=refund_in.reference,
+        amount_minor=amount,
+        reason=refund_in.reason,
+        refunded_at=refunded_at,
+        created_at=now,
+        updated_at=now,
     )
     session.add(record)
     purchase.refunded_minor += amount
@@ -261,8 +322,12 @@ async def refund(
     stage(
         session,
         PurchaseRefunded(
-            customer_id=customer_id, purchase_id=purchase.id, refund_id=record.id, amount=from_minor(amount),
-            currency=purchase.currency, refunded_at=refunded_at,
+            customer_id=customer_id,
+            purchase_id=purchase.id,
+            refund_id=record.id,
+            amount=from_minor(amount),
+            currency=purchase.currency,
+            refunded_at=refunded_at,
             fully_refunded=purchase.refunded_minor == purchase.amount_minor,
         ),
         source=service.SOURCE,

@@ -12,7 +12,15 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from services.customer import profile_rules
-from services.customer.schemas import ContactRead, CustomerRead, LongText, ShortText, Standing, _bounded, _Input
+from services.customer.schemas import (
+    ContactRead,
+    CustomerRead,
+    LongText,
+    ShortText,
+    Standing,
+    _bounded,
+    _Input,
+)
 from shared.clock import UtcDatetime
 from shared.events.complaints import ComplaintCategory, Severity
 from shared.events.customer import (
@@ -46,7 +54,8 @@ class PurchaseCreate(_Input):
     )
     line_items: Annotated[list[LineItem], Field(max_length=500)] | None = None
     purchased_at: UtcDatetime | None = Field(
-        default=None, description="When the purchase happened; now if omitted. May be in the past, for imports."
+        default=None,
+        description="When the purchase happened; now if omitted. May be in the past, for imports.",
     )
 
     @model_validator(mode="after")
@@ -86,8 +95,12 @@ class PurchaseRead(BaseModel):
 
 
 class RefundCreate(_Input):
-    reference: Reference = Field(description="The company's refund or credit-note number: it makes the refund idempotent.")
-    amount: Amount | None = Field(default=None, description="What is refunded; everything not yet refunded if omitted.")
+    reference: Reference = Field(
+        description="The company's refund or credit-note number: it makes the refund idempotent."
+    )
+    amount: Amount | None = Field(
+        default=None, description="What is refunded; everything not yet refunded if omitted."
+    )
     currency: Currency
     reason: Annotated[str, _bounded(500)] | None = None
     refunded_at: UtcDatetime | None = None
@@ -123,7 +136,8 @@ class InteractionCreate(_Input):
     outcome: ShortText | None = None
     sentiment: Sentiment | None = None
     signal: BehaviourSignal | None = Field(
-        default=None, validate_default=True,
+        default=None,
+        validate_default=True,
         description="Behaviour that shows silent dissatisfaction; required when kind is signal.",
     )
     occurred_at: UtcDatetime | None = Field(default=None, description="Now if omitted; never in the future.")
@@ -157,7 +171,9 @@ class InterestsUpdate(_Input):
     """The whole set of topics the customer cares about now; what is missing is removed."""
 
     interests: Annotated[list[Topic], Field(max_length=100)]
-    source: Source = Field(description="Where the change came from: 'web profile', 'call with agent', 'analysis'.")
+    source: Source = Field(
+        description="Where the change came from: 'web profile', 'call with agent', 'analysis'."
+    )
 
     @field_validator("interests")
     @classmethod
@@ -181,7 +197,9 @@ class InterestChangeRead(BaseModel):
 
 class ConsentUpdate(_Input):
     granted: bool
-    source: Source = Field(description="Where the customer said so: 'web form', 'phone call', 'signed contract'.")
+    source: Source = Field(
+        description="Where the customer said so: 'web form', 'phone call', 'signed contract'."
+    )
 
 
 class ConsentRead(BaseModel):
@@ -306,7 +324,9 @@ class Customer360(BaseModel):
     standing: Standing
     totals: Totals
     contacts: list[ContactRead]
-    contact_warning: str | None = Field(description="Set when a business relationship hangs on too few people.")
+    contact_warning: str | None = Field(
+        description="Set when a business relationship hangs on too few people."
+    )
     recent_purchases: list[PurchaseBrief]
     open_complaints: list[ComplaintBrief]
     recent_notifications: list[NotificationBrief]

@@ -10,7 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from services.customer import activity, purchases, relationship
-from services.customer.deps import AgentOrService, ClockDep, ReadSessionDep, RuntimeDep, SessionDep, SettingsDep
+from services.customer.deps import (
+    AgentOrService,
+    ClockDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+    SettingsDep,
+)
 from services.customer.record_schemas import (
     AttachmentCreate,
     AttachmentRead,
@@ -47,12 +54,20 @@ router = APIRouter(prefix="/customers/{customer_id}", tags=["customer records"])
     responses={200: {"model": PurchaseRead, "description": "This order was already recorded."}},
 )
 async def record_purchase(
-    customer_id: uuid.UUID, purchase_in: PurchaseCreate, response: Response, session: SessionDep, clock: ClockDep,
-    runtime: RuntimeDep, _user: AgentOrService,
+    customer_id: uuid.UUID,
+    purchase_in: PurchaseCreate,
+    response: Response,
+    session: SessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    _user: AgentOrService,
 ) -> PurchaseRead:
     purchase, created = await purchases.record_purchase(
-        session=session, customer_id=customer_id, purchase_in=purchase_in,
-        currency=runtime.settings.common.currency, now=clock.now(),
+        session=session,
+        customer_id=customer_id,
+        purchase_in=purchase_in,
+        currency=runtime.settings.common.currency,
+        now=clock.now(),
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -61,9 +76,15 @@ async def record_purchase(
 
 @router.get("/purchases", summary="A customer's purchases, newest first")
 async def list_purchases(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService, limit: Limit = 50, cursor: CursorParam = None
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    _user: AgentOrService,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
 ) -> Page[PurchaseRead]:
-    return await purchases.list_purchases(session=session, customer_id=customer_id, limit=limit, cursor=cursor)
+    return await purchases.list_purchases(
+        session=session, customer_id=customer_id, limit=limit, cursor=cursor
+    )
 
 
 @router.post(
@@ -75,12 +96,22 @@ async def list_purchases(
     responses={200: {"model": RefundRead, "description": "This refund was already recorded."}},
 )
 async def refund_purchase(
-    customer_id: uuid.UUID, purchase_id: uuid.UUID, refund_in: RefundCreate, response: Response, session: SessionDep,
-    clock: ClockDep, runtime: RuntimeDep, _user: AgentOrService,
+    customer_id: uuid.UUID,
+    purchase_id: uuid.UUID,
+    refund_in: RefundCreate,
+    response: Response,
+    session: SessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    _user: AgentOrService,
 ) -> RefundRead:
     refund, created = await purchases.refund(
-        session=session, customer_id=customer_id, purchase_id=purchase_id, refund_in=refund_in,
-        currency=runtime.settings.common.currency, now=clock.now(),
+        session=session,
+        customer_id=customer_id,
+        purchase_id=purchase_id,
+        refund_in=refund_in,
+        currency=runtime.settings.common.currency,
+        now=clock.now(),
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -95,21 +126,32 @@ async def refund_purchase(
     "unhappy customers show it: segmentation raises their churn risk from it. Emits interaction.logged.",
 )
 async def log_interaction(
-    customer_id: uuid.UUID, interaction_in: InteractionCreate, session: SessionDep, clock: ClockDep,
-    settings: SettingsDep, user: AgentOrService,
+    customer_id: uuid.UUID,
+    interaction_in: InteractionCreate,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: AgentOrService,
 ) -> InteractionRead:
     interaction = await activity.log_interaction(
-        session=session, customer_id=customer_id, interaction_in=interaction_in, logged_by=user.subject,
-        now=clock.now(), clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        session=session,
+        customer_id=customer_id,
+        interaction_in=interaction_in,
+        logged_by=user.subject,
+        now=clock.now(),
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
     )
     return InteractionRead.model_validate(interaction, from_attributes=True)
 
 
 @router.get("/interactions", summary="A customer's interactions, newest first")
 async def list_interactions(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService,
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    _user: AgentOrService,
     signals_only: Annotated[bool, Query(description="Only those that carry a behavioural signal.")] = False,
-    limit: Limit = 50, cursor: CursorParam = None,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
 ) -> Page[InteractionRead]:
     return await activity.interactions(
         session=session, customer_id=customer_id, signals_only=signals_only, limit=limit, cursor=cursor
@@ -117,28 +159,50 @@ async def list_interactions(
 
 
 @router.get("/interests", summary="Topics the customer cares about")
-async def get_interests(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> list[InterestRead]:
+async def get_interests(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> list[InterestRead]:
     return await activity.interests(session=session, customer_id=customer_id)
 
 
-@router.put("/interests", summary="Set the topics the customer cares about", description="Emits customer.interests_changed.")
+@router.put(
+    "/interests",
+    summary="Set the topics the customer cares about",
+    description="Emits customer.interests_changed.",
+)
 async def put_interests(
-    customer_id: uuid.UUID, interests_in: InterestsUpdate, session: SessionDep, clock: ClockDep, user: AgentOrService
+    customer_id: uuid.UUID,
+    interests_in: InterestsUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    user: AgentOrService,
 ) -> list[InterestRead]:
     return await activity.set_interests(
-        session=session, customer_id=customer_id, interests_in=interests_in, changed_by=user.subject, now=clock.now()
+        session=session,
+        customer_id=customer_id,
+        interests_in=interests_in,
+        changed_by=user.subject,
+        now=clock.now(),
     )
 
 
 @router.get("/interests/history", summary="Every topic added or dropped, with when and where from")
 async def get_interest_history(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService, limit: Limit = 50, cursor: CursorParam = None
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    _user: AgentOrService,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
 ) -> Page[InterestChangeRead]:
-    return await activity.interest_history(session=session, customer_id=customer_id, limit=limit, cursor=cursor)
+    return await activity.interest_history(
+        session=session, customer_id=customer_id, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/consents", summary="The customer's word on each channel and purpose")
-async def get_consents(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> list[ConsentRead]:
+async def get_consents(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> list[ConsentRead]:
     return await activity.consents(session=session, customer_id=customer_id)
 
 
@@ -149,68 +213,118 @@ async def get_consents(customer_id: uuid.UUID, session: ReadSessionDep, _user: A
     "the answer changes.",
 )
 async def put_consent(
-    customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose, consent_in: ConsentUpdate, session: SessionDep,
-    clock: ClockDep, user: AgentOrService,
+    customer_id: uuid.UUID,
+    channel: ContactChannel,
+    purpose: Purpose,
+    consent_in: ConsentUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    user: AgentOrService,
 ) -> ConsentRead:
     return await activity.set_consent(
-        session=session, customer_id=customer_id, channel=channel, purpose=purpose, consent_in=consent_in,
-        changed_by=user.subject, now=clock.now(),
+        session=session,
+        customer_id=customer_id,
+        channel=channel,
+        purpose=purpose,
+        consent_in=consent_in,
+        changed_by=user.subject,
+        now=clock.now(),
     )
 
 
 @router.get("/consents/history", summary="Every change of consent, with when, where from and who recorded it")
 async def get_consent_history(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService, limit: Limit = 50, cursor: CursorParam = None
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    _user: AgentOrService,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
 ) -> Page[ConsentChangeRead]:
-    return await activity.consent_history(session=session, customer_id=customer_id, limit=limit, cursor=cursor)
+    return await activity.consent_history(
+        session=session, customer_id=customer_id, limit=limit, cursor=cursor
+    )
 
 
-@router.post("/contacts", status_code=status.HTTP_201_CREATED, summary="Add a named contact at a business customer")
+@router.post(
+    "/contacts", status_code=status.HTTP_201_CREATED, summary="Add a named contact at a business customer"
+)
 async def add_contact(
-    customer_id: uuid.UUID, contact_in: ContactCreate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+    customer_id: uuid.UUID,
+    contact_in: ContactCreate,
+    session: SessionDep,
+    clock: ClockDep,
+    _user: AgentOrService,
 ) -> ContactRead:
-    contact = await relationship.add_contact(session=session, customer_id=customer_id, contact_in=contact_in, now=clock.now())
+    contact = await relationship.add_contact(
+        session=session, customer_id=customer_id, contact_in=contact_in, now=clock.now()
+    )
     return relationship.contact_read(contact)
 
 
 @router.get("/contacts", summary="The named contacts at a business customer")
-async def list_contacts(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> list[ContactRead]:
-    return [relationship.contact_read(c) for c in await relationship.contacts(session=session, customer_id=customer_id)]
+async def list_contacts(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> list[ContactRead]:
+    return [
+        relationship.contact_read(c)
+        for c in await relationship.contacts(session=session, customer_id=customer_id)
+    ]
 
 
 @router.patch("/contacts/{contact_id}", summary="Change a contact")
 async def update_contact(
-    customer_id: uuid.UUID, contact_id: uuid.UUID, contact_in: ContactUpdate, session: SessionDep, clock: ClockDep,
+    customer_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    contact_in: ContactUpdate,
+    session: SessionDep,
+    clock: ClockDep,
     _user: AgentOrService,
 ) -> ContactRead:
     contact = await relationship.update_contact(
-        session=session, customer_id=customer_id, contact_id=contact_id, contact_in=contact_in, now=clock.now()
+        session=session,
+        customer_id=customer_id,
+        contact_id=contact_id,
+        contact_in=contact_in,
+        now=clock.now(),
     )
     return relationship.contact_read(contact)
 
 
 @router.delete("/contacts/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a contact")
-async def remove_contact(customer_id: uuid.UUID, contact_id: uuid.UUID, session: SessionDep, _user: AgentOrService) -> None:
+async def remove_contact(
+    customer_id: uuid.UUID, contact_id: uuid.UUID, session: SessionDep, _user: AgentOrService
+) -> None:
     await relationship.remove_contact(session=session, customer_id=customer_id, contact_id=contact_id)
 
 
 @router.get("/relationship", summary="Past, current and expected cooperation, competitors, notes")
-async def get_relationship(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> RelationshipRead:
+async def get_relationship(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> RelationshipRead:
     return await relationship.relationship_record(session=session, customer_id=customer_id)
 
 
 @router.put("/relationship", summary="Write the relationship record")
 async def put_relationship(
-    customer_id: uuid.UUID, record_in: RelationshipUpdate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+    customer_id: uuid.UUID,
+    record_in: RelationshipUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    _user: AgentOrService,
 ) -> RelationshipRead:
     return await relationship.write_relationship_record(
         session=session, customer_id=customer_id, record_in=record_in, now=clock.now()
     )
 
 
-@router.post("/installations", status_code=status.HTTP_201_CREATED, summary="Record a project or installed equipment")
+@router.post(
+    "/installations", status_code=status.HTTP_201_CREATED, summary="Record a project or installed equipment"
+)
 async def add_installation(
-    customer_id: uuid.UUID, installation_in: InstallationCreate, session: SessionDep, clock: ClockDep,
+    customer_id: uuid.UUID,
+    installation_in: InstallationCreate,
+    session: SessionDep,
+    clock: ClockDep,
     _user: AgentOrService,
 ) -> InstallationRead:
     return await relationship.add_installation(
@@ -219,13 +333,23 @@ async def add_installation(
 
 
 @router.get("/installations", summary="Projects and installed equipment, for after-sales service")
-async def list_installations(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> list[InstallationRead]:
+async def list_installations(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> list[InstallationRead]:
     return await relationship.installations(session=session, customer_id=customer_id)
 
 
-@router.post("/attachments", status_code=status.HTTP_201_CREATED, summary="Attach a file by reference (a store-front photo)")
+@router.post(
+    "/attachments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Attach a file by reference (a store-front photo)",
+)
 async def add_attachment(
-    customer_id: uuid.UUID, attachment_in: AttachmentCreate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+    customer_id: uuid.UUID,
+    attachment_in: AttachmentCreate,
+    session: SessionDep,
+    clock: ClockDep,
+    _user: AgentOrService,
 ) -> AttachmentRead:
     return await relationship.add_attachment(
         session=session, customer_id=customer_id, attachment_in=attachment_in, now=clock.now()
@@ -233,12 +357,18 @@ async def add_attachment(
 
 
 @router.get("/attachments", summary="Files attached by reference")
-async def list_attachments(customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService) -> list[AttachmentRead]:
+async def list_attachments(
+    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+) -> list[AttachmentRead]:
     return await relationship.attachments(session=session, customer_id=customer_id)
 
 
-@router.delete("/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an attachment")
+@router.delete(
+    "/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an attachment"
+)
 async def remove_attachment(
     customer_id: uuid.UUID, attachment_id: uuid.UUID, session: SessionDep, _user: AgentOrService
 ) -> None:
-    await relationship.remove_attachment(session=session, customer_id=customer_id, attachment_id=attachment_id)
+    await relationship.remove_attachment(
+        session=session, customer_id=customer_id, attachment_id=attachment_id
+    )

@@ -22,7 +22,9 @@ def redact(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """An event payload (as JSON-ready data) without the erased person's personal data."""
     redacted = dict(data)
     if "profile" in redacted:
-        redacted["profile"] = anonymous_profile(CustomerProfile.model_validate(redacted["profile"])).model_dump(mode="json")
+        redacted["profile"] = anonymous_profile(
+            CustomerProfile.model_validate(redacted["profile"])
+        ).model_dump(mode="json")
     if event_type == "csm.interaction.logged.v1":
         redacted["outcome"] = None
     if event_type == "csm.customer.interests_changed.v1":

@@ -34,9 +34,17 @@ async def add_contact(
 ) -> Contact:
     customer = await service.get(session=session, customer_id=customer_id)
     if customer.kind not in BUSINESS_KINDS:
-        raise Conflict("Named contacts are kept for business and retailer customers; this one is an individual.")
+        raise Conflict(
+            "Named contacts are kept for business and retailer customers; this one is an individual."
+        )
     _check_phones(contact_in.phone, contact_in.backup_phone)
-    contact = Contact(id=uuid7(), customer_id=customer.id, **contact_in.model_dump(mode="json"), created_at=now, updated_at=now)
+    contact = Contact(
+        id=uuid7(),
+        customer_id=customer.id,
+        **contact_in.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(contact)
     await session.flush()
     return contact
@@ -49,14 +57,21 @@ def _check_phones(phone: str | None, backup: str | None) -> None:
 
 async def _contact(session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
     await service.get(session=session, customer_id=customer_id)
-    contact = await session.scalar(sa.select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer_id))
+    contact = await session.scalar(
+        sa.select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer_id)
+    )
     if contact is None:
         raise NotFound(f"Customer {customer_id} has no contact {contact_id}.")
     return contact
 
 
 async def update_contact(
-    *, session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID, contact_in: ContactUpdate, now: datetime
+    *,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    contact_in: ContactUpdate,
+    now: datetime,
 ) -> Contact:
     contact = await _contact(session, customer_id, contact_id)
     changes = contact_in.model_dump(include=contact_in.model_fields_set, mode="json")
@@ -75,9 +90,15 @@ async def remove_contact(*, session: AsyncSession, customer_id: uuid.UUID, conta
 
 async def contacts(*, session: AsyncSession, customer_id: uuid.UUID) -> list[Contact]:
     await service.get(session=session, customer_id=customer_id)
-    return list((await session.scalars(
-        sa.select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.role, Contact.name, Contact.id)
-    )).all())
+    return list(
+        (
+            await session.scalars(
+                sa.select(Contact)
+                .where(Contact.customer_id == customer_id)
+                .order_by(Contact.role, Contact.name, Contact.id)
+            )
+        ).all()
+    )
 
 
 async def relationship_record(*, session: AsyncSession, customer_id: uuid.UUID) -> RelationshipRead:
@@ -114,8 +135,11 @@ async def add_installation(
     *, session: AsyncSession, customer_id: uuid.UUID, installation_in: InstallationCreate, now: datetime
 ) -> InstallationRead:
     await service.get(session=session, customer_id=customer_id)
-    if (installation_in.installed_at and installation_in.warranty_until
-            and installation_in.warranty_until < installation_in.installed_at):
+    if (
+        installation_in.installed_at
+        and installation_in.warranty_until
+        and installation_in.warranty_until < installation_in.installed_at
+    ):
         raise Unprocessable("The warranty cannot end before the installation.", field="warranty_until")
     installation = Installation(
         id=uuid7(), customer_id=customer_id, **installation_in.model_dump(), created_at=now, updated_at=now
@@ -138,8 +162,13 @@ async def add_attachment(
 ) -> AttachmentRead:
     await service.get(session=session, customer_id=customer_id)
     attachment = Attachment(
-        id=uuid7(), customer_id=customer_id, kind=attachment_in.kind.value, url=str(attachment_in.url),
-        caption=attachment_in.caption, created_at=now, updated_at=now,
+        id=uuid7(),
+        customer_id=customer_id,
+        kind=attachment_in.kind.value,
+        url=str(attachment_in.url),
+        caption=attachment_in.caption,
+        created_at=now,
+        updated_at=now,
     )
     session.add(attachment)
     await session.flush()
@@ -148,11 +177,15 @@ async def add_attachment(
 
 async def attachments(*, session: AsyncSession, customer_id: uuid.UUID) -> list[AttachmentRead]:
     await service.get(session=session, customer_id=customer_id)
-    rows = await session.scalars(sa.select(Attachment).where(Attachment.customer_id == customer_id).order_by(Attachment.id))
+    rows = await session.scalars(
+        sa.select(Attachment).where(Attachment.customer_id == customer_id).order_by(Attachment.id)
+    )
     return [AttachmentRead.model_validate(row, from_attributes=True) for row in rows]
 
 
-async def remove_attachment(*, session: AsyncSession, customer_id: uuid.UUID, attachment_id: uuid.UUID) -> None:
+async def remove_attachment(
+    *, session: AsyncSession, customer_id: uuid.UUID, attachment_id: uuid.UUID
+) -> None:
     await service.get(session=session, customer_id=customer_id)
     result = await session.execute(
         sa.delete(Attachment).where(Attachment.id == attachment_id, Attachment.customer_id == customer_id)

@@ -7,7 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from services.customer import profile_rules
 from shared.clock import UtcDatetime
@@ -70,10 +78,14 @@ class _ProfileFields(_Input):
     backup_phone: Phone | None = None
     address: Annotated[str, _bounded(500)] | None = None
     region: Annotated[str, _bounded(100)] | None = None
-    acquisition_source: ShortText | None = Field(default=None, description="How they found us: a campaign, a fair, a referral.")
+    acquisition_source: ShortText | None = Field(
+        default=None, description="How they found us: a campaign, a fair, a referral."
+    )
     acquisition_channel: SalesChannel | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
-    account_manager: StaffId | None = Field(default=None, description="The staff member who looks after this customer.")
+    account_manager: StaffId | None = Field(
+        default=None, description="The staff member who looks after this customer."
+    )
     notes: LongText | None = None
 
     @field_validator("tags")
@@ -91,7 +103,9 @@ class CustomerCreate(_ProfileFields):
     external_id: ExternalId | None = Field(
         default=None, description="The customer's key in the system they came from; unique, used by imports."
     )
-    customer_since: UtcDatetime | None = Field(default=None, description="When they became a customer; now if omitted.")
+    customer_since: UtcDatetime | None = Field(
+        default=None, description="When they became a customer; now if omitted."
+    )
     # After kind, so that their check can see it.
     industry: Industry | None = None
     company_size: CompanySize | None = None
@@ -239,4 +253,6 @@ class MergeResult(BaseModel):
     customer: CustomerRead
     merged_id: uuid.UUID
     moved: dict[str, int]
-    not_kept: list[str] = Field(description="Fields of the duplicate that differed and were not carried over.")
+    not_kept: list[str] = Field(
+        description="Fields of the duplicate that differed and were not carried over."
+    )

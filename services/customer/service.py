@@ -24,13 +24,37 @@ GONE = (CustomerStatus.erased.value, MERGED)
 
 # Profile fields a PATCH may change, and the column each one is kept in.
 PROFILE_FIELDS = (
-    "kind", "name", "email", "phone", "backup_phone", "locale", "time_zone", "address", "region", "industry",
-    "company_size", "acquisition_source", "acquisition_channel", "status", "tags", "account_manager", "notes",
+    "kind",
+    "name",
+    "email",
+    "phone",
+    "backup_phone",
+    "locale",
+    "time_zone",
+    "address",
+    "region",
+    "industry",
+    "company_size",
+    "acquisition_source",
+    "acquisition_channel",
+    "status",
+    "tags",
+    "account_manager",
+    "notes",
 )
 
 
 PROFILE_EVENT_FIELDS = (
-    "kind", "name", "email", "phone", "backup_phone", "locale", "time_zone", "region", "status", "tags",
+    "kind",
+    "name",
+    "email",
+    "phone",
+    "backup_phone",
+    "locale",
+    "time_zone",
+    "region",
+    "status",
+    "tags",
     "account_manager",
 )
 
@@ -79,15 +103,22 @@ def new_customer(customer_in: CustomerCreate, *, now: datetime) -> Customer:
 
 def registered_event(values: Mapping[str, Any], *, imported: bool = False) -> CustomerRegistered:
     return CustomerRegistered(
-        customer_id=values["id"], profile=profile_from(values), registered_at=values["customer_since"], imported=imported
+        customer_id=values["id"],
+        profile=profile_from(values),
+        registered_at=values["customer_since"],
+        imported=imported,
     )
 
 
 async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: datetime) -> Customer:
     if customer_in.external_id is not None:
-        taken = await session.scalar(sa.select(Customer.id).where(Customer.external_id == customer_in.external_id))
+        taken = await session.scalar(
+            sa.select(Customer.id).where(Customer.external_id == customer_in.external_id)
+        )
         if taken is not None:
-            raise Conflict(f"External id {customer_in.external_id} is already customer {taken}.", customer_id=str(taken))
+            raise Conflict(
+                f"External id {customer_in.external_id} is already customer {taken}.", customer_id=str(taken)
+            )
     customer = new_customer(customer_in, now=now)
     session.add(customer)
     await session.flush()
@@ -106,7 +137,8 @@ async def get(*, session: AsyncSession, customer_id: uuid.UUID, for_update: bool
         raise NotFound(f"No customer {customer_id}.")
     if customer.status == MERGED:
         raise NotFound(
-            f"Customer {customer_id} was merged into {customer.merged_into}.", merged_into=str(customer.merged_into)
+            f"Customer {customer_id} was merged into {customer.merged_into}.",
+            merged_into=str(customer.merged_into),
         )
     return customer
 
@@ -129,8 +161,12 @@ async def update(
         await set_tags(session, customer.id, customer.tags, replace=True)
     customer.updated_at = now
     await session.flush()
-    stage(session, CustomerUpdated(customer_id=customer.id, profile=profile_of(customer), changed=tuple(changed)),
-          source=SOURCE, time=now)
+    stage(
+        session,
+        CustomerUpdated(customer_id=customer.id, profile=profile_of(customer), changed=tuple(changed)),
+        source=SOURCE,
+        time=now,
+    )
     return customer
 
 
@@ -144,7 +180,9 @@ def _check_profile(profile: dict[str, Any]) -> None:
         raise Unprocessable("The backup phone must differ from the primary phone.", field="backup_phone")
 
 
-async def set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False) -> None:
+async def set_tags(
+    session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False
+) -> None:
     if replace:
         await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
     rows = [{"tag": tag, "customer_id": customer_id} for tag in tags]
@@ -153,8 +191,17 @@ async def set_tags(session: AsyncSession, customer_id: uuid.UUID, tags: Iterable
 
 
 SUMMARY_COLUMNS = (
-    Customer.id, Customer.kind, Customer.name, Customer.email, Customer.phone, Customer.status, Customer.tier,
-    Customer.account_manager, Customer.tags, Customer.name_key, Customer.created_at,
+    Customer.id,
+    Customer.kind,
+    Customer.name,
+    Customer.email,
+    Customer.phone,
+    Customer.status,
+    Customer.tier,
+    Customer.account_manager,
+    Customer.tags,
+    Customer.name_key,
+    Customer.created_at,
 )
 
 
@@ -191,21 +238,37 @@ async def search(
         except ValueError as error:
             raise Unprocessable(f"phone {error}", field="phone", location="query") from None
         # A union of three index lookups: an OR across them would make PostgreSQL scan everyone.
-        query = query.where(Customer.id.in_(sa.union(
-            sa.select(Customer.id).where(Customer.phone == number),
-            sa.select(Customer.id).where(Customer.backup_phone == number),
-            sa.select(Contact.customer_id).where(Contact.phone == number),
-        )))
+        query = query.where(
+            Customer.id.in_(
+                sa.union(
+                    sa.select(Customer.id).where(Customer.phone == number),
+                    sa.select(Customer.id).where(Customer.backup_phone == number),
+                    sa.select(Contact.customer_id).where(Contact.phone == number),
+                )
+            )
+        )
     if email is not None:
         address = email.strip().lower()
-        query = query.where(Customer.id.in_(sa.union(
-            sa.select(Customer.id).where(Customer.email == address),
-            sa.select(Contact.customer_id).where(Contact.email == address),
-        )))
+        query = query.where(
+            Customer.id.in_(
+                sa.union(
+                    sa.select(Customer.id).where(Customer.email == address),
+                    sa.select(Contact.customer_id).where(Contact.email == address),
+                )
+            )
+        )
     if tag is not None:
-        query = query.where(Customer.id.in_(sa.select(CustomerTag.customer_id).where(CustomerTag.tag == tag.strip().casefold())))
-    for column, value in ((Customer.tier, tier), (Customer.account_manager, account_manager), (Customer.kind, kind),
-                          (Customer.external_id, external_id)):
+        query = query.where(
+            Customer.id.in_(
+                sa.select(CustomerTag.customer_id).where(CustomerTag.tag == tag.strip().casefold())
+            )
+        )
+    for column, value in (
+        (Customer.tier, tier),
+        (Customer.account_manager, account_manager),
+        (Customer.kind, kind),
+        (Customer.external_id, external_id),
+    ):
         if value is not None:
             query = query.where(column == value)
     if name is not None:
@@ -215,9 +278,14 @@ async def search(
     if cursor is not None:
         first, last_id = decode_cursor(cursor, 2)
         try:
-            after = [first if name is not None else datetime.fromisoformat(str(first)), uuid.UUID(str(last_id))]
+            after = [
+                first if name is not None else datetime.fromisoformat(str(first)),
+                uuid.UUID(str(last_id)),
+            ]
         except ValueError:
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+            raise Unprocessable(
+                "Not a cursor this list gave out.", field="cursor", location="query"
+            ) from None
         query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
     rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()
     items = [CustomerSummary.model_validate(row._asdict()) for row in rows[:limit]]

@@ -38,26 +38,82 @@ from shared.money import from_minor
 from shared.problems import NotFound
 
 LISTS: dict[str, tuple[Any, ...]] = {
-    "contacts": (Contact.id, Contact.customer_id, Contact.name, Contact.role, Contact.title, Contact.email,
-                 Contact.phone, Contact.backup_phone, Contact.notes, Contact.created_at, Contact.updated_at),
-    "recent_purchases": (Purchase.id, Purchase.order_id, Purchase.amount_minor, Purchase.refunded_minor,
-                         Purchase.channel, Purchase.item_count, Purchase.purchased_at),
-    "open_complaints": (ComplaintView.complaint_id, ComplaintView.status, ComplaintView.category,
-                        ComplaintView.severity, ComplaintView.first_owner, ComplaintView.opened_at,
-                        ComplaintView.resolution_due_at),
-    "recent_notifications": (NotificationView.notification_id, NotificationView.channel, NotificationView.purpose,
-                             NotificationView.playbook, NotificationView.step, NotificationView.sent_at),
-    "recent_interactions": (Interaction.id, Interaction.channel, Interaction.kind, Interaction.outcome,
-                            Interaction.sentiment, Interaction.signal, Interaction.occurred_at),
+    "contacts": (
+        Contact.id,
+        Contact.customer_id,
+        Contact.name,
+        Contact.role,
+        Contact.title,
+        Contact.email,
+        Contact.phone,
+        Contact.backup_phone,
+        Contact.notes,
+        Contact.created_at,
+        Contact.updated_at,
+    ),
+    "recent_purchases": (
+        Purchase.id,
+        Purchase.order_id,
+        Purchase.amount_minor,
+        Purchase.refunded_minor,
+        Purchase.channel,
+        Purchase.item_count,
+        Purchase.purchased_at,
+    ),
+    "open_complaints": (
+        ComplaintView.complaint_id,
+        ComplaintView.status,
+        ComplaintView.category,
+        ComplaintView.severity,
+        ComplaintView.first_owner,
+        ComplaintView.opened_at,
+        ComplaintView.resolution_due_at,
+    ),
+    "recent_notifications": (
+        NotificationView.notification_id,
+        NotificationView.channel,
+        NotificationView.purpose,
+        NotificationView.playbook,
+        NotificationView.step,
+        NotificationView.sent_at,
+    ),
+    "recent_interactions": (
+        Interaction.id,
+        Interaction.channel,
+        Interaction.kind,
+        Interaction.outcome,
+        Interaction.sentiment,
+        Interaction.signal,
+        Interaction.occurred_at,
+    ),
     "interests": (Interest.topic,),
     "consents": (Consent.channel, Consent.purpose, Consent.granted, Consent.source, Consent.changed_at),
 }
 
 FIELDS = {
-    "contacts": ("id", "customer_id", "name", "role", "title", "email", "phone", "backup_phone", "notes",
-                 "created_at", "updated_at"),
+    "contacts": (
+        "id",
+        "customer_id",
+        "name",
+        "role",
+        "title",
+        "email",
+        "phone",
+        "backup_phone",
+        "notes",
+        "created_at",
+        "updated_at",
+    ),
     "recent_purchases": ("id", "order_id", "amount", "refunded", "channel", "item_count", "purchased_at"),
-    "open_complaints": ("id", "status", "category", "severity", "first_owner", "opened_at", "resolution_due_at"),
+    "open_complaints": (
+        "id",
+        "status",
+        "category",
+        "severity",
+        "first_owner",
+        "opened_at",
+        "resolution_due_at",
+    ),
     "recent_notifications": ("id", "channel", "purpose", "playbook", "step", "sent_at"),
     "recent_interactions": ("id", "channel", "kind", "outcome", "sentiment", "signal", "occurred_at"),
     "consents": ("channel", "purpose", "granted", "source", "changed_at"),
@@ -90,21 +146,37 @@ CONVERT: dict[str, dict[int, Callable[[Any], Any]]] = {
 def _statement(dialect: str, settings: CustomerSettings) -> sa.Select[Any]:
     customer_id = sa.bindparam("customer_id", type_=sa.Uuid())
     wheres: dict[str, tuple[Any, Sequence[Any], int]] = {
-        "contacts": (Contact.customer_id == customer_id, (Contact.role, Contact.name, Contact.id), settings.view_contacts),
-        "recent_purchases": (Purchase.customer_id == customer_id, (Purchase.purchased_at.desc(), Purchase.id.desc()),
-                             settings.view_recent_purchases),
-        "open_complaints": (sa.and_(ComplaintView.customer_id == customer_id, ComplaintView.open.is_(True)),
-                            (ComplaintView.opened_at, ComplaintView.complaint_id), settings.view_open_complaints),
-        "recent_notifications": (NotificationView.customer_id == customer_id,
-                                 (NotificationView.sent_at.desc(), NotificationView.notification_id.desc()),
-                                 settings.view_recent_notifications),
-        "recent_interactions": (Interaction.customer_id == customer_id,
-                                (Interaction.occurred_at.desc(), Interaction.id.desc()), settings.view_recent_interactions),
+        "contacts": (
+            Contact.customer_id == customer_id,
+            (Contact.role, Contact.name, Contact.id),
+            settings.view_contacts,
+        ),
+        "recent_purchases": (
+            Purchase.customer_id == customer_id,
+            (Purchase.purchased_at.desc(), Purchase.id.desc()),
+            settings.view_recent_purchases,
+        ),
+        "open_complaints": (
+            sa.and_(ComplaintView.customer_id == customer_id, ComplaintView.open.is_(True)),
+            (ComplaintView.opened_at, ComplaintView.complaint_id),
+            settings.view_open_complaints,
+        ),
+        "recent_notifications": (
+            NotificationView.customer_id == customer_id,
+            (NotificationView.sent_at.desc(), NotificationView.notification_id.desc()),
+            settings.view_recent_notifications,
+        ),
+        "recent_interactions": (
+            Interaction.customer_id == customer_id,
+            (Interaction.occurred_at.desc(), Interaction.id.desc()),
+            settings.view_recent_interactions,
+        ),
         "interests": (Interest.customer_id == customer_id, (Interest.topic,), 1000),
         "consents": (Consent.customer_id == customer_id, (Consent.channel, Consent.purpose), 1000),
     }
     aggregate, row = (
-        (sa.func.json_agg, sa.func.json_build_array) if dialect == "postgresql"
+        (sa.func.json_agg, sa.func.json_build_array)
+        if dialect == "postgresql"
         else (sa.func.json_group_array, sa.func.json_array)
     )
     lists = []
@@ -118,8 +190,11 @@ def _statement(dialect: str, settings: CustomerSettings) -> sa.Select[Any]:
         sa.select(
             # Columns, not the mapped class: no ORM object is built on this hot path.
             *Customer.__table__.c,
-            summary.purchases, summary.spent_minor, summary.refunded_minor.label("summary_refunded_minor"),
-            summary.first_purchase_at, summary.last_purchase_at,
+            summary.purchases,
+            summary.spent_minor,
+            summary.refunded_minor.label("summary_refunded_minor"),
+            summary.first_purchase_at,
+            summary.last_purchase_at,
             *lists,
         )
         .outerjoin(PurchaseSummary.__table__, summary.customer_id == Customer.id)
@@ -157,25 +232,42 @@ class View:
                 f"Only {len(contacts)} named contact(s): the relationship should not hang on one person "
                 f"(at least {self.settings.min_business_contacts} wanted)."
             )
-        return Customer360.model_validate({
-            "customer": {**customer, "tags": list(customer["tags"] or ())},
-            "standing": {name: customer[name] for name in (
-                "tier", "segment", "value_group", "loyalty_stage", "key_account", "churn_risk", "probability_alive",
-                "tier_changed_at", "risk_changed_at")},
-            "totals": {
-                "purchases": row.purchases or 0, "spent": from_minor(spent), "refunded": from_minor(refunded),
-                "net": from_minor(spent - refunded), "currency": self.currency,
-                "first_purchase_at": row.first_purchase_at, "last_purchase_at": row.last_purchase_at,
-            },
-            "contacts": contacts,
-            "contact_warning": contact_warning,
-            "recent_purchases": lists["recent_purchases"],
-            "open_complaints": lists["open_complaints"],
-            "recent_notifications": lists["recent_notifications"],
-            "recent_interactions": lists["recent_interactions"],
-            "interests": [topic for (topic,) in lists["interests"]],
-            "consents": lists["consents"],
-        })
+        return Customer360.model_validate(
+            {
+                "customer": {**customer, "tags": list(customer["tags"] or ())},
+                "standing": {
+                    name: customer[name]
+                    for name in (
+                        "tier",
+                        "segment",
+                        "value_group",
+                        "loyalty_stage",
+                        "key_account",
+                        "churn_risk",
+                        "probability_alive",
+                        "tier_changed_at",
+                        "risk_changed_at",
+                    )
+                },
+                "totals": {
+                    "purchases": row.purchases or 0,
+                    "spent": from_minor(spent),
+                    "refunded": from_minor(refunded),
+                    "net": from_minor(spent - refunded),
+                    "currency": self.currency,
+                    "first_purchase_at": row.first_purchase_at,
+                    "last_purchase_at": row.last_purchase_at,
+                },
+                "contacts": contacts,
+                "contact_warning": contact_warning,
+                "recent_purchases": lists["recent_purchases"],
+                "open_complaints": lists["open_complaints"],
+                "recent_notifications": lists["recent_notifications"],
+                "recent_interactions": lists["recent_interactions"],
+                "interests": [topic for (topic,) in lists["interests"]],
+                "consents": lists["consents"],
+            }
+        )
 
 
 def _decode(name: str, raw: str | None) -> list[Any]:
@@ -186,7 +278,9 @@ def _decode(name: str, raw: str | None) -> list[Any]:
         return rows  # type: ignore[no-any-return]
     convert, fields = CONVERT[name], FIELDS[name]
     return [
-        {field: (convert[i](value) if i in convert and value is not None else value) for i, (field, value) in
-         enumerate(zip(fields, values, strict=True))}
+        {
+            field: (convert[i](value) if i in convert and value is not None else value)
+            for i, (field, value) in enumerate(zip(fields, values, strict=True))
+        }
         for values in rows
     ]

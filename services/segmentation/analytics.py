@@ -25,10 +25,17 @@ async def distribution(*, session: AsyncSession) -> dict[str, object]:
         counts["segment" if name == "rfm_segment" else name] = {
             str(value) if value is not None else NOT_YET: int(n) for value, n in rows
         }
-    counts["customers"] = int(await session.scalar(sa.select(sa.func.count()).select_from(CustomerSegment)) or 0)
-    counts["key_accounts"] = int(await session.scalar(
-        sa.select(sa.func.count()).select_from(CustomerSegment).where(CustomerSegment.key_account.is_(True))
-    ) or 0)
+    counts["customers"] = int(
+        await session.scalar(sa.select(sa.func.count()).select_from(CustomerSegment)) or 0
+    )
+    counts["key_accounts"] = int(
+        await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CustomerSegment)
+            .where(CustomerSegment.key_account.is_(True))
+        )
+        or 0
+    )
     return counts
 
 
@@ -49,7 +56,8 @@ async def tiers_at(*, session: AsyncSession, moment: datetime) -> dict[uuid.UUID
     )
     changed = await session.execute(
         sa.select(TierChange.customer_id, TierChange.tier).join(
-            latest, sa.and_(TierChange.customer_id == latest.c.customer_id, TierChange.changed_at == latest.c.at)
+            latest,
+            sa.and_(TierChange.customer_id == latest.c.customer_id, TierChange.changed_at == latest.c.at),
         )
     )
     tiers = {
@@ -102,7 +110,9 @@ async def retention(*, session: AsyncSession, start: date, end: date, months: in
     edges = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in boundaries]
     rows = await session.execute(
         sa.select(Purchase.customer_id, Purchase.purchased_at).where(
-            Purchase.fully_refunded.is_(False), Purchase.purchased_at >= edges[0], Purchase.purchased_at < edges[-1]
+            Purchase.fully_refunded.is_(False),
+            Purchase.purchased_at >= edges[0],
+            Purchase.purchased_at < edges[-1],
         )
     )
     buyers: list[set[uuid.UUID]] = [set() for _ in range(len(edges) - 1)]
@@ -122,10 +132,16 @@ async def retention(*, session: AsyncSession, start: date, end: date, months: in
         for tier in TIER_ORDER:
             n = base[tier.value]
             rate = kept[tier.value] / n if n else None
-            result.append({
-                "period_start": period_start, "tier": tier, "buyers_before": n, "retained": kept[tier.value],
-                "retention_rate": rate, "churn_rate": None if rate is None else 1 - rate,
-            })
+            result.append(
+                {
+                    "period_start": period_start,
+                    "tier": tier,
+                    "buyers_before": n,
+                    "retained": kept[tier.value],
+                    "retention_rate": rate,
+                    "churn_rate": None if rate is None else 1 - rate,
+                }
+            )
     return result
 
 

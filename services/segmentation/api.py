@@ -60,52 +60,85 @@ def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
         return None if value is None else from_minor(value)
 
     return CutPointsRead(
-        version=row.version, method=row.method, trigger=row.trigger, population=row.population,
-        recency_days=row.recency_days, frequency=row.frequency,
+        version=row.version,
+        method=row.method,
+        trigger=row.trigger,
+        population=row.population,
+        recency_days=row.recency_days,
+        frequency=row.frequency,
         monetary=[money(v) for v in row.monetary_minor],  # type: ignore[misc]
-        abc_a_min=money(row.abc_a_min_minor), abc_b_min=money(row.abc_b_min_minor),  # type: ignore[arg-type]
-        top_share_of_revenue=row.top_share_of_revenue, bgnbd=row.bgnbd, window_start=row.window_start,
+        abc_a_min=money(row.abc_a_min_minor),
+        abc_b_min=money(row.abc_b_min_minor),  # type: ignore[arg-type]
+        top_share_of_revenue=row.top_share_of_revenue,
+        bgnbd=row.bgnbd,
+        window_start=row.window_start,
         computed_at=row.computed_at,
     )
 
 
-@router.get("/{customer_id}", summary="Where a customer stands and why: tier, segment, ABC, stage, risk, scores")
+@router.get(
+    "/{customer_id}", summary="Where a customer stands and why: tier, segment, ABC, stage, risk, scores"
+)
 async def get_segment(
-    customer_id: uuid.UUID, session: ReadSessionDep, clock: ClockDep, runtime: RuntimeDep, _user: AgentOrService
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    _user: AgentOrService,
 ) -> SegmentRead:
     segment = await service.get(session=session, customer_id=customer_id)
     ctx = await segmenter_of(runtime).context(session)
     now = clock.now()
-    recency = int((now - segment.last_purchase_at).total_seconds() // 86_400) if segment.last_purchase_at else None
+    recency = (
+        int((now - segment.last_purchase_at).total_seconds() // 86_400) if segment.last_purchase_at else None
+    )
     p_alive = expected = None
     times = model_time(service.facts_of(segment), now, ctx.policy.bgnbd.time_unit_days)
     if ctx.cut_points.bgnbd is not None and times is not None:
         p_alive = probability_alive(ctx.cut_points.bgnbd, *times)
-        expected = expected_purchases(ctx.cut_points.bgnbd, *times,
-                                      ctx.policy.bgnbd.horizon_days / ctx.policy.bgnbd.time_unit_days)
+        expected = expected_purchases(
+            ctx.cut_points.bgnbd, *times, ctx.policy.bgnbd.horizon_days / ctx.policy.bgnbd.time_unit_days
+        )
     scores = None
     if segment.recency_score is not None and segment.frequency_score is not None and segment.monetary_score:
-        scores = Scores(recency=segment.recency_score, frequency=segment.frequency_score,
-                        monetary=segment.monetary_score,
-                        total=segment.recency_score + segment.frequency_score + segment.monetary_score)
+        scores = Scores(
+            recency=segment.recency_score,
+            frequency=segment.frequency_score,
+            monetary=segment.monetary_score,
+            total=segment.recency_score + segment.frequency_score + segment.monetary_score,
+        )
     designation = None
     if segment.key_account_by is not None:
-        designation = KeyAccountRead(designated_by=segment.key_account_by, reason=segment.key_account_reason,
-                                     at=segment.key_account_at)
+        designation = KeyAccountRead(
+            designated_by=segment.key_account_by, reason=segment.key_account_reason, at=segment.key_account_at
+        )
     return SegmentRead(
         customer_id=segment.customer_id,
         tier=segment.tier,  # type: ignore[arg-type]
         figures=SegmentFigures(
-            recency_days=recency, frequency=segment.frequency, monetary=from_minor(segment.monetary_minor),
-            currency=runtime.settings.common.currency, first_purchase_at=segment.first_purchase_at,
+            recency_days=recency,
+            frequency=segment.frequency,
+            monetary=from_minor(segment.monetary_minor),
+            currency=runtime.settings.common.currency,
+            first_purchase_at=segment.first_purchase_at,
             last_purchase_at=segment.last_purchase_at,
         ),
-        rule=segment.tier_rule, key_account=segment.key_account, key_account_designation=designation,
-        segment=segment.rfm_segment, value_group=segment.value_group,  # type: ignore[arg-type]
-        abc_class=segment.abc_class, stage=segment.stage, risk=segment.risk,  # type: ignore[arg-type]
-        risk_reason=segment.risk_reason, probability_alive=p_alive, expected_purchases=expected,
-        expected_purchases_days=ctx.policy.bgnbd.horizon_days, lifetime_frequency=segment.lifetime_frequency,
-        signal_points=segment.signal_points, scores=scores, policy_version=segment.policy_version,
+        rule=segment.tier_rule,
+        key_account=segment.key_account,
+        key_account_designation=designation,
+        segment=segment.rfm_segment,
+        value_group=segment.value_group,  # type: ignore[arg-type]
+        abc_class=segment.abc_class,
+        stage=segment.stage,
+        risk=segment.risk,  # type: ignore[arg-type]
+        risk_reason=segment.risk_reason,
+        probability_alive=p_alive,
+        expected_purchases=expected,
+        expected_purchases_days=ctx.policy.bgnbd.horizon_days,
+        lifetime_frequency=segment.lifetime_frequency,
+        signal_points=segment.signal_points,
+        scores=scores,
+        policy_version=segment.policy_version,
         cut_points_version=segment.cut_points_version,
         cut_points=_cut_points_read(await versions.cut_points_row(session, segment.cut_points_version)),
         updated_at=segment.updated_at,
@@ -114,7 +147,10 @@ async def get_segment(
 
 @router.get("/{customer_id}/history", summary="Every change of a customer, oldest first, with its cause")
 async def get_history(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService, cursor: CursorParam = None,
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    _user: AgentOrService,
+    cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> Page[TierChangeRead]:
     after = None
@@ -122,26 +158,46 @@ async def get_history(
         after = decode_time_cursor(cursor)
     changes = await service.history(session=session, customer_id=customer_id, after=after, limit=limit + 1)
     page = changes[:limit]
-    next_cursor = encode_cursor(page[-1].changed_at.isoformat(), page[-1].id) if len(changes) > limit else None
-    return Page[TierChangeRead](items=[TierChangeRead.model_validate(c) for c in page], next_cursor=next_cursor)
+    next_cursor = (
+        encode_cursor(page[-1].changed_at.isoformat(), page[-1].id) if len(changes) > limit else None
+    )
+    return Page[TierChangeRead](
+        items=[TierChangeRead.model_validate(c) for c in page], next_cursor=next_cursor
+    )
 
 
 @router.put("/{customer_id}/key-account", summary="Designate a key account (or stop), saying why")
 async def put_key_account(
-    customer_id: uuid.UUID, body: KeyAccountUpdate, session: SessionDep, clock: ClockDep, runtime: RuntimeDep,
+    customer_id: uuid.UUID,
+    body: KeyAccountUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
     user: Manager,
 ) -> SegmentRead:
     ctx = await segmenter_of(runtime).context(session)
-    await service.set_key_account(session=session, ctx=ctx, customer_id=customer_id, key_account=body.key_account,
-                                  reason=body.reason, actor=user.subject, now=clock.now())
+    await service.set_key_account(
+        session=session,
+        ctx=ctx,
+        customer_id=customer_id,
+        key_account=body.key_account,
+        reason=body.reason,
+        actor=user.subject,
+        now=clock.now(),
+    )
     await session.flush()
     return await get_segment(customer_id, session, clock, runtime, user)
 
 
 def _policy_read(row: PolicyVersion, in_force: int) -> PolicyRead:
     return PolicyRead(
-        version=row.version, in_force=row.version == in_force, policy=Policy.model_validate(row.document),
-        note=row.note, created_by=row.created_by, created_at=row.created_at, applied_by=row.applied_by,
+        version=row.version,
+        in_force=row.version == in_force,
+        policy=Policy.model_validate(row.document),
+        note=row.note,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        applied_by=row.applied_by,
         applied_at=row.applied_at,
     )
 
@@ -160,8 +216,9 @@ async def get_policy(session: ReadSessionDep, _user: AgentOrService) -> PolicyRe
 
 @policy_router.put("", status_code=201, summary="Store a new version of the policy (in force once applied)")
 async def put_policy(body: PolicyDraft, session: SessionDep, clock: ClockDep, user: Manager) -> PolicyRead:
-    row = await versions.create_policy(session=session, policy=body.policy, note=body.note, actor=user.subject,
-                                       now=clock.now())
+    row = await versions.create_policy(
+        session=session, policy=body.policy, note=body.note, actor=user.subject, now=clock.now()
+    )
     return _policy_read(row, await _in_force(session))
 
 
@@ -187,27 +244,44 @@ async def get_policy_version(version: int, session: ReadSessionDep, _user: Agent
     return _policy_read(await versions.policy_row(session, version), await _in_force(session))
 
 
-@policy_router.post("/what-if", summary="What a candidate policy would do to the current population; changes nothing")
+@policy_router.post(
+    "/what-if", summary="What a candidate policy would do to the current population; changes nothing"
+)
 async def what_if(candidate: Policy, session: ReadSessionDep, clock: ClockDep, _user: Manager) -> OutcomeRead:
     outcome = await batch.what_if(session, candidate=candidate, now=clock.now())
-    return OutcomeRead(customers=outcome.customers, buyers=outcome.population, changed=outcome.changed,
-                       matrix=outcome.matrix, policy_version=outcome.policy_version)
+    return OutcomeRead(
+        customers=outcome.customers,
+        buyers=outcome.population,
+        changed=outcome.changed,
+        matrix=outcome.matrix,
+        policy_version=outcome.policy_version,
+    )
 
 
 def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
     return OutcomeRead(
-        customers=outcome.customers, buyers=outcome.population, changed=outcome.changed, matrix=outcome.matrix,
-        policy_version=outcome.policy_version, cut_points_version=outcome.cut_points_version,
-        rewritten=outcome.rewritten, announced=outcome.announced, seconds=round(outcome.seconds, 3),
+        customers=outcome.customers,
+        buyers=outcome.population,
+        changed=outcome.changed,
+        matrix=outcome.matrix,
+        policy_version=outcome.policy_version,
+        cut_points_version=outcome.cut_points_version,
+        rewritten=outcome.rewritten,
+        announced=outcome.announced,
+        seconds=round(outcome.seconds, 3),
     )
 
 
-@policy_router.post("/versions/{version}/apply", summary="Put a version in force: re-assess everyone, announce movers")
+@policy_router.post(
+    "/versions/{version}/apply", summary="Put a version in force: re-assess everyone, announce movers"
+)
 async def apply_policy(version: int, session: SessionDep, clock: ClockDep, user: Manager) -> OutcomeRead:
     row = await versions.policy_row(session, version)
     now = clock.now()
     row.applied_by, row.applied_at = user.subject[:200], now
-    outcome = await batch.recompute(session, now=now, trigger=f"policy v{version} applied", policy_version=version)
+    outcome = await batch.recompute(
+        session, now=now, trigger=f"policy v{version} applied", policy_version=version
+    )
     return _outcome_read(outcome)
 
 
@@ -221,30 +295,40 @@ async def get_cut_points(session: ReadSessionDep, _user: AgentOrService) -> CutP
     return found
 
 
-@cut_points_router.post("/recompute", summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed")
+@cut_points_router.post(
+    "/recompute", summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed"
+)
 async def recompute(session: SessionDep, clock: ClockDep, _user: Manager) -> OutcomeRead:
     return _outcome_read(await batch.recompute(session, now=clock.now(), trigger="on demand"))
 
 
-@analytics_router.get("/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk")
+@analytics_router.get(
+    "/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk"
+)
 async def get_distribution(session: ReadSessionDep, _user: Supervisor) -> DistributionRead:
     return DistributionRead.model_validate(await analytics.distribution(session=session))
 
 
 async def _pareto(session: ReadSessionDep, runtime: RuntimeDep, points: int) -> dict[str, object]:
     ctx = await segmenter_of(runtime).context(session)
-    return analytics.pareto(await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share,
-                            points=points)
+    return analytics.pareto(
+        await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share, points=points
+    )
 
 
 @analytics_router.get("/pareto", summary="The Pareto curve: share of revenue by share of customers")
 async def get_pareto(
-    session: ReadSessionDep, runtime: RuntimeDep, _user: Supervisor, points: Annotated[int, Query(ge=2, le=1000)] = 100
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    _user: Supervisor,
+    points: Annotated[int, Query(ge=2, le=1000)] = 100,
 ) -> ParetoRead:
     found = await _pareto(session, runtime, points)
     return ParetoRead(
-        buyers=found["buyers"], revenue=from_minor(found["revenue_minor"]),  # type: ignore[arg-type]
-        top_share=found["top_share"], top_share_of_revenue=found["top_share_of_revenue"],  # type: ignore[arg-type]
+        buyers=found["buyers"],
+        revenue=from_minor(found["revenue_minor"]),  # type: ignore[arg-type]
+        top_share=found["top_share"],
+        top_share_of_revenue=found["top_share_of_revenue"],  # type: ignore[arg-type]
         curve=[{"customers_share": c, "revenue_share": r} for c, r in found["curve"]],  # type: ignore[attr-defined]
     )
 
@@ -254,8 +338,12 @@ async def get_pareto_chart(
     session: ReadSessionDep, runtime: RuntimeDep, _user: Supervisor, image_format: ImageFormat = "png"
 ) -> Response:
     found = await _pareto(session, runtime, 100)
-    image = charts.pareto_chart(found["curve"], top_share=found["top_share"],  # type: ignore[arg-type]
-                                top_revenue=found["top_share_of_revenue"], image_format=image_format)  # type: ignore[arg-type]
+    image = charts.pareto_chart(
+        found["curve"],
+        top_share=found["top_share"],  # type: ignore[arg-type]
+        top_revenue=found["top_share_of_revenue"],
+        image_format=image_format,
+    )  # type: ignore[arg-type]
     return Response(image, media_type=charts.MEDIA_TYPES[image_format])
 
 
@@ -266,24 +354,34 @@ def _check_range(start: datetime, end: datetime) -> None:
 
 @analytics_router.get("/migration", summary="How customers moved between tiers from one moment to another")
 async def get_migration(
-    start: Annotated[UtcDatetime, Query()], end: Annotated[UtcDatetime, Query()], session: ReadSessionDep,
+    start: Annotated[UtcDatetime, Query()],
+    end: Annotated[UtcDatetime, Query()],
+    session: ReadSessionDep,
     _user: Supervisor,
 ) -> MigrationRead:
     _check_range(start, end)
-    return MigrationRead(start=start, end=end,
-                         matrix=await analytics.migration(session=session, start=start, end=end))
+    return MigrationRead(
+        start=start, end=end, matrix=await analytics.migration(session=session, start=start, end=end)
+    )
 
 
-@analytics_router.get("/migration/chart", summary="The tier migration matrix as a picture", response_class=Response)
+@analytics_router.get(
+    "/migration/chart", summary="The tier migration matrix as a picture", response_class=Response
+)
 async def get_migration_chart(
-    start: Annotated[UtcDatetime, Query()], end: Annotated[UtcDatetime, Query()], session: ReadSessionDep,
-    _user: Supervisor, image_format: ImageFormat = "png",
+    start: Annotated[UtcDatetime, Query()],
+    end: Annotated[UtcDatetime, Query()],
+    session: ReadSessionDep,
+    _user: Supervisor,
+    image_format: ImageFormat = "png",
 ) -> Response:
     _check_range(start, end)
     matrix = await analytics.migration(session=session, start=start, end=end)
     title = f"Tier migration {start:%Y-%m-%d} -> {end:%Y-%m-%d}"
-    return Response(charts.migration_chart(matrix, title=title, image_format=image_format),
-                    media_type=charts.MEDIA_TYPES[image_format])
+    return Response(
+        charts.migration_chart(matrix, title=title, image_format=image_format),
+        media_type=charts.MEDIA_TYPES[image_format],
+    )
 
 
 PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
@@ -291,7 +389,10 @@ PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 @analytics_router.get("/retention", summary="Retention and churn per period and tier")
 async def get_retention(
-    start: date, end: date, session: ReadSessionDep, _user: Supervisor,
+    start: date,
+    end: date,
+    session: ReadSessionDep,
+    _user: Supervisor,
     period: Literal["month", "quarter", "year"] = "month",
 ) -> RetentionRead:
     if end < start:

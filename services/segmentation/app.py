@@ -45,8 +45,14 @@ SPEC = ServiceSpec(
     workers=workers,
     openapi_tags=[
         {"name": "segments", "description": "Where each customer stands, why, and their history."},
-        {"name": "policy", "description": "The segmentation policy as versioned data; cut points; the batch."},
-        {"name": "analytics", "description": "Distributions, the Pareto curve, migration, retention and churn."},
+        {
+            "name": "policy",
+            "description": "The segmentation policy as versioned data; cut points; the batch.",
+        },
+        {
+            "name": "analytics",
+            "description": "Distributions, the Pareto curve, migration, retention and churn.",
+        },
     ],
 )
 

@@ -80,8 +80,14 @@ def days_between(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / DAY_SECONDS
 
 
-def _admits(rule: TierRule, facts: Facts, scores: tuple[int, int, int] | None,
-            abc: AbcClass | None, segment: RfmSegment | None, risk: ChurnRisk) -> bool:
+def _admits(
+    rule: TierRule,
+    facts: Facts,
+    scores: tuple[int, int, int] | None,
+    abc: AbcClass | None,
+    segment: RfmSegment | None,
+    risk: ChurnRisk,
+) -> bool:
     if rule.risks is not None and risk not in rule.risks:
         return False
     if rule.min_monetary is not None and facts.monetary_minor < to_minor(rule.min_monetary):
@@ -92,7 +98,12 @@ def _admits(rule: TierRule, facts: Facts, scores: tuple[int, int, int] | None,
         return False
     if rule.segments is not None and segment not in rule.segments:
         return False
-    score_conditions = (rule.min_recency_score, rule.min_frequency_score, rule.min_monetary_score, rule.min_rfm_total)
+    score_conditions = (
+        rule.min_recency_score,
+        rule.min_frequency_score,
+        rule.min_monetary_score,
+        rule.min_rfm_total,
+    )
     if any(c is not None for c in score_conditions):
         if scores is None:
             return False
@@ -120,8 +131,15 @@ def rhythm_days(lifetime_frequency: int, span_days: float, policy: Policy) -> fl
     return max(rhythm, policy.risk.min_rhythm_days)
 
 
-def risk_cause(*, lifetime_frequency: int, since_last_days: float, span_days: float, signal_points: float,
-               probability_alive: float | None, policy: Policy) -> RiskCause:
+def risk_cause(
+    *,
+    lifetime_frequency: int,
+    since_last_days: float,
+    span_days: float,
+    signal_points: float,
+    probability_alive: float | None,
+    policy: Policy,
+) -> RiskCause:
     if lifetime_frequency <= 0:
         return RiskCause.not_buying_yet
     risk = policy.risk
@@ -185,7 +203,9 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
             rfm.score_at_least(facts.frequency, cut_points.rfm.frequency),
             rfm.score_at_least(facts.monetary_minor, cut_points.rfm.monetary_minor),
         )
-        segment = rfm.segment_table(policy.segment_rules)[(scores[0], rfm.frequency_monetary(scores[1], scores[2]))]
+        segment = rfm.segment_table(policy.segment_rules)[
+            (scores[0], rfm.frequency_monetary(scores[1], scores[2]))
+        ]
     abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought else None
     if not bought:
         value_group: ValueGroup | None = ValueGroup.potential
@@ -203,10 +223,17 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     since_last = days_between(now, facts.last_purchase_at) if bought and facts.last_purchase_at else 0.0
     span = (
         days_between(facts.last_purchase_at, facts.first_purchase_at)
-        if facts.last_purchase_at and facts.first_purchase_at else 0.0
+        if facts.last_purchase_at and facts.first_purchase_at
+        else 0.0
     )
-    cause = risk_cause(lifetime_frequency=facts.lifetime_frequency, since_last_days=since_last, span_days=span,
-                       signal_points=facts.signal_points, probability_alive=p_alive, policy=policy)
+    cause = risk_cause(
+        lifetime_frequency=facts.lifetime_frequency,
+        since_last_days=since_last,
+        span_days=span,
+        signal_points=facts.signal_points,
+        probability_alive=p_alive,
+        policy=policy,
+    )
     risk = RISK_OF_CAUSE[cause]
     if facts.key_account:
         tier, rule = policy.key_account_tier, f"{policy.key_account_tier.value}: designated key account"
@@ -217,9 +244,17 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
                 tier, rule = candidate.tier, candidate.describe()
                 break
     return Assessment(
-        tier=tier, rule=rule, scores=scores, segment=segment, abc_class=abc, value_group=value_group,
-        stage=stage_of(facts, policy), risk=risk, risk_reason=explain_risk(cause, policy),
-        probability_alive=p_alive, expected_purchases=expected,
+        tier=tier,
+        rule=rule,
+        scores=scores,
+        segment=segment,
+        abc_class=abc,
+        value_group=value_group,
+        stage=stage_of(facts, policy),
+        risk=risk,
+        risk_reason=explain_risk(cause, policy),
+        probability_alive=p_alive,
+        expected_purchases=expected,
     )
 
 
@@ -276,18 +311,27 @@ def recency_days(population: Population, now: float) -> Ints:
     return np.nan_to_num(days, nan=0).astype(np.int64)
 
 
-def assess_population(population: Population, policy: Policy, cut_points: CutPoints, now: float) -> PopulationAssessment:
+def assess_population(
+    population: Population, policy: Policy, cut_points: CutPoints, now: float
+) -> PopulationAssessment:
     n = len(population)
     bought = (population.lifetime_frequency > 0) & ~np.isnan(population.last_purchase)
     minus_one = np.full(n, -1, dtype=np.int64)
-    r_score, f_score, m_score, segment = minus_one.copy(), minus_one.copy(), minus_one.copy(), minus_one.copy()
+    r_score, f_score, m_score, segment = (
+        minus_one.copy(),
+        minus_one.copy(),
+        minus_one.copy(),
+        minus_one.copy(),
+    )
     scored = np.zeros(n, dtype=bool)
     if cut_points.rfm is not None:
         scored = bought
         recency = recency_days(population, now)
         r_score = np.where(bought, rfm.scores_within(recency, cut_points.rfm.recency_days), -1)
         f_score = np.where(bought, rfm.scores_at_least(population.frequency, cut_points.rfm.frequency), -1)
-        m_score = np.where(bought, rfm.scores_at_least(population.monetary_minor, cut_points.rfm.monetary_minor), -1)
+        m_score = np.where(
+            bought, rfm.scores_at_least(population.monetary_minor, cut_points.rfm.monetary_minor), -1
+        )
         lookup = np.full((6, 6), -1, dtype=np.int64)
         for (r, fm), name in rfm.segment_table(policy.segment_rules).items():
             lookup[r, fm] = SEGMENTS.index(name)
@@ -304,7 +348,9 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
     loyalty = policy.loyalty
     stage = np.where(
         population.lifetime_frequency <= 0,
-        np.where(population.engaged, STAGES.index(LoyaltyStage.expectation), STAGES.index(LoyaltyStage.suspicion)),
+        np.where(
+            population.engaged, STAGES.index(LoyaltyStage.expectation), STAGES.index(LoyaltyStage.suspicion)
+        ),
         np.where(
             population.lifetime_frequency < loyalty.repeat_min_purchases,
             STAGES.index(LoyaltyStage.first_time_buyer),
@@ -328,7 +374,9 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
     p_alive = np.full(n, np.nan)
     if cut_points.bgnbd is not None and policy.bgnbd.enabled:
         unit = policy.bgnbd.time_unit_days * DAY_SECONDS
-        t_x = np.where(bought, np.maximum(0.0, population.last_purchase - population.first_purchase) / unit, 0.0)
+        t_x = np.where(
+            bought, np.maximum(0.0, population.last_purchase - population.first_purchase) / unit, 0.0
+        )
         age = np.where(bought, np.maximum(t_x, (now - population.first_purchase) / unit), 0.0)
         x = np.maximum(repeats, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
@@ -344,8 +392,14 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
             population.signal_points >= risk.at_risk_signal_points,
             np.nan_to_num(p_alive, nan=2.0) < risk.at_risk_probability_alive,
         ],
-        [RiskCause.not_buying_yet, RiskCause.lost_long_silence, RiskCause.lost_lapse, RiskCause.lapsed,
-         RiskCause.signals, RiskCause.unlikely_alive],
+        [
+            RiskCause.not_buying_yet,
+            RiskCause.lost_long_silence,
+            RiskCause.lost_lapse,
+            RiskCause.lapsed,
+            RiskCause.signals,
+            RiskCause.unlikely_alive,
+        ],
         default=RiskCause.steady,
     ).astype(np.int64)
     risk_code = np.array([RISKS.index(RISK_OF_CAUSE[c]) for c in RiskCause], dtype=np.int64)[cause]
@@ -379,8 +433,16 @@ def assess_population(population: Population, policy: Policy, cut_points: CutPoi
     rule[population.key_account] = KEY_ACCOUNT_RULE
 
     return PopulationAssessment(
-        tier=tier, rule=rule, recency_score=r_score, frequency_score=f_score, monetary_score=m_score,
-        segment=segment, abc=abc, stage=stage.astype(np.int64), risk_cause=cause, probability_alive=p_alive,
+        tier=tier,
+        rule=rule,
+        recency_score=r_score,
+        frequency_score=f_score,
+        monetary_score=m_score,
+        segment=segment,
+        abc=abc,
+        stage=stage.astype(np.int64),
+        risk_cause=cause,
+        probability_alive=p_alive,
     )
 
 

@@ -25,6 +25,7 @@ from services.segmentation import bgnbd, rfm
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
+    RISK_OF_CAUSE,
     SEGMENTS,
     STAGES,
     TIERS,
@@ -32,7 +33,6 @@ from services.segmentation.assessment import (
     Population,
     PopulationAssessment,
     RiskCause,
-    RISK_OF_CAUSE,
     assess_population,
     explain_risk,
     recency_days,
@@ -55,9 +55,26 @@ from shared.outbox import stage
 log = logging.getLogger("csm.segmentation.batch")
 
 COLUMNS = (
-    "customer_id", "frequency", "monetary_minor", "lifetime_frequency", "first_purchase_at", "last_purchase_at",
-    "engaged", "last_nps", "signal_points", "key_account", "tier", "tier_rule", "rfm_segment", "stage", "risk",
-    "recency_score", "frequency_score", "monetary_score", "abc_class", "value_group",
+    "customer_id",
+    "frequency",
+    "monetary_minor",
+    "lifetime_frequency",
+    "first_purchase_at",
+    "last_purchase_at",
+    "engaged",
+    "last_nps",
+    "signal_points",
+    "key_account",
+    "tier",
+    "tier_rule",
+    "rfm_segment",
+    "stage",
+    "risk",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "abc_class",
+    "value_group",
 )
 
 
@@ -76,9 +93,7 @@ def _epoch(column: str, dialect: str) -> str:
 
 def _load(connection: Connection) -> Loaded:
     dialect = connection.dialect.name
-    selected = [
-        _epoch(name, dialect) if name.endswith("_at") else name for name in COLUMNS
-    ]
+    selected = [_epoch(name, dialect) if name.endswith("_at") else name for name in COLUMNS]
     rows = connection.exec_driver_sql(f"SELECT {', '.join(selected)} FROM customer_segment").fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
     raw = dict(zip(COLUMNS, columns, strict=True))
@@ -102,7 +117,12 @@ def _load(connection: Connection) -> Loaded:
 
 
 def compute_cut_points(
-    population: Population, policy: Policy, *, version: int, now: float, seed: int,
+    population: Population,
+    policy: Policy,
+    *,
+    version: int,
+    now: float,
+    seed: int,
     previous_fit: bgnbd.BgNbdParameters | None = None,
 ) -> tuple[CutPoints, dict[str, Any]]:
     """Cut points, ABC thresholds, the 80/20 figure and the BG/NBD fit of the current population."""
@@ -113,13 +133,19 @@ def compute_cut_points(
         thresholds: rfm.RfmThresholds | None = rfm.fixed_thresholds(policy.fixed_cut_points)
     elif buyers:
         thresholds = rfm.quintile_thresholds(
-            recency_days(population, now)[bought], population.frequency[bought], population.monetary_minor[bought]
+            recency_days(population, now)[bought],
+            population.frequency[bought],
+            population.monetary_minor[bought],
         )
     else:
         thresholds = None
     money = population.monetary_minor[bought]
     abc = rfm.abc_thresholds(money, a_share=policy.abc_a_share, b_share=policy.abc_b_share)
-    fit = fit_bgnbd(population, policy, now=now, seed=seed, initial=previous_fit) if policy.bgnbd.enabled else None
+    fit = (
+        fit_bgnbd(population, policy, now=now, seed=seed, initial=previous_fit)
+        if policy.bgnbd.enabled
+        else None
+    )
     cut_points = CutPoints(version=version, rfm=thresholds, abc=abc, bgnbd=fit.parameters if fit else None)
     extra = {
         "population": buyers,
@@ -130,7 +156,12 @@ def compute_cut_points(
 
 
 def fit_bgnbd(
-    population: Population, policy: Policy, *, now: float, seed: int, initial: bgnbd.BgNbdParameters | None = None
+    population: Population,
+    policy: Policy,
+    *,
+    now: float,
+    seed: int,
+    initial: bgnbd.BgNbdParameters | None = None,
 ) -> bgnbd.BgNbdFit | None:
     """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
     bought = np.flatnonzero(population.lifetime_frequency > 0)
@@ -187,12 +218,15 @@ def _labels(codes: np.ndarray, names: Sequence[Any]) -> np.ndarray:
     return table[np.where(codes < 0, len(names), codes)]
 
 
-def _verdict_columns(result: PopulationAssessment, population: Population, policy: Policy) -> dict[str, np.ndarray]:
+def _verdict_columns(
+    result: PopulationAssessment, population: Population, policy: Policy
+) -> dict[str, np.ndarray]:
     bought = population.lifetime_frequency > 0
     abc = _labels(result.abc, ABC)
     groups = {c.value: g.value for c, g in policy.value_groups.items()}
     value_group = np.array(
-        [ValueGroup.potential.value if not b else groups.get(a) for a, b in zip(abc, bought, strict=True)], dtype=object
+        [ValueGroup.potential.value if not b else groups.get(a) for a, b in zip(abc, bought, strict=True)],
+        dtype=object,
     )
     rules = np.array([rule_text(policy, i) for i in range(-1, len(policy.tier_rules) + 1)], dtype=object)
 
@@ -257,21 +291,33 @@ async def refresh_signal_points(session: AsyncSession, *, since: datetime) -> No
     """Risk points count only recent behaviour: recount them for customers who have any or had some."""
     recent = (
         sa.select(sa.func.coalesce(sa.func.sum(BehaviourSignal.points), 0.0))
-        .where(BehaviourSignal.customer_id == CustomerSegment.customer_id, BehaviourSignal.occurred_at >= since)
+        .where(
+            BehaviourSignal.customer_id == CustomerSegment.customer_id, BehaviourSignal.occurred_at >= since
+        )
         .scalar_subquery()
     )
     await session.execute(
         sa.update(CustomerSegment)
-        .where(sa.or_(CustomerSegment.signal_points != 0,
-                      CustomerSegment.customer_id.in_(sa.select(BehaviourSignal.customer_id)
-                                                      .where(BehaviourSignal.occurred_at >= since))))
+        .where(
+            sa.or_(
+                CustomerSegment.signal_points != 0,
+                CustomerSegment.customer_id.in_(
+                    sa.select(BehaviourSignal.customer_id).where(BehaviourSignal.occurred_at >= since)
+                ),
+            )
+        )
         .values(signal_points=recent)
         .execution_options(synchronize_session=False)
     )
 
 
 async def recompute(
-    session: AsyncSession, *, now: datetime, trigger: str, policy_version: int | None = None, actor: str = "system"
+    session: AsyncSession,
+    *,
+    now: datetime,
+    trigger: str,
+    policy_version: int | None = None,
+    actor: str = "system",
 ) -> Outcome:
     """The batch, in the caller's transaction. With ``policy_version``, that policy is put in force first."""
     started = time.perf_counter()
@@ -290,19 +336,28 @@ async def recompute(
     version = (await session.scalar(sa.select(sa.func.max(CutPointsVersion.version))) or 0) + 1
     moment = now.timestamp()
     previous = await load_cut_points(session, state.cut_points_version)
-    cut_points, extra = compute_cut_points(loaded.population, policy, version=version, now=moment, seed=version,
-                                           previous_fit=previous.bgnbd)
+    cut_points, extra = compute_cut_points(
+        loaded.population, policy, version=version, now=moment, seed=version, previous_fit=previous.bgnbd
+    )
     thresholds = cut_points.rfm
-    session.add(CutPointsVersion(
-        version=version, policy_version=state.policy_version, method=policy.cut_points_method, trigger=trigger[:40],
-        population=extra["population"],
-        recency_days=list(thresholds.recency_days) if thresholds else [None] * 4,
-        frequency=list(thresholds.frequency) if thresholds else [None] * 4,
-        monetary_minor=list(thresholds.monetary_minor) if thresholds else [None] * 4,
-        abc_a_min_minor=cut_points.abc.a_min_minor, abc_b_min_minor=cut_points.abc.b_min_minor,
-        top_share_of_revenue=extra["top_share_of_revenue"], bgnbd=extra["bgnbd"], window_start=new_start,
-        computed_at=now,
-    ))
+    session.add(
+        CutPointsVersion(
+            version=version,
+            policy_version=state.policy_version,
+            method=policy.cut_points_method,
+            trigger=trigger[:40],
+            population=extra["population"],
+            recency_days=list(thresholds.recency_days) if thresholds else [None] * 4,
+            frequency=list(thresholds.frequency) if thresholds else [None] * 4,
+            monetary_minor=list(thresholds.monetary_minor) if thresholds else [None] * 4,
+            abc_a_min_minor=cut_points.abc.a_min_minor,
+            abc_b_min_minor=cut_points.abc.b_min_minor,
+            top_share_of_revenue=extra["top_share_of_revenue"],
+            bgnbd=extra["bgnbd"],
+            window_start=new_start,
+            computed_at=now,
+        )
+    )
     if extra["population"] == 0:
         cut_points = CutPoints(version=version, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
     state.cut_points_version = version
@@ -312,19 +367,38 @@ async def recompute(
     await session.flush()
 
     result = assess_population(loaded.population, policy, cut_points, moment)
-    outcome = Outcome(population=extra["population"], customers=len(loaded.ids), cut_points_version=version,
-                      policy_version=state.policy_version)
+    outcome = Outcome(
+        population=extra["population"],
+        customers=len(loaded.ids),
+        cut_points_version=version,
+        policy_version=state.policy_version,
+    )
     outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
-    await _write_changes(session, loaded, result, policy, state.policy_version, version, now, trigger, outcome)
+    await _write_changes(
+        session, loaded, result, policy, state.policy_version, version, now, trigger, outcome
+    )
     outcome.seconds = time.perf_counter() - started
-    log.info("segmentation batch (%s): %d customers, %d rewritten, %d announced, %.1fs",
-             trigger, outcome.customers, outcome.rewritten, outcome.announced, outcome.seconds)
+    log.info(
+        "segmentation batch (%s): %d customers, %d rewritten, %d announced, %.1fs",
+        trigger,
+        outcome.customers,
+        outcome.rewritten,
+        outcome.announced,
+        outcome.seconds,
+    )
     return outcome
 
 
 async def _write_changes(
-    session: AsyncSession, loaded: Loaded, result: PopulationAssessment, policy: Policy, policy_version: int,
-    cut_points_version: int, now: datetime, trigger: str, outcome: Outcome,
+    session: AsyncSession,
+    loaded: Loaded,
+    result: PopulationAssessment,
+    policy: Policy,
+    policy_version: int,
+    cut_points_version: int,
+    now: datetime,
+    trigger: str,
+    outcome: Outcome,
 ) -> None:
     new = _verdict_columns(result, loaded.population, policy)
     differs = np.zeros(len(loaded.ids), dtype=bool)
@@ -340,12 +414,20 @@ async def _write_changes(
     if not len(rewrite):
         return
     ids = [_uuid(loaded.ids[i]) for i in rewrite]
-    await session.execute(sa.update(CustomerSegment), [
-        {"customer_id": cid, **{name: new[name][i] for name in new}, "risk_reason": explain_risk(
-            RiskCause(int(result.risk_cause[i])), policy), "policy_version": policy_version,
-         "cut_points_version": cut_points_version, "updated_at": now}
-        for cid, i in zip(ids, rewrite, strict=True)
-    ])
+    await session.execute(
+        sa.update(CustomerSegment),
+        [
+            {
+                "customer_id": cid,
+                **{name: new[name][i] for name in new},
+                "risk_reason": explain_risk(RiskCause(int(result.risk_cause[i])), policy),
+                "policy_version": policy_version,
+                "cut_points_version": cut_points_version,
+                "updated_at": now,
+            }
+            for cid, i in zip(ids, rewrite, strict=True)
+        ],
+    )
     announce = np.zeros(len(loaded.ids), dtype=bool)
     for unequal in announced_dims.values():
         announce |= unequal
@@ -354,37 +436,75 @@ async def _write_changes(
         stored = loaded.stored
         key_account = bool(loaded.population.key_account[i])
         change = Change(
-            tier=(stored["tier"][i], new["tier"][i]), segment=(stored["rfm_segment"][i], new["rfm_segment"][i]),
-            stage=(stored["stage"][i], new["stage"][i]), key_account=(key_account, key_account),
+            tier=(stored["tier"][i], new["tier"][i]),
+            segment=(stored["rfm_segment"][i], new["rfm_segment"][i]),
+            stage=(stored["stage"][i], new["stage"][i]),
+            key_account=(key_account, key_account),
             risk=(stored["risk"][i], new["risk"][i]),
         )
         cause = RiskCause(int(result.risk_cause[i]))
         reason = _batch_reason(change, new["tier_rule"][i], explain_risk(cause, policy), trigger)
         customer_id = _uuid(loaded.ids[i])
         dims = change.dimensions()
-        history.append({
-            "id": uuid.uuid4(), "customer_id": customer_id, "changed": ",".join(dims),
-            "previous_tier": change.tier[0], "tier": change.tier[1], "previous_segment": change.segment[0],
-            "segment": change.segment[1], "previous_stage": change.stage[0], "stage": change.stage[1],
-            "previous_risk": change.risk[0], "risk": change.risk[1], "key_account": key_account, "reason": reason,
-            "policy_version": policy_version, "cut_points_version": cut_points_version, "cause_event_id": None,
-            "cause_event_type": trigger[:100], "changed_at": now,
-        })
+        history.append(
+            {
+                "id": uuid.uuid4(),
+                "customer_id": customer_id,
+                "changed": ",".join(dims),
+                "previous_tier": change.tier[0],
+                "tier": change.tier[1],
+                "previous_segment": change.segment[0],
+                "segment": change.segment[1],
+                "previous_stage": change.stage[0],
+                "stage": change.stage[1],
+                "previous_risk": change.risk[0],
+                "risk": change.risk[1],
+                "key_account": key_account,
+                "reason": reason,
+                "policy_version": policy_version,
+                "cut_points_version": cut_points_version,
+                "cause_event_id": None,
+                "cause_event_type": trigger[:100],
+                "changed_at": now,
+            }
+        )
         p_alive = result.probability_alive[i]
         if set(dims) - {"risk"}:
-            stage(session, TierChanged(
-                customer_id=customer_id, previous_tier=Tier(change.tier[0]), tier=Tier(change.tier[1]),
-                key_account=key_account, previous_segment=change.segment[0], segment=change.segment[1],
-                value_group=ValueGroup(new["value_group"][i]) if new["value_group"][i] else None,
-                previous_stage=LoyaltyStage(change.stage[0]), stage=LoyaltyStage(change.stage[1]), reason=reason,
-                policy_version=policy_version, changed_at=now,
-            ), source=SOURCE, time=now)
+            stage(
+                session,
+                TierChanged(
+                    customer_id=customer_id,
+                    previous_tier=Tier(change.tier[0]),
+                    tier=Tier(change.tier[1]),
+                    key_account=key_account,
+                    previous_segment=change.segment[0],
+                    segment=change.segment[1],
+                    value_group=ValueGroup(new["value_group"][i]) if new["value_group"][i] else None,
+                    previous_stage=LoyaltyStage(change.stage[0]),
+                    stage=LoyaltyStage(change.stage[1]),
+                    reason=reason,
+                    policy_version=policy_version,
+                    changed_at=now,
+                ),
+                source=SOURCE,
+                time=now,
+            )
         if "risk" in dims:
-            stage(session, RiskChanged(
-                customer_id=customer_id, previous_risk=ChurnRisk(change.risk[0]), risk=ChurnRisk(change.risk[1]),
-                tier=Tier(change.tier[1]), probability_alive=None if np.isnan(p_alive) else float(p_alive),
-                reason=reason, policy_version=policy_version, changed_at=now,
-            ), source=SOURCE, time=now)
+            stage(
+                session,
+                RiskChanged(
+                    customer_id=customer_id,
+                    previous_risk=ChurnRisk(change.risk[0]),
+                    risk=ChurnRisk(change.risk[1]),
+                    tier=Tier(change.tier[1]),
+                    probability_alive=None if np.isnan(p_alive) else float(p_alive),
+                    reason=reason,
+                    policy_version=policy_version,
+                    changed_at=now,
+                ),
+                source=SOURCE,
+                time=now,
+            )
     outcome.announced = len(history)
     if history:
         await session.execute(sa.insert(TierChange), history)
@@ -420,7 +540,9 @@ async def what_if(session: AsyncSession, *, candidate: Policy, now: datetime) ->
     if extra["population"] == 0:
         cut_points = CutPoints(version=0, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
     result = assess_population(loaded.population, candidate, cut_points, moment)
-    outcome = Outcome(population=extra["population"], customers=len(loaded.ids), policy_version=state.policy_version)
+    outcome = Outcome(
+        population=extra["population"], customers=len(loaded.ids), policy_version=state.policy_version
+    )
     outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
     new = _verdict_columns(result, loaded.population, candidate)
     for name in ("tier", "rfm_segment", "stage", "risk"):
@@ -433,12 +555,19 @@ async def _shift_window_in_memory(
 ) -> None:
     if old_start is not None and old_start == new_start:
         return
-    low, high, sign = (old_start, new_start, -1) if old_start is None or new_start > old_start else (
-        new_start, old_start, 1)
+    low, high, sign = (
+        (old_start, new_start, -1)
+        if old_start is None or new_start > old_start
+        else (new_start, old_start, 1)
+    )
     query = (
-        sa.select(Purchase.customer_id, sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
-                  sa.func.sum(Purchase.amount_minor))
-        .where(Purchase.purchased_at < high).group_by(Purchase.customer_id)
+        sa.select(
+            Purchase.customer_id,
+            sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
+            sa.func.sum(Purchase.amount_minor),
+        )
+        .where(Purchase.purchased_at < high)
+        .group_by(Purchase.customer_id)
     )
     if low is not None:
         query = query.where(Purchase.purchased_at >= low)

@@ -47,7 +47,10 @@ def _log_terms(params: Floats, x: Floats, t_x: Floats, T: Floats) -> tuple[Float
     with np.errstate(divide="ignore", invalid="ignore"):
         died = np.where(
             x > 0,
-            special.betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - beta_ab + common - (r + x) * np.log(alpha + t_x),
+            special.betaln(a + 1, np.maximum(b + x - 1, 1e-300))
+            - beta_ab
+            + common
+            - (r + x) * np.log(alpha + t_x),
             -np.inf,
         )
     return alive, died
@@ -86,8 +89,12 @@ def fit(
     best = optimize.minimize(negative, start, method="L-BFGS-B", options={"ftol": 1e-12, "gtol": 1e-8})
     if not best.success:
         # A rough surface for the gradient method: let the simplex find the way, then polish.
-        simplex = optimize.minimize(negative, best.x, method="Nelder-Mead",
-                                    options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000, "maxfev": 20_000})
+        simplex = optimize.minimize(
+            negative,
+            best.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000, "maxfev": 20_000},
+        )
         polished = optimize.minimize(negative, simplex.x, method="L-BFGS-B")
         best = min((best, simplex, polished), key=lambda r: r.fun)
     estimate = np.exp(best.x)
@@ -100,7 +107,9 @@ def fit(
     )
 
 
-def _standard_errors(estimate: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats) -> BgNbdParameters | None:
+def _standard_errors(
+    estimate: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats
+) -> BgNbdParameters | None:
     """Square roots of the diagonal of the inverse observed information (a central-difference Hessian)."""
 
     def ll(params: Floats) -> float:
@@ -113,7 +122,10 @@ def _standard_errors(estimate: Floats, x: Floats, t_x: Floats, T: Floats, weight
             ei, ej = np.zeros(4), np.zeros(4)
             ei[i], ej[j] = steps[i], steps[j]
             value = (
-                ll(estimate + ei + ej) - ll(estimate + ei - ej) - ll(estimate - ei + ej) + ll(estimate - ei - ej)
+                ll(estimate + ei + ej)
+                - ll(estimate + ei - ej)
+                - ll(estimate - ei + ej)
+                + ll(estimate - ei - ej)
             ) / (4 * steps[i] * steps[j])
             hessian[i, j] = hessian[j, i] = value
     try:

@@ -30,9 +30,26 @@ SEGMENT = CustomerSegment.__table__
 COLUMNS = tuple(column.key for column in SEGMENT.columns)
 # What a purchase can change in a known customer's row (the key-account fields and created_at stay).
 UPDATED = (
-    "frequency", "monetary_minor", "lifetime_frequency", "lifetime_monetary_minor", "first_purchase_at",
-    "last_purchase_at", "tier", "tier_rule", "recency_score", "frequency_score", "monetary_score", "rfm_segment",
-    "abc_class", "value_group", "stage", "risk", "risk_reason", "policy_version", "cut_points_version", "updated_at",
+    "frequency",
+    "monetary_minor",
+    "lifetime_frequency",
+    "lifetime_monetary_minor",
+    "first_purchase_at",
+    "last_purchase_at",
+    "tier",
+    "tier_rule",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_segment",
+    "abc_class",
+    "value_group",
+    "stage",
+    "risk",
+    "risk_reason",
+    "policy_version",
+    "cut_points_version",
+    "updated_at",
 )
 HANDLED = (PurchaseRecorded, CustomerRegistered)
 
@@ -60,7 +77,8 @@ def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
             segment = known.get(event.customer_id) or new.get(event.customer_id)
             if segment is None:
                 segment = new[event.customer_id] = service.new_segment(
-                    event.customer_id, ctx, now, make=_row, verdict=blank)
+                    event.customer_id, ctx, now, make=_row, verdict=blank
+                )
             if isinstance(event, PurchaseRecorded):
                 purchases.append(service.count_purchase(segment, event, ctx))
                 await service.reassess(session, segment, ctx=ctx, now=now, cause=envelope, history=history)  # type: ignore[arg-type]
@@ -70,9 +88,13 @@ def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
         updated = [known[customer_id] for customer_id in changed if customer_id in known]
         if updated:
             await session.execute(
-                sa.update(SEGMENT).where(SEGMENT.c.customer_id == sa.bindparam("key")).values(
-                    {name: sa.bindparam(name) for name in UPDATED}),
-                [{"key": row.customer_id, **{name: getattr(row, name) for name in UPDATED}} for row in updated],
+                sa.update(SEGMENT)
+                .where(SEGMENT.c.customer_id == sa.bindparam("key"))
+                .values({name: sa.bindparam(name) for name in UPDATED}),
+                [
+                    {"key": row.customer_id, **{name: getattr(row, name) for name in UPDATED}}
+                    for row in updated
+                ],
             )
         if purchases:
             await session.execute(sa.insert(Purchase.__table__), purchases)

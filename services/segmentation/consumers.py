@@ -109,17 +109,32 @@ def handlers(runtime: Runtime) -> Handlers:
         complaint, ctx, now = event.data, await context(session), clock.now()
         segment = await service.segment_for(session, complaint.customer_id, ctx=ctx, now=now)
         points = ctx.policy.signal_points()[f"complaint_{complaint.severity.value}"]
-        await service.add_signal(session, segment, kind=f"complaint_{complaint.severity.value}", points=points,
-                                 occurred_at=complaint.opened_at, ctx=ctx, now=now, cause_id=event.id)
+        await service.add_signal(
+            session,
+            segment,
+            kind=f"complaint_{complaint.severity.value}",
+            points=points,
+            occurred_at=complaint.opened_at,
+            ctx=ctx,
+            now=now,
+            cause_id=event.id,
+        )
         await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_complaint_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
         resolved, ctx, now = event.data, await context(session), clock.now()
         segment = await service.segment_for(session, resolved.customer_id, ctx=ctx, now=now)
         if not resolved.within_sla:
-            await service.add_signal(session, segment, kind="resolved_outside_sla",
-                                     points=ctx.policy.signals.resolved_outside_sla,
-                                     occurred_at=resolved.resolved_at, ctx=ctx, now=now, cause_id=event.id)
+            await service.add_signal(
+                session,
+                segment,
+                kind="resolved_outside_sla",
+                points=ctx.policy.signals.resolved_outside_sla,
+                occurred_at=resolved.resolved_at,
+                ctx=ctx,
+                now=now,
+                cause_id=event.id,
+            )
         await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_survey(session: AsyncSession, event: Envelope[SurveyAnswered]) -> None:
@@ -129,8 +144,16 @@ def handlers(runtime: Runtime) -> Handlers:
         if survey.nps is not None:
             segment.last_nps = survey.nps
         if survey.poor:
-            await service.add_signal(session, segment, kind="poor_survey", points=ctx.policy.signals.poor_survey,
-                                     occurred_at=survey.answered_at, ctx=ctx, now=now, cause_id=event.id)
+            await service.add_signal(
+                session,
+                segment,
+                kind="poor_survey",
+                points=ctx.policy.signals.poor_survey,
+                occurred_at=survey.answered_at,
+                ctx=ctx,
+                now=now,
+                cause_id=event.id,
+            )
         await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_interaction(session: AsyncSession, event: Envelope[InteractionLogged]) -> None:
@@ -140,9 +163,16 @@ def handlers(runtime: Runtime) -> Handlers:
         if interaction.sentiment is not Sentiment.negative:
             segment.engaged = True
         if interaction.signal is not None:
-            await service.add_signal(session, segment, kind=interaction.signal.value,
-                                     points=ctx.policy.signal_points()[interaction.signal.value],
-                                     occurred_at=interaction.occurred_at, ctx=ctx, now=now, cause_id=event.id)
+            await service.add_signal(
+                session,
+                segment,
+                kind=interaction.signal.value,
+                points=ctx.policy.signal_points()[interaction.signal.value],
+                occurred_at=interaction.occurred_at,
+                ctx=ctx,
+                now=now,
+                cause_id=event.id,
+            )
         await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
 
     async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
@@ -150,8 +180,14 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
         ctx = await context(session)
-        await service.merge(session=session, ctx=ctx, customer_id=event.data.customer_id,
-                            merged_id=event.data.merged_id, now=clock.now(), cause=event)
+        await service.merge(
+            session=session,
+            ctx=ctx,
+            customer_id=event.data.customer_id,
+            merged_id=event.data.merged_id,
+            now=clock.now(),
+            cause=event,
+        )
 
     return {
         CustomerRegistered: on_registered,

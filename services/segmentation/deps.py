@@ -6,5 +6,12 @@ from shared.auth import Agent, AgentOrService, Manager, Supervisor
 from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
 
 __all__ = [
-    "Agent", "AgentOrService", "ClockDep", "Manager", "ReadSessionDep", "RuntimeDep", "SessionDep", "Supervisor",
+    "Agent",
+    "AgentOrService",
+    "ClockDep",
+    "Manager",
+    "ReadSessionDep",
+    "RuntimeDep",
+    "SessionDep",
+    "Supervisor",
 ]

@@ -6,10 +6,9 @@ version through the API, tries it on the current population (what-if), and appli
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -53,7 +52,9 @@ class TierRule(_Strict):
     """
 
     tier: Tier
-    min_monetary: Decimal | None = Field(default=None, ge=0, description="Net spend in the window, in the currency.")
+    min_monetary: Decimal | None = Field(
+        default=None, ge=0, description="Net spend in the window, in the currency."
+    )
     min_frequency: int | None = Field(default=None, ge=0, description="Purchases in the window.")
     abc_classes: tuple[AbcClass, ...] | None = Field(default=None, min_length=1)
     min_recency_score: Score | None = None
@@ -61,7 +62,9 @@ class TierRule(_Strict):
     min_monetary_score: Score | None = None
     min_rfm_total: int | None = Field(default=None, ge=3, le=15, description="Sum of the three scores.")
     segments: tuple[RfmSegment, ...] | None = Field(default=None, min_length=1)
-    risks: tuple[ChurnRisk, ...] | None = Field(default=None, min_length=1, description="e.g. only while low risk.")
+    risks: tuple[ChurnRisk, ...] | None = Field(
+        default=None, min_length=1, description="e.g. only while low risk."
+    )
 
     def describe(self) -> str:
         conditions = []
@@ -127,7 +130,9 @@ class SignalPoints(_Strict):
 class RiskPolicy(_Strict):
     """A customer lapses against their own rhythm (mean days between purchases)."""
 
-    one_purchase_rhythm_days: float = Field(default=90.0, gt=0, description="Rhythm assumed after one purchase.")
+    one_purchase_rhythm_days: float = Field(
+        default=90.0, gt=0, description="Rhythm assumed after one purchase."
+    )
     min_rhythm_days: float = Field(default=7.0, gt=0)
     at_risk_lapse: float = Field(default=2.0, gt=0, description="Days since last purchase over rhythm.")
     lost_lapse: float = Field(default=4.0, gt=0)
@@ -148,19 +153,25 @@ class BgNbdPolicy(_Strict):
     # The fit uses a random sample this large: the estimates' error is already tiny at this size.
     sample_size: int = Field(default=20_000, ge=100)
     min_customers: int = Field(default=100, ge=10, description="No fit below this many buyers.")
-    time_unit_days: float = Field(default=7.0, gt=0, description="The model's time unit (weeks, as in the paper).")
+    time_unit_days: float = Field(
+        default=7.0, gt=0, description="The model's time unit (weeks, as in the paper)."
+    )
     horizon_days: int = Field(default=90, ge=1, description="'Next period' for expected purchases.")
 
 
 class Policy(_Strict):
     """One version of the segmentation policy."""
 
-    window_days: int = Field(default=365, ge=1, le=3650, description="Frequency and monetary count this window.")
+    window_days: int = Field(
+        default=365, ge=1, le=3650, description="Frequency and monetary count this window."
+    )
     cut_points_method: Literal["quintiles", "fixed"] = "quintiles"
     fixed_cut_points: FixedCutPoints | None = None
     abc_a_share: float = Field(default=0.80, gt=0, lt=1, description="Class A: the first 80% of revenue.")
     abc_b_share: float = Field(default=0.15, gt=0, lt=1, description="Class B: the next 15%.")
-    pareto_top_share: float = Field(default=0.20, gt=0, lt=1, description="The 'top 20%' of the 80/20 figure.")
+    pareto_top_share: float = Field(
+        default=0.20, gt=0, lt=1, description="The 'top 20%' of the 80/20 figure."
+    )
     tier_rules: tuple[TierRule, ...] = Field(min_length=1)
     segment_rules: tuple[SegmentRule, ...] = Field(min_length=1)
     value_groups: dict[AbcClass, ValueGroup]
@@ -240,7 +251,11 @@ DEFAULT_TIER_RULES: tuple[TierRule, ...] = (
 DEFAULT_POLICY = Policy(
     tier_rules=DEFAULT_TIER_RULES,
     segment_rules=DEFAULT_SEGMENT_RULES,
-    value_groups={AbcClass.A: ValueGroup.high_value, AbcClass.B: ValueGroup.general, AbcClass.C: ValueGroup.low_value},
+    value_groups={
+        AbcClass.A: ValueGroup.high_value,
+        AbcClass.B: ValueGroup.general,
+        AbcClass.C: ValueGroup.low_value,
+    },
 )
 
 STAGE_ORDER: tuple[LoyaltyStage, ...] = tuple(LoyaltyStage)

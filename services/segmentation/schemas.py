@@ -171,13 +171,17 @@ class ParetoRead(BaseModel):
 class MigrationRead(BaseModel):
     start: datetime
     end: datetime
-    matrix: dict[str, dict[str, int]] = Field(description="Tier at start (or 'none': not yet a customer) -> at end.")
+    matrix: dict[str, dict[str, int]] = Field(
+        description="Tier at start (or 'none': not yet a customer) -> at end."
+    )
 
 
 class RetentionRow(BaseModel):
     period_start: date
     tier: Tier
-    buyers_before: int = Field(description="Customers who bought in the previous period (tier at this period's start).")
+    buyers_before: int = Field(
+        description="Customers who bought in the previous period (tier at this period's start)."
+    )
     retained: int
     retention_rate: float | None
     churn_rate: float | None

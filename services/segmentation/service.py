@@ -12,13 +12,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.assessment import NO_CUT_POINTS, Assessment, CutPoints, Facts, assess
-from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, SegmentationState, TierChange
+from services.segmentation.models import (
+    BehaviourSignal,
+    CustomerSegment,
+    Purchase,
+    SegmentationState,
+    TierChange,
+)
 from services.segmentation.policy import Policy
 from services.segmentation.versions import load_cut_points, load_policy
 from shared.db import new_id
 from shared.events import Envelope, Event
 from shared.events.customer import PurchaseRecorded
-from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup, tier_rank
+from shared.events.segmentation import (
+    ChurnRisk,
+    LoyaltyStage,
+    RiskChanged,
+    Tier,
+    TierChanged,
+    ValueGroup,
+    tier_rank,
+)
 from shared.money import to_minor
 from shared.outbox import stage
 from shared.problems import NotFound
@@ -91,7 +105,10 @@ def _store(segment: CustomerSegment, verdict: Assessment, ctx: Context, now: dat
 
 
 def new_segment(
-    customer_id: uuid.UUID, ctx: Context, now: datetime, make: Callable[..., Any] = CustomerSegment,
+    customer_id: uuid.UUID,
+    ctx: Context,
+    now: datetime,
+    make: Callable[..., Any] = CustomerSegment,
     verdict: Assessment | None = None,
 ) -> CustomerSegment:
     """A customer first heard of now, assessed; ``make`` builds the row (an ORM object by default).
@@ -105,8 +122,15 @@ def new_segment(
 
 
 # A new customer's figures; everything else about them is unknown (None).
-_NOTHING_KNOWN = dict(frequency=0, monetary_minor=0, lifetime_frequency=0, lifetime_monetary_minor=0, engaged=False,
-                      signal_points=0.0, key_account=False)
+_NOTHING_KNOWN = dict(
+    frequency=0,
+    monetary_minor=0,
+    lifetime_frequency=0,
+    lifetime_monetary_minor=0,
+    engaged=False,
+    signal_points=0.0,
+    key_account=False,
+)
 
 
 def blank_verdict(ctx: Context, now: datetime) -> Assessment:
@@ -126,32 +150,49 @@ def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Co
         segment.first_purchase_at = purchase.purchased_at
     if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
         segment.last_purchase_at = purchase.purchased_at
-    return {"purchase_id": purchase.purchase_id, "customer_id": purchase.customer_id, "amount_minor": amount,
-            "purchased_at": purchase.purchased_at, "fully_refunded": False}
+    return {
+        "purchase_id": purchase.purchase_id,
+        "customer_id": purchase.customer_id,
+        "amount_minor": amount,
+        "purchased_at": purchase.purchased_at,
+        "fully_refunded": False,
+    }
 
 
-async def segment_for(session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime) -> CustomerSegment:
+async def segment_for(
+    session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime
+) -> CustomerSegment:
     """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
     known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
     prefetched: set[uuid.UUID] = session.info.get(_PREFETCHED, set())
-    segment = known if known is not None or customer_id in prefetched else await session.get(
-        CustomerSegment, customer_id)
+    segment = (
+        known
+        if known is not None or customer_id in prefetched
+        else await session.get(CustomerSegment, customer_id)
+    )
     if segment is None:
         segment = new_segment(customer_id, ctx, now)
         session.add(segment)
     return segment
 
 
-async def prefetch(session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]) -> None:
+async def prefetch(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]
+) -> None:
     """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
     session.info[_PREFETCHED] = set(customer_ids)
     # The identity map holds rows weakly: keep them referenced for the batch's life.
     loaded: list[object] = session.info.setdefault("segmentation.rows", [])
     if customer_ids:
-        loaded += (await session.scalars(
-            sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids))))).all()
+        loaded += (
+            await session.scalars(
+                sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids)))
+            )
+        ).all()
     if purchase_ids:
-        loaded += (await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))).all()
+        loaded += (
+            await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))
+        ).all()
 
 
 @dataclass(frozen=True)
@@ -165,8 +206,11 @@ class Change:
     risk: tuple[str, str]
 
     def dimensions(self) -> list[str]:
-        return [name for name in ("tier", "segment", "stage", "key_account", "risk")
-                if getattr(self, name)[0] != getattr(self, name)[1]]
+        return [
+            name
+            for name in ("tier", "segment", "stage", "key_account", "risk")
+            if getattr(self, name)[0] != getattr(self, name)[1]
+        ]
 
 
 def describe_change(change: Change, verdict: Assessment, cause_type: str | None) -> str:
@@ -208,17 +252,29 @@ async def reassess(
     previous_key_account = segment.key_account if was_key_account is None else was_key_account
     _store(segment, verdict, ctx, now)
     change = Change(
-        tier=(before[0], segment.tier), segment=(before[1], segment.rfm_segment), stage=(before[2], segment.stage),
-        key_account=(previous_key_account, segment.key_account), risk=(before[3], segment.risk),
+        tier=(before[0], segment.tier),
+        segment=(before[1], segment.rfm_segment),
+        stage=(before[2], segment.stage),
+        key_account=(previous_key_account, segment.key_account),
+        risk=(before[3], segment.risk),
     )
     dimensions = change.dimensions()
     if not dimensions:
         return None
     cause_type = cause_type or (cause.type if cause else None)
-    record_change(session, segment, change, describe_change(change, verdict, cause_type), ctx=ctx, now=now,
-                  cause_id=cause.id if cause else None, cause_type=cause_type,
-                  probability_alive=verdict.probability_alive,
-                  imported=bool(cause and getattr(cause.data, "imported", False)), history=history)
+    record_change(
+        session,
+        segment,
+        change,
+        describe_change(change, verdict, cause_type),
+        ctx=ctx,
+        now=now,
+        cause_id=cause.id if cause else None,
+        cause_type=cause_type,
+        probability_alive=verdict.probability_alive,
+        imported=bool(cause and getattr(cause.data, "imported", False)),
+        history=history,
+    )
     return change
 
 
@@ -239,13 +295,23 @@ def record_change(
     """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
     dimensions = change.dimensions()
     row = dict(
-        id=new_id(), customer_id=segment.customer_id, changed=",".join(dimensions),
-        previous_tier=change.tier[0], tier=change.tier[1],
-        previous_segment=change.segment[0], segment=change.segment[1],
-        previous_stage=change.stage[0], stage=change.stage[1],
-        previous_risk=change.risk[0], risk=change.risk[1],
-        key_account=change.key_account[1], reason=reason, policy_version=ctx.policy_version,
-        cut_points_version=ctx.cut_points.version, cause_event_id=cause_id, cause_event_type=cause_type,
+        id=new_id(),
+        customer_id=segment.customer_id,
+        changed=",".join(dimensions),
+        previous_tier=change.tier[0],
+        tier=change.tier[1],
+        previous_segment=change.segment[0],
+        segment=change.segment[1],
+        previous_stage=change.stage[0],
+        stage=change.stage[1],
+        previous_risk=change.risk[0],
+        risk=change.risk[1],
+        key_account=change.key_account[1],
+        reason=reason,
+        policy_version=ctx.policy_version,
+        cut_points_version=ctx.cut_points.version,
+        cause_event_id=cause_id,
+        cause_event_type=cause_type,
         changed_at=now,
     )
     if history is not None:
@@ -253,57 +319,85 @@ def record_change(
     else:
         session.add(TierChange(**row))
     if set(dimensions) - {"risk"}:
-        stage(session, TierChanged(
-            customer_id=segment.customer_id,
-            previous_tier=Tier(change.tier[0]),
-            tier=Tier(change.tier[1]),
-            key_account=change.key_account[1],
-            previous_segment=change.segment[0],
-            segment=change.segment[1],
-            value_group=ValueGroup(segment.value_group) if segment.value_group else None,
-            previous_stage=LoyaltyStage(change.stage[0]),
-            stage=LoyaltyStage(change.stage[1]),
-            reason=reason,
-            policy_version=ctx.policy_version,
-            cause_event_id=cause_id,
-            imported=imported,
-            changed_at=now,
-        ), source=SOURCE, cause=cause_id, time=now)
+        stage(
+            session,
+            TierChanged(
+                customer_id=segment.customer_id,
+                previous_tier=Tier(change.tier[0]),
+                tier=Tier(change.tier[1]),
+                key_account=change.key_account[1],
+                previous_segment=change.segment[0],
+                segment=change.segment[1],
+                value_group=ValueGroup(segment.value_group) if segment.value_group else None,
+                previous_stage=LoyaltyStage(change.stage[0]),
+                stage=LoyaltyStage(change.stage[1]),
+                reason=reason,
+                policy_version=ctx.policy_version,
+                cause_event_id=cause_id,
+                imported=imported,
+                changed_at=now,
+            ),
+            source=SOURCE,
+            cause=cause_id,
+            time=now,
+        )
     if "risk" in dimensions:
-        stage(session, RiskChanged(
-            customer_id=segment.customer_id,
-            previous_risk=ChurnRisk(change.risk[0]),
-            risk=ChurnRisk(change.risk[1]),
-            tier=Tier(change.tier[1]),
-            probability_alive=probability_alive,
-            reason=reason,
-            policy_version=ctx.policy_version,
-            cause_event_id=cause_id,
-            imported=imported,
-            changed_at=now,
-        ), source=SOURCE, cause=cause_id, time=now)
+        stage(
+            session,
+            RiskChanged(
+                customer_id=segment.customer_id,
+                previous_risk=ChurnRisk(change.risk[0]),
+                risk=ChurnRisk(change.risk[1]),
+                tier=Tier(change.tier[1]),
+                probability_alive=probability_alive,
+                reason=reason,
+                policy_version=ctx.policy_version,
+                cause_event_id=cause_id,
+                imported=imported,
+                changed_at=now,
+            ),
+            source=SOURCE,
+            cause=cause_id,
+            time=now,
+        )
 
 
 async def add_signal(
-    session: AsyncSession, segment: CustomerSegment, *, kind: str, points: float, occurred_at: datetime,
-    ctx: Context, now: datetime, cause_id: uuid.UUID,
+    session: AsyncSession,
+    segment: CustomerSegment,
+    *,
+    kind: str,
+    points: float,
+    occurred_at: datetime,
+    ctx: Context,
+    now: datetime,
+    cause_id: uuid.UUID,
 ) -> None:
     """Count a behaviour toward the risk points, if it is recent enough to count at all."""
     if points <= 0 or occurred_at < now - timedelta(days=ctx.policy.signals.window_days):
         return
-    session.add(BehaviourSignal(customer_id=segment.customer_id, kind=kind, points=points,
-                                occurred_at=occurred_at, cause_event_id=cause_id))
+    session.add(
+        BehaviourSignal(
+            customer_id=segment.customer_id,
+            kind=kind,
+            points=points,
+            occurred_at=occurred_at,
+            cause_event_id=cause_id,
+        )
+    )
     segment.signal_points += points
 
 
 async def refresh_purchase_span(session: AsyncSession, segment: CustomerSegment) -> None:
     """First and last purchase again from the ledger, after a purchase was refunded in full."""
     await session.flush()
-    first, last = (await session.execute(
-        sa.select(sa.func.min(Purchase.purchased_at), sa.func.max(Purchase.purchased_at)).where(
-            Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
+    first, last = (
+        await session.execute(
+            sa.select(sa.func.min(Purchase.purchased_at), sa.func.max(Purchase.purchased_at)).where(
+                Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
+            )
         )
-    )).one()
+    ).one()
     segment.first_purchase_at, segment.last_purchase_at = first, last
 
 
@@ -325,16 +419,33 @@ async def history(
 
 
 async def set_key_account(
-    *, session: AsyncSession, ctx: Context, customer_id: uuid.UUID, key_account: bool, reason: str,
-    actor: str, now: datetime,
+    *,
+    session: AsyncSession,
+    ctx: Context,
+    customer_id: uuid.UUID,
+    key_account: bool,
+    reason: str,
+    actor: str,
+    now: datetime,
 ) -> CustomerSegment:
     """Designate (or stop designating) a key account; who and why are kept, and the change announced."""
     segment = await segment_for(session, customer_id, ctx=ctx, now=now)
     previous = segment.key_account
     segment.key_account = key_account
-    segment.key_account_by, segment.key_account_reason, segment.key_account_at = actor[:200], reason[:500], now
-    await reassess(session, segment, ctx=ctx, now=now, cause=None, cause_type=f"key account set by {actor}"[:100],
-                   was_key_account=previous)
+    segment.key_account_by, segment.key_account_reason, segment.key_account_at = (
+        actor[:200],
+        reason[:500],
+        now,
+    )
+    await reassess(
+        session,
+        segment,
+        ctx=ctx,
+        now=now,
+        cause=None,
+        cause_type=f"key account set by {actor}"[:100],
+        was_key_account=previous,
+    )
     return segment
 
 
@@ -346,25 +457,37 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID) -> None:
         (BehaviourSignal, BehaviourSignal.customer_id),
         (TierChange, TierChange.customer_id),
     ):
-        await session.execute(sa.delete(table).where(column == customer_id).execution_options(synchronize_session=False))
+        await session.execute(
+            sa.delete(table).where(column == customer_id).execution_options(synchronize_session=False)
+        )
     segment = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
     if segment is not None:
         session.expunge(segment)
 
 
 async def merge(
-    *, session: AsyncSession, ctx: Context, customer_id: uuid.UUID, merged_id: uuid.UUID, now: datetime,
+    *,
+    session: AsyncSession,
+    ctx: Context,
+    customer_id: uuid.UUID,
+    merged_id: uuid.UUID,
+    now: datetime,
     cause: Envelope[Event],
 ) -> None:
     """What belonged to ``merged_id`` now belongs to ``customer_id``: purchases, signals, history, figures."""
     survivor = await segment_for(session, customer_id, ctx=ctx, now=now)
     duplicate = await session.get(CustomerSegment, merged_id)
     for table, column in (
-        (Purchase, Purchase.customer_id), (BehaviourSignal, BehaviourSignal.customer_id),
+        (Purchase, Purchase.customer_id),
+        (BehaviourSignal, BehaviourSignal.customer_id),
         (TierChange, TierChange.customer_id),
     ):
-        await session.execute(sa.update(table).where(column == merged_id).values({column.key: customer_id})
-                              .execution_options(synchronize_session=False))
+        await session.execute(
+            sa.update(table)
+            .where(column == merged_id)
+            .values({column.key: customer_id})
+            .execution_options(synchronize_session=False)
+        )
     if duplicate is None:
         return
     was_key_account = survivor.key_account

@@ -35,8 +35,13 @@ async def create_policy(
 ) -> PolicyVersion:
     """Store ``policy`` as the next version; it is in force only once applied."""
     latest = await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0
-    row = PolicyVersion(version=latest + 1, document=policy.model_dump(mode="json"), note=note,
-                        created_by=actor[:200], created_at=now)
+    row = PolicyVersion(
+        version=latest + 1,
+        document=policy.model_dump(mode="json"),
+        note=note,
+        created_by=actor[:200],
+        created_at=now,
+    )
     session.add(row)
     await session.flush()
     return row
@@ -85,7 +90,12 @@ def bgnbd_document(fit: Any) -> dict[str, Any] | None:
         return None
     p, se = fit.parameters, fit.standard_errors
     return {
-        "r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b, "log_likelihood": fit.log_likelihood,
-        "customers": fit.customers, "converged": fit.converged,
+        "r": p.r,
+        "alpha": p.alpha,
+        "a": p.a,
+        "b": p.b,
+        "log_likelihood": fit.log_likelihood,
+        "customers": fit.customers,
+        "converged": fit.converged,
         "standard_errors": None if se is None else {"r": se.r, "alpha": se.alpha, "a": se.a, "b": se.b},
     }

@@ -44,9 +44,7 @@ def asyncapi_document(
             "payload": schema,
             "bindings": {"kafka": {"key": {"type": "string", "description": "The customer id."}}},
         }
-        channel = channels.setdefault(
-            _identifier(event.topic), {"address": event.topic, "messages": {}}
-        )
+        channel = channels.setdefault(_identifier(event.topic), {"address": event.topic, "messages": {}})
         channel["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
 
     operations: dict[str, Any] = {}

@@ -103,5 +103,7 @@ def decode(raw: bytes | None, registry: dict[str, type[Event]]) -> Envelope[Even
 
 def _summary(error: ValidationError) -> str:
     # Field names and error kinds only: values may be personal data and must stay out of logs.
-    parts = [f"{'.'.join(str(p) for p in item['loc']) or '(root)'}: {item['type']}" for item in error.errors()]
+    parts = [
+        f"{'.'.join(str(p) for p in item['loc']) or '(root)'}: {item['type']}" for item in error.errors()
+    ]
     return "; ".join(parts[:5])

@@ -8,8 +8,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.events.customer import CurrencyCode, Money
 from shared.events.base import Event
+from shared.events.customer import CurrencyCode, Money
 from shared.events.segmentation import Tier
 
 TOPIC = "csm.complaints"

@@ -13,7 +13,9 @@ from tests.harness import RunningService, Stack, auth
 
 
 async def register(stack: Stack, **fields: object) -> dict[str, Any]:
-    response = await stack["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+    response = await stack["customer"].client.post(
+        "/customers", json={"name": "Li Na", **fields}, headers=auth()
+    )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -58,4 +60,9 @@ async def every_text(url: str) -> list[tuple[str, str]]:
 
 async def leaks(url: str, *secrets: str) -> list[tuple[str, str]]:
     """Where any of ``secrets`` still appears in the database at ``url``."""
-    return [(table, secret) for table, text in await every_text(url) for secret in secrets if secret.lower() in text.lower()]
+    return [
+        (table, secret)
+        for table, text in await every_text(url)
+        for secret in secrets
+        if secret.lower() in text.lower()
+    ]

@@ -19,7 +19,11 @@ from tests.shared.event_examples import FIELDS, example
 
 @pytest.mark.parametrize(
     ("typed", "stored"),
-    [("+86 138 1234 5678", "+8613812345678"), ("+44 20 7946 0958", "+442079460958"), ("+1 (212) 555-0100", "+12125550100")],
+    [
+        ("+86 138 1234 5678", "+8613812345678"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 (212) 555-0100", "+12125550100"),
+    ],
 )
 def test_phones_are_kept_in_e164(typed: str, stored: str) -> None:
     assert profile_rules.e164(typed) == stored
@@ -58,7 +62,9 @@ def test_time_zones_must_be_iana_names() -> None:
 @given(st.text(min_size=1, max_size=50))
 def test_the_name_key_ignores_case_width_and_spacing(name: str) -> None:
     key = profile_rules.name_key(name)
-    assert key == profile_rules.name_key(name.upper().lower()) or key == profile_rules.name_key(name.casefold())
+    assert key == profile_rules.name_key(name.upper().lower()) or key == profile_rules.name_key(
+        name.casefold()
+    )
     assert key == profile_rules.name_key(f"  {name}  ")
     assert "  " not in key
 
@@ -74,8 +80,14 @@ def test_tags_are_trimmed_lower_case_labels() -> None:
             profile_rules.tag(bad)
 
 
-@given(paid=st.integers(1, 10**9), refunded=st.integers(0, 10**9), requested=st.none() | st.integers(-10, 2 * 10**9))
-def test_a_refund_never_takes_the_total_beyond_what_was_paid(paid: int, refunded: int, requested: int | None) -> None:
+@given(
+    paid=st.integers(1, 10**9),
+    refunded=st.integers(0, 10**9),
+    requested=st.none() | st.integers(-10, 2 * 10**9),
+)
+def test_a_refund_never_takes_the_total_beyond_what_was_paid(
+    paid: int, refunded: int, requested: int | None
+) -> None:
     try:
         amount = refund_amount(paid=paid, refunded=refunded, requested=requested)
     except RefundRefused:
@@ -105,24 +117,47 @@ def test_a_shared_phone_or_email_weighs_more_than_a_similar_name() -> None:
     same_phone = Record("wang fang", None, frozenset({"+8613812345678"}))
     same_everything = Record("li na", "li@example.com", frozenset({"+8613812345678"}))
     stranger = Record("peter smith", "p@example.com")
-    scores = {name: likeness(me, other, name_threshold=0.85) for name, other in
-              {"namesake": namesake, "phone": same_phone, "all": same_everything, "stranger": stranger}.items()}
+    scores = {
+        name: likeness(me, other, name_threshold=0.85)
+        for name, other in {
+            "namesake": namesake,
+            "phone": same_phone,
+            "all": same_everything,
+            "stranger": stranger,
+        }.items()
+    }
     assert scores["stranger"] == (0.0, [])
     assert scores["namesake"][1] == ["same name"] and scores["phone"][1] == ["same phone number"]
     assert scores["namesake"][0] < scores["phone"][0] < scores["all"][0] <= 1.0
 
 
 def test_merging_fills_only_blanks_and_says_what_it_could_not_keep() -> None:
-    survivor = {"kind": "individual", "email": "li@example.com", "phone": "+8613812345678", "backup_phone": None,
-                "address": None, "tags": ["vip"], "industry": None}
-    duplicate = {"kind": "individual", "email": "old@example.com", "phone": "+8613900000000", "backup_phone": None,
-                 "address": "1 Tea Road", "tags": ["tea", "vip"], "industry": "retail"}
+    survivor = {
+        "kind": "individual",
+        "email": "li@example.com",
+        "phone": "+8613812345678",
+        "backup_phone": None,
+        "address": None,
+        "tags": ["vip"],
+        "industry": None,
+    }
+    duplicate = {
+        "kind": "individual",
+        "email": "old@example.com",
+        "phone": "+8613900000000",
+        "backup_phone": None,
+        "address": "1 Tea Road",
+        "tags": ["tea", "vip"],
+        "industry": "retail",
+    }
     taken, lost = fill_blanks(survivor, duplicate)
     assert taken == {"address": "1 Tea Road", "backup_phone": "+8613900000000", "tags": ["vip", "tea"]}
     assert lost == ["email"]
 
 
-@pytest.mark.parametrize("event_type", sorted(t for t in FIELDS if t.startswith("csm.customer") or t.startswith("csm.interaction")))
+@pytest.mark.parametrize(
+    "event_type", sorted(t for t in FIELDS if t.startswith("csm.customer") or t.startswith("csm.interaction"))
+)
 def test_redaction_leaves_no_personal_data_in_an_event(event_type: str) -> None:
     data = example(event_type).model_dump(mode="json")
     redacted = redact(event_type, data)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import re
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -53,58 +53,113 @@ def rejected(path: Path) -> list[tuple[str, str]]:
         return [(row["line"], row["reason"].split(":")[0]) for row in csv.DictReader(file)]
 
 
-async def test_the_import_is_idempotent_and_bad_rows_never_stop_good_ones(stack: Stack, tmp_path: Path) -> None:
+async def test_the_import_is_idempotent_and_bad_rows_never_stop_good_ones(
+    stack: Stack, tmp_path: Path
+) -> None:
     service = await stack.start("customer", run_workers=False)
     settings = CustomerSettings(database_url=service.database_url, common=stack.common)
     customers = write(tmp_path / "customers.csv", CUSTOMERS)
     out = tmp_path / "customers.rejected.csv"
-    summary = await import_file(ImportKind.customers, customers, settings=settings, rejected_path=out, batch_size=3,
-                                show_progress=False)
+    summary = await import_file(
+        ImportKind.customers,
+        customers,
+        settings=settings,
+        rejected_path=out,
+        batch_size=3,
+        show_progress=False,
+    )
     assert (summary.rows, summary.imported, summary.already_imported, summary.rejected) == (8, 3, 0, 5)
-    assert rejected(out) == [("4", "email"), ("5", "name"), ("6", "phone"), ("7", "external_id repeats line 2"),
-                             ("8", "industry")]
+    assert rejected(out) == [
+        ("4", "email"),
+        ("5", "name"),
+        ("6", "phone"),
+        ("7", "external_id repeats line 2"),
+        ("8", "industry"),
+    ]
     registered = [e["data"] for e in await staged(service, "csm.customer.registered.v1")]
     assert [(e["profile"]["name"], e["imported"]) for e in registered] == [
-        ("Li Na", True), ("Acme Trading", True), ("Wang, Fang", True)
+        ("Li Na", True),
+        ("Acme Trading", True),
+        ("Wang, Fang", True),
     ]
-    assert registered[0]["profile"]["tags"] == ["vip", "tea"] and registered[0]["registered_at"] == "2019-04-30T16:00:00Z"
+    assert (
+        registered[0]["profile"]["tags"] == ["vip", "tea"]
+        and registered[0]["registered_at"] == "2019-04-30T16:00:00Z"
+    )
 
-    again = await import_file(ImportKind.customers, customers, settings=settings, rejected_path=out, batch_size=100,
-                              show_progress=False)
+    again = await import_file(
+        ImportKind.customers,
+        customers,
+        settings=settings,
+        rejected_path=out,
+        batch_size=100,
+        show_progress=False,
+    )
     assert (again.imported, again.already_imported, again.rejected) == (0, 3, 5)
     assert len(await staged(service, "csm.customer.registered.v1")) == 3
 
     purchases = write(tmp_path / "purchases.csv", PURCHASES)
     out = tmp_path / "purchases.rejected.csv"
-    bought = await import_file(ImportKind.purchases, purchases, settings=settings, rejected_path=out, batch_size=2,
-                               show_progress=False)
+    bought = await import_file(
+        ImportKind.purchases,
+        purchases,
+        settings=settings,
+        rejected_path=out,
+        batch_size=2,
+        show_progress=False,
+    )
     assert (bought.imported, bought.already_imported, bought.rejected) == (4, 0, 4)
-    assert rejected(out) == [("5", "customer_external_id"), ("6", "amount"), ("7", "currency"), ("9", "order_id")]
+    assert rejected(out) == [
+        ("5", "customer_external_id"),
+        ("6", "amount"),
+        ("7", "currency"),
+        ("9", "order_id"),
+    ]
     recorded = [e["data"] for e in await staged(service, "csm.purchase.recorded.v1")]
     assert [(e["order_id"], e["first_purchase"], e["imported"]) for e in recorded] == [
-        ("SO-1", True, True), ("SO-2", False, True), ("SO-3", True, True), ("SO-7", False, True)
+        ("SO-1", True, True),
+        ("SO-2", False, True),
+        ("SO-3", True, True),
+        ("SO-7", False, True),
     ]
-    again = await import_file(ImportKind.purchases, purchases, settings=settings, rejected_path=out, show_progress=False)
+    again = await import_file(
+        ImportKind.purchases, purchases, settings=settings, rejected_path=out, show_progress=False
+    )
     assert (again.imported, again.already_imported, again.rejected) == (0, 4, 4)
     found = await service.client.get("/customers", params={"external_id": "C1"}, headers=auth())
-    view = (await service.client.get(f"/customers/{found.json()['items'][0]['id']}/360", headers=auth())).json()
+    view = (
+        await service.client.get(f"/customers/{found.json()['items'][0]['id']}/360", headers=auth())
+    ).json()
     assert (view["totals"]["purchases"], view["totals"]["spent"]) == (3, "155.50")
 
 
 @pytest.mark.parametrize(
     ("header", "message"),
-    [("external_id,name,colour", "Unknown column(s) colour"), ("name,email", "Missing column(s): external_id")],
+    [
+        ("external_id,name,colour", "Unknown column(s) colour"),
+        ("name,email", "Missing column(s): external_id"),
+    ],
 )
-async def test_a_file_with_a_wrong_header_imports_nothing(stack: Stack, tmp_path: Path, header: str, message: str) -> None:
+async def test_a_file_with_a_wrong_header_imports_nothing(
+    stack: Stack, tmp_path: Path, header: str, message: str
+) -> None:
     service = await stack.start("customer", run_workers=False)
     settings = CustomerSettings(database_url=service.database_url, common=stack.common)
     path = write(tmp_path / "c.csv", f"{header}\nC1,Li Na,red\n")
     with pytest.raises(BadFile, match=re.escape(message)):
-        await import_file(ImportKind.customers, path, settings=settings, rejected_path=tmp_path / "r.csv", show_progress=False)
+        await import_file(
+            ImportKind.customers,
+            path,
+            settings=settings,
+            rejected_path=tmp_path / "r.csv",
+            show_progress=False,
+        )
     assert await staged(service) == []
 
 
-async def test_the_csm_import_command_prints_a_summary_and_writes_the_rejected_rows(stack: Stack, tmp_path: Path) -> None:
+async def test_the_csm_import_command_prints_a_summary_and_writes_the_rejected_rows(
+    stack: Stack, tmp_path: Path
+) -> None:
     service = await stack.start("customer", run_workers=False)
     customers = write(tmp_path / "customers.csv", CUSTOMERS)
     env = {**os.environ, "CSM_CUSTOMER_DATABASE_URL": service.database_url}
@@ -113,8 +168,13 @@ async def test_the_csm_import_command_prints_a_summary_and_writes_the_rejected_r
     assert result.returncode == 0, result.stderr
     assert "8 rows" in result.stdout and "3 imported, 0 already imported, 5 rejected" in result.stdout
     assert len(rejected(tmp_path / "customers.rejected.csv")) == 5
-    bad = subprocess.run([*command[:3], str(write(tmp_path / "x.csv", "colour\nred\n"))], env=env, capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        [*command[:3], str(write(tmp_path / "x.csv", "colour\nred\n"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "Nothing imported" in bad.stderr
 
 
@@ -122,8 +182,12 @@ async def test_an_http_import_runs_as_a_job_with_progress_and_rejected_rows(stac
     service = await stack.start("customer", import_poll_seconds=0.1, import_batch_size=2)
     client = service.client
     headers = {**auth(Role.manager, subject="mgr"), "content-type": "text/csv"}
-    assert (await client.post("/imports/customers", content=CUSTOMERS, headers=auth(Role.manager))).status_code == 415
-    assert (await client.post("/imports/customers", content=CUSTOMERS, headers={**headers, **auth(Role.agent)})).status_code == 403
+    assert (
+        await client.post("/imports/customers", content=CUSTOMERS, headers=auth(Role.manager))
+    ).status_code == 415
+    assert (
+        await client.post("/imports/customers", content=CUSTOMERS, headers={**headers, **auth(Role.agent)})
+    ).status_code == 403
     started = await client.post("/imports/customers", content=CUSTOMERS.encode(), headers=headers)
     assert started.status_code == 202, started.text
     job = started.json()
@@ -137,7 +201,13 @@ async def test_an_http_import_runs_as_a_job_with_progress_and_rejected_rows(stac
     assert (finished["rows"], finished["imported"], finished["rejected"]) == (8, 3, 5)
     csv_text = (await client.get(f"/imports/{job['id']}/rejected", headers=headers)).text
     rows = list(csv.DictReader(csv_text.splitlines()))
-    assert [(r["line"], r["external_id"]) for r in rows] == [("4", "C3"), ("5", "C4"), ("6", "C5"), ("7", "C1"), ("8", "C6")]
+    assert [(r["line"], r["external_id"]) for r in rows] == [
+        ("4", "C3"),
+        ("5", "C4"),
+        ("6", "C5"),
+        ("7", "C1"),
+        ("8", "C6"),
+    ]
     assert rows[0]["reason"].startswith("email") and rows[0]["email"] == "not-an-email"
     again = (await client.post("/imports/customers", content=CUSTOMERS.encode(), headers=headers)).json()
     job = again
@@ -156,7 +226,9 @@ async def test_an_http_import_runs_as_a_job_with_progress_and_rejected_rows(stac
     await eventually(failed)
 
 
-async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_last_batch(stack: Stack) -> None:
+async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_last_batch(
+    stack: Stack,
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from services.customer.models import ImportChunk, ImportJob
@@ -172,10 +244,22 @@ async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_l
 
         # The dead worker had committed the first two rows.
         first_two = read_rows(CUSTOMERS.splitlines()[:3], ImportKind.customers)
-        await Importer(db=db, clock=SystemClock(), currency="CNY", batch_size=2).run(ImportKind.customers, first_two)
+        await Importer(db=db, clock=SystemClock(), currency="CNY", batch_size=2).run(
+            ImportKind.customers, first_two
+        )
         async with db.unit_of_work() as session:
-            session.add(ImportJob(id=job_id, kind="customers", status="running", created_by="mgr", rows=2, imported=2,
-                                  created_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(hours=1)))
+            session.add(
+                ImportJob(
+                    id=job_id,
+                    kind="customers",
+                    status="running",
+                    created_by="mgr",
+                    rows=2,
+                    imported=2,
+                    created_at=now - timedelta(hours=1),
+                    heartbeat_at=now - timedelta(hours=1),
+                )
+            )
             await session.flush()
             session.add(ImportChunk(job_id=job_id, seq=0, data=CUSTOMERS.encode()))
     finally:
@@ -191,6 +275,11 @@ async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_l
 
     finished = await eventually(done)
     # The repeat of C1 on line 7 no longer knows its first line, but C1 is here: already imported.
-    assert (finished["rows"], finished["imported"], finished["already_imported"], finished["rejected"]) == (8, 3, 1, 4)
+    assert (finished["rows"], finished["imported"], finished["already_imported"], finished["rejected"]) == (
+        8,
+        3,
+        1,
+        4,
+    )
     names = [e["data"]["profile"]["name"] for e in await staged(taken_over, "csm.customer.registered.v1")]
     assert names == ["Li Na", "Acme Trading", "Wang, Fang"], "each row imported once, across the two workers"

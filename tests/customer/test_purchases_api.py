@@ -20,7 +20,9 @@ async def customers(stack: Stack) -> Stack:
 
 
 async def register(stack: Stack, **fields: object) -> dict[str, object]:
-    response = await stack["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+    response = await stack["customer"].client.post(
+        "/customers", json={"name": "Li Na", **fields}, headers=auth()
+    )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -29,14 +31,20 @@ async def staged_types(stack: Stack) -> list[str]:
     db = Database(stack["customer"].database_url)
     try:
         async with db.read() as session:
-            rows = await session.scalars(sa.select(outbox_message.c.event_type).order_by(outbox_message.c.seq))
+            rows = await session.scalars(
+                sa.select(outbox_message.c.event_type).order_by(outbox_message.c.seq)
+            )
             return list(rows.all())
     finally:
         await db.dispose()
 
 
-async def test_registering_stores_a_normalised_profile_and_stages_customer_registered(customers: Stack) -> None:
-    customer = await register(customers, email="li.na@example.com", phone="+86 138 1234 5678", time_zone="Asia/Shanghai")
+async def test_registering_stores_a_normalised_profile_and_stages_customer_registered(
+    customers: Stack,
+) -> None:
+    customer = await register(
+        customers, email="li.na@example.com", phone="+86 138 1234 5678", time_zone="Asia/Shanghai"
+    )
     assert customer["phone"] == "+8613812345678"
     assert customer["status"] == "active" and customer["tier"] is None
     fetched = await customers["customer"].client.get(f"/customers/{customer['id']}", headers=auth())
@@ -58,8 +66,12 @@ async def test_registering_stores_a_normalised_profile_and_stages_customer_regis
         ({"favourite_colour": "red"}, "favourite_colour"),
     ],
 )
-async def test_a_bad_profile_is_422_naming_the_field(customers: Stack, fields: dict[str, object], field: str) -> None:
-    response = await customers["customer"].client.post("/customers", json={"name": "Li Na", **fields}, headers=auth())
+async def test_a_bad_profile_is_422_naming_the_field(
+    customers: Stack, fields: dict[str, object], field: str
+) -> None:
+    response = await customers["customer"].client.post(
+        "/customers", json={"name": "Li Na", **fields}, headers=auth()
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert [error["field"] for error in response.json()["errors"]] == [field]
@@ -82,7 +94,9 @@ async def test_an_order_id_reused_for_a_different_purchase_is_409(customers: Sta
     one, other = await register(customers), await register(customers)
     client = customers["customer"].client
     body = {"order_id": "SO-78", "amount": "10.00", "currency": "CNY"}
-    assert (await client.post(f"/customers/{one['id']}/purchases", json=body, headers=auth())).status_code == 201
+    assert (
+        await client.post(f"/customers/{one['id']}/purchases", json=body, headers=auth())
+    ).status_code == 201
     different_amount = await client.post(
         f"/customers/{one['id']}/purchases", json={**body, "amount": "11.00"}, headers=auth()
     )
@@ -106,7 +120,9 @@ async def test_an_order_id_reused_for_a_different_purchase_is_409(customers: Sta
         ({"coupon": "X"}, "coupon"),
     ],
 )
-async def test_a_bad_purchase_is_422_naming_the_field(customers: Stack, body: dict[str, object], field: str) -> None:
+async def test_a_bad_purchase_is_422_naming_the_field(
+    customers: Stack, body: dict[str, object], field: str
+) -> None:
     customer = await register(customers)
     purchase = {"order_id": "SO-79", "amount": "10.00", "currency": "CNY", **body}
     response = await customers["customer"].client.post(
@@ -120,7 +136,12 @@ async def test_a_purchase_may_be_dated_in_the_past_for_imports(customers: Stack)
     customer = await register(customers)
     response = await customers["customer"].client.post(
         f"/customers/{customer['id']}/purchases",
-        json={"order_id": "SO-80", "amount": "5.00", "currency": "CNY", "purchased_at": "2024-02-29T10:00:00+08:00"},
+        json={
+            "order_id": "SO-80",
+            "amount": "5.00",
+            "currency": "CNY",
+            "purchased_at": "2024-02-29T10:00:00+08:00",
+        },
         headers=auth(),
     )
     assert response.status_code == 201
@@ -131,7 +152,8 @@ async def test_an_unknown_customer_is_404_and_malformed_json_is_422(customers: S
     client = customers["customer"].client
     unknown = "00000000-0000-4000-8000-00000000abcd"
     missing = await client.post(
-        f"/customers/{unknown}/purchases", json={"order_id": "SO-81", "amount": "1.00", "currency": "CNY"},
+        f"/customers/{unknown}/purchases",
+        json={"order_id": "SO-81", "amount": "1.00", "currency": "CNY"},
         headers=auth(),
     )
     assert missing.status_code == 404 and unknown in missing.json()["detail"]
@@ -148,7 +170,9 @@ async def test_of_a_customers_purchases_arriving_at_once_exactly_one_is_the_firs
     async def buy(customer_id: str, n: int) -> None:
         response = await customers["customer"].client.post(
             f"/customers/{customer_id}/purchases",
-            json={"order_id": f"{customer_id[:8]}-{n}", "amount": "100.00", "currency": "CNY"}, headers=auth())
+            json={"order_id": f"{customer_id[:8]}-{n}", "amount": "100.00", "currency": "CNY"},
+            headers=auth(),
+        )
         assert response.status_code == 201, response.text
 
     await asyncio.gather(*(buy(str(person["id"]), n) for n in range(6) for person in people))

@@ -21,15 +21,30 @@ async def find(stack: Stack, **params: object) -> list[str]:
 
 
 async def test_each_filter_finds_exactly_its_customers(customers: Stack) -> None:
-    await register(customers, name="Li Na", email="li.na@example.com", phone="+8613800000001", tags=["vip"],
-                   account_manager="am-1")
-    await register(customers, name="LI Ming", phone="+8613800000002", backup_phone="+8613800000009", status="dormant")
-    await register(customers, name="Lin Fang", email="fang@example.com", tags=["vip", "tea"], account_manager="am-2")
+    await register(
+        customers,
+        name="Li Na",
+        email="li.na@example.com",
+        phone="+8613800000001",
+        tags=["vip"],
+        account_manager="am-1",
+    )
+    await register(
+        customers, name="LI Ming", phone="+8613800000002", backup_phone="+8613800000009", status="dormant"
+    )
+    await register(
+        customers, name="Lin Fang", email="fang@example.com", tags=["vip", "tea"], account_manager="am-2"
+    )
     await register(customers, name="Wang Li", tags=["tea"], account_manager="am-1", status="lost")
     acme = await business(customers, name="Acme Trading Co.", account_manager="am-2")
     await customers["customer"].client.post(
         f"/customers/{acme['id']}/contacts",
-        json={"name": "Buyer", "role": "purchasing", "phone": "+8613800000005", "email": "buyer@acme.example"},
+        json={
+            "name": "Buyer",
+            "role": "purchasing",
+            "phone": "+8613800000005",
+            "email": "buyer@acme.example",
+        },
         headers=auth(),
     )
     assert await find(customers, name="li") == ["LI Ming", "Li Na", "Lin Fang"]
@@ -42,7 +57,9 @@ async def test_each_filter_finds_exactly_its_customers(customers: Stack) -> None
     assert await find(customers, email="buyer@acme.example") == ["Acme Trading Co."]
     assert await find(customers, tag="VIP") == ["Li Na", "Lin Fang"]
     assert await find(customers, tag="tea", status="lost") == ["Wang Li"]
-    assert await find(customers, account_manager="am-1") == ["Li Na", "Wang Li"], "lost customers too: win-back needs them"
+    assert await find(customers, account_manager="am-1") == ["Li Na", "Wang Li"], (
+        "lost customers too: win-back needs them"
+    )
     assert await find(customers, status="dormant") == ["LI Ming"]
     assert await find(customers, kind="business") == ["Acme Trading Co."]
     assert await find(customers, name="li", account_manager="am-2") == ["Lin Fang"]
@@ -56,8 +73,12 @@ async def test_the_tier_filter_uses_segmentations_verdict(customer_api: Stack) -
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "tier"
 
 
-@pytest.mark.parametrize("params", [{"name": " "}, {"phone": "12345"}, {"limit": 0}, {"limit": 201}, {"cursor": "garbage"}])
-async def test_bad_search_parameters_are_422_naming_them(customer_api: Stack, params: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "params", [{"name": " "}, {"phone": "12345"}, {"limit": 0}, {"limit": 201}, {"cursor": "garbage"}]
+)
+async def test_bad_search_parameters_are_422_naming_them(
+    customer_api: Stack, params: dict[str, object]
+) -> None:
     response = await customer_api["customer"].client.get("/customers", params=params, headers=auth())
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == next(iter(params))
@@ -71,9 +92,13 @@ async def test_pages_cover_every_match_once_in_order(customers: Stack, params: d
     seen: list[str] = []
     cursor = None
     while True:
-        page = (await customers["customer"].client.get(
-            "/customers", params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})}, headers=auth()
-        )).json()
+        page = (
+            await customers["customer"].client.get(
+                "/customers",
+                params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})},
+                headers=auth(),
+            )
+        ).json()
         seen += [c["name"] for c in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:

@@ -28,7 +28,7 @@ def k8s_documents(name: str) -> list[dict[str, Any]]:
 def is_setting(variable: str) -> bool:
     for entry in SERVICES.values():
         prefix = entry.settings.model_config["env_prefix"]
-        if variable.startswith(prefix) and variable[len(prefix):].lower() in entry.settings.model_fields:
+        if variable.startswith(prefix) and variable[len(prefix) :].lower() in entry.settings.model_fields:
             return True
     return variable.startswith("CSM_") and variable[4:].lower() in CommonSettings.model_fields
 
@@ -49,12 +49,16 @@ def test_compose_runs_every_service_from_the_one_image_on_its_port() -> None:
         assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (ROOT / services["migrate"]["build"]["dockerfile"]).exists()
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert (
+        services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    )  # KRaft, no ZooKeeper
     assert {"postgres", "mailcatcher"} <= set(services)
 
 
 def test_every_csm_command_the_deployment_runs_exists() -> None:
-    used = {spec["command"][1] for spec in COMPOSE["services"].values() if spec.get("command", [""])[0] == "csm"}
+    used = {
+        spec["command"][1] for spec in COMPOSE["services"].values() if spec.get("command", [""])[0] == "csm"
+    }
     for name in ("migrate-job.yaml", *(f"{service}.yaml" for service in SERVICES)):
         for doc in k8s_documents(name):
             template = doc.get("spec", {}).get("template", {}).get("spec", {})
@@ -103,7 +107,9 @@ def test_each_kubernetes_deployment_matches_its_service(service: str) -> None:
 
 
 def test_the_kafka_topics_are_the_catalogs() -> None:
-    defined = {doc["spec"]["topicName"]: doc["spec"]["partitions"] for doc in k8s_documents("kafka-topics.yaml")}
+    defined = {
+        doc["spec"]["topicName"]: doc["spec"]["partitions"] for doc in k8s_documents("kafka-topics.yaml")
+    }
     expected = {*TOPICS.values(), *(dead_letter_topic(name) for name in SERVICES), EPOCH_TOPIC}
     assert set(defined) == expected
     assert defined[EPOCH_TOPIC] == 1

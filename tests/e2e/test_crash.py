@@ -54,9 +54,20 @@ class System:
         self.starts += 1
         log = open(self.tmp / f"up-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--kafka-port", str(self.kafka_port),
-             "--var-dir", str(self.tmp / "var")],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "up",
+                "--kafka-port",
+                str(self.kafka_port),
+                "--var-dir",
+                str(self.tmp / "var"),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     async def wait_ready(self, timeout: float = 120) -> None:
@@ -116,7 +127,9 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
         async with httpx.AsyncClient(timeout=5, headers=auth()) as client:
             customer_ids = []
             for index in range(CUSTOMERS):
-                created = await client.post(f"{system.url('customer')}/customers", json={"name": f"Customer {index}"})
+                created = await client.post(
+                    f"{system.url('customer')}/customers", json={"name": f"Customer {index}"}
+                )
                 assert created.status_code == 201, created.text
                 customer_ids.append(created.json()["id"])
 
@@ -129,9 +142,13 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
                 body = {"order_id": order, "amount": AMOUNT, "currency": "CNY"}
                 while True:
                     try:
-                        response = await client.post(f"{system.url('customer')}/customers/{customer_id}/purchases", json=body)
+                        response = await client.post(
+                            f"{system.url('customer')}/customers/{customer_id}/purchases", json=body
+                        )
                     except httpx.HTTPError:
-                        await asyncio.sleep(0.2)  # the system is down: a client retries with the same order id
+                        await asyncio.sleep(
+                            0.2
+                        )  # the system is down: a client retries with the same order id
                         continue
                     assert response.status_code in (200, 201), response.text
                     accepted += 1
@@ -144,7 +161,9 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
                     return
 
             orders = [
-                (customer_id, f"{customer_id[:8]}-{n}") for n in range(PURCHASES_EACH) for customer_id in customer_ids
+                (customer_id, f"{customer_id[:8]}-{n}")
+                for n in range(PURCHASES_EACH)
+                for customer_id in customer_ids
             ]
             queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
             for order in orders:
@@ -161,7 +180,8 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
 
             async def settled() -> bool:
                 segments = [
-                    (await client.get(f"{system.url('segmentation')}/segments/{cid}")).json() for cid in customer_ids
+                    (await client.get(f"{system.url('segmentation')}/segments/{cid}")).json()
+                    for cid in customer_ids
                 ]
                 return all(s.get("figures", {}).get("frequency") == PURCHASES_EACH for s in segments)
 
@@ -185,10 +205,14 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
                 # Each move in the pyramid recorded once; stage and segment moves are recorded too.
                 assert [c["tier"] for c in changes if "tier" in c["changed"]] == ["iron", "gold", "platinum"]
                 causes = [c["cause_event_id"] for c in changes]
-                assert len(causes) == len(set(causes)), "one cause recorded two changes: a replay was applied twice"
+                assert len(causes) == len(set(causes)), (
+                    "one cause recorded two changes: a replay was applied twice"
+                )
 
             async def notifications_of(customer_id: str) -> list[str]:
-                found = await client.get(f"{system.url('notify')}/notifications", params={"customer_id": customer_id})
+                found = await client.get(
+                    f"{system.url('notify')}/notifications", params={"customer_id": customer_id}
+                )
                 return sorted(item["title"] for item in found.json()["items"])
 
             # The first purchase is thanked; upgrades to gold and platinum are welcomed (iron is not),
@@ -196,7 +220,9 @@ async def test_sigkill_in_the_middle_of_a_purchase_stream_loses_and_duplicates_n
             expected = sorted(["感谢您的首次购买", "欢迎成为金卡会员", "欢迎成为白金会员"])
             deadline = asyncio.get_running_loop().time() + 60
             while [await notifications_of(c) for c in customer_ids] != [expected] * CUSTOMERS:
-                assert asyncio.get_running_loop().time() < deadline, [await notifications_of(c) for c in customer_ids]
+                assert asyncio.get_running_loop().time() < deadline, [
+                    await notifications_of(c) for c in customer_ids
+                ]
                 await asyncio.sleep(0.5)
 
         assert await count(urls["customer"], "SELECT count(*) FROM purchase") == CUSTOMERS * PURCHASES_EACH

@@ -24,9 +24,22 @@ from tests.harness import RunningService, Stack, auth, eventually
 pytestmark = pytest.mark.e2e
 
 SERVICES = ("customer", "segmentation", "complaints", "notify")
-PERSON = {"kind": "retailer", "name": "Ouyang Xiuying", "email": "ouyang.xiuying@example.com", "phone": "+8613955556666",
-          "backup_phone": "+8613977778888", "region": "Hangzhou West Lake", "tags": ["ouyang special"]}
-SECRETS = ("Ouyang Xiuying", "ouyang.xiuying@example.com", "+8613955556666", "+8613977778888", "Hangzhou West Lake")
+PERSON = {
+    "kind": "retailer",
+    "name": "Ouyang Xiuying",
+    "email": "ouyang.xiuying@example.com",
+    "phone": "+8613955556666",
+    "backup_phone": "+8613977778888",
+    "region": "Hangzhou West Lake",
+    "tags": ["ouyang special"],
+}
+SECRETS = (
+    "Ouyang Xiuying",
+    "ouyang.xiuying@example.com",
+    "+8613955556666",
+    "+8613977778888",
+    "Hangzhou West Lake",
+)
 
 
 async def caught_up(stack: Stack, service: RunningService) -> None:
@@ -34,15 +47,23 @@ async def caught_up(stack: Stack, service: RunningService) -> None:
     consumer = service.runtime.consumer
     if consumer is None:
         return
-    reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=stack.prefix + f"csm.{service.name}",
-                              enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=stack.bootstrap,
+        group_id=stack.prefix + f"csm.{service.name}",
+        enable_auto_commit=False,
+    )
     await reader.start()
     try:
-        partitions = [TopicPartition(stack.prefix + topic, p)
-                      for topic in consumer.topics for p in reader.partitions_for_topic(stack.prefix + topic) or ()]
+        partitions = [
+            TopicPartition(stack.prefix + topic, p)
+            for topic in consumer.topics
+            for p in reader.partitions_for_topic(stack.prefix + topic) or ()
+        ]
         ends = await reader.end_offsets(partitions)
         for partition in partitions:
-            assert (await reader.committed(partition) or 0) >= ends[partition], f"{service.name} behind on {partition}"
+            assert (await reader.committed(partition) or 0) >= ends[partition], (
+                f"{service.name} behind on {partition}"
+            )
     finally:
         await reader.stop()
 
@@ -57,9 +78,21 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     base = f"/customers/{cid}"
     for method, url, body in [
         ("post", f"{base}/purchases", {"order_id": "SO-OUYANG", "amount": "12000.00", "currency": "CNY"}),
-        ("post", f"{base}/contacts", {"name": "Ouyang Xiuying", "role": "decision_maker", "phone": "+8613955556666"}),
-        ("post", f"{base}/interactions", {"channel": "phone", "kind": "signal", "signal": "usage_drop",
-                                           "outcome": "Ouyang Xiuying sounded upset"}),
+        (
+            "post",
+            f"{base}/contacts",
+            {"name": "Ouyang Xiuying", "role": "decision_maker", "phone": "+8613955556666"},
+        ),
+        (
+            "post",
+            f"{base}/interactions",
+            {
+                "channel": "phone",
+                "kind": "signal",
+                "signal": "usage_drop",
+                "outcome": "Ouyang Xiuying sounded upset",
+            },
+        ),
         ("put", f"{base}/consents/email/marketing", {"granted": True, "source": "web form"}),
         ("put", f"{base}/interests", {"interests": ["west lake tea"], "source": "Ouyang Xiuying"}),
         ("patch", base, {"email": "ouyang.xiuying@example.com", "notes": "Ouyang Xiuying prefers mornings"}),
@@ -72,7 +105,9 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
             await caught_up(stack, stack[name])
 
     await eventually(everyone_caught_up, timeout=60)
-    assert await leaks(stack["customer"].database_url, *SECRETS), "the customer service had the data to begin with"
+    assert await leaks(stack["customer"].database_url, *SECRETS), (
+        "the customer service had the data to begin with"
+    )
 
     assert (await client.delete(base, headers=auth(Role.admin))).status_code == 204
     [erased] = await staged(stack["customer"], CustomerErased.type)
@@ -82,8 +117,9 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
         db = Database(stack["customer"].database_url)
         try:
             async with db.read() as session:
-                moment = await session.scalar(sa.select(outbox_message.c.published_at)
-                                              .where(outbox_message.c.event_id == erased_id))
+                moment = await session.scalar(
+                    sa.select(outbox_message.c.published_at).where(outbox_message.c.event_id == erased_id)
+                )
         finally:
             await db.dispose()
         assert moment is not None
@@ -94,13 +130,19 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     async def erasure_consumed() -> None:
         for name in SERVICES:
             service = stack[name]
-            handles = service.runtime.consumer is not None and CustomerErased.type in service.runtime.consumer.handlers
+            handles = (
+                service.runtime.consumer is not None
+                and CustomerErased.type in service.runtime.consumer.handlers
+            )
             if handles:
                 db = Database(service.database_url)
                 try:
                     async with db.read() as session:
-                        seen = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message)
-                                                    .where(inbox_message.c.event_id == erased_id))
+                        seen = await session.scalar(
+                            sa.select(sa.func.count())
+                            .select_from(inbox_message)
+                            .where(inbox_message.c.event_id == erased_id)
+                        )
                 finally:
                     await db.dispose()
                 assert seen == 1, f"{name} has not consumed the erasure yet"

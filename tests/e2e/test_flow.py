@@ -51,7 +51,9 @@ async def test_a_purchase_moves_the_tier_and_produces_a_notification(stack: Stac
     assert "gold" in str(segment["rule"])
 
     async def notified() -> list[dict[str, object]]:
-        found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id}, headers=auth())
+        found = await stack["notify"].client.get(
+            "/notifications", params={"customer_id": customer_id}, headers=auth()
+        )
         assert found.status_code == 200, found.text
         items = found.json()["items"]
         assert sorted(item["playbook"] for item in items) == ["first_purchase_care", "tier_upgrade_welcome"]
@@ -96,7 +98,9 @@ async def test_a_complaint_produces_a_notification(stack: Stack) -> None:
     assert complaint["status"] == "new"
 
     async def acknowledged() -> None:
-        found = await stack["notify"].client.get("/notifications", params={"customer_id": customer_id}, headers=auth())
+        found = await stack["notify"].client.get(
+            "/notifications", params={"customer_id": customer_id}, headers=auth()
+        )
         items = found.json()["items"]
         assert [item["playbook"] for item in items] == ["complaint_acknowledgement"]
 

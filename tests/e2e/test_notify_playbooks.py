@@ -77,7 +77,9 @@ async def test_an_imported_first_purchase_is_history_and_is_not_thanked(notify: 
     await notify.consumed(*published)
     await notify.settled(live, 1)
     assert await notify.notifications(migrated) == []
-    assert notify.mailbox.to("migrated@example.com") == [], "neither thanked nor welcomed to a tier they already had"
+    assert notify.mailbox.to("migrated@example.com") == [], (
+        "neither thanked nor welcomed to a tier they already had"
+    )
     await notify.advance(timedelta(days=8))
     await notify.scan()
     assert await notify.tasks(migrated) == [], "no care call for a purchase made before csm knew the customer"

@@ -15,14 +15,20 @@ async def test_a_delayed_step_is_taken_by_the_next_process_after_a_restart(
 ) -> None:
     first = await start_notify(stack, mailbox, http_receiver)
     customer = await first.register(account_manager="am-9")
-    await first.consumed(*await first.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True)))
+    await first.consumed(
+        *await first.publish(event("csm.purchase.recorded.v1", customer, first_purchase=True))
+    )
     await first.settled(customer, 1)
     database_url = first.service.database_url
     await stack.close()  # the process is gone; the waiting run is only in the database
 
     async with stack_of(stack.bootstrap, databases) as after:
         second = await start_notify(
-            after, mailbox, http_receiver, clock=ManualClock(START + timedelta(days=7)), database_url=database_url
+            after,
+            mailbox,
+            http_receiver,
+            clock=ManualClock(START + timedelta(days=7)),
+            database_url=database_url,
         )
 
         async def care_call() -> None:

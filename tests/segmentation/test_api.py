@@ -21,8 +21,9 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
     manager = auth(Role.manager, subject="boss")
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     topic = stack.prefix + "csm.customer"
-    await produce_events(stack.bootstrap, topic, [purchase(a, "12000.00"), purchase(b, "500.00"),
-                                                  purchase(c, "2000.00")])
+    await produce_events(
+        stack.bootstrap, topic, [purchase(a, "12000.00"), purchase(b, "500.00"), purchase(c, "2000.00")]
+    )
 
     async def known(customer_id: uuid.UUID) -> dict[str, object]:
         found = await seg.client.get(f"/segments/{customer_id}", headers=auth())
@@ -33,15 +34,17 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
         await eventually(lambda customer_id=customer_id: known(customer_id))
 
     # A key account overrides the rule, and who and why are kept.
-    designated = await seg.client.put(f"/segments/{b}/key-account", json={"key_account": True, "reason": "strategic"},
-                                      headers=manager)
+    designated = await seg.client.put(
+        f"/segments/{b}/key-account", json={"key_account": True, "reason": "strategic"}, headers=manager
+    )
     assert designated.status_code == 200, designated.text
     body = designated.json()
     assert body["tier"] == "platinum" and body["key_account"] is True
     assert body["key_account_designation"]["designated_by"] == "boss"
     assert body["key_account_designation"]["reason"] == "strategic"
-    refused = await seg.client.put(f"/segments/{b}/key-account", json={"key_account": True, "reason": "x"},
-                                   headers=auth(Role.agent))
+    refused = await seg.client.put(
+        f"/segments/{b}/key-account", json={"key_account": True, "reason": "x"}, headers=auth(Role.agent)
+    )
     assert refused.status_code == 403
 
     # What-if changes nothing; apply moves and announces.
@@ -78,15 +81,19 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
     window = {"start": (NOW - timedelta(days=1)).isoformat(), "end": NOW.isoformat()}
     migration = (await seg.client.get("/analytics/migration", params=window, headers=supervisor)).json()
     assert migration["matrix"]["none"]["gold"] == 2 and migration["matrix"]["none"]["platinum"] == 1
-    svg = await seg.client.get("/analytics/migration/chart", params={**window, "image_format": "svg"},
-                               headers=supervisor)
+    svg = await seg.client.get(
+        "/analytics/migration/chart", params={**window, "image_format": "svg"}, headers=supervisor
+    )
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
-    retention = await seg.client.get("/analytics/retention", params={"start": "2026-10-01", "end": "2026-11-30"},
-                                     headers=supervisor)
+    retention = await seg.client.get(
+        "/analytics/retention", params={"start": "2026-10-01", "end": "2026-11-30"}, headers=supervisor
+    )
     assert retention.status_code == 200 and len(retention.json()["rows"]) == 8
 
     # Merge: what belonged to c now belongs to a. Erasure: nothing of b is left.
-    merged = envelope_for(example("csm.customer.merged.v1", a).model_copy(update={"merged_id": c}), source="/tests")
+    merged = envelope_for(
+        example("csm.customer.merged.v1", a).model_copy(update={"merged_id": c}), source="/tests"
+    )
     erased = envelope_for(example("csm.customer.erased.v1", b), source="/tests")
     await produce_events(stack.bootstrap, topic, [merged, erased])
 

@@ -49,7 +49,9 @@ def test_probability_alive_is_one_without_repeat_purchases_and_falls_with_silenc
     assert bgnbd.probability_alive(p, 0, 0, 30) == 1.0
     recent, silent = bgnbd.probability_alive(p, 3, 29, 30), bgnbd.probability_alive(p, 3, 5, 30)
     assert 0 < silent < recent < 1
-    many = bgnbd.probabilities_alive(p, np.array([0.0, 3, 3]), np.array([0.0, 29, 5]), np.array([30.0, 30, 30]))
+    many = bgnbd.probabilities_alive(
+        p, np.array([0.0, 3, 3]), np.array([0.0, 29, 5]), np.array([30.0, 30, 30])
+    )
     assert many == pytest.approx([1.0, recent, silent])
 
 

@@ -29,19 +29,39 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def records(envelopes: list[Envelope[Event]]) -> list[ConsumerRecord[bytes, bytes]]:
     return [
-        ConsumerRecord(topic="csm.customer", partition=0, offset=n, timestamp=0, timestamp_type=0,
-                       key=envelope.partitionkey.encode(), value=encode(envelope), checksum=None,
-                       serialized_key_size=0, serialized_value_size=0, headers=())
+        ConsumerRecord(
+            topic="csm.customer",
+            partition=0,
+            offset=n,
+            timestamp=0,
+            timestamp_type=0,
+            key=envelope.partitionkey.encode(),
+            value=encode(envelope),
+            checksum=None,
+            serialized_key_size=0,
+            serialized_value_size=0,
+            headers=(),
+        )
         for n, envelope in enumerate(envelopes)
     ]
 
 
 def purchase(customer: uuid.UUID, amount: str, days_ago: float, **fields: Any) -> Envelope[Event]:
-    return envelope_for(PurchaseRecorded(
-        customer_id=customer, purchase_id=uuid.uuid4(), order_id=f"SO-{uuid.uuid4().hex[:8]}",
-        amount=Decimal(amount), currency="CNY", channel=SalesChannel.web,
-        purchased_at=NOW - timedelta(days=days_ago), item_count=1, first_purchase=False, **fields,
-    ), source="/tests")
+    return envelope_for(
+        PurchaseRecorded(
+            customer_id=customer,
+            purchase_id=uuid.uuid4(),
+            order_id=f"SO-{uuid.uuid4().hex[:8]}",
+            amount=Decimal(amount),
+            currency="CNY",
+            channel=SalesChannel.web,
+            purchased_at=NOW - timedelta(days=days_ago),
+            item_count=1,
+            first_purchase=False,
+            **fields,
+        ),
+        source="/tests",
+    )
 
 
 def registered(customer: uuid.UUID) -> Envelope[Event]:
@@ -50,7 +70,9 @@ def registered(customer: uuid.UUID) -> Envelope[Event]:
 
 async def service(databases: Databases, *, bulk: bool) -> tuple[FastAPI, EventConsumer]:
     url = await databases.create("segmentation")
-    settings = SegmentationSettings(database_url=url, common=common_settings_for_tests("127.0.0.1:1", "bulk."))
+    settings = SegmentationSettings(
+        database_url=url, common=common_settings_for_tests("127.0.0.1:1", "bulk.")
+    )
     app = create_app(settings, clock=ManualClock(NOW))
     consumer = app.state.runtime.consumer
     assert consumer.apply_batch is not None
@@ -62,30 +84,54 @@ async def service(databases: Databases, *, bulk: bool) -> tuple[FastAPI, EventCo
 async def contents(app: FastAPI) -> dict[str, Any]:
     """Everything the batch left, without the identifiers drawn at random (history and event ids)."""
     async with app.state.runtime.db.read() as session:
-        segments = [dict(r._mapping) for r in await session.execute(
-            sa.select(CustomerSegment.__table__).order_by(CustomerSegment.customer_id))]
-        purchases = [dict(r._mapping) for r in await session.execute(
-            sa.select(Purchase.__table__).order_by(Purchase.purchase_id))]
-        history = [{k: v for k, v in r._mapping.items() if k != "id"} for r in await session.execute(
-            sa.select(TierChange.__table__).order_by(TierChange.customer_id, TierChange.cause_event_id))]
+        segments = [
+            dict(r._mapping)
+            for r in await session.execute(
+                sa.select(CustomerSegment.__table__).order_by(CustomerSegment.customer_id)
+            )
+        ]
+        purchases = [
+            dict(r._mapping)
+            for r in await session.execute(sa.select(Purchase.__table__).order_by(Purchase.purchase_id))
+        ]
+        history = [
+            {k: v for k, v in r._mapping.items() if k != "id"}
+            for r in await session.execute(
+                sa.select(TierChange.__table__).order_by(TierChange.customer_id, TierChange.cause_event_id)
+            )
+        ]
         events = []
         for row in await session.execute(sa.select(outbox_message).order_by(outbox_message.c.seq)):
             envelope = orjson.loads(row.body)
             events.append((row.topic, row.key, row.event_type, envelope["data"], envelope.get("causationid")))
-    return {"segments": segments, "purchases": purchases, "history": history,
-            "events": sorted(events, key=lambda e: (e[1], str(e[3].get("cause_event_id")), e[2]))}
+    return {
+        "segments": segments,
+        "purchases": purchases,
+        "history": history,
+        "events": sorted(events, key=lambda e: (e[1], str(e[3].get("cause_event_id")), e[2])),
+    }
 
 
-async def test_a_batch_of_purchases_applied_at_once_leaves_what_the_handlers_leave(databases: Databases) -> None:
+async def test_a_batch_of_purchases_applied_at_once_leaves_what_the_handlers_leave(
+    databases: Databases,
+) -> None:
     rng = random.Random(11)
     customers = [uuid.uuid4() for _ in range(40)]
     # Some customers are known before (registered, a first purchase); then two batches of
     # purchases, several per customer, some outside the window, amounts that cross tiers.
     before = [registered(c) for c in customers[:20]] + [purchase(c, "120.00", 30) for c in customers[:10]]
     batches = [
-        [rng.choice([registered, lambda c: purchase(c, f"{rng.randint(1, 30000)}.{rng.randint(0, 99):02d}",
-                                                    rng.uniform(0, 500))])(rng.choice(customers))
-         for _ in range(150)]
+        [
+            rng.choice(
+                [
+                    registered,
+                    lambda c: purchase(
+                        c, f"{rng.randint(1, 30000)}.{rng.randint(0, 99):02d}", rng.uniform(0, 500)
+                    ),
+                ]
+            )(rng.choice(customers))
+            for _ in range(150)
+        ]
         for _ in range(2)
     ]
     batches[1].append(purchase(customers[0], "99.00", 1, imported=True))
@@ -115,14 +161,24 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
     try:
         customer = uuid.uuid4()
         bought = purchase(customer, "5000.00", 1)
-        refund = envelope_for(PurchaseRefunded(
-            customer_id=customer, purchase_id=bought.data.purchase_id, refund_id=uuid.uuid4(),  # type: ignore[attr-defined]
-            amount=Decimal("5000.00"), currency="CNY", refunded_at=NOW, fully_refunded=True,
-        ), source="/tests")
+        refund = envelope_for(
+            PurchaseRefunded(
+                customer_id=customer,
+                purchase_id=bought.data.purchase_id,
+                refund_id=uuid.uuid4(),  # type: ignore[attr-defined]
+                amount=Decimal("5000.00"),
+                currency="CNY",
+                refunded_at=NOW,
+                fully_refunded=True,
+            ),
+            source="/tests",
+        )
         assert consumer.apply_batch is not None
         async with app.state.runtime.db.unit_of_work() as session:
             assert await consumer.apply_batch(session, [bought, refund]) is False
-            assert (await session.scalar(sa.select(sa.func.count()).select_from(Purchase))) == 0, "nothing written"
+            assert (await session.scalar(sa.select(sa.func.count()).select_from(Purchase))) == 0, (
+                "nothing written"
+            )
         await consumer.process(records([bought, refund]))
         async with app.state.runtime.db.read() as session:
             segment = await session.get(CustomerSegment, customer)
@@ -131,4 +187,3 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
             assert ledger.fully_refunded and ledger.amount_minor == 0
     finally:
         await app.state.runtime.db.dispose()
-

@@ -13,7 +13,17 @@ from pydantic import ValidationError
 
 from services.segmentation import rfm
 from services.segmentation.assessment import (
-    ABC, RISK_OF_CAUSE, SEGMENTS, STAGES, TIERS, CutPoints, Facts, Population, RiskCause, assess, assess_population,
+    ABC,
+    RISK_OF_CAUSE,
+    SEGMENTS,
+    STAGES,
+    TIERS,
+    CutPoints,
+    Facts,
+    Population,
+    RiskCause,
+    assess,
+    assess_population,
 )
 from services.segmentation.policy import DEFAULT_POLICY, AbcClass, Policy, RfmSegment, TierRule
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, tier_rank
@@ -46,7 +56,9 @@ def test_no_purchases_means_no_thresholds_and_no_scores() -> None:
 
 
 def test_recency_scores_fewer_days_higher() -> None:
-    thresholds = rfm.quintile_thresholds(np.array([1, 10, 100, 200, 400]), np.ones(5, np.int64), np.ones(5, np.int64))
+    thresholds = rfm.quintile_thresholds(
+        np.array([1, 10, 100, 200, 400]), np.ones(5, np.int64), np.ones(5, np.int64)
+    )
     assert [rfm.score_within(d, thresholds.recency_days) for d in (1, 10, 100, 200, 400)] == [5, 4, 3, 2, 1]
 
 
@@ -55,7 +67,12 @@ def test_abc_classes_by_cumulative_revenue_share() -> None:
     thresholds = rfm.abc_thresholds([600, 250, 100, 30, 20], a_share=0.8, b_share=0.15)
     assert thresholds == rfm.AbcThresholds(250, 100)
     assert [rfm.abc_class(m, thresholds) for m in (600, 250, 100, 30, 0)] == [
-        AbcClass.A, AbcClass.A, AbcClass.B, AbcClass.C, AbcClass.C]
+        AbcClass.A,
+        AbcClass.A,
+        AbcClass.B,
+        AbcClass.C,
+        AbcClass.C,
+    ]
     assert rfm.top_share_of_revenue([600, 250, 100, 30, 20], top_share=0.2) == pytest.approx(0.6)
 
 
@@ -88,18 +105,29 @@ def test_a_policy_whose_segments_leave_a_gap_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("monetary", "frequency", "tier"),
-    [("0", 0, Tier.lead), ("999.99", 3, Tier.lead), ("1000.00", 1, Tier.iron), ("10000.00", 1, Tier.gold),
-     ("50000.00", 4, Tier.gold), ("50000.00", 5, Tier.platinum)],
+    [
+        ("0", 0, Tier.lead),
+        ("999.99", 3, Tier.lead),
+        ("1000.00", 1, Tier.iron),
+        ("10000.00", 1, Tier.gold),
+        ("50000.00", 4, Tier.gold),
+        ("50000.00", 5, Tier.platinum),
+    ],
 )
 def test_default_tiers_without_cut_points(monetary: str, frequency: int, tier: Tier) -> None:
     minor = int(Decimal(monetary) * 100)
     facts = Facts(frequency, minor, frequency, NOW - timedelta(days=3), NOW - timedelta(days=1))
-    assert assess(facts, DEFAULT_POLICY, CutPoints(0, None, rfm.AbcThresholds(None, None), None), NOW).tier == tier
+    assert (
+        assess(facts, DEFAULT_POLICY, CutPoints(0, None, rfm.AbcThresholds(None, None), None), NOW).tier
+        == tier
+    )
 
 
 def test_class_a_is_gold_whatever_it_spent_and_the_rule_that_fired_is_named() -> None:
     cut = _cut_points([10, 100], [1, 2], [100, 500])
-    verdict = assess(Facts(1, 600, 1, NOW - timedelta(days=1), NOW - timedelta(days=1)), DEFAULT_POLICY, cut, NOW)
+    verdict = assess(
+        Facts(1, 600, 1, NOW - timedelta(days=1), NOW - timedelta(days=1)), DEFAULT_POLICY, cut, NOW
+    )
     assert verdict.abc_class is AbcClass.A and verdict.tier is Tier.gold
     assert verdict.rule == "gold: ABC class A"
 
@@ -132,15 +160,21 @@ def test_risk_follows_the_customers_own_rhythm_and_signals() -> None:
         facts = Facts(5, 500, 5, first, first + timedelta(days=40), signal_points=points)
         return assess(facts, policy, cut, first + timedelta(days=40 + last_days_ago)).risk
 
-    assert [risk(15), risk(20), risk(39), risk(40)] == [ChurnRisk.low, ChurnRisk.at_risk, ChurnRisk.at_risk,
-                                                         ChurnRisk.lost]
+    assert [risk(15), risk(20), risk(39), risk(40)] == [
+        ChurnRisk.low,
+        ChurnRisk.at_risk,
+        ChurnRisk.at_risk,
+        ChurnRisk.lost,
+    ]
     assert risk(1, points=2.0) is ChurnRisk.at_risk
 
 
 def test_a_tier_rule_can_require_low_risk() -> None:
     document = DEFAULT_POLICY.model_dump()
-    document["tier_rules"] = [TierRule(tier=Tier.gold, min_monetary=Decimal(100), risks=(ChurnRisk.low,)),
-                              TierRule(tier=Tier.lead)]
+    document["tier_rules"] = [
+        TierRule(tier=Tier.gold, min_monetary=Decimal(100), risks=(ChurnRisk.low,)),
+        TierRule(tier=Tier.lead),
+    ]
     policy = Policy.model_validate(document)
     cut = CutPoints(0, None, rfm.AbcThresholds(None, None), None)
     calm = Facts(1, 20_000, 1, NOW, NOW)
@@ -158,7 +192,10 @@ customer = st.tuples(
     st.integers(0, 2_000_000),  # spend in minor units
     st.integers(0, 400),  # days since the last purchase
     st.integers(0, 300),  # days between first and last
-    st.booleans(), st.one_of(st.none(), st.integers(0, 10)), st.sampled_from([0.0, 1.0, 2.5]), st.booleans(),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(0, 10)),
+    st.sampled_from([0.0, 1.0, 2.5]),
+    st.booleans(),
 )
 
 
@@ -176,7 +213,8 @@ def test_the_batch_agrees_with_the_per_event_path(population: list[tuple], probe
     buyers = [f for f in everyone if f.lifetime_frequency]
     cut = _cut_points(
         [int((NOW - f.last_purchase_at).total_seconds() // 86400) for f in buyers] or [0],  # type: ignore[operator]
-        [f.frequency for f in buyers] or [0], [f.monetary_minor for f in buyers] or [0],
+        [f.frequency for f in buyers] or [0],
+        [f.monetary_minor for f in buyers] or [0],
     )
     probe = [facts(r) for r in probes]
 
@@ -189,9 +227,10 @@ def test_the_batch_agrees_with_the_per_event_path(population: list[tuple], probe
         lifetime_frequency=np.array([f.lifetime_frequency for f in probe], np.int64),
         first_purchase=np.array([epoch(f.first_purchase_at) for f in probe]),
         last_purchase=np.array([epoch(f.last_purchase_at) for f in probe]),
-        engaged=np.array([f.engaged for f in probe]), last_nps=np.array([np.nan if f.last_nps is None else f.last_nps
-                                                                        for f in probe]),
-        signal_points=np.array([f.signal_points for f in probe]), key_account=np.array([f.key_account for f in probe]),
+        engaged=np.array([f.engaged for f in probe]),
+        last_nps=np.array([np.nan if f.last_nps is None else f.last_nps for f in probe]),
+        signal_points=np.array([f.signal_points for f in probe]),
+        key_account=np.array([f.key_account for f in probe]),
     )
     batch = assess_population(arrays, DEFAULT_POLICY, cut, NOW.timestamp())
     for i, one in enumerate(probe):

@@ -42,10 +42,16 @@ async def produce_events(bootstrap: str, topic: str, envelopes: list[Envelope[Ev
     await produce(bootstrap, topic, [(env.partitionkey, encode(env)) for env in envelopes])
 
 
-async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_ms: int = 20_000) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(
+    bootstrap: str, topic: str, *, expect: int, timeout_ms: int = 20_000
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` from the beginning, once at least ``expect`` have arrived."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

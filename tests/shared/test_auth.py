@@ -45,23 +45,37 @@ async def test_no_token_is_401_with_a_bearer_challenge(customer_service: Stack) 
     "token",
     [
         "not-a-jwt",
-        jwt.encode({"sub": "x", "role": "admin", "iss": "csm", "exp": 4102444800}, "another-secret-that-is-long-enough-for-hs256", algorithm="HS256"),
-        jwt.encode({"sub": "x", "role": "overlord", "iss": "csm", "exp": 4102444800}, DEVELOPMENT_JWT_SECRET,
-                   algorithm="HS256"),
-        jwt.encode({"sub": "x", "role": "admin", "iss": "someone-else", "exp": 4102444800}, DEVELOPMENT_JWT_SECRET,
-                   algorithm="HS256"),
+        jwt.encode(
+            {"sub": "x", "role": "admin", "iss": "csm", "exp": 4102444800},
+            "another-secret-that-is-long-enough-for-hs256",
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "overlord", "iss": "csm", "exp": 4102444800},
+            DEVELOPMENT_JWT_SECRET,
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "admin", "iss": "someone-else", "exp": 4102444800},
+            DEVELOPMENT_JWT_SECRET,
+            algorithm="HS256",
+        ),
         jwt.encode({"sub": "x", "role": "admin", "iss": "csm"}, DEVELOPMENT_JWT_SECRET, algorithm="HS256"),
     ],
     ids=["garbage", "wrong-secret", "unknown-role", "wrong-issuer", "no-expiry"],
 )
 async def test_a_bad_token_is_401(customer_service: Stack, token: str) -> None:
-    response = await customer_service["customer"].client.get(CUSTOMER, headers={"Authorization": f"Bearer {token}"})
+    response = await customer_service["customer"].client.get(
+        CUSTOMER, headers={"Authorization": f"Bearer {token}"}
+    )
     assert_problem(response, 401)
 
 
 async def test_an_expired_token_is_401_and_says_so(customer_service: Stack) -> None:
     token = mint_token(customer_service.common, subject="x", role=Role.admin, ttl=timedelta(seconds=-1))
-    response = await customer_service["customer"].client.get(CUSTOMER, headers={"Authorization": f"Bearer {token}"})
+    response = await customer_service["customer"].client.get(
+        CUSTOMER, headers={"Authorization": f"Bearer {token}"}
+    )
     assert "expired" in str(assert_problem(response, 401)["detail"])
 
 
@@ -73,7 +87,9 @@ async def test_every_role_that_may_read_a_customer_gets_past_auth(customer_servi
 
 def test_staff_roles_are_ranked_and_service_is_apart() -> None:
     manager = Principal("m", Role.manager)
-    assert manager.at_least(Role.agent) and manager.at_least(Role.manager) and not manager.at_least(Role.admin)
+    assert (
+        manager.at_least(Role.agent) and manager.at_least(Role.manager) and not manager.at_least(Role.admin)
+    )
     assert not Principal("s", Role.service).at_least(Role.agent)
 
 
@@ -92,12 +108,20 @@ def manager_only_app() -> FastAPI:
 async def test_a_role_without_the_right_is_403() -> None:
     app = manager_only_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        for role, status in [(Role.agent, 403), (Role.supervisor, 403), (Role.service, 403), (Role.manager, 200),
-                             (Role.admin, 200)]:
+        for role, status in [
+            (Role.agent, 403),
+            (Role.supervisor, 403),
+            (Role.service, 403),
+            (Role.manager, 200),
+            (Role.admin, 200),
+        ]:
             response = await client.get("/policy", headers=auth(role))
             assert response.status_code == status, role
         refused = await client.get("/policy", headers=auth(Role.agent))
-        assert "manager" in refused.json()["detail"] and refused.headers["content-type"] == "application/problem+json"
+        assert (
+            "manager" in refused.json()["detail"]
+            and refused.headers["content-type"] == "application/problem+json"
+        )
 
 
 def test_production_refuses_the_development_secret_and_short_ones() -> None:
@@ -111,7 +135,9 @@ def test_production_refuses_the_development_secret_and_short_ones() -> None:
 def test_csm_token_mints_a_token_for_the_role_asked() -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "services.cli", "token", "--role", "supervisor", "--subject", "amy"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     principal = decode_token(CommonSettings(), printed)
     assert (principal.subject, principal.role) == ("amy", Role.supervisor)

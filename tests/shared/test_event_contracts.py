@@ -22,14 +22,20 @@ from tests.shared.event_examples import FIELDS, FIXED_ID, MOMENT, example
 CONTRACTS = Path(__file__).parent / "contracts"
 
 REQUIRED = {
-    "csm.customer.registered.v1", "csm.customer.updated.v1", "csm.purchase.recorded.v1",
-    "csm.purchase.refunded.v1", "csm.interaction.logged.v1", "csm.complaint.opened.v1",
-    "csm.complaint.resolved.v1", "csm.segment.tier_changed.v1", "csm.notification.sent.v1",
+    "csm.customer.registered.v1",
+    "csm.customer.updated.v1",
+    "csm.purchase.recorded.v1",
+    "csm.purchase.refunded.v1",
+    "csm.interaction.logged.v1",
+    "csm.complaint.opened.v1",
+    "csm.complaint.resolved.v1",
+    "csm.segment.tier_changed.v1",
+    "csm.notification.sent.v1",
 }
 
 
 def test_the_catalog_has_every_required_event_type_versioned_and_in_the_past_tense() -> None:
-    assert REQUIRED <= set(REGISTRY)
+    assert set(REGISTRY) >= REQUIRED
     assert len(REGISTRY) == len(ALL_EVENTS), "two models claim one type"
     for event_type in REGISTRY:
         prefix, *_, version = event_type.split(".")
@@ -69,7 +75,9 @@ def test_the_schema_of_every_event_is_pinned(event: type[Event]) -> None:
 
 def test_a_subject_that_disagrees_with_the_payload_is_refused() -> None:
     envelope = envelope_for(example("csm.customer.erased.v1"), source="/tests")
-    tampered = encode(envelope).replace(f'"subject":"{FIXED_ID}"'.encode(), f'"subject":"{uuid.uuid4()}"'.encode())
+    tampered = encode(envelope).replace(
+        f'"subject":"{FIXED_ID}"'.encode(), f'"subject":"{uuid.uuid4()}"'.encode()
+    )
     with pytest.raises(ValueError, match="subject does not match"):
         decode(tampered, REGISTRY)
 
@@ -85,4 +93,6 @@ def test_the_asyncapi_catalog_describes_every_event_on_its_topic() -> None:
         assert message["contentType"].startswith("application/cloudevents+json")
         assert message["payload"]["properties"]["data"]["$ref"].startswith("#/components/schemas/")
     referenced = json.dumps(document).count('"$ref": "#/components/schemas/')
-    assert referenced and all(name in document["components"]["schemas"] for name in ("PurchaseRecorded", "Tier"))
+    assert referenced and all(
+        name in document["components"]["schemas"] for name in ("PurchaseRecorded", "Tier")
+    )

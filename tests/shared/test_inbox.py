@@ -66,8 +66,9 @@ async def running_probe(
         bus=bus,
         handlers={PurchaseRecorded: handle},
         metrics=Metrics(),
-        settings=ConsumerSettings(batch_size=100, retry_backoff=(0.05, 0.05), session_timeout_ms=2000,
-                                  heartbeat_interval_ms=300),
+        settings=ConsumerSettings(
+            batch_size=100, retry_backoff=(0.05, 0.05), session_timeout_ms=2000, heartbeat_interval_ms=300
+        ),
     )
     await bus.start([TOPIC, dead_letter_topic("probe")])
     task = asyncio.create_task(probe.consumer.run())
@@ -145,7 +146,9 @@ async def test_a_handler_that_keeps_failing_dead_letters_the_event_and_later_one
     assert headers["csm-original-topic"] == probe.topic(TOPIC).encode()
     # Tried in the failed batch, then alone with two retries; the neighbours were not held back for good.
     assert probe.calls.count(poison.id) == 4
-    assert any("dead-lettered" in r.getMessage() and "ledger rejects" in r.getMessage() for r in caplog.records)
+    assert any(
+        "dead-lettered" in r.getMessage() and "ledger rejects" in r.getMessage() for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize(
@@ -205,4 +208,6 @@ async def test_a_database_outage_is_retried_until_it_passes_and_nothing_is_dead_
         assert probe.calls.count(event.id) == 4
         # Three failures with only two retries allowed would have dead-lettered a handler error.
         metric = probe.consumer.metrics.events_dead_lettered
-        assert sum(sample.value for sample in metric.collect()[0].samples if sample.name.endswith("_total")) == 0
+        assert (
+            sum(sample.value for sample in metric.collect()[0].samples if sample.name.endswith("_total")) == 0
+        )

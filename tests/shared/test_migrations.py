@@ -23,7 +23,8 @@ async def differences(service: str, url: str) -> list[object]:
         async with engine.connect() as connection:
             return await connection.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), [metadata, MESSAGING_METADATA]
+                    MigrationContext.configure(sync, opts={"compare_type": True}),
+                    [metadata, MESSAGING_METADATA],
                 )
             )
     finally:
@@ -40,7 +41,9 @@ async def tables(url: str) -> set[str]:
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
-async def test_migrations_match_the_models_and_go_down_and_up_again(databases: Databases, service: str) -> None:
+async def test_migrations_match_the_models_and_go_down_and_up_again(
+    databases: Databases, service: str
+) -> None:
     url = await databases.create(service)
     assert await differences(service, url) == []
     assert {"outbox_message", "inbox_message", "bus_state"} <= await tables(url)

@@ -33,7 +33,9 @@ async def db(databases: Databases) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def relay(db: Database, broker: EmbeddedBroker) -> AsyncIterator[OutboxRelay]:
-    bus = Bus(common_settings_for_tests(broker.bootstrap, f"t{uuid.uuid4().hex[:10]}."), client_id="relay-test")
+    bus = Bus(
+        common_settings_for_tests(broker.bootstrap, f"t{uuid.uuid4().hex[:10]}."), client_id="relay-test"
+    )
     await bus.start([TOPIC])
     yield OutboxRelay(db=db, bus=bus, metrics=Metrics(), settings=RelaySettings(batch_size=2))
     await bus.stop()
@@ -42,8 +44,14 @@ async def relay(db: Database, broker: EmbeddedBroker) -> AsyncIterator[OutboxRel
 def a_customer() -> Customer:
     now = utcnow()
     return Customer(
-        id=uuid.uuid4(), kind="individual", name="Chen Jing", locale="zh-CN", time_zone="Asia/Shanghai",
-        status="active", created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        kind="individual",
+        name="Chen Jing",
+        locale="zh-CN",
+        time_zone="Asia/Shanghai",
+        status="active",
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -68,7 +76,10 @@ async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(
         envelope = stage(session, example("csm.customer.registered.v1", customer.id), source="/tests")
     [row] = await outbox_rows(db)
     assert (row.event_id, row.topic, row.key, row.event_type) == (
-        envelope.id, TOPIC, str(customer.id), "csm.customer.registered.v1",
+        envelope.id,
+        TOPIC,
+        str(customer.id),
+        "csm.customer.registered.v1",
     )
     assert row.published_at is None
     assert db.outbox_signal.is_set(), "the commit should wake the relay"
@@ -136,7 +147,9 @@ async def test_purge_forgets_published_events_past_retention_but_never_pending_o
     async with db.unit_of_work() as session:
         await session.execute(outbox_message.update().values(created_at=long_ago))
         await session.execute(
-            outbox_message.update().where(outbox_message.c.event_id == published.id).values(published_at=long_ago)
+            outbox_message.update()
+            .where(outbox_message.c.event_id == published.id)
+            .values(published_at=long_ago)
         )
     await relay.purge()
     assert [row.event_id for row in await outbox_rows(db)] == [pending.id]
