@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
@@ -124,7 +124,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+class BeforeCommit(Protocol):
+    def __call__(self, *, session: AsyncSession) -> Awaitable[None]: ...
 
 
 class Database:
@@ -150,7 +151,7 @@ class Database:
         async with self.sessionmaker() as session, session.begin():
             yield session
             for hook in session.info.pop("csm.before_commit", []):
-                await hook(session)
+                await hook(session=session)
         if session.info.pop("csm.staged_events", False):
             self.outbox_signal.set()
 
@@ -169,7 +170,7 @@ class Database:
         await self.engine.dispose()
 
 
-def before_commit(session: AsyncSession, hook: BeforeCommit) -> None:
+def before_commit(hook: BeforeCommit, *, session: AsyncSession) -> None:
     """Run ``hook`` inside the session's transaction just before ``unit_of_work`` commits it."""
     hooks: list[BeforeCommit] = session.info.setdefault("csm.before_commit", [])
     if hook not in hooks:

@@ -57,9 +57,9 @@ def fingerprint(request: Any) -> str:
 
 
 async def claim(
-    session: AsyncSession,
     table: sa.Table,
     *,
+    session: AsyncSession,
     scope: str,
     key: str,
     request_fingerprint: str,
@@ -102,13 +102,13 @@ async def claim(
     return uuid.UUID(str(earlier.resource_id))
 
 
-async def purge(session: AsyncSession, table: sa.Table, *, before: datetime) -> int:
+async def purge(table: sa.Table, *, session: AsyncSession, before: datetime) -> int:
     """Forget keys older than ``before``; returns how many."""
     result = await session.execute(table.delete().where(table.c.created_at < before))
     return int(result.rowcount or 0)
 
 
-async def forget(session: AsyncSession, table: sa.Table, *, resource_ids: list[uuid.UUID]) -> None:
+async def forget(table: sa.Table, *, session: AsyncSession, resource_ids: list[uuid.UUID]) -> None:
     """Forget the keys that created these resources (when a person's data is erased)."""
     if resource_ids:
         await session.execute(table.delete().where(table.c.resource_id.in_(resource_ids)))

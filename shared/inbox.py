@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -30,16 +30,32 @@ from shared.observability import Metrics
 
 log = logging.getLogger("csm.inbox")
 
-Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+
+class Handler(Protocol):
+    """Applies one event in the consumer's transaction."""
+
+    def __call__(self, envelope: Envelope[Any], /, *, session: AsyncSession) -> Awaitable[None]: ...
+
+
 Handlers = Mapping[type[Event], Handler]
+
+
 # Called once per batch, in its transaction, with the events about to be applied (duplicates
 # left out), before any handler: a consumer can load all the rows the batch needs in one query
 # instead of one per event.
-Prepare = Callable[[AsyncSession, Sequence[Envelope[Event]]], Awaitable[None]]
+class Prepare(Protocol):
+    def __call__(
+        self, envelopes: Sequence[Envelope[Event]], /, *, session: AsyncSession
+    ) -> Awaitable[None]: ...
+
+
 # Called once per batch, in its transaction, with the events about to be applied (duplicates left
 # out): a consumer may apply the whole batch set-based and return True, or return False (having
 # changed nothing) to have ``prepare`` and the per-event handlers apply it instead.
-ApplyBatch = Callable[[AsyncSession, Sequence[Envelope[Event]]], Awaitable[bool]]
+class ApplyBatch(Protocol):
+    def __call__(
+        self, envelopes: Sequence[Envelope[Event]], /, *, session: AsyncSession
+    ) -> Awaitable[bool]: ...
 
 
 @dataclass(frozen=True)
@@ -176,11 +192,13 @@ class EventConsumer:
                     continue
                 seen.add(envelope.id)
                 applied.append(envelope)
-            if applied and not (self.apply_batch is not None and await self.apply_batch(session, applied)):
+            if applied and not (
+                self.apply_batch is not None and await self.apply_batch(applied, session=session)
+            ):
                 if self.prepare is not None:
-                    await self.prepare(session, applied)
+                    await self.prepare(applied, session=session)
                 for envelope in applied:
-                    await self.handlers[envelope.type](session, envelope)
+                    await self.handlers[envelope.type](envelope, session=session)
             if applied:
                 now = utcnow()
                 await session.execute(

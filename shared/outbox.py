@@ -1,6 +1,6 @@
 """The transactional outbox: events commit with the state change that caused them; a relay publishes them.
 
-Code that changes state calls ``stage(session, event)``; the events are written to
+Code that changes state calls ``stage(event, session=session)``; the events are written to
 ``outbox_message`` in the same transaction when ``Database.unit_of_work`` commits. The relay
 publishes pending rows in order with acks=all and marks them published. A crash between the
 two publishes a row again; consumers are idempotent, so that changes nothing.
@@ -32,9 +32,9 @@ _EPOCH = "broker_epoch"
 
 
 def stage(
-    session: AsyncSession,
     event: Event,
     *,
+    session: AsyncSession,
     source: str,
     cause: uuid.UUID | None = None,
     time: datetime | None = None,
@@ -43,15 +43,11 @@ def stage(
     envelope = envelope_for(event, source=source, cause=cause, time=time)
     staged: list[Envelope[Event]] = session.info.setdefault(_STAGED, [])
     staged.append(envelope)
-    before_commit(session, _write_staged)
+    before_commit(_write_staged, session=session)
     return envelope
 
 
-def staged_events(session: AsyncSession) -> list[Envelope[Event]]:
-    return list(session.info.get(_STAGED, []))
-
-
-async def _write_staged(session: AsyncSession) -> None:
+async def _write_staged(*, session: AsyncSession) -> None:
     staged: list[Envelope[Event]] = session.info.pop(_STAGED, [])
     if not staged:
         return

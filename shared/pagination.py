@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
+import sqlalchemy as sa
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.problems import Unprocessable
 
@@ -51,3 +55,64 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(str(moment)), uuid.UUID(str(key))
     except ValueError:
         raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
+
+
+def _not_ours() -> Unprocessable:
+    return Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
+
+
+def _key_value(column: InstrumentedAttribute[Any], raw: object) -> object:
+    """A cursor's part as the column's own type (the cursor is JSON: times, ids travel as text)."""
+    kind = column.type.python_type
+    try:
+        if kind is datetime:
+            return datetime.fromisoformat(str(raw))
+        if kind is uuid.UUID:
+            return uuid.UUID(str(raw))
+    except ValueError:
+        raise _not_ours() from None
+    if kind is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+        raise _not_ours()
+    if kind is str and not isinstance(raw, str):
+        raise _not_ours()
+    return raw
+
+
+def _encoded(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+async def keyset_page(
+    query: sa.Select[Any],
+    *,
+    session: AsyncSession,
+    order: Sequence[InstrumentedAttribute[Any]],
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+    scalars: bool = True,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` by keyset on ``order`` (unique as a whole: end it with the id).
+
+    Answers the page's rows (ORM objects, or ``Row``s with ``scalars=False``) and the cursor of
+    the next page, ``None`` on the last one. A cursor this list did not give out is a 422.
+    """
+    if cursor is not None:
+        after = [
+            _key_value(column, raw)
+            for column, raw in zip(order, decode_cursor(cursor, len(order)), strict=True)
+        ]
+        key, bound = sa.tuple_(*order), sa.tuple_(*after)
+        query = query.where(key < bound if descending else key > bound)
+    query = query.order_by(*(column.desc() if descending else column for column in order))
+    query = query.limit(limit + 1)
+    result = await (session.scalars(query) if scalars else session.execute(query))
+    rows = list(result.all())
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(*(_encoded(getattr(last, column.key)) for column in order))
