@@ -164,12 +164,14 @@ async def run(args: argparse.Namespace) -> Report:
             load_sqlite(path, frame, args.customers, yesterday - timedelta(days=365))
             print(f"loaded in {time.perf_counter() - started:.1f}s", flush=True)
             async with db.unit_of_work() as session:
-                first = await batch.recompute(session, now=yesterday, trigger="bench: first assignment")
+                first = await batch.recompute(
+                    session=session, now=yesterday, trigger="bench: first assignment"
+                )
             print(f"first assignment {first.seconds:.1f}s, {first.announced} announced", flush=True)
 
             async with db.unit_of_work() as session:
                 started = time.perf_counter()
-                outcome = await batch.recompute(session, now=NOW, trigger="bench: a day later")
+                outcome = await batch.recompute(session=session, now=NOW, trigger="bench: a day later")
             service_seconds = time.perf_counter() - started
             window_start = (NOW - timedelta(days=365)).timestamp()
             plain_seconds, _ = plain_polars(frame, NOW.timestamp(), window_start)

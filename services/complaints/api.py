@@ -91,11 +91,12 @@ class Filters:
 async def open_complaint(
     complaint_in: ComplaintCreate,
     response: Response,
-    session: SessionDep,
     clock: ClockDep,
     user: AgentOrService,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     if complaint_in.received_by is not None and user.role is not Role.service:
         raise Unprocessable(
@@ -113,13 +114,12 @@ async def open_complaint(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    [read] = await listing.to_read(session, [complaint], currency=settings.common.currency)
+    [read] = await listing.to_read([complaint], session=session, currency=settings.common.currency)
     return read
 
 
 @router.get("", summary="Complaints, newest first")
 async def list_complaints(
-    session: ReadSessionDep,
     currency: CurrencyDep,
     _user: AgentOrService,
     filters: Annotated[Filters, Depends()],
@@ -127,6 +127,8 @@ async def list_complaints(
     opened_before: UtcDatetime | None = None,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[ComplaintRead]:
     where = listing.ComplaintFilter(
         **{**filters.where.__dict__, "opened_from": opened_from, "opened_before": opened_before}
@@ -134,20 +136,22 @@ async def list_complaints(
     complaints, following = await listing.list_complaints(
         session=session, where=where, limit=limit, cursor=cursor
     )
-    return Page(items=await listing.to_read(session, complaints, currency=currency), next_cursor=following)
+    return Page(
+        items=await listing.to_read(complaints, session=session, currency=currency), next_cursor=following
+    )
 
 
 @router.get("/{complaint_id}", summary="One complaint, with its promises")
 async def get_complaint(
-    complaint_id: ComplaintId, session: ReadSessionDep, currency: CurrencyDep, _user: AgentOrService
+    complaint_id: ComplaintId, currency: CurrencyDep, _user: AgentOrService, *, session: ReadSessionDep
 ) -> ComplaintRead:
     complaint = await service.get(session=session, complaint_id=complaint_id)
-    [read] = await listing.to_read(session, [complaint], currency=currency)
+    [read] = await listing.to_read([complaint], session=session, currency=currency)
     return read
 
 
-async def _read(session: SessionDep, complaint: object, currency: str) -> ComplaintRead:
-    [read] = await listing.to_read(session, [complaint], currency=currency)  # type: ignore[list-item]
+async def _read(complaint: object, currency: str, *, session: SessionDep) -> ComplaintRead:
+    [read] = await listing.to_read([complaint], session=session, currency=currency)  # type: ignore[list-item]
     return read
 
 
@@ -155,10 +159,11 @@ async def _read(session: SessionDep, complaint: object, currency: str) -> Compla
 async def update_complaint(
     complaint_id: ComplaintId,
     complaint_in: ComplaintUpdate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     _user: Agent,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await service.update(
         session=session,
@@ -167,7 +172,7 @@ async def update_complaint(
         now=clock.now(),
         currency=currency,
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.post(
@@ -178,10 +183,11 @@ async def update_complaint(
 async def move_complaint(
     complaint_id: ComplaintId,
     transition_in: TransitionCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await service.transition(
         session=session,
@@ -192,16 +198,17 @@ async def move_complaint(
         now=clock.now(),
         currency=currency,
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.get("/{complaint_id}/transitions", summary="Every change of status: who, when and why")
 async def list_transitions(
     complaint_id: ComplaintId,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[TransitionRead]:
     steps, following = await listing.transitions_of(
         session=session, complaint_id=complaint_id, limit=limit, cursor=cursor
@@ -213,10 +220,11 @@ async def list_transitions(
 async def assign_complaint(
     complaint_id: ComplaintId,
     assignment_in: AssignmentCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await service.assign(
         session=session,
@@ -226,17 +234,18 @@ async def assign_complaint(
         reason=assignment_in.reason,
         now=clock.now(),
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.post("/{complaint_id}/visit", summary="Record the on-site visit")
 async def record_visit(
     complaint_id: ComplaintId,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     _user: Agent,
     visit_in: Annotated[VisitCreate | None, Body()] = None,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await service.record_visit(
         session=session,
@@ -245,7 +254,7 @@ async def record_visit(
         now=clock.now(),
         currency=currency,
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.post(
@@ -256,10 +265,11 @@ async def record_visit(
 async def escalate_complaint(
     complaint_id: ComplaintId,
     escalation_in: EscalationCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> EscalationRead:
     climbed = await escalation.escalate_by_hand(
         session=session,
@@ -275,10 +285,11 @@ async def escalate_complaint(
 @router.get("/{complaint_id}/escalations", summary="The complaint's way up the ladder")
 async def list_escalations(
     complaint_id: ComplaintId,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[EscalationRead]:
     levels, following = await escalation.escalations_of(
         session=session, complaint_id=complaint_id, limit=limit, cursor=cursor
@@ -290,10 +301,11 @@ async def list_escalations(
 async def resolve_complaint(
     complaint_id: ComplaintId,
     resolution_in: ResolutionCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await resolution.resolve(
         session=session,
@@ -303,17 +315,18 @@ async def resolve_complaint(
         now=clock.now(),
         currency=currency,
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.post("/{complaint_id}/reopen", summary="Reopen: a new cycle with the promises owed again")
 async def reopen_complaint(
     complaint_id: ComplaintId,
     reopen_in: ReopenCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> ComplaintRead:
     complaint = await resolution.reopen_by_id(
         session=session,
@@ -323,7 +336,7 @@ async def reopen_complaint(
         now=clock.now(),
         currency=currency,
     )
-    return await _read(session, complaint, currency)
+    return await _read(complaint, currency, session=session)
 
 
 @router.post(
@@ -334,10 +347,11 @@ async def reopen_complaint(
 async def offer_compensation(
     complaint_id: ComplaintId,
     compensation_in: CompensationCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> CompensationRead:
     offered = await compensation.offer(
         session=session,
@@ -353,10 +367,11 @@ async def offer_compensation(
 @router.get("/{complaint_id}/compensations", summary="Compensation offered on the complaint")
 async def list_complaint_compensations(
     complaint_id: ComplaintId,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[CompensationRead]:
     await service.get(session=session, complaint_id=complaint_id)
     offers, following = await compensation.list_compensations(
@@ -373,10 +388,11 @@ async def list_complaint_compensations(
 async def answer_survey(
     complaint_id: ComplaintId,
     survey_in: SurveyCreate,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> SurveyRead:
     survey = await satisfaction.answer(
         session=session, complaint_id=complaint_id, survey_in=survey_in, now=clock.now(), currency=currency
@@ -387,10 +403,11 @@ async def answer_survey(
 @router.get("/{complaint_id}/surveys", summary="Survey answers, one per cycle")
 async def list_surveys(
     complaint_id: ComplaintId,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[SurveyRead]:
     surveys, following = await satisfaction.surveys_of(
         session=session, complaint_id=complaint_id, limit=limit, cursor=cursor

@@ -33,7 +33,7 @@ def rule_for(complaint: Complaint, policy: ComplaintPolicy) -> TargetRule:
     return policy.target_for(tier_of(complaint), Severity(complaint.severity))
 
 
-async def history_of(session: AsyncSession, complaint_id: object) -> History:
+async def history_of(complaint_id: object, *, session: AsyncSession) -> History:
     rows = await session.execute(
         sa.select(Transition.to_status, Transition.at)
         .where(Transition.complaint_id == complaint_id, Transition.from_status.is_not(None))
@@ -46,7 +46,7 @@ def timeline_for(complaint: Complaint, history: History, policy: ComplaintPolicy
     return sla.timeline_of(history, opened_at=complaint.opened_at, reopen=policy.reopen)
 
 
-async def clocks_of(session: AsyncSession, complaint: Complaint) -> dict[SlaTarget, SlaClock]:
+async def clocks_of(complaint: Complaint, *, session: AsyncSession) -> dict[SlaTarget, SlaClock]:
     rows = await session.scalars(
         sa.select(SlaClock).where(SlaClock.complaint_id == complaint.id, SlaClock.cycle == complaint.cycle)
     )
@@ -64,8 +64,8 @@ def _met_at(complaint: Complaint, target: SlaTarget, cycle_start: datetime) -> d
 
 
 async def refresh(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     complaint: Complaint,
     policy: ComplaintPolicy,
     now: datetime,
@@ -79,14 +79,14 @@ async def refresh(
     if new:
         history = []
     elif history is None:
-        history = await history_of(session, complaint.id)
+        history = await history_of(complaint.id, session=session)
     rule = rule_for(complaint, policy)
     calendar = policy.calendar(rule.calendar)
     timeline = timeline_for(complaint, history, policy)
     # Whatever the reopen rule does to the other promises, a reopened complaint is answered like a
     # new one: its first response is always owed from the reopen.
     response_timeline = sla.timeline_of(history, opened_at=complaint.opened_at, reopen=sla.ReopenRule.restart)
-    clocks = {} if new else await clocks_of(session, complaint)
+    clocks = {} if new else await clocks_of(complaint, session=session)
     wanted = [SlaTarget.first_response, SlaTarget.resolution]
     if complaint.visit_required:
         wanted.insert(1, SlaTarget.on_site)
@@ -117,8 +117,8 @@ async def refresh(
 
 
 def announce_retarget(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     complaint: Complaint,
     clocks: dict[SlaTarget, SlaClock],
     previous_tier: Tier | None,
@@ -128,7 +128,6 @@ def announce_retarget(
     """Tell the others (notify states the promise to the customer) that it changed."""
     first_response, resolution = clocks.get(SlaTarget.first_response), clocks.get(SlaTarget.resolution)
     stage(
-        session,
         ComplaintRetargeted(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -142,6 +141,7 @@ def announce_retarget(
             resolution_due_at=resolution.due_at if resolution else None,
             retargeted_at=now,
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )

@@ -42,7 +42,7 @@ async def offer(
     complaint = await service.get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
         raise Conflict(f"A complaint that is {complaint.status} takes no more compensation; reopen it first.")
-    policy = await service.policy_of(session, complaint, currency=currency)
+    policy = await service.policy_of(complaint, session=session, currency=currency)
     if compensation_in.currency != policy.currency:
         raise Unprocessable(f"Compensation is in the policy's currency, {policy.currency}.", field="currency")
     within_authority = policy.may_grant(principal.role, compensation_in.amount)
@@ -83,7 +83,7 @@ async def decide(
     if compensation.status != PENDING:
         raise Conflict(f"The compensation was already {compensation.status}.")
     complaint = await service.get(session=session, complaint_id=compensation.complaint_id, lock=True)
-    policy = await service.policy_of(session, complaint, currency=currency)
+    policy = await service.policy_of(complaint, session=session, currency=currency)
     amount = from_minor(compensation.amount_minor)
     # Deciding either way takes the authority to grant it: a rejection is as much a decision.
     if not policy.may_grant(principal.role, amount):

@@ -20,7 +20,7 @@ def handlers(runtime: Runtime) -> Handlers:
     currency = runtime.settings.common.currency
     clock = runtime.clock
 
-    async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+    async def on_tier_changed(event: Envelope[TierChanged], *, session: AsyncSession) -> None:
         change = event.data
         await customers.set_tier(
             session=session,
@@ -31,10 +31,10 @@ def handlers(runtime: Runtime) -> Handlers:
             currency=currency,
         )
 
-    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
+    async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await customers.erase(session=session, customer_id=event.data.customer_id, now=clock.now())
 
-    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
+    async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
         await customers.merge(
             session=session,
             customer_id=event.data.customer_id,
@@ -43,7 +43,7 @@ def handlers(runtime: Runtime) -> Handlers:
             currency=currency,
         )
 
-    async def on_submitted(session: AsyncSession, event: Envelope[ComplaintSubmitted]) -> None:
+    async def on_submitted(event: Envelope[ComplaintSubmitted], *, session: AsyncSession) -> None:
         submitted = event.data
         if await session.get(Complaint, submitted.submission_id) is not None:
             return  # submitted again: the complaint exists already

@@ -59,8 +59,8 @@ async def retarget(*, session: AsyncSession, customer_id: uuid.UUID, now: dateti
     ).all()
     if not complaints:
         return 0
-    version = await policy_store.current_version(session)
-    policy = await policy_store.at_version(session, version, currency=currency)
+    version = await policy_store.current_version(session=session)
+    policy = await policy_store.at_version(version, session=session, currency=currency)
     changed = 0
     for complaint in complaints:
         if complaint.tier == tier and complaint.key_account == key_account:
@@ -69,10 +69,10 @@ async def retarget(*, session: AsyncSession, customer_id: uuid.UUID, now: dateti
         # The new promise is made under the policy in force now, counted from the opening (or reopen).
         complaint.tier, complaint.key_account, complaint.policy_version = tier, key_account, version
         complaint.updated_at = now
-        clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now)
+        clocks = await sla_clocks.refresh(session=session, complaint=complaint, policy=policy, now=now)
         if previous_tier != sla_clocks.tier_of(complaint):
             sla_clocks.announce_retarget(
-                session,
+                session=session,
                 complaint=complaint,
                 clocks=clocks,
                 previous_tier=previous_tier,
@@ -121,7 +121,7 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
         .where(SlaClock.complaint_id.in_(ids), SlaClock.met_at.is_(None))
         .values(due_at=None, warn_at=None)
     )
-    await idempotency.forget(session, idempotency_keys, resource_ids=ids)
+    await idempotency.forget(idempotency_keys, session=session, resource_ids=ids)
 
 
 async def merge(

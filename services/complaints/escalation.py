@@ -51,7 +51,6 @@ async def escalate(
     )
     session.add(escalation)
     stage(
-        session,
         ComplaintEscalated(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -64,6 +63,7 @@ async def escalate(
             tier=sla_clocks.tier_of(complaint),
             target=target,
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )
@@ -76,11 +76,11 @@ async def escalate_by_hand(
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
         raise Conflict(f"A complaint that is {complaint.status} cannot be escalated; reopen it first.")
-    policy = await policy_of(session, complaint, currency=currency)
+    policy = await policy_of(complaint, session=session, currency=currency)
     escalation = await escalate(
         session=session, complaint=complaint, policy=policy, actor=actor, reason=reason, now=now
     )
-    await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now)
+    await sla_clocks.refresh(session=session, complaint=complaint, policy=policy, now=now)
     return escalation
 
 
@@ -89,5 +89,5 @@ async def escalations_of(
 ) -> tuple[list[Escalation], str | None]:
     await get(session=session, complaint_id=complaint_id)
     return await page_by(
-        session, Escalation, Escalation.complaint_id == complaint_id, Escalation.level, limit, cursor
+        Escalation, Escalation.complaint_id == complaint_id, Escalation.level, limit, cursor, session=session
     )

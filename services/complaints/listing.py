@@ -22,7 +22,7 @@ from shared.problems import Unprocessable
 
 
 async def to_read(
-    session: AsyncSession, complaints: Sequence[Complaint], *, currency: str
+    complaints: Sequence[Complaint], *, session: AsyncSession, currency: str
 ) -> list[ComplaintRead]:
     """The API's view of complaints, with the promises of their current cycles."""
     by_key: dict[tuple[uuid.UUID, int], list[SlaClock]] = {}
@@ -35,7 +35,7 @@ async def to_read(
     order = {target.value: index for index, target in enumerate(SlaTarget)}
     reads = []
     for complaint in complaints:
-        policy = await policy_of(session, complaint, currency=currency)
+        policy = await policy_of(complaint, session=session, currency=currency)
         clocks = sorted(
             by_key.get((complaint.id, complaint.cycle), []), key=lambda clock: order[clock.target]
         )
@@ -121,17 +121,18 @@ async def transitions_of(
 ) -> tuple[list[Transition], str | None]:
     await get(session=session, complaint_id=complaint_id)
     return await page_by(
-        session, Transition, Transition.complaint_id == complaint_id, Transition.step, limit, cursor
+        Transition, Transition.complaint_id == complaint_id, Transition.step, limit, cursor, session=session
     )
 
 
 async def page_by(  # type: ignore[no-untyped-def]
-    session: AsyncSession,
     model,
     where: sa.ColumnElement[bool],
     order: sa.ColumnElement[int],
     limit: int,
     cursor: str | None,
+    *,
+    session: AsyncSession,
 ):
     """In the complaint's own order (a step or level number), by keyset on it."""
     query = sa.select(model).where(where)

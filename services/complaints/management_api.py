@@ -32,22 +32,22 @@ MAX_WINDOW = timedelta(days=366)
 
 
 @router.get("/complaint-policy", summary="The complaint policy in force: targets, calendars, ladder, limits")
-async def get_policy(session: ReadSessionDep, currency: CurrencyDep, _user: Agent) -> PolicyRead:
-    version = await policy_store.current_version(session)
+async def get_policy(currency: CurrencyDep, _user: Agent, *, session: ReadSessionDep) -> PolicyRead:
+    version = await policy_store.current_version(session=session)
     row = await session.get(PolicyVersion, version) if version else None
     return PolicyRead(
         version=version,
         created_by=row.created_by if row else None,
         created_at=row.created_at if row else None,
-        policy=await policy_store.at_version(session, version, currency=currency),
+        policy=await policy_store.at_version(version, session=session, currency=currency),
     )
 
 
 @router.put("/complaint-policy", summary="Put a new version of the policy in force (managers)")
 async def put_policy(
-    policy: ComplaintPolicy, session: SessionDep, clock: ClockDep, user: Manager
+    policy: ComplaintPolicy, clock: ClockDep, user: Manager, *, session: SessionDep
 ) -> PolicyRead:
-    row = await policy_store.store(session, policy=policy, actor=user.subject, now=clock.now())
+    row = await policy_store.store(session=session, policy=policy, actor=user.subject, now=clock.now())
     return PolicyRead(
         version=row.version, created_by=row.created_by, created_at=row.created_at, policy=policy
     )
@@ -55,12 +55,13 @@ async def put_policy(
 
 @router.get("/compensations", tags=["complaints"], summary="Compensation across complaints, oldest first")
 async def list_compensations(
-    session: ReadSessionDep,
     _user: Agent,
     status: Literal["granted", "pending", "rejected"] | None = None,
     first_owner: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[CompensationRead]:
     offers, following = await compensation.list_compensations(
         session=session, complaint_id=None, status=status, limit=limit, cursor=cursor, first_owner=first_owner
@@ -76,10 +77,11 @@ async def list_compensations(
 async def decide_compensation(
     compensation_id: uuid.UUID,
     decision: CompensationDecision,
-    session: SessionDep,
     clock: ClockDep,
     currency: CurrencyDep,
     user: Agent,
+    *,
+    session: SessionDep,
 ) -> CompensationRead:
     decided = await compensation.decide(
         session=session,
@@ -106,12 +108,13 @@ def _window(clock: ClockDep, since: UtcDatetime | None, until: UtcDatetime | Non
     "/complaints-analytics", summary="Volume, trends, SLA attainment, times, FCR, reopens, root causes"
 )
 async def analytics(
-    session: ReadSessionDep,
     clock: ClockDep,
     _user: Supervisor,
     filters: Annotated[Filters, Depends()],
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
+    *,
+    session: ReadSessionDep,
 ) -> dict[str, object]:
     return await reports.figures(session=session, window=_window(clock, since, until), where=filters.where)
 
@@ -124,12 +127,13 @@ async def analytics(
 )
 async def analytics_chart(
     chart: charts.Chart,
-    session: ReadSessionDep,
     clock: ClockDep,
     _user: Supervisor,
     filters: Annotated[Filters, Depends()],
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
+    *,
+    session: ReadSessionDep,
 ) -> Response:
     figures = await reports.figures(session=session, window=_window(clock, since, until), where=filters.where)
     return Response(charts.render(chart, figures), media_type="image/svg+xml")

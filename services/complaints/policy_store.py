@@ -19,36 +19,36 @@ from shared.problems import Conflict
 _read: dict[tuple[str, int], ComplaintPolicy] = {}
 
 
-def _cache_key(session: AsyncSession, version: int) -> tuple[str, int]:
+def _cache_key(version: int, *, session: AsyncSession) -> tuple[str, int]:
     bind = session.bind
     return (str(bind.url) if bind is not None else "", version)
 
 
-async def current_version(session: AsyncSession) -> int:
+async def current_version(*, session: AsyncSession) -> int:
     return int(await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0)
 
 
-async def at_version(session: AsyncSession, version: int, *, currency: str) -> ComplaintPolicy:
+async def at_version(version: int, *, session: AsyncSession, currency: str) -> ComplaintPolicy:
     if version == 0:
         return default_policy(currency)
-    key = _cache_key(session, version)
+    key = _cache_key(version, session=session)
     if key not in _read:
         row = await session.get(PolicyVersion, version)
         if row is None:
             # A version a complaint remembers is never deleted; fall back rather than fail the complaint.
-            return await current(session, currency=currency)
+            return await current(session=session, currency=currency)
         _read[key] = ComplaintPolicy.model_validate(row.document)
     return _read[key]
 
 
-async def current(session: AsyncSession, *, currency: str) -> ComplaintPolicy:
-    return await at_version(session, await current_version(session), currency=currency)
+async def current(*, session: AsyncSession, currency: str) -> ComplaintPolicy:
+    return await at_version(await current_version(session=session), session=session, currency=currency)
 
 
 async def store(
-    session: AsyncSession, *, policy: ComplaintPolicy, actor: str, now: datetime
+    *, session: AsyncSession, policy: ComplaintPolicy, actor: str, now: datetime
 ) -> PolicyVersion:
-    version = await current_version(session) + 1
+    version = await current_version(session=session) + 1
     row = PolicyVersion(
         version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
     )

@@ -30,7 +30,7 @@ async def resolve(
     currency: str,
 ) -> Complaint:
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
-    policy = await policy_of(session, complaint, currency=currency)
+    policy = await policy_of(complaint, session=session, currency=currency)
     if resolution_in.root_cause not in policy.root_causes:
         raise Unprocessable(
             f"Unknown root cause; the policy lists: {', '.join(policy.root_causes)}.", field="root_cause"
@@ -42,8 +42,8 @@ async def resolve(
     )
     if pending:
         raise Conflict("A compensation on this complaint awaits approval; decide it before resolving.")
-    history = await sla_clocks.history_of(session, complaint.id)
-    move(session, complaint, Status.resolved, actor=actor, reason=resolution_in.summary, now=now)
+    history = await sla_clocks.history_of(complaint.id, session=session)
+    move(complaint, Status.resolved, session=session, actor=actor, reason=resolution_in.summary, now=now)
     first_contact = resolution_in.first_contact_resolution
     if first_contact is None:
         waited = any(status in PAUSED for status, _ in history)
@@ -58,11 +58,14 @@ async def resolve(
     complaint.root_cause = resolution_in.root_cause
     complaint.first_contact_resolution = first_contact
     clocks = await sla_clocks.refresh(
-        session, complaint=complaint, policy=policy, now=now, history=[*history, (Status.resolved, now)]
+        session=session,
+        complaint=complaint,
+        policy=policy,
+        now=now,
+        history=[*history, (Status.resolved, now)],
     )
     complaint.within_sla = sla_clocks.kept_all(clocks, at=now)
     stage(
-        session,
         ComplaintResolved(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -77,6 +80,7 @@ async def resolve(
             within_sla=complaint.within_sla,
             resolved_at=now,
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )
@@ -88,7 +92,7 @@ async def reopen(
     *, session: AsyncSession, complaint: Complaint, reason: str, actor: Actor, now: datetime, currency: str
 ) -> Complaint:
     """Start a new cycle: the customer is owed a response and a resolution again."""
-    move(session, complaint, Status.reopened, actor=actor, reason=reason, now=now)
+    move(complaint, Status.reopened, session=session, actor=actor, reason=reason, now=now)
     complaint.cycle += 1
     complaint.reopen_count += 1
     complaint.first_response_at = complaint.resolved_at = complaint.closed_at = None
@@ -96,13 +100,16 @@ async def reopen(
     complaint.escalation_due_at = None
     await session.flush()
     await sla_clocks.refresh(
-        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+        session=session,
+        complaint=complaint,
+        policy=await policy_of(complaint, session=session, currency=currency),
+        now=now,
     )
     stage(
-        session,
         ComplaintReopened(
             customer_id=complaint.customer_id, complaint_id=complaint.id, reason=reason, reopened_at=now
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )

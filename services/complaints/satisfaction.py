@@ -31,7 +31,7 @@ async def answer(
     )
     if answered is not None:
         raise Conflict("This resolution was already rated.")
-    policy = await service.policy_of(session, complaint, currency=currency)
+    policy = await service.policy_of(complaint, session=session, currency=currency)
     poor = policy.is_poor(survey_in.csat, survey_in.nps)
     survey = Survey(
         id=uuid.uuid4(),
@@ -46,7 +46,6 @@ async def answer(
     session.add(survey)
     await session.flush()
     stage(
-        session,
         SurveyAnswered(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -55,6 +54,7 @@ async def answer(
             poor=poor,
             answered_at=now,
         ),
+        session=session,
         source=service.SOURCE,
         time=now,
     )
@@ -75,5 +75,5 @@ async def surveys_of(
 ) -> tuple[list[Survey], str | None]:
     await service.get(session=session, complaint_id=complaint_id)
     return await listing.page_by(
-        session, Survey, Survey.complaint_id == complaint_id, Survey.cycle, limit, cursor
+        Survey, Survey.complaint_id == complaint_id, Survey.cycle, limit, cursor, session=session
     )

@@ -75,21 +75,27 @@ async def scan_once(*, db: Database, now: datetime, batch_size: int, currency: s
         ).all():
             clocks.setdefault((clock.complaint_id, clock.cycle), {})[SlaTarget(clock.target)] = clock
         for complaint in complaints:
-            policy = await policy_of(session, complaint, currency=currency)
+            policy = await policy_of(complaint, session=session, currency=currency)
             await _check(
-                session, complaint, clocks.get((complaint.id, complaint.cycle), {}), policy, now, result
+                complaint,
+                clocks.get((complaint.id, complaint.cycle), {}),
+                policy,
+                now,
+                result,
+                session=session,
             )
             result.complaints += 1
     return result
 
 
 async def _check(
-    session: AsyncSession,
     complaint: Complaint,
     clocks: dict[SlaTarget, SlaClock],
     policy: ComplaintPolicy,
     now: datetime,
     result: PassResult,
+    *,
+    session: AsyncSession,
 ) -> None:
     tier = sla_clocks.tier_of(complaint)
     for target, clock in clocks.items():
@@ -100,7 +106,6 @@ async def _check(
             clock.breached_at = clock.due_at
             clock.warned_at = clock.warned_at or now
             stage(
-                session,
                 SlaBreached(
                     customer_id=complaint.customer_id,
                     complaint_id=complaint.id,
@@ -110,6 +115,7 @@ async def _check(
                     first_owner=complaint.first_owner,
                     breached_at=clock.due_at,
                 ),
+                session=session,
                 source=SOURCE,
                 time=now,
             )
@@ -117,16 +123,16 @@ async def _check(
         elif clock.warned_at is None and clock.warn_at is not None and clock.warn_at <= now:
             clock.warned_at = now
             stage(
-                session,
                 SlaWarning(
                     customer_id=complaint.customer_id,
                     complaint_id=complaint.id,
                     target=target,
                     due_at=clock.due_at,
-                    used_share=await _used_share(session, complaint, clock, policy, now),
+                    used_share=await _used_share(complaint, clock, policy, now, session=session),
                     tier=tier,
                     first_owner=complaint.first_owner,
                 ),
+                session=session,
                 source=SOURCE,
                 time=now,
             )
@@ -150,9 +156,9 @@ async def _check(
 
 
 async def _used_share(
-    session: AsyncSession, complaint: Complaint, clock: SlaClock, policy: ComplaintPolicy, now: datetime
+    complaint: Complaint, clock: SlaClock, policy: ComplaintPolicy, now: datetime, *, session: AsyncSession
 ) -> float:
-    history = await sla_clocks.history_of(session, complaint.id)
+    history = await sla_clocks.history_of(complaint.id, session=session)
     timeline = sla_clocks.timeline_for(complaint, history, policy)
     calendar = policy.calendar(clock.calendar) if clock.calendar in policy.calendars else sla.ALWAYS
     return round(sla.used_share(calendar, timeline, timedelta(seconds=clock.target_seconds), now), 4)
@@ -160,7 +166,7 @@ async def _used_share(
 
 async def purge_idempotency_keys(*, db: Database, now: datetime, ttl: timedelta) -> int:
     async with db.unit_of_work() as session:
-        return await idempotency.purge(session, idempotency_keys, before=now - ttl)
+        return await idempotency.purge(idempotency_keys, session=session, before=now - ttl)
 
 
 class DeadlineScanner:

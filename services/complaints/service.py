@@ -60,8 +60,8 @@ async def open_complaint(
     complaint_id = complaint_id or uuid.uuid4()
     if idempotency_key is not None:
         earlier = await idempotency.claim(
-            session,
             idempotency_keys,
+            session=session,
             scope=idempotency_scope,
             key=idempotency_key,
             request_fingerprint=idempotency.fingerprint(complaint_in.model_dump(mode="json")),
@@ -72,8 +72,8 @@ async def open_complaint(
         if earlier is not None:
             return await get(session=session, complaint_id=earlier), False
     known = await session.get(CustomerTier, complaint_in.customer_id)
-    version = await policy_store.current_version(session)
-    policy = await policy_store.at_version(session, version, currency=currency)
+    version = await policy_store.current_version(session=session)
+    policy = await policy_store.at_version(version, session=session, currency=currency)
     complaint = Complaint(
         id=complaint_id,
         customer_id=complaint_in.customer_id,
@@ -101,12 +101,13 @@ async def open_complaint(
         updated_at=now,
     )
     session.add(complaint)
-    record_step(session, complaint, None, Status.new, actor=first_owner, reason=None, now=complaint.opened_at)
+    record_step(
+        complaint, None, Status.new, session=session, actor=first_owner, reason=None, now=complaint.opened_at
+    )
     # The promise is computed before the first flush, so the complaint is written once, due times and all.
-    clocks = await sla_clocks.refresh(session, complaint=complaint, policy=policy, now=now, new=True)
+    clocks = await sla_clocks.refresh(session=session, complaint=complaint, policy=policy, now=now, new=True)
     await session.flush()
     stage(
-        session,
         ComplaintOpened(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -119,6 +120,7 @@ async def open_complaint(
             resolution_due_at=clocks[SlaTarget.resolution].due_at,
             opened_at=complaint.opened_at,
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )
@@ -132,16 +134,16 @@ async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = Fa
     return complaint
 
 
-async def policy_of(session: AsyncSession, complaint: Complaint, *, currency: str) -> ComplaintPolicy:
-    return await policy_store.at_version(session, complaint.policy_version, currency=currency)
+async def policy_of(complaint: Complaint, *, session: AsyncSession, currency: str) -> ComplaintPolicy:
+    return await policy_store.at_version(complaint.policy_version, session=session, currency=currency)
 
 
 def record_step(
-    session: AsyncSession,
     complaint: Complaint,
     current: Status | None,
     to: Status,
     *,
+    session: AsyncSession,
     actor: str,
     reason: str | None,
     now: datetime,
@@ -162,10 +164,10 @@ def record_step(
 
 
 def move(
-    session: AsyncSession,
     complaint: Complaint,
     to: Status,
     *,
+    session: AsyncSession,
     actor: Actor,
     reason: str | None,
     now: datetime,
@@ -180,9 +182,8 @@ def move(
         complaint.first_response_at = now
     complaint.status = to.value
     complaint.updated_at = now
-    record_step(session, complaint, current, to, actor=actor.subject, reason=reason, now=now)
+    record_step(complaint, current, to, session=session, actor=actor.subject, reason=reason, now=now)
     stage(
-        session,
         ComplaintStatusChanged(
             customer_id=complaint.customer_id,
             complaint_id=complaint.id,
@@ -191,6 +192,7 @@ def move(
             actor=actor.subject,
             changed_at=now,
         ),
+        session=session,
         source=SOURCE,
         time=now,
     )
@@ -208,12 +210,15 @@ async def transition(
     currency: str,
 ) -> Complaint:
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
-    move(session, complaint, to, actor=actor, reason=reason, now=now)
+    move(complaint, to, session=session, actor=actor, reason=reason, now=now)
     if to is Status.closed:
         complaint.closed_at = now
     await session.flush()
     await sla_clocks.refresh(
-        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+        session=session,
+        complaint=complaint,
+        policy=await policy_of(complaint, session=session, currency=currency),
+        now=now,
     )
     return complaint
 
@@ -245,13 +250,16 @@ async def update(
     complaint.updated_at = now
     if retarget:
         # A new severity is a new promise, made under the policy in force now.
-        complaint.policy_version = await policy_store.current_version(session)
+        complaint.policy_version = await policy_store.current_version(session=session)
     clocks = await sla_clocks.refresh(
-        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+        session=session,
+        complaint=complaint,
+        policy=await policy_of(complaint, session=session, currency=currency),
+        now=now,
     )
     if retarget:
         sla_clocks.announce_retarget(
-            session,
+            session=session,
             complaint=complaint,
             clocks=clocks,
             previous_tier=sla_clocks.tier_of(complaint),
@@ -298,6 +306,9 @@ async def record_visit(
     complaint.visited_at = when
     complaint.updated_at = now
     await sla_clocks.refresh(
-        session, complaint=complaint, policy=await policy_of(session, complaint, currency=currency), now=now
+        session=session,
+        complaint=complaint,
+        policy=await policy_of(complaint, session=session, currency=currency),
+        now=now,
     )
     return complaint

@@ -59,7 +59,6 @@ async def log_interaction(
     session.add(interaction)
     await session.flush()
     stage(
-        session,
         InteractionLogged(
             customer_id=customer_id,
             interaction_id=interaction.id,
@@ -70,6 +69,7 @@ async def log_interaction(
             signal=interaction_in.signal,
             occurred_at=occurred_at,
         ),
+        session=session,
         source=service.SOURCE,
         time=now,
     )
@@ -143,8 +143,8 @@ async def set_interests(
     await session.flush()
     if added or dropped:
         stage(
-            session,
             InterestsChanged(customer_id=customer_id, interests=tuple(sorted(wanted)), changed_at=now),
+            session=session,
             source=service.SOURCE,
             time=now,
         )
@@ -155,7 +155,7 @@ async def interest_history(
     *, session: AsyncSession, customer_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[InterestChangeRead]:
     await service.get(session=session, customer_id=customer_id)
-    rows, next_cursor = await _history(session, InterestChange, customer_id, limit, cursor)
+    rows, next_cursor = await _history(InterestChange, customer_id, limit, cursor, session=session)
     return Page[InterestChangeRead](
         items=[InterestChangeRead.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,
@@ -213,7 +213,6 @@ async def set_consent(
     )
     await session.flush()
     stage(
-        session,
         ConsentChanged(
             customer_id=customer_id,
             channel=channel,
@@ -222,6 +221,7 @@ async def set_consent(
             source=consent_in.source,
             changed_at=now,
         ),
+        session=session,
         source=service.SOURCE,
         time=now,
     )
@@ -232,7 +232,7 @@ async def consent_history(
     *, session: AsyncSession, customer_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[ConsentChangeRead]:
     await service.get(session=session, customer_id=customer_id)
-    rows, next_cursor = await _history(session, ConsentChange, customer_id, limit, cursor)
+    rows, next_cursor = await _history(ConsentChange, customer_id, limit, cursor, session=session)
     return Page[ConsentChangeRead](
         items=[ConsentChangeRead.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,
@@ -240,11 +240,12 @@ async def consent_history(
 
 
 async def _history(
-    session: AsyncSession,
     model: type[InterestChange] | type[ConsentChange],
     customer_id: uuid.UUID,
     limit: int,
     cursor: str | None,
+    *,
+    session: AsyncSession,
 ) -> tuple[list, str | None]:  # type: ignore[type-arg]
     """Changes newest first; ids are time-ordered, so the id alone is the cursor."""
     query = sa.select(model).where(model.customer_id == customer_id)

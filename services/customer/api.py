@@ -37,7 +37,7 @@ router = APIRouter(prefix="/customers", tags=["customers"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a customer")
 async def create_customer(
-    customer_in: CustomerCreate, session: SessionDep, clock: ClockDep, _user: AgentOrService
+    customer_in: CustomerCreate, clock: ClockDep, _user: AgentOrService, *, session: SessionDep
 ) -> CustomerRead:
     customer = await service.register(session=session, customer_in=customer_in, now=clock.now())
     return service.read_model(customer)
@@ -52,7 +52,6 @@ async def create_customer(
     "are left out unless `status` asks for them.",
 )
 async def search_customers(
-    session: ReadSessionDep,
     _user: AgentOrService,
     name: Annotated[str | None, Query(max_length=200)] = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
@@ -65,6 +64,8 @@ async def search_customers(
     external_id: Annotated[str | None, Query(max_length=100)] = None,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[CustomerSummary]:
     return await service.search(
         session=session,
@@ -84,7 +85,7 @@ async def search_customers(
 
 @router.get("/{customer_id}", summary="A customer's profile")
 async def get_customer(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> CustomerRead:
     return service.read_model(await service.get(session=session, customer_id=customer_id))
 
@@ -98,9 +99,10 @@ async def get_customer(
 async def update_customer(
     customer_id: uuid.UUID,
     customer_in: CustomerUpdate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> CustomerRead:
     customer = await service.update(
         session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
@@ -117,7 +119,7 @@ async def update_customer(
     response_model=Customer360,
 )
 async def customer_360(
-    customer_id: uuid.UUID, session: ReadSessionDep, view: ViewDep, _user: AgentOrService
+    customer_id: uuid.UUID, view: ViewDep, _user: AgentOrService, *, session: ReadSessionDep
 ) -> Response:
     found = await view.read(session=session, customer_id=customer_id)
     return Response(found.model_dump_json(), media_type="application/json")
@@ -131,13 +133,15 @@ async def customer_360(
     "record, and rewrites their retained events without personal data. Purchase figures stay, anonymous. "
     "Emits customer.erased, on which every other service purges what it holds.",
 )
-async def erase_customer(customer_id: uuid.UUID, session: SessionDep, clock: ClockDep, admin: Admin) -> None:
+async def erase_customer(
+    customer_id: uuid.UUID, clock: ClockDep, admin: Admin, *, session: SessionDep
+) -> None:
     await erasure.erase(session=session, customer_id=customer_id, erased_by=admin.subject, now=clock.now())
 
 
 @router.get("/{customer_id}/duplicates", summary="Likely duplicates of a customer, most likely first")
 async def find_duplicates(
-    customer_id: uuid.UUID, session: ReadSessionDep, settings: SettingsDep, _user: AgentOrService
+    customer_id: uuid.UUID, settings: SettingsDep, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[DuplicateCandidate]:
     return await duplicates.candidates(
         session=session,
@@ -155,7 +159,7 @@ async def find_duplicates(
     "answers 404 naming this one. Emits customer.merged.",
 )
 async def merge_customers(
-    customer_id: uuid.UUID, merge_in: MergeRequest, session: SessionDep, clock: ClockDep, _user: Supervisor
+    customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, _user: Supervisor, *, session: SessionDep
 ) -> MergeResult:
     return await erasure.merge(
         session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()

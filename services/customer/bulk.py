@@ -19,23 +19,23 @@ from shared.events import Event, encode, envelope_for
 from shared.messaging import outbox_message
 
 
-def dialect_of(session: AsyncSession) -> str:
+def dialect_of(*, session: AsyncSession) -> str:
     bind = session.bind
     assert bind is not None
     return bind.dialect.name
 
 
-def one_of(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
+def one_of(column: Any, values: Collection[Any], *, session: AsyncSession) -> Any:
     """``column IN values``; on PostgreSQL one array parameter, not thousands of parameters."""
-    if dialect_of(session) == "postgresql":
+    if dialect_of(session=session) == "postgresql":
         return column == sa.any_(sa.bindparam(None, value=list(values), type_=postgresql.ARRAY(column.type)))
     return column.in_(list(values))
 
 
-async def insert_rows(session: AsyncSession, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]], *, session: AsyncSession) -> None:
     if not rows:
         return
-    if dialect_of(session) != "postgresql":
+    if dialect_of(session=session) != "postgresql":
         await session.execute(sa.insert(table), list(rows))
         return
     connection = await session.connection()
@@ -68,6 +68,6 @@ def outbox_row(event: Event, *, source: str, now: datetime) -> dict[str, Any]:
     }
 
 
-async def stage_many(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+async def stage_many(rows: Sequence[Mapping[str, Any]], *, session: AsyncSession) -> None:
     """Write prepared outbox rows in the session's transaction (the relay publishes them after commit)."""
-    await insert_rows(session, outbox_message, rows)
+    await insert_rows(outbox_message, rows, session=session)

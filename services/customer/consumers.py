@@ -30,7 +30,7 @@ from shared.inbox import Handlers
 from shared.service import Runtime
 
 
-async def _owner(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
+async def _owner(customer_id: uuid.UUID, *, session: AsyncSession) -> uuid.UUID | None:
     """Whom facts about ``customer_id`` now belong to: itself, its survivor, or nobody if erased."""
     row = (
         await session.execute(
@@ -46,7 +46,7 @@ async def _owner(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | N
     return customer_id
 
 
-async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+async def on_tier_changed(event: Envelope[TierChanged], *, session: AsyncSession) -> None:
     change = event.data
     customer = await session.get(Customer, change.customer_id, with_for_update=True)
     # Segmentation re-tiers a survivor itself, so a merged duplicate's verdict is not carried over.
@@ -62,7 +62,7 @@ async def on_tier_changed(session: AsyncSession, event: Envelope[TierChanged]) -
     customer.tier_changed_at = change.changed_at
 
 
-async def on_risk_changed(session: AsyncSession, event: Envelope[RiskChanged]) -> None:
+async def on_risk_changed(event: Envelope[RiskChanged], *, session: AsyncSession) -> None:
     change = event.data
     customer = await session.get(Customer, change.customer_id, with_for_update=True)
     if customer is None or customer.status in (CustomerStatus.erased, MERGED):
@@ -80,9 +80,14 @@ def handlers(runtime: Runtime) -> Handlers:
     closed = frozenset(settings.closed_complaint_statuses)
 
     async def complaint(
-        session: AsyncSession, customer_id: uuid.UUID, complaint_id: uuid.UUID, at: datetime, **values: object
+        customer_id: uuid.UUID,
+        complaint_id: uuid.UUID,
+        at: datetime,
+        *,
+        session: AsyncSession,
+        **values: object,
     ) -> None:
-        owner = await _owner(session, customer_id)
+        owner = await _owner(customer_id, session=session)
         if owner is None:
             return
         view = await session.get(ComplaintView, complaint_id, with_for_update=True)
@@ -101,13 +106,13 @@ def handlers(runtime: Runtime) -> Handlers:
             setattr(view, name, value)
         view.changed_at = max(view.changed_at, at)
 
-    async def on_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
+    async def on_opened(event: Envelope[ComplaintOpened], *, session: AsyncSession) -> None:
         c = event.data
         await complaint(
-            session,
             c.customer_id,
             c.complaint_id,
             c.opened_at,
+            session=session,
             status="new",
             open=True,
             category=c.category.value,
@@ -117,19 +122,24 @@ def handlers(runtime: Runtime) -> Handlers:
             resolution_due_at=c.resolution_due_at,
         )
 
-    async def on_status_changed(session: AsyncSession, event: Envelope[ComplaintStatusChanged]) -> None:
+    async def on_status_changed(event: Envelope[ComplaintStatusChanged], *, session: AsyncSession) -> None:
         c = event.data
         await complaint(
-            session, c.customer_id, c.complaint_id, c.changed_at, status=c.status, open=c.status not in closed
+            c.customer_id,
+            c.complaint_id,
+            c.changed_at,
+            session=session,
+            status=c.status,
+            open=c.status not in closed,
         )
 
-    async def on_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
+    async def on_resolved(event: Envelope[ComplaintResolved], *, session: AsyncSession) -> None:
         c = event.data
         await complaint(
-            session,
             c.customer_id,
             c.complaint_id,
             c.resolved_at,
+            session=session,
             status="resolved",
             open=False,
             category=c.category.value,
@@ -137,13 +147,15 @@ def handlers(runtime: Runtime) -> Handlers:
             first_owner=c.first_owner,
         )
 
-    async def on_reopened(session: AsyncSession, event: Envelope[ComplaintReopened]) -> None:
+    async def on_reopened(event: Envelope[ComplaintReopened], *, session: AsyncSession) -> None:
         c = event.data
-        await complaint(session, c.customer_id, c.complaint_id, c.reopened_at, status="reopened", open=True)
+        await complaint(
+            c.customer_id, c.complaint_id, c.reopened_at, session=session, status="reopened", open=True
+        )
 
-    async def on_notification_sent(session: AsyncSession, event: Envelope[NotificationSent]) -> None:
+    async def on_notification_sent(event: Envelope[NotificationSent], *, session: AsyncSession) -> None:
         sent = event.data
-        owner = await _owner(session, sent.customer_id)
+        owner = await _owner(sent.customer_id, session=session)
         if owner is None or await session.get(NotificationView, sent.notification_id) is not None:
             return
         session.add(

@@ -110,11 +110,16 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
     customer.status = CustomerStatus.erased.value
     customer.updated_at = now
     await session.flush()
-    await redact_outbox(session, [customer.id, *(record.id for record in merged)])
-    stage(session, CustomerErased(customer_id=customer.id, erased_at=now), source=service.SOURCE, time=now)
+    await redact_outbox([customer.id, *(record.id for record in merged)], session=session)
+    stage(
+        CustomerErased(customer_id=customer.id, erased_at=now),
+        session=session,
+        source=service.SOURCE,
+        time=now,
+    )
 
 
-async def redact_outbox(session: AsyncSession, customer_ids: list[uuid.UUID]) -> int:
+async def redact_outbox(customer_ids: list[uuid.UUID], *, session: AsyncSession) -> int:
     """Rewrite this person's retained events without their personal data; returns how many."""
     rows = (
         await session.execute(
@@ -216,8 +221,8 @@ async def merge(
             sa.update(table).where(table.customer_id == duplicate.id).values(customer_id=survivor.id)
         )
         moved[table.__tablename__] = result.rowcount or 0
-    await _merge_sets(session, survivor.id, duplicate.id, now)
-    await _merge_summaries(session, survivor.id, duplicate.id)
+    await _merge_sets(survivor.id, duplicate.id, now, session=session)
+    await _merge_summaries(survivor.id, duplicate.id, session=session)
     as_dict = {name: getattr(survivor, name) for name in (*FILLABLE, "tags", "kind")}
     taken, lost = fill_blanks(
         as_dict, {name: getattr(duplicate, name) for name in (*FILLABLE, "tags", "kind")}
@@ -231,21 +236,21 @@ async def merge(
     for name, value in taken.items():
         setattr(survivor, name, value)
     if "tags" in taken:
-        await service.set_tags(session, survivor.id, taken["tags"], replace=True)
+        await service.set_tags(survivor.id, taken["tags"], session=session, replace=True)
     survivor.updated_at = now
     await session.flush()
     if taken:
         stage(
-            session,
             CustomerUpdated(
                 customer_id=survivor.id, profile=service.profile_of(survivor), changed=tuple(sorted(taken))
             ),
+            session=session,
             source=service.SOURCE,
             time=now,
         )
     stage(
-        session,
         CustomerMerged(customer_id=survivor.id, merged_id=duplicate.id, merged_at=now),
+        session=session,
         source=service.SOURCE,
         time=now,
     )
@@ -255,7 +260,7 @@ async def merge(
 
 
 async def _merge_sets(
-    session: AsyncSession, survivor_id: uuid.UUID, duplicate_id: uuid.UUID, now: datetime
+    survivor_id: uuid.UUID, duplicate_id: uuid.UUID, now: datetime, *, session: AsyncSession
 ) -> None:
     """Interests join; for consent, the later word on each channel and purpose stands; tags go (refilled after)."""
     mine = set(
@@ -315,7 +320,7 @@ async def _merge_sets(
     await session.flush()
 
 
-async def _merge_summaries(session: AsyncSession, survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> None:
+async def _merge_summaries(survivor_id: uuid.UUID, duplicate_id: uuid.UUID, *, session: AsyncSession) -> None:
     theirs = await session.get(PurchaseSummary, duplicate_id)
     if theirs is None:
         return

@@ -195,7 +195,7 @@ class ImportWorker:
             batch_size=self.settings.import_batch_size,
         )
 
-        async def record(session: AsyncSession, result: BatchResult) -> None:
+        async def record(result: BatchResult, *, session: AsyncSession) -> None:
             await session.execute(
                 sa.update(ImportJob)
                 .where(ImportJob.id == job_id)

@@ -12,7 +12,7 @@ import csv
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -90,8 +90,13 @@ class BatchResult:
 
 
 Row = tuple[int, dict[str, str]]
+
+
 # Called inside each batch's transaction, with what the batch did: to record progress atomically.
-BatchHook = Callable[[AsyncSession, BatchResult], Awaitable[None]]
+class BatchHook(Protocol):
+    """Run in each batch's transaction once it is imported."""
+
+    def __call__(self, result: BatchResult, /, *, session: AsyncSession) -> Awaitable[None]: ...
 
 
 def read_rows(lines: Iterable[str], kind: ImportKind) -> Iterator[Row]:
@@ -179,16 +184,16 @@ class Importer:
     ) -> BatchResult:
         async with self.db.unit_of_work() as session:
             if kind is ImportKind.customers:
-                result = await self._customers(session, batch)
+                result = await self._customers(batch, session=session)
             else:
-                result = await self._purchases(session, batch)
+                result = await self._purchases(batch, session=session)
             if hook is not None:
-                await hook(session, result)
+                await hook(result, session=session)
         if result.imported:
             self.db.outbox_signal.set()
         return result
 
-    async def _customers(self, session: AsyncSession, batch: list[Row]) -> BatchResult:
+    async def _customers(self, batch: list[Row], *, session: AsyncSession) -> BatchResult:
         now = self.clock.now()
         result = BatchResult(rows=len(batch))
         valid: list[tuple[int, dict[str, str], CustomerCreate]] = []
@@ -223,7 +228,9 @@ class Importer:
             set(
                 (
                     await session.scalars(
-                        sa.select(Customer.external_id).where(one_of(session, Customer.external_id, ids))
+                        sa.select(Customer.external_id).where(
+                            one_of(Customer.external_id, ids, session=session)
+                        )
                     )
                 ).all()
             )
@@ -237,7 +244,7 @@ class Importer:
                 for d in (
                     await session.scalars(
                         sa.select(Erasure.external_id_digest).where(
-                            one_of(session, Erasure.external_id_digest, list(digests))
+                            one_of(Erasure.external_id_digest, list(digests), session=session)
                         )
                     )
                 ).all()
@@ -263,13 +270,13 @@ class Importer:
             events.append(
                 outbox_row(service.registered_event(values, imported=True), source=service.SOURCE, now=now)
             )
-        await insert_rows(session, Customer.__table__, new_rows)
-        await insert_rows(session, CustomerTag.__table__, tag_rows)
-        await stage_many(session, events)
+        await insert_rows(Customer.__table__, new_rows, session=session)
+        await insert_rows(CustomerTag.__table__, tag_rows, session=session)
+        await stage_many(events, session=session)
         result.imported = len(new_rows)
         return result
 
-    async def _purchases(self, session: AsyncSession, batch: list[Row]) -> BatchResult:
+    async def _purchases(self, batch: list[Row], *, session: AsyncSession) -> BatchResult:
         now = self.clock.now()
         result = BatchResult(rows=len(batch))
         parsed: list[tuple[int, dict[str, str], PurchaseCreate]] = []
@@ -295,7 +302,7 @@ class Importer:
                 )
                 continue
             parsed.append((line, row, purchase_in))
-        owners = await self._owners(session, [row for _, row, _ in parsed])
+        owners = await self._owners([row for _, row, _ in parsed], session=session)
         orders = [p.order_id for _, _, p in parsed]
         recorded = (
             {
@@ -303,7 +310,7 @@ class Importer:
                 for r in (
                     await session.execute(
                         sa.select(Purchase.order_id, Purchase.customer_id, Purchase.amount_minor).where(
-                            one_of(session, Purchase.order_id, orders)
+                            one_of(Purchase.order_id, orders, session=session)
                         )
                     )
                 ).all()
@@ -336,7 +343,7 @@ class Importer:
             (
                 await session.scalars(
                     sa.select(PurchaseSummary.customer_id).where(
-                        one_of(session, PurchaseSummary.customer_id, customers)
+                        one_of(PurchaseSummary.customer_id, customers, session=session)
                     )
                 )
             ).all()
@@ -353,14 +360,16 @@ class Importer:
             delta[3] = max(delta[3], moment)
             event = purchase_service.recorded_event(purchase, first_purchase=first, imported=True)
             events.append(outbox_row(event, source=service.SOURCE, now=now))
-        await insert_rows(session, Purchase.__table__, new)
-        await purchase_service.add_to_summaries(session, [SummaryDelta(c, *d) for c, d in deltas.items()])
-        await stage_many(session, events)
+        await insert_rows(Purchase.__table__, new, session=session)
+        await purchase_service.add_to_summaries(
+            [SummaryDelta(c, *d) for c, d in deltas.items()], session=session
+        )
+        await stage_many(events, session=session)
         result.imported = len(new)
         return result
 
     async def _owners(
-        self, session: AsyncSession, rows: list[dict[str, str]]
+        self, rows: list[dict[str, str]], *, session: AsyncSession
     ) -> dict[tuple[str, str], uuid.UUID | str]:
         """Whose each purchase is: a customer id, or why not. Merged duplicates resolve to their survivor."""
         external_ids = {row["customer_external_id"] for row in rows if row.get("customer_external_id")}
@@ -376,13 +385,15 @@ class Importer:
         if external_ids:
             found += (
                 await session.execute(
-                    sa.select(*columns).where(one_of(session, Customer.external_id, external_ids))
+                    sa.select(*columns).where(one_of(Customer.external_id, external_ids, session=session))
                 )
             ).all()
         valid_ids = [i for i in given_ids.values() if i is not None]
         if valid_ids:
             found += (
-                await session.execute(sa.select(*columns).where(one_of(session, Customer.id, valid_ids)))
+                await session.execute(
+                    sa.select(*columns).where(one_of(Customer.id, valid_ids, session=session))
+                )
             ).all()
         by_external = {r.external_id: r for r in found if r.external_id}
         by_id = {r.id: r for r in found}

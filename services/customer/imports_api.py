@@ -45,7 +45,7 @@ async def start_import(
 
 
 @router.get("/{job_id}", summary="An import's progress and summary")
-async def get_import(job_id: uuid.UUID, session: ReadSessionDep, _user: Manager) -> ImportJobRead:
+async def get_import(job_id: uuid.UUID, _user: Manager, *, session: ReadSessionDep) -> ImportJobRead:
     return import_jobs.job_read(await import_jobs.get(session=session, job_id=job_id))
 
 
@@ -56,7 +56,7 @@ async def get_import(job_id: uuid.UUID, session: ReadSessionDep, _user: Manager)
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def get_rejected(
-    job_id: uuid.UUID, session: ReadSessionDep, runtime: RuntimeDep, _user: Manager
+    job_id: uuid.UUID, runtime: RuntimeDep, _user: Manager, *, session: ReadSessionDep
 ) -> StreamingResponse:
     kind = ImportKind((await import_jobs.get(session=session, job_id=job_id)).kind)
     return StreamingResponse(

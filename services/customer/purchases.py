@@ -56,7 +56,7 @@ _ADD_TO_SUMMARIES_PG = sa.text("""
 )
 
 
-async def add_to_summaries(session: AsyncSession, deltas: Sequence[SummaryDelta]) -> None:
+async def add_to_summaries(deltas: Sequence[SummaryDelta], *, session: AsyncSession) -> None:
     """Add purchases to the lifetime figures, creating them for a customer's first purchase."""
     if not deltas:
         return
@@ -185,7 +185,7 @@ async def record_purchase(
             f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency"
         )
     amount_minor = to_minor(purchase_in.amount)
-    existing = await _purchase_by_order(session, purchase_in.order_id)
+    existing = await _purchase_by_order(purchase_in.order_id, session=session)
     if existing is not None:
         return _same_order(existing, customer.id, amount_minor), False
     first_purchase = await session.get(PurchaseSummary, customer.id) is None
@@ -196,18 +196,21 @@ async def record_purchase(
             session.add(purchase)
     except IntegrityError:
         # Another request recorded the same order a moment ago.
-        existing = await _purchase_by_order(session, purchase_in.order_id)
+        existing = await _purchase_by_order(purchase_in.order_id, session=session)
         if existing is None:
             raise
         return _same_order(existing, customer.id, amount_minor), False
     await add_to_summaries(
-        session, [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)]
+        [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)],
+        session=session,
     )
-    stage(session, recorded_event(row, first_purchase=first_purchase), source=service.SOURCE, time=now)
+    stage(
+        recorded_event(row, first_purchase=first_purchase), session=session, source=service.SOURCE, time=now
+    )
     return purchase, True
 
 
-async def _purchase_by_order(session: AsyncSession, order_id: str) -> Purchase | None:
+async def _purchase_by_order(order_id: str, *, session: AsyncSession) -> Purchase | None:
     return await session.scalar(sa.select(Purchase).where(Purchase.order_id == order_id))
 
 
@@ -320,7 +323,6 @@ async def refund(
     )
     await session.flush()
     stage(
-        session,
         PurchaseRefunded(
             customer_id=customer_id,
             purchase_id=purchase.id,
@@ -330,6 +332,7 @@ async def refund(
             refunded_at=refunded_at,
             fully_refunded=purchase.refunded_minor == purchase.amount_minor,
         ),
+        session=session,
         source=service.SOURCE,
         time=now,
     )

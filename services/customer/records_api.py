@@ -57,10 +57,11 @@ async def record_purchase(
     customer_id: uuid.UUID,
     purchase_in: PurchaseCreate,
     response: Response,
-    session: SessionDep,
     clock: ClockDep,
     runtime: RuntimeDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> PurchaseRead:
     purchase, created = await purchases.record_purchase(
         session=session,
@@ -77,10 +78,11 @@ async def record_purchase(
 @router.get("/purchases", summary="A customer's purchases, newest first")
 async def list_purchases(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[PurchaseRead]:
     return await purchases.list_purchases(
         session=session, customer_id=customer_id, limit=limit, cursor=cursor
@@ -100,10 +102,11 @@ async def refund_purchase(
     purchase_id: uuid.UUID,
     refund_in: RefundCreate,
     response: Response,
-    session: SessionDep,
     clock: ClockDep,
     runtime: RuntimeDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> RefundRead:
     refund, created = await purchases.refund(
         session=session,
@@ -128,10 +131,11 @@ async def refund_purchase(
 async def log_interaction(
     customer_id: uuid.UUID,
     interaction_in: InteractionCreate,
-    session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
     user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> InteractionRead:
     interaction = await activity.log_interaction(
         session=session,
@@ -147,11 +151,12 @@ async def log_interaction(
 @router.get("/interactions", summary="A customer's interactions, newest first")
 async def list_interactions(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     _user: AgentOrService,
     signals_only: Annotated[bool, Query(description="Only those that carry a behavioural signal.")] = False,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[InteractionRead]:
     return await activity.interactions(
         session=session, customer_id=customer_id, signals_only=signals_only, limit=limit, cursor=cursor
@@ -160,7 +165,7 @@ async def list_interactions(
 
 @router.get("/interests", summary="Topics the customer cares about")
 async def get_interests(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[InterestRead]:
     return await activity.interests(session=session, customer_id=customer_id)
 
@@ -173,9 +178,10 @@ async def get_interests(
 async def put_interests(
     customer_id: uuid.UUID,
     interests_in: InterestsUpdate,
-    session: SessionDep,
     clock: ClockDep,
     user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> list[InterestRead]:
     return await activity.set_interests(
         session=session,
@@ -189,10 +195,11 @@ async def put_interests(
 @router.get("/interests/history", summary="Every topic added or dropped, with when and where from")
 async def get_interest_history(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[InterestChangeRead]:
     return await activity.interest_history(
         session=session, customer_id=customer_id, limit=limit, cursor=cursor
@@ -201,7 +208,7 @@ async def get_interest_history(
 
 @router.get("/consents", summary="The customer's word on each channel and purpose")
 async def get_consents(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[ConsentRead]:
     return await activity.consents(session=session, customer_id=customer_id)
 
@@ -217,9 +224,10 @@ async def put_consent(
     channel: ContactChannel,
     purpose: Purpose,
     consent_in: ConsentUpdate,
-    session: SessionDep,
     clock: ClockDep,
     user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> ConsentRead:
     return await activity.set_consent(
         session=session,
@@ -235,10 +243,11 @@ async def put_consent(
 @router.get("/consents/history", summary="Every change of consent, with when, where from and who recorded it")
 async def get_consent_history(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     _user: AgentOrService,
     limit: Limit = 50,
     cursor: CursorParam = None,
+    *,
+    session: ReadSessionDep,
 ) -> Page[ConsentChangeRead]:
     return await activity.consent_history(
         session=session, customer_id=customer_id, limit=limit, cursor=cursor
@@ -251,9 +260,10 @@ async def get_consent_history(
 async def add_contact(
     customer_id: uuid.UUID,
     contact_in: ContactCreate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> ContactRead:
     contact = await relationship.add_contact(
         session=session, customer_id=customer_id, contact_in=contact_in, now=clock.now()
@@ -263,7 +273,7 @@ async def add_contact(
 
 @router.get("/contacts", summary="The named contacts at a business customer")
 async def list_contacts(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[ContactRead]:
     return [
         relationship.contact_read(c)
@@ -276,9 +286,10 @@ async def update_contact(
     customer_id: uuid.UUID,
     contact_id: uuid.UUID,
     contact_in: ContactUpdate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> ContactRead:
     contact = await relationship.update_contact(
         session=session,
@@ -292,14 +303,14 @@ async def update_contact(
 
 @router.delete("/contacts/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a contact")
 async def remove_contact(
-    customer_id: uuid.UUID, contact_id: uuid.UUID, session: SessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, contact_id: uuid.UUID, _user: AgentOrService, *, session: SessionDep
 ) -> None:
     await relationship.remove_contact(session=session, customer_id=customer_id, contact_id=contact_id)
 
 
 @router.get("/relationship", summary="Past, current and expected cooperation, competitors, notes")
 async def get_relationship(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> RelationshipRead:
     return await relationship.relationship_record(session=session, customer_id=customer_id)
 
@@ -308,9 +319,10 @@ async def get_relationship(
 async def put_relationship(
     customer_id: uuid.UUID,
     record_in: RelationshipUpdate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> RelationshipRead:
     return await relationship.write_relationship_record(
         session=session, customer_id=customer_id, record_in=record_in, now=clock.now()
@@ -323,9 +335,10 @@ async def put_relationship(
 async def add_installation(
     customer_id: uuid.UUID,
     installation_in: InstallationCreate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> InstallationRead:
     return await relationship.add_installation(
         session=session, customer_id=customer_id, installation_in=installation_in, now=clock.now()
@@ -334,7 +347,7 @@ async def add_installation(
 
 @router.get("/installations", summary="Projects and installed equipment, for after-sales service")
 async def list_installations(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[InstallationRead]:
     return await relationship.installations(session=session, customer_id=customer_id)
 
@@ -347,9 +360,10 @@ async def list_installations(
 async def add_attachment(
     customer_id: uuid.UUID,
     attachment_in: AttachmentCreate,
-    session: SessionDep,
     clock: ClockDep,
     _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> AttachmentRead:
     return await relationship.add_attachment(
         session=session, customer_id=customer_id, attachment_in=attachment_in, now=clock.now()
@@ -358,7 +372,7 @@ async def add_attachment(
 
 @router.get("/attachments", summary="Files attached by reference")
 async def list_attachments(
-    customer_id: uuid.UUID, session: ReadSessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, _user: AgentOrService, *, session: ReadSessionDep
 ) -> list[AttachmentRead]:
     return await relationship.attachments(session=session, customer_id=customer_id)
 
@@ -367,7 +381,7 @@ async def list_attachments(
     "/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an attachment"
 )
 async def remove_attachment(
-    customer_id: uuid.UUID, attachment_id: uuid.UUID, session: SessionDep, _user: AgentOrService
+    customer_id: uuid.UUID, attachment_id: uuid.UUID, _user: AgentOrService, *, session: SessionDep
 ) -> None:
     await relationship.remove_attachment(
         session=session, customer_id=customer_id, attachment_id=attachment_id

@@ -55,7 +55,7 @@ def _check_phones(phone: str | None, backup: str | None) -> None:
         raise Unprocessable("The backup phone must differ from the primary phone.", field="backup_phone")
 
 
-async def _contact(session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+async def _contact(customer_id: uuid.UUID, contact_id: uuid.UUID, *, session: AsyncSession) -> Contact:
     await service.get(session=session, customer_id=customer_id)
     contact = await session.scalar(
         sa.select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer_id)
@@ -73,7 +73,7 @@ async def update_contact(
     contact_in: ContactUpdate,
     now: datetime,
 ) -> Contact:
-    contact = await _contact(session, customer_id, contact_id)
+    contact = await _contact(customer_id, contact_id, session=session)
     changes = contact_in.model_dump(include=contact_in.model_fields_set, mode="json")
     _check_phones(changes.get("phone", contact.phone), changes.get("backup_phone", contact.backup_phone))
     for name, value in changes.items():
@@ -84,7 +84,7 @@ async def update_contact(
 
 
 async def remove_contact(*, session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID) -> None:
-    await session.delete(await _contact(session, customer_id, contact_id))
+    await session.delete(await _contact(customer_id, contact_id, session=session))
     await session.flush()
 
 

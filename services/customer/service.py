@@ -122,8 +122,8 @@ async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: d
     customer = new_customer(customer_in, now=now)
     session.add(customer)
     await session.flush()
-    await set_tags(session, customer.id, customer.tags)
-    stage(session, registered_event(_columns(customer)), source=SOURCE, time=now)
+    await set_tags(customer.id, customer.tags, session=session)
+    stage(registered_event(_columns(customer)), session=session, source=SOURCE, time=now)
     return customer
 
 
@@ -158,12 +158,12 @@ async def update(
     if "name" in changed:
         customer.name_key = profile_rules.name_key(customer.name)
     if "tags" in changed:
-        await set_tags(session, customer.id, customer.tags, replace=True)
+        await set_tags(customer.id, customer.tags, session=session, replace=True)
     customer.updated_at = now
     await session.flush()
     stage(
-        session,
         CustomerUpdated(customer_id=customer.id, profile=profile_of(customer), changed=tuple(changed)),
+        session=session,
         source=SOURCE,
         time=now,
     )
@@ -181,7 +181,7 @@ def _check_profile(profile: dict[str, Any]) -> None:
 
 
 async def set_tags(
-    session: AsyncSession, customer_id: uuid.UUID, tags: Iterable[str], *, replace: bool = False
+    customer_id: uuid.UUID, tags: Iterable[str], *, session: AsyncSession, replace: bool = False
 ) -> None:
     if replace:
         await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == customer_id))

@@ -27,9 +27,9 @@ DEFAULT_PLAYBOOK = "interest_match"
 
 
 async def create(
-    session: AsyncSession, *, topic: str, title: str, body: str, playbook: str, actor: str, now: datetime
+    *, session: AsyncSession, topic: str, title: str, body: str, playbook: str, actor: str, now: datetime
 ) -> Announcement:
-    found = (await library.in_force(session)).get(playbook)
+    found = (await library.in_force(session=session)).get(playbook)
     if found is None or not isinstance(found.definition.trigger, AnnouncementTrigger):
         raise Unprocessable(f"{playbook!r} is not a playbook started by announcements.", field="playbook")
     if not found.definition.enabled:
@@ -52,7 +52,7 @@ async def create(
 
 
 async def match_next_batch(
-    session: AsyncSession, *, settings: NotifySettings, now: datetime, limit: int
+    *, session: AsyncSession, settings: NotifySettings, now: datetime, limit: int
 ) -> int:
     """Match one batch of the oldest announcement still matching; returns how many customers it looked at."""
     announcement = await session.scalar(
@@ -64,7 +64,7 @@ async def match_next_batch(
     )
     if announcement is None:
         return 0
-    playbook = (await library.in_force(session)).get(announcement.playbook)
+    playbook = (await library.in_force(session=session)).get(announcement.playbook)
     if playbook is None or not playbook.definition.enabled:
         announcement.state, announcement.matched_at = "stopped", now
         return 0
@@ -78,8 +78,8 @@ async def match_next_batch(
     if announcement.matched_through is not None:
         query = query.where(Contact.customer_id > announcement.matched_through)
     contacts = (await session.scalars(query)).all()
-    policy = (await library.policy(session)).policy
-    reach = await recipients(session, [contact.customer_id for contact in contacts])
+    policy = (await library.policy(session=session)).policy
+    reach = await recipients([contact.customer_id for contact in contacts], session=session)
     configured = configured_channels(settings)
     message_steps = [step for step in playbook.definition.steps if isinstance(step, MessageStep)]
     material = {
@@ -114,7 +114,7 @@ async def match_next_batch(
             announcement_id=announcement.id,
         )
         if await start(
-            session,
+            session=session,
             playbook=playbook,
             occasion=occasion,
             contact=contact,
@@ -124,7 +124,7 @@ async def match_next_batch(
             effects=effects,
         ):
             matched += 1
-    await effects.write(session, now=now)
+    await effects.write(session=session, now=now)
     announcement.matched += matched
     announcement.skipped += skipped
     if contacts:

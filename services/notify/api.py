@@ -65,7 +65,6 @@ def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 @notifications.get("", summary="Messages, newest first: a customer's, or by channel, status or playbook")
 async def list_notifications(
-    session: ReadSessionDep,
     _who: AgentOrService,
     customer_id: uuid.UUID | None = None,
     channel: Annotated[
@@ -75,6 +74,8 @@ async def list_notifications(
     playbook: Annotated[str | None, Query(max_length=100)] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
+    *,
+    session: ReadSessionDep,
 ) -> Page[NotificationRead]:
     found = await service.list_notifications(
         session=session,
@@ -94,7 +95,7 @@ async def list_notifications(
 
 @notifications.get("/{notification_id}", summary="One message and its delivery status")
 async def get_notification(
-    notification_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+    notification_id: uuid.UUID, _who: AgentOrService, *, session: ReadSessionDep
 ) -> NotificationRead:
     return NotificationRead.model_validate(
         await service.get_notification(session=session, notification_id=notification_id)
@@ -103,7 +104,7 @@ async def get_notification(
 
 @notifications.post("/{notification_id}/read", summary="The customer's app showed this in-app message")
 async def mark_read(
-    notification_id: uuid.UUID, session: SessionDep, clock: ClockDep, _who: AgentOrService
+    notification_id: uuid.UUID, clock: ClockDep, _who: AgentOrService, *, session: SessionDep
 ) -> NotificationRead:
     found = await service.mark_read(session=session, notification_id=notification_id, now=clock.now())
     return NotificationRead.model_validate(found)
@@ -113,14 +114,14 @@ async def mark_read(
     "/{customer_id}/preferences", summary="The customer's channel choices, quiet hours and consents"
 )
 async def get_preferences(
-    customer_id: uuid.UUID, session: ReadSessionDep, _who: AgentOrService
+    customer_id: uuid.UUID, _who: AgentOrService, *, session: ReadSessionDep
 ) -> PreferencesRead:
     return await service.get_preferences(session=session, customer_id=customer_id)
 
 
 @customers.put("/{customer_id}/preferences", summary="Replace the customer's channel choices and quiet hours")
 async def put_preferences(
-    customer_id: uuid.UUID, preferences_in: PreferencesUpdate, session: SessionDep, _who: AgentOrService
+    customer_id: uuid.UUID, preferences_in: PreferencesUpdate, _who: AgentOrService, *, session: SessionDep
 ) -> PreferencesRead:
     return await service.set_preferences(
         session=session, customer_id=customer_id, preferences_in=preferences_in
@@ -138,31 +139,31 @@ def _playbook_read(playbook: Playbook) -> PlaybookRead:
 
 
 @playbooks.get("", summary="Every playbook in force (its highest version)")
-async def list_playbooks(session: ReadSessionDep, _who: Agent) -> list[PlaybookRead]:
-    return [_playbook_read(p) for _, p in sorted((await library.in_force(session)).items())]
+async def list_playbooks(_who: Agent, *, session: ReadSessionDep) -> list[PlaybookRead]:
+    return [_playbook_read(p) for _, p in sorted((await library.in_force(session=session)).items())]
 
 
 @playbooks.post(
     "/dry-run", summary="What an event, period or announcement would cause; nothing is written or sent"
 )
 async def dry_run(
-    request: DryRunRequest, session: ReadSessionDep, clock: ClockDep, runtime: RuntimeDep, _who: Agent
+    request: DryRunRequest, clock: ClockDep, runtime: RuntimeDep, _who: Agent, *, session: ReadSessionDep
 ) -> DryRunRead:
     settings = cast(NotifySettings, runtime.settings)
     return await dryrun.dry_run(session=session, request=request, settings=settings, now=clock.now())
 
 
 @playbooks.get("/{key}", summary="A playbook in force")
-async def get_playbook(key: PlaybookKey, session: ReadSessionDep, _who: Agent) -> PlaybookRead:
-    found = (await library.in_force(session)).get(key)
+async def get_playbook(key: PlaybookKey, _who: Agent, *, session: ReadSessionDep) -> PlaybookRead:
+    found = (await library.in_force(session=session)).get(key)
     if found is None:
         raise NotFound(f"No playbook {key}.")
     return _playbook_read(found)
 
 
 @playbooks.get("/{key}/versions", summary="Every version of a playbook, newest first")
-async def playbook_versions(key: PlaybookKey, session: ReadSessionDep, _who: Agent) -> list[PlaybookRead]:
-    found = await library.history(session, key)
+async def playbook_versions(key: PlaybookKey, _who: Agent, *, session: ReadSessionDep) -> list[PlaybookRead]:
+    found = await library.history(key, session=session)
     if not found:
         raise NotFound(f"No playbook {key}.")
     return [_playbook_read(p) for p in found]
@@ -172,14 +173,14 @@ async def playbook_versions(key: PlaybookKey, session: ReadSessionDep, _who: Age
     "/{key}", summary="Save a new version of a playbook (or a new playbook); it is in force at once"
 )
 async def put_playbook(
-    key: PlaybookKey, definition: PlaybookDefinition, session: SessionDep, clock: ClockDep, who: Manager
+    key: PlaybookKey, definition: PlaybookDefinition, clock: ClockDep, who: Manager, *, session: SessionDep
 ) -> PlaybookRead:
-    current = (await library.in_force(session)).get(key)
+    current = (await library.in_force(session=session)).get(key)
     if current is not None and current.definition == definition:
         return _playbook_read(current)
     try:
         saved = await library.save(
-            session, key=key, definition=definition, actor=who.subject, now=clock.now()
+            session=session, key=key, definition=definition, actor=who.subject, now=clock.now()
         )
     except IntegrityError:
         raise Conflict("Someone saved this playbook at the same moment; read it and try again.") from None
@@ -187,17 +188,19 @@ async def put_playbook(
 
 
 @policy.get("", summary="The follow-up policy in force: quiet hours, marketing cap, offers")
-async def get_policy(session: ReadSessionDep, _who: Agent) -> PolicyRead:
-    found = await library.policy(session)
+async def get_policy(_who: Agent, *, session: ReadSessionDep) -> PolicyRead:
+    found = await library.policy(session=session)
     return PolicyRead(
         version=found.version, created_by=found.created_by, created_at=found.created_at, policy=found.policy
     )
 
 
 @policy.put("", summary="Save a new version of the policy; it is in force at once")
-async def put_policy(document: Policy, session: SessionDep, clock: ClockDep, who: Manager) -> PolicyRead:
+async def put_policy(document: Policy, clock: ClockDep, who: Manager, *, session: SessionDep) -> PolicyRead:
     try:
-        saved = await library.save_policy(session, document=document, actor=who.subject, now=clock.now())
+        saved = await library.save_policy(
+            session=session, document=document, actor=who.subject, now=clock.now()
+        )
     except IntegrityError:
         raise Conflict("Someone saved the policy at the same moment; read it and try again.") from None
     return PolicyRead(
@@ -207,7 +210,6 @@ async def put_policy(document: Policy, session: SessionDep, clock: ClockDep, who
 
 @staff_tasks.get("", summary="Staff tasks, soonest due first")
 async def list_tasks(
-    session: ReadSessionDep,
     _who: Agent,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     assignee_role: Literal["agent", "supervisor", "manager", "admin"] | None = None,
@@ -217,6 +219,8 @@ async def list_tasks(
     due_after: UtcDatetime | None = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
+    *,
+    session: ReadSessionDep,
 ) -> Page[TaskRead]:
     where = tasks.TaskFilter(
         assignee=assignee,
@@ -233,12 +237,12 @@ async def list_tasks(
 
 
 @staff_tasks.get("/{task_id}", summary="One task")
-async def get_task(task_id: uuid.UUID, session: ReadSessionDep, _who: Agent) -> TaskRead:
+async def get_task(task_id: uuid.UUID, _who: Agent, *, session: ReadSessionDep) -> TaskRead:
     return TaskRead.model_validate(await tasks.get(session=session, task_id=task_id))
 
 
 @staff_tasks.post("/{task_id}/claim", summary="Take a task: it is yours until done")
-async def claim_task(task_id: uuid.UUID, session: SessionDep, clock: ClockDep, who: Agent) -> TaskRead:
+async def claim_task(task_id: uuid.UUID, clock: ClockDep, who: Agent, *, session: SessionDep) -> TaskRead:
     return TaskRead.model_validate(
         await tasks.claim(session=session, task_id=task_id, who=who, now=clock.now())
     )
@@ -246,7 +250,7 @@ async def claim_task(task_id: uuid.UUID, session: SessionDep, clock: ClockDep, w
 
 @staff_tasks.post("/{task_id}/complete", summary="Finish a task, saying what came of it")
 async def complete_task(
-    task_id: uuid.UUID, completion: TaskCompletion, session: SessionDep, clock: ClockDep, who: Agent
+    task_id: uuid.UUID, completion: TaskCompletion, clock: ClockDep, who: Agent, *, session: SessionDep
 ) -> TaskRead:
     done = await tasks.complete(
         session=session, task_id=task_id, who=who, outcome=completion.outcome, now=clock.now()
@@ -258,10 +262,10 @@ async def complete_task(
     "", status_code=202, summary="Announce news on a topic to every customer interested in it"
 )
 async def create_announcement(
-    announcement_in: AnnouncementCreate, session: SessionDep, clock: ClockDep, who: Manager
+    announcement_in: AnnouncementCreate, clock: ClockDep, who: Manager, *, session: SessionDep
 ) -> AnnouncementRead:
     created = await announcements.create(
-        session,
+        session=session,
         topic=announcement_in.topic,
         title=announcement_in.title,
         body=announcement_in.body,
@@ -274,7 +278,7 @@ async def create_announcement(
 
 @announcement_routes.get("/{announcement_id}", summary="An announcement and how far matching has got")
 async def get_announcement(
-    announcement_id: uuid.UUID, session: ReadSessionDep, _who: Agent
+    announcement_id: uuid.UUID, _who: Agent, *, session: ReadSessionDep
 ) -> AnnouncementRead:
     found = await announcements.get(session=session, announcement_id=announcement_id)
     if found is None:
@@ -283,7 +287,7 @@ async def get_announcement(
 
 
 @webhooks.get("", summary="Registered webhook endpoints (secrets are never shown again)")
-async def list_webhooks(session: ReadSessionDep, _who: Admin) -> list[WebhookRead]:
+async def list_webhooks(_who: Admin, *, session: ReadSessionDep) -> list[WebhookRead]:
     return [
         WebhookRead(
             name=e.name, url=e.url, enabled=e.enabled, created_at=e.created_at, updated_at=e.updated_at
@@ -294,7 +298,7 @@ async def list_webhooks(session: ReadSessionDep, _who: Admin) -> list[WebhookRea
 
 @webhooks.put("/{name}", summary="Register or change a webhook endpoint; a new one gets a signing secret")
 async def put_webhook(
-    name: WebhookName, webhook_in: WebhookWrite, session: SessionDep, _who: Admin
+    name: WebhookName, webhook_in: WebhookWrite, _who: Admin, *, session: SessionDep
 ) -> WebhookRead:
     try:
         endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
@@ -311,7 +315,7 @@ async def put_webhook(
 
 
 @webhooks.delete("/{name}", status_code=204, summary="Remove a webhook endpoint")
-async def delete_webhook(name: WebhookName, session: SessionDep, _who: Admin) -> Response:
+async def delete_webhook(name: WebhookName, _who: Admin, *, session: SessionDep) -> Response:
     await service.delete_webhook(session=session, name=name)
     return Response(status_code=204)
 

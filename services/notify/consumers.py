@@ -60,7 +60,7 @@ def handlers(runtime: Runtime) -> Handlers:
     database_url = runtime.db.url
 
     async def run_playbooks(
-        session: AsyncSession, envelope: Envelope[Event], ref: ComplaintRef | None = None
+        envelope: Envelope[Event], ref: ComplaintRef | None = None, *, session: AsyncSession
     ) -> None:
         if getattr(envelope.data, "imported", False):
             # Imported history (a migration from the company's old system) is not
@@ -68,7 +68,7 @@ def handlers(runtime: Runtime) -> Handlers:
             return
         playbooks = [
             playbook
-            for playbook in (await library.in_force(session)).values()
+            for playbook in (await library.in_force(session=session)).values()
             if isinstance(playbook.definition.trigger, EventTrigger)
             and playbook.definition.trigger.event == envelope.type
         ]
@@ -90,11 +90,11 @@ def handlers(runtime: Runtime) -> Handlers:
             material=material,
         )
         now = clock.now()
-        policy = (await library.policy(session)).policy
+        policy = (await library.policy(session=session)).policy
         effects = Effects()
         for playbook in playbooks:
             await start(
-                session,
+                session=session,
                 playbook=playbook,
                 occasion=occasion,
                 contact=contact,
@@ -104,30 +104,30 @@ def handlers(runtime: Runtime) -> Handlers:
                 effects=effects,
             )
         if effects:
-            await effects.write(session, now=now)
-            ring_after_commit(session, database_url)
+            await effects.write(session=session, now=now)
+            ring_after_commit(database_url, session=session)
 
     async def on_profile(
-        session: AsyncSession, event: Envelope[CustomerRegistered | CustomerUpdated]
+        event: Envelope[CustomerRegistered | CustomerUpdated], *, session: AsyncSession
     ) -> None:
         await projection.apply_profile(
-            session, customer_id=event.data.customer_id, profile=event.data.profile, at=event.time
+            session=session, customer_id=event.data.customer_id, profile=event.data.profile, at=event.time
         )
         if isinstance(event.data, CustomerRegistered):
-            await run_playbooks(session, event)
+            await run_playbooks(event, session=session)
         # A message may be waiting for this profile.
-        ring_after_commit(session, database_url)
+        ring_after_commit(database_url, session=session)
 
-    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
-        await projection.erase(session, customer_id=event.data.customer_id)
+    async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
+        await projection.erase(session=session, customer_id=event.data.customer_id)
 
-    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
-        await projection.merge(session, survivor=event.data.customer_id, merged=event.data.merged_id)
+    async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
+        await projection.merge(session=session, survivor=event.data.customer_id, merged=event.data.merged_id)
 
-    async def on_consent(session: AsyncSession, event: Envelope[ConsentChanged]) -> None:
+    async def on_consent(event: Envelope[ConsentChanged], *, session: AsyncSession) -> None:
         change = event.data
         await projection.apply_consent(
-            session,
+            session=session,
             customer_id=change.customer_id,
             channel=change.channel,
             purpose=change.purpose,
@@ -135,41 +135,41 @@ def handlers(runtime: Runtime) -> Handlers:
             at=change.changed_at,
         )
 
-    async def on_interests(session: AsyncSession, event: Envelope[InterestsChanged]) -> None:
+    async def on_interests(event: Envelope[InterestsChanged], *, session: AsyncSession) -> None:
         await projection.apply_interests(
-            session,
+            session=session,
             customer_id=event.data.customer_id,
             interests=event.data.interests,
             at=event.data.changed_at,
         )
 
-    async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
-        await run_playbooks(session, event)
+    async def on_purchase(event: Envelope[PurchaseRecorded], *, session: AsyncSession) -> None:
+        await run_playbooks(event, session=session)
 
-    async def on_tier(session: AsyncSession, event: Envelope[TierChanged]) -> None:
+    async def on_tier(event: Envelope[TierChanged], *, session: AsyncSession) -> None:
         change = event.data
         await projection.apply_segment(
-            session,
+            session=session,
             customer_id=change.customer_id,
             tier=change.tier,
             key_account=change.key_account,
             segment=change.segment,
             stage=change.stage,
         )
-        await run_playbooks(session, event)
+        await run_playbooks(event, session=session)
 
-    async def on_risk(session: AsyncSession, event: Envelope[RiskChanged]) -> None:
+    async def on_risk(event: Envelope[RiskChanged], *, session: AsyncSession) -> None:
         await projection.apply_segment(
-            session, customer_id=event.data.customer_id, risk=event.data.risk, tier=event.data.tier
+            session=session, customer_id=event.data.customer_id, risk=event.data.risk, tier=event.data.tier
         )
-        await run_playbooks(session, event)
+        await run_playbooks(event, session=session)
 
     def complaint_handler(status: str | None) -> Any:
-        async def on_complaint(session: AsyncSession, event: Envelope[Any]) -> None:
+        async def on_complaint(event: Envelope[Any], *, session: AsyncSession) -> None:
             data = event.data
             category = getattr(data, "category", None)
             ref = await projection.apply_complaint(
-                session,
+                session=session,
                 complaint_id=data.complaint_id,
                 customer_id=data.customer_id,
                 status=status,
@@ -177,7 +177,7 @@ def handlers(runtime: Runtime) -> Handlers:
                 first_owner=getattr(data, "first_owner", None),
                 category=category.value if category is not None else None,
             )
-            await run_playbooks(session, event, ref)
+            await run_playbooks(event, ref, session=session)
 
         return on_complaint
 

@@ -59,7 +59,7 @@ def ring(database_url: str) -> None:
         bell.set()
 
 
-def ring_after_commit(session: AsyncSession, database_url: str) -> None:
+def ring_after_commit(database_url: str, *, session: AsyncSession) -> None:
     key = "notify.doorbell"
     if session.info.get(key):
         return
@@ -195,15 +195,17 @@ class Dispatcher:
                     ).all()
             if not rows:
                 return 0, []
-            policy = (await library.policy(session)).policy
-            found = await recipients(session, {row.customer_id for row in rows if row.webhook is None})
+            policy = (await library.policy(session=session)).policy
+            found = await recipients(
+                {row.customer_id for row in rows if row.webhook is None}, session=session
+            )
             endpoints = {
                 e.name: e
                 for e in (
                     await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))
                 ).all()
             }
-            marketing_sent = await self._marketing_counts(session, rows, policy, now)
+            marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
             jobs: list[Job] = []
             for row in rows:
                 recipient = found.get(row.customer_id)
@@ -253,7 +255,7 @@ class Dispatcher:
                 if decision.channel is ContactChannel.in_app:
                     # Delivered by being stored: the customer's app fetches it.
                     row.destination = None
-                    self._mark_sent(session, row, now, reference=None)
+                    self._mark_sent(row, now, session=session, reference=None)
                     continue
                 row.status, row.claim = "sending", uuid.uuid4()
                 row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
@@ -281,7 +283,7 @@ class Dispatcher:
             return len(rows), jobs
 
     async def _marketing_counts(
-        self, session: AsyncSession, rows: list[Notification], policy: Policy, now: datetime
+        self, rows: list[Notification], policy: Policy, now: datetime, *, session: AsyncSession
     ) -> dict[uuid.UUID, int]:
         cap = policy.marketing_cap
         customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
@@ -321,7 +323,7 @@ class Dispatcher:
                     continue
                 row.lease_until, row.claim = None, None
                 if isinstance(result, str):
-                    self._mark_sent(session, row, now, reference=result)
+                    self._mark_sent(row, now, session=session, reference=result)
                     continue
                 row.last_error = result.reason
                 delay = (
@@ -331,7 +333,6 @@ class Dispatcher:
                     row.status, row.failed_at = "failed", now
                     self.outcomes.labels(row.channel, "failed").inc()
                     stage(
-                        session,
                         NotificationFailed(
                             customer_id=row.customer_id,
                             notification_id=row.id,
@@ -343,6 +344,7 @@ class Dispatcher:
                             attempts=max(1, row.attempts),
                             failed_at=now,
                         ),
+                        session=session,
                         source=SOURCE,
                         cause=row.cause_event_id,
                         time=now,
@@ -352,13 +354,12 @@ class Dispatcher:
                     self.outcomes.labels(row.channel, "retry").inc()
 
     def _mark_sent(
-        self, session: AsyncSession, row: Notification, now: datetime, *, reference: str | None
+        self, row: Notification, now: datetime, *, session: AsyncSession, reference: str | None
     ) -> None:
         row.status, row.sent_at, row.provider_reference = "sent", now, reference
         row.lease_until, row.claim, row.last_error = None, None, None
         self.outcomes.labels(row.channel, "sent").inc()
         stage(
-            session,
             NotificationSent(
                 customer_id=row.customer_id,
                 notification_id=row.id,
@@ -369,6 +370,7 @@ class Dispatcher:
                 cause_event_id=row.cause_event_id,
                 sent_at=now,
             ),
+            session=session,
             source=SOURCE,
             cause=row.cause_event_id,
             time=now,

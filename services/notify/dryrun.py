@@ -68,16 +68,16 @@ async def dry_run(
     event = _event_of(request)
     at = request.at or now
     customer_id: uuid.UUID = event.customer_id if event is not None else request.customer_id  # type: ignore[assignment]
-    policy = (await library.policy(session)).policy
+    policy = (await library.policy(session=session)).policy
     if request.draft is not None and request.playbook_key is not None:
         candidates = [Playbook(request.playbook_key, -1, request.draft, "draft", None)]
     else:
-        in_force = await library.in_force(session)
+        in_force = await library.in_force(session=session)
         if request.playbook_key is not None and request.playbook_key not in in_force:
             raise Unprocessable(f"No playbook {request.playbook_key!r}.", field="playbook_key")
         candidates = [in_force[request.playbook_key]] if request.playbook_key else list(in_force.values())
     contact = await session.get(Contact, customer_id)
-    recipient = (await recipients(session, [customer_id])).get(customer_id)
+    recipient = (await recipients([customer_id], session=session)).get(customer_id)
 
     material: dict[str, Any] = {}
     facts: dict[str, Any] = {}
@@ -132,7 +132,7 @@ async def dry_run(
         for index, planned in enumerate(plan.steps):
             effects = Effects()
             await perform(
-                session,
+                session=session,
                 playbook=playbook,
                 occasion=occasion,
                 actions=[(index, planned.step)],

@@ -53,7 +53,7 @@ def _from_row(row: PlaybookVersion) -> Playbook:
     return Playbook(row.key, row.version, definition, row.created_by, row.created_at)
 
 
-async def in_force(session: AsyncSession) -> dict[str, Playbook]:
+async def in_force(*, session: AsyncSession) -> dict[str, Playbook]:
     """Every playbook's highest version (shipped defaults included), cached for the session."""
     cached: dict[str, Playbook] | None = session.info.get(_SESSION_CACHE)
     if cached is not None:
@@ -78,7 +78,7 @@ async def in_force(session: AsyncSession) -> dict[str, Playbook]:
     return found
 
 
-async def version_of(session: AsyncSession, key: str, version: int) -> Playbook | None:
+async def version_of(key: str, version: int, *, session: AsyncSession) -> Playbook | None:
     if version == 0:
         return shipped().get(key)
     row = await session.scalar(
@@ -87,7 +87,7 @@ async def version_of(session: AsyncSession, key: str, version: int) -> Playbook 
     return _from_row(row) if row else None
 
 
-async def history(session: AsyncSession, key: str) -> list[Playbook]:
+async def history(key: str, *, session: AsyncSession) -> list[Playbook]:
     """Every version of a playbook, newest first."""
     rows = (
         await session.scalars(
@@ -103,7 +103,7 @@ async def history(session: AsyncSession, key: str) -> list[Playbook]:
 
 
 async def save(
-    session: AsyncSession, *, key: str, definition: PlaybookDefinition, actor: str, now: datetime
+    *, session: AsyncSession, key: str, definition: PlaybookDefinition, actor: str, now: datetime
 ) -> Playbook:
     """Add a version; two saves racing for the same number fail on the unique key (a 409)."""
     current = await session.scalar(
@@ -133,7 +133,7 @@ class PolicyInForce:
 _POLICY_CACHE = "notify.policy"
 
 
-async def policy(session: AsyncSession) -> PolicyInForce:
+async def policy(*, session: AsyncSession) -> PolicyInForce:
     cached: PolicyInForce | None = session.info.get(_POLICY_CACHE)
     if cached is not None:
         return cached
@@ -147,7 +147,7 @@ async def policy(session: AsyncSession) -> PolicyInForce:
     return found
 
 
-async def save_policy(session: AsyncSession, *, document: Policy, actor: str, now: datetime) -> PolicyInForce:
+async def save_policy(*, session: AsyncSession, document: Policy, actor: str, now: datetime) -> PolicyInForce:
     current = await session.scalar(sa.select(sa.func.max(PolicyVersion.version)))
     row = PolicyVersion(
         version=(current or 0) + 1,

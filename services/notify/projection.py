@@ -31,14 +31,14 @@ from services.notify.policy import Reach
 from shared.events.customer import ContactChannel, CustomerProfile, Purpose
 
 
-def insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
+def insert_ignoring_duplicates(table: Any, *, session: AsyncSession) -> Any:
     """An INSERT that skips rows whose unique keys exist already, on SQLite and PostgreSQL."""
     dialect = session.bind.dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
 
 
-async def contact_for_update(session: AsyncSession, customer_id: uuid.UUID) -> Contact:
+async def contact_for_update(customer_id: uuid.UUID, *, session: AsyncSession) -> Contact:
     contact = await session.get(Contact, customer_id)
     if contact is None:
         contact = Contact(customer_id=customer_id, known=False, key_account=False)
@@ -51,9 +51,9 @@ def _is_erased(contact: Contact) -> bool:
 
 
 async def apply_profile(
-    session: AsyncSession, *, customer_id: uuid.UUID, profile: CustomerProfile, at: datetime
+    *, session: AsyncSession, customer_id: uuid.UUID, profile: CustomerProfile, at: datetime
 ) -> None:
-    contact = await contact_for_update(session, customer_id)
+    contact = await contact_for_update(customer_id, session=session)
     if _is_erased(contact) or (contact.profile_at is not None and contact.profile_at > at):
         return
     contact.known = True
@@ -69,9 +69,9 @@ async def apply_profile(
     contact.profile_at = at
 
 
-async def apply_segment(session: AsyncSession, *, customer_id: uuid.UUID, **values: Any) -> None:
+async def apply_segment(*, session: AsyncSession, customer_id: uuid.UUID, **values: Any) -> None:
     """Tier, key account, segment, stage or risk; None values leave what is known."""
-    contact = await contact_for_update(session, customer_id)
+    contact = await contact_for_update(customer_id, session=session)
     if _is_erased(contact):
         return
     for name, value in values.items():
@@ -80,15 +80,15 @@ async def apply_segment(session: AsyncSession, *, customer_id: uuid.UUID, **valu
 
 
 async def apply_consent(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     customer_id: uuid.UUID,
     channel: ContactChannel,
     purpose: Purpose,
     granted: bool,
     at: datetime,
 ) -> None:
-    contact = await contact_for_update(session, customer_id)
+    contact = await contact_for_update(customer_id, session=session)
     if _is_erased(contact):
         return
     consent = await session.get(Consent, (customer_id, channel.value, purpose.value))
@@ -111,9 +111,9 @@ def topic_key(topic: str) -> str:
 
 
 async def apply_interests(
-    session: AsyncSession, *, customer_id: uuid.UUID, interests: Iterable[str], at: datetime
+    *, session: AsyncSession, customer_id: uuid.UUID, interests: Iterable[str], at: datetime
 ) -> None:
-    contact = await contact_for_update(session, customer_id)
+    contact = await contact_for_update(customer_id, session=session)
     if _is_erased(contact) or (contact.interests_at is not None and contact.interests_at > at):
         return
     contact.interests_at = at
@@ -124,8 +124,8 @@ async def apply_interests(
 
 
 async def apply_complaint(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     complaint_id: uuid.UUID,
     customer_id: uuid.UUID,
     status: str | None,
@@ -149,12 +149,12 @@ async def apply_complaint(
 _PERSONAL_TABLES = (Interest, Consent, Preference, Notification, Task, PlaybookRun, ComplaintRef)
 
 
-async def erase(session: AsyncSession, *, customer_id: uuid.UUID) -> None:
+async def erase(*, session: AsyncSession, customer_id: uuid.UUID) -> None:
     """Forget the person: messages, tasks, runs, choices, contact points. A bare tombstone stays
     so that nothing already on its way (a late event, a redelivery) reaches them again."""
     for table in _PERSONAL_TABLES:
         await session.execute(sa.delete(table).where(table.customer_id == customer_id))
-    contact = await contact_for_update(session, customer_id)
+    contact = await contact_for_update(customer_id, session=session)
     for name in (
         "kind",
         "name",
@@ -173,7 +173,7 @@ async def erase(session: AsyncSession, *, customer_id: uuid.UUID) -> None:
     contact.known, contact.key_account, contact.status = True, False, "erased"
 
 
-async def merge(session: AsyncSession, *, survivor: uuid.UUID, merged: uuid.UUID) -> None:
+async def merge(*, session: AsyncSession, survivor: uuid.UUID, merged: uuid.UUID) -> None:
     """What belonged to ``merged`` now belongs to ``survivor``; where both have a choice, the newer wins."""
     if survivor == merged:
         return
@@ -185,7 +185,7 @@ async def merge(session: AsyncSession, *, survivor: uuid.UUID, merged: uuid.UUID
     topics = (await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == merged))).all()
     if topics:
         await session.execute(
-            insert_ignoring_duplicates(session, Interest),
+            insert_ignoring_duplicates(Interest, session=session),
             [{"customer_id": survivor, "topic": t} for t in topics],
         )
 
@@ -217,7 +217,7 @@ async def merge(session: AsyncSession, *, survivor: uuid.UUID, merged: uuid.UUID
 
     merged_contact = await session.get(Contact, merged)
     if merged_contact is not None:
-        kept_contact = await contact_for_update(session, survivor)
+        kept_contact = await contact_for_update(survivor, session=session)
         if not _is_erased(kept_contact):
             for name in (
                 "name",
@@ -251,7 +251,9 @@ class Recipient:
     quiet_hours: tuple[str, str] | None
 
 
-async def recipients(session: AsyncSession, customer_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Recipient]:
+async def recipients(
+    customer_ids: Iterable[uuid.UUID], *, session: AsyncSession
+) -> dict[uuid.UUID, Recipient]:
     """For each customer notify has a row for: how to reach them (three batched lookups)."""
     ids = list(set(customer_ids))
     if not ids:
@@ -310,7 +312,7 @@ def contact_as_mapping(contact: Contact | None) -> dict[str, Any] | None:
 
 
 async def consent_granted(
-    session: AsyncSession, customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose
+    customer_id: uuid.UUID, channel: ContactChannel, purpose: Purpose, *, session: AsyncSession
 ) -> bool:
     consent = await session.get(Consent, (customer_id, channel.value, purpose.value))
     return consent is not None and consent.granted

@@ -71,16 +71,19 @@ class Effects:
     def __bool__(self) -> bool:
         return bool(self.notifications or self.failed or self.tasks or self.runs)
 
-    async def write(self, session: AsyncSession, *, now: datetime) -> None:
+    async def write(self, *, session: AsyncSession, now: datetime) -> None:
         if self.notifications:
-            await session.execute(insert_ignoring_duplicates(session, Notification), self.notifications)
+            await session.execute(
+                insert_ignoring_duplicates(Notification, session=session), self.notifications
+            )
         for row in self.failed:
             inserted = await session.scalar(
-                insert_ignoring_duplicates(session, Notification).values(row).returning(Notification.id)
+                insert_ignoring_duplicates(Notification, session=session)
+                .values(row)
+                .returning(Notification.id)
             )
             if inserted is not None:
                 stage(
-                    session,
                     NotificationFailed(
                         customer_id=row["customer_id"],
                         notification_id=inserted,
@@ -92,17 +95,17 @@ class Effects:
                         attempts=1,
                         failed_at=now,
                     ),
+                    session=session,
                     source=SOURCE,
                     cause=row["cause_event_id"],
                     time=now,
                 )
         for row in self.tasks:
             inserted = await session.scalar(
-                insert_ignoring_duplicates(session, Task).values(row).returning(Task.id)
+                insert_ignoring_duplicates(Task, session=session).values(row).returning(Task.id)
             )
             if inserted is not None:
                 stage(
-                    session,
                     TaskCreated(
                         customer_id=row["customer_id"],
                         task_id=inserted,
@@ -113,12 +116,13 @@ class Effects:
                         due_at=row["due_at"],
                         cause_event_id=row["cause_event_id"],
                     ),
+                    session=session,
                     source=SOURCE,
                     cause=row["cause_event_id"],
                     time=now,
                 )
         if self.runs:
-            await session.execute(insert_ignoring_duplicates(session, PlaybookRun), self.runs)
+            await session.execute(insert_ignoring_duplicates(PlaybookRun, session=session), self.runs)
         self.notifications, self.failed, self.tasks, self.runs = [], [], [], []
 
 
@@ -169,8 +173,8 @@ def _assignee(step: TaskStep, contact: Contact | None, material: dict[str, Any])
 
 
 async def perform(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     playbook: Playbook,
     occasion: Occasion,
     actions: list[tuple[int, ActionStep]],
@@ -185,7 +189,7 @@ async def perform(
         key = idempotency_key(occasion.cause_key, playbook.key, step.id)
         if isinstance(step, TaskStep):
             if step.purpose is Purpose.marketing and not await consent_granted(
-                session, occasion.customer_id, ContactChannel.phone, Purpose.marketing
+                occasion.customer_id, ContactChannel.phone, Purpose.marketing, session=session
             ):
                 continue
             context = _context(
@@ -301,8 +305,8 @@ def _run_row(playbook: Playbook, occasion: Occasion, progress: Progress, now: da
 
 
 async def start(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     playbook: Playbook,
     occasion: Occasion,
     contact: Contact | None,
@@ -319,7 +323,7 @@ async def start(
         return False
     progress = advance(playbook.definition, facts, from_step=0, now=now)
     await perform(
-        session,
+        session=session,
         playbook=playbook,
         occasion=occasion,
         actions=progress.actions,
@@ -334,7 +338,7 @@ async def start(
     return True
 
 
-async def resume_due(session: AsyncSession, *, settings: NotifySettings, now: datetime, limit: int) -> int:
+async def resume_due(*, session: AsyncSession, settings: NotifySettings, now: datetime, limit: int) -> int:
     """Take the next steps of runs whose wait is over; returns how many runs moved."""
     runs = (
         await session.scalars(
@@ -347,12 +351,12 @@ async def resume_due(session: AsyncSession, *, settings: NotifySettings, now: da
     ).all()
     if not runs:
         return 0
-    policy = (await library.policy(session)).policy
-    in_force = await library.in_force(session)
+    policy = (await library.policy(session=session)).policy
+    in_force = await library.in_force(session=session)
     effects = Effects()
     for run in runs:
         current = in_force.get(run.playbook)
-        started = await library.version_of(session, run.playbook, run.playbook_version)
+        started = await library.version_of(run.playbook, run.playbook_version, session=session)
         if current is None or started is None or not current.definition.enabled:
             run.state, run.outcome = "stopped", "the playbook was disabled or removed"
             run.updated_at = now
@@ -378,7 +382,7 @@ async def resume_due(session: AsyncSession, *, settings: NotifySettings, now: da
         # Waits count from when the step was due, not from when the scanner got to it.
         progress = advance(started.definition, facts, from_step=run.next_step, now=run.due_at)
         await perform(
-            session,
+            session=session,
             playbook=started,
             occasion=occasion,
             actions=progress.actions,
@@ -398,7 +402,7 @@ async def resume_due(session: AsyncSession, *, settings: NotifySettings, now: da
             run.state, run.outcome = "done", None
         else:
             run.next_step, run.due_at = progress.resume_step or 0, progress.resume_at or now
-    await effects.write(session, now=now)
+    await effects.write(session=session, now=now)
     return len(runs)
 
 

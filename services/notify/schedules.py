@@ -25,11 +25,11 @@ LOOK_AGAIN_AFTER = timedelta(days=1)
 BATCH = 1000
 
 
-async def fan_out(session: AsyncSession, *, settings: NotifySettings, now: datetime) -> int:
+async def fan_out(*, session: AsyncSession, settings: NotifySettings, now: datetime) -> int:
     """Start due calendar playbooks; returns how many runs started."""
-    policy = (await library.policy(session)).policy
+    policy = (await library.policy(session=session)).policy
     started = 0
-    for playbook in (await library.in_force(session)).values():
+    for playbook in (await library.in_force(session=session)).values():
         trigger = playbook.definition.trigger
         if not isinstance(trigger, ScheduleTrigger) or not playbook.definition.enabled:
             continue
@@ -55,7 +55,7 @@ async def fan_out(session: AsyncSession, *, settings: NotifySettings, now: datet
                     material={"period": period},
                 )
                 if await start(
-                    session,
+                    session=session,
                     playbook=playbook,
                     occasion=occasion,
                     contact=contact,
@@ -65,7 +65,7 @@ async def fan_out(session: AsyncSession, *, settings: NotifySettings, now: datet
                     effects=effects,
                 ):
                     started += 1
-            await effects.write(session, now=now)
+            await effects.write(session=session, now=now)
             if len(contacts) < BATCH:
                 break
             after = contacts[-1].customer_id

@@ -67,14 +67,14 @@ class Scanner:
             )
         if runs_due is not None:
             async with db.unit_of_work() as session:
-                moved = await runs.resume_due(session, settings=settings, now=now, limit=RUN_BATCH)
+                moved = await runs.resume_due(session=session, settings=settings, now=now, limit=RUN_BATCH)
         if self._schedules_due(now):
             async with db.unit_of_work() as session:
-                started = await schedules.fan_out(session, settings=settings, now=now)
+                started = await schedules.fan_out(session=session, settings=settings, now=now)
         if matching is not None:
             async with db.unit_of_work() as session:
                 looked_at = await announcements.match_next_batch(
-                    session, settings=settings, now=now, limit=settings.announcement_batch_size
+                    session=session, settings=settings, now=now, limit=settings.announcement_batch_size
                 )
         if moved or started or looked_at:
             ring(db.url)

@@ -81,13 +81,14 @@ def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
 )
 async def get_segment(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     clock: ClockDep,
     runtime: RuntimeDep,
     _user: AgentOrService,
+    *,
+    session: ReadSessionDep,
 ) -> SegmentRead:
     segment = await service.get(session=session, customer_id=customer_id)
-    ctx = await segmenter_of(runtime).context(session)
+    ctx = await segmenter_of(runtime).context(session=session)
     now = clock.now()
     recency = (
         int((now - segment.last_purchase_at).total_seconds() // 86_400) if segment.last_purchase_at else None
@@ -140,7 +141,9 @@ async def get_segment(
         scores=scores,
         policy_version=segment.policy_version,
         cut_points_version=segment.cut_points_version,
-        cut_points=_cut_points_read(await versions.cut_points_row(session, segment.cut_points_version)),
+        cut_points=_cut_points_read(
+            await versions.cut_points_row(segment.cut_points_version, session=session)
+        ),
         updated_at=segment.updated_at,
     )
 
@@ -148,10 +151,11 @@ async def get_segment(
 @router.get("/{customer_id}/history", summary="Every change of a customer, oldest first, with its cause")
 async def get_history(
     customer_id: uuid.UUID,
-    session: ReadSessionDep,
     _user: AgentOrService,
     cursor: CursorParam = None,
     limit: Limit = 50,
+    *,
+    session: ReadSessionDep,
 ) -> Page[TierChangeRead]:
     after = None
     if cursor:
@@ -170,12 +174,13 @@ async def get_history(
 async def put_key_account(
     customer_id: uuid.UUID,
     body: KeyAccountUpdate,
-    session: SessionDep,
     clock: ClockDep,
     runtime: RuntimeDep,
     user: Manager,
+    *,
+    session: SessionDep,
 ) -> SegmentRead:
-    ctx = await segmenter_of(runtime).context(session)
+    ctx = await segmenter_of(runtime).context(session=session)
     await service.set_key_account(
         session=session,
         ctx=ctx,
@@ -186,7 +191,7 @@ async def put_key_account(
         now=clock.now(),
     )
     await session.flush()
-    return await get_segment(customer_id, session, clock, runtime, user)
+    return await get_segment(customer_id, clock, runtime, user, session=session)
 
 
 def _policy_read(row: PolicyVersion, in_force: int) -> PolicyRead:
@@ -202,29 +207,29 @@ def _policy_read(row: PolicyVersion, in_force: int) -> PolicyRead:
     )
 
 
-async def _in_force(session: ReadSessionDep) -> int:
+async def _in_force(*, session: ReadSessionDep) -> int:
     state = await session.get(SegmentationState, service.STATE_ID)
     assert state is not None
     return state.policy_version
 
 
 @policy_router.get("", summary="The policy in force")
-async def get_policy(session: ReadSessionDep, _user: AgentOrService) -> PolicyRead:
-    version = await _in_force(session)
-    return _policy_read(await versions.policy_row(session, version), version)
+async def get_policy(_user: AgentOrService, *, session: ReadSessionDep) -> PolicyRead:
+    version = await _in_force(session=session)
+    return _policy_read(await versions.policy_row(version, session=session), version)
 
 
 @policy_router.put("", status_code=201, summary="Store a new version of the policy (in force once applied)")
-async def put_policy(body: PolicyDraft, session: SessionDep, clock: ClockDep, user: Manager) -> PolicyRead:
+async def put_policy(body: PolicyDraft, clock: ClockDep, user: Manager, *, session: SessionDep) -> PolicyRead:
     row = await versions.create_policy(
         session=session, policy=body.policy, note=body.note, actor=user.subject, now=clock.now()
     )
-    return _policy_read(row, await _in_force(session))
+    return _policy_read(row, await _in_force(session=session))
 
 
 @policy_router.get("/versions", summary="Stored versions of the policy, newest first")
 async def list_policies(
-    session: ReadSessionDep, _user: AgentOrService, cursor: CursorParam = None, limit: Limit = 20
+    _user: AgentOrService, cursor: CursorParam = None, limit: Limit = 20, *, session: ReadSessionDep
 ) -> Page[PolicyRead]:
     before = None
     if cursor:
@@ -233,22 +238,24 @@ async def list_policies(
             raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
         before = value
     rows = await versions.list_policies(session=session, before=before, limit=limit + 1)
-    in_force = await _in_force(session)
+    in_force = await _in_force(session=session)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].version) if len(rows) > limit else None
     return Page[PolicyRead](items=[_policy_read(r, in_force) for r in page], next_cursor=next_cursor)
 
 
 @policy_router.get("/versions/{version}", summary="One stored version of the policy")
-async def get_policy_version(version: int, session: ReadSessionDep, _user: AgentOrService) -> PolicyRead:
-    return _policy_read(await versions.policy_row(session, version), await _in_force(session))
+async def get_policy_version(version: int, _user: AgentOrService, *, session: ReadSessionDep) -> PolicyRead:
+    return _policy_read(await versions.policy_row(version, session=session), await _in_force(session=session))
 
 
 @policy_router.post(
     "/what-if", summary="What a candidate policy would do to the current population; changes nothing"
 )
-async def what_if(candidate: Policy, session: ReadSessionDep, clock: ClockDep, _user: Manager) -> OutcomeRead:
-    outcome = await batch.what_if(session, candidate=candidate, now=clock.now())
+async def what_if(
+    candidate: Policy, clock: ClockDep, _user: Manager, *, session: ReadSessionDep
+) -> OutcomeRead:
+    outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now())
     return OutcomeRead(
         customers=outcome.customers,
         buyers=outcome.population,
@@ -275,21 +282,21 @@ def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
 @policy_router.post(
     "/versions/{version}/apply", summary="Put a version in force: re-assess everyone, announce movers"
 )
-async def apply_policy(version: int, session: SessionDep, clock: ClockDep, user: Manager) -> OutcomeRead:
-    row = await versions.policy_row(session, version)
+async def apply_policy(version: int, clock: ClockDep, user: Manager, *, session: SessionDep) -> OutcomeRead:
+    row = await versions.policy_row(version, session=session)
     now = clock.now()
     row.applied_by, row.applied_at = user.subject[:200], now
     outcome = await batch.recompute(
-        session, now=now, trigger=f"policy v{version} applied", policy_version=version
+        session=session, now=now, trigger=f"policy v{version} applied", policy_version=version
     )
     return _outcome_read(outcome)
 
 
 @cut_points_router.get("", summary="The cut points in force")
-async def get_cut_points(session: ReadSessionDep, _user: AgentOrService) -> CutPointsRead:
+async def get_cut_points(_user: AgentOrService, *, session: ReadSessionDep) -> CutPointsRead:
     state = await session.get(SegmentationState, service.STATE_ID)
     assert state is not None
-    found = _cut_points_read(await versions.cut_points_row(session, state.cut_points_version))
+    found = _cut_points_read(await versions.cut_points_row(state.cut_points_version, session=session))
     if found is None:
         raise NotFound("No cut points yet: the batch has not run.")
     return found
@@ -298,19 +305,19 @@ async def get_cut_points(session: ReadSessionDep, _user: AgentOrService) -> CutP
 @cut_points_router.post(
     "/recompute", summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed"
 )
-async def recompute(session: SessionDep, clock: ClockDep, _user: Manager) -> OutcomeRead:
-    return _outcome_read(await batch.recompute(session, now=clock.now(), trigger="on demand"))
+async def recompute(clock: ClockDep, _user: Manager, *, session: SessionDep) -> OutcomeRead:
+    return _outcome_read(await batch.recompute(session=session, now=clock.now(), trigger="on demand"))
 
 
 @analytics_router.get(
     "/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk"
 )
-async def get_distribution(session: ReadSessionDep, _user: Supervisor) -> DistributionRead:
+async def get_distribution(_user: Supervisor, *, session: ReadSessionDep) -> DistributionRead:
     return DistributionRead.model_validate(await analytics.distribution(session=session))
 
 
-async def _pareto(session: ReadSessionDep, runtime: RuntimeDep, points: int) -> dict[str, object]:
-    ctx = await segmenter_of(runtime).context(session)
+async def _pareto(runtime: RuntimeDep, points: int, *, session: ReadSessionDep) -> dict[str, object]:
+    ctx = await segmenter_of(runtime).context(session=session)
     return analytics.pareto(
         await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share, points=points
     )
@@ -318,12 +325,13 @@ async def _pareto(session: ReadSessionDep, runtime: RuntimeDep, points: int) -> 
 
 @analytics_router.get("/pareto", summary="The Pareto curve: share of revenue by share of customers")
 async def get_pareto(
-    session: ReadSessionDep,
     runtime: RuntimeDep,
     _user: Supervisor,
     points: Annotated[int, Query(ge=2, le=1000)] = 100,
+    *,
+    session: ReadSessionDep,
 ) -> ParetoRead:
-    found = await _pareto(session, runtime, points)
+    found = await _pareto(runtime, points, session=session)
     return ParetoRead(
         buyers=found["buyers"],
         revenue=from_minor(found["revenue_minor"]),  # type: ignore[arg-type]
@@ -335,9 +343,9 @@ async def get_pareto(
 
 @analytics_router.get("/pareto/chart", summary="The Pareto curve as a picture", response_class=Response)
 async def get_pareto_chart(
-    session: ReadSessionDep, runtime: RuntimeDep, _user: Supervisor, image_format: ImageFormat = "png"
+    runtime: RuntimeDep, _user: Supervisor, image_format: ImageFormat = "png", *, session: ReadSessionDep
 ) -> Response:
-    found = await _pareto(session, runtime, 100)
+    found = await _pareto(runtime, 100, session=session)
     image = charts.pareto_chart(
         found["curve"],
         top_share=found["top_share"],  # type: ignore[arg-type]
@@ -356,8 +364,9 @@ def _check_range(start: datetime, end: datetime) -> None:
 async def get_migration(
     start: Annotated[UtcDatetime, Query()],
     end: Annotated[UtcDatetime, Query()],
-    session: ReadSessionDep,
     _user: Supervisor,
+    *,
+    session: ReadSessionDep,
 ) -> MigrationRead:
     _check_range(start, end)
     return MigrationRead(
@@ -371,9 +380,10 @@ async def get_migration(
 async def get_migration_chart(
     start: Annotated[UtcDatetime, Query()],
     end: Annotated[UtcDatetime, Query()],
-    session: ReadSessionDep,
     _user: Supervisor,
     image_format: ImageFormat = "png",
+    *,
+    session: ReadSessionDep,
 ) -> Response:
     _check_range(start, end)
     matrix = await analytics.migration(session=session, start=start, end=end)
@@ -391,9 +401,10 @@ PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 async def get_retention(
     start: date,
     end: date,
-    session: ReadSessionDep,
     _user: Supervisor,
     period: Literal["month", "quarter", "year"] = "month",
+    *,
+    session: ReadSessionDep,
 ) -> RetentionRead:
     if end < start:
         raise Unprocessable("end must not be before start.", field="end", location="query")

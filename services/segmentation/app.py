@@ -26,8 +26,8 @@ def workers(runtime: Runtime) -> Sequence[Worker]:
         while True:
             async with runtime.db.unit_of_work() as session:
                 now = runtime.clock.now()
-                if await batch.due(session, now):
-                    await batch.recompute(session, now=now, trigger="schedule")
+                if await batch.due(now, session=session):
+                    await batch.recompute(session=session, now=now, trigger="schedule")
             await asyncio.sleep(settings.batch_check_seconds)
 
     return [Worker("segmentation-batch", scheduler)]

@@ -249,7 +249,7 @@ def _verdict_columns(
     }
 
 
-async def move_window(session: AsyncSession, *, old_start: datetime | None, new_start: datetime) -> int:
+async def move_window(*, session: AsyncSession, old_start: datetime | None, new_start: datetime) -> int:
     """Take purchases that left the window out of the figures (or put back those a longer window takes in)."""
     if old_start is not None and old_start == new_start:
         return 0
@@ -287,7 +287,7 @@ async def move_window(session: AsyncSession, *, old_start: datetime | None, new_
     return len(moved)
 
 
-async def refresh_signal_points(session: AsyncSession, *, since: datetime) -> None:
+async def refresh_signal_points(*, session: AsyncSession, since: datetime) -> None:
     """Risk points count only recent behaviour: recount them for customers who have any or had some."""
     recent = (
         sa.select(sa.func.coalesce(sa.func.sum(BehaviourSignal.points), 0.0))
@@ -312,8 +312,8 @@ async def refresh_signal_points(session: AsyncSession, *, since: datetime) -> No
 
 
 async def recompute(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     now: datetime,
     trigger: str,
     policy_version: int | None = None,
@@ -325,17 +325,17 @@ async def recompute(
     assert state is not None, "segmentation_state is missing: run the migrations"
     if policy_version is not None:
         state.policy_version = policy_version
-    policy = await load_policy(session, state.policy_version)
+    policy = await load_policy(state.policy_version, session=session)
     new_start = now - timedelta(days=policy.window_days)
-    await move_window(session, old_start=state.window_start, new_start=new_start)
-    await refresh_signal_points(session, since=now - timedelta(days=policy.signals.window_days))
+    await move_window(session=session, old_start=state.window_start, new_start=new_start)
+    await refresh_signal_points(session=session, since=now - timedelta(days=policy.signals.window_days))
     await session.flush()
 
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
     version = (await session.scalar(sa.select(sa.func.max(CutPointsVersion.version))) or 0) + 1
     moment = now.timestamp()
-    previous = await load_cut_points(session, state.cut_points_version)
+    previous = await load_cut_points(state.cut_points_version, session=session)
     cut_points, extra = compute_cut_points(
         loaded.population, policy, version=version, now=moment, seed=version, previous_fit=previous.bgnbd
     )
@@ -375,7 +375,7 @@ async def recompute(
     )
     outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
     await _write_changes(
-        session, loaded, result, policy, state.policy_version, version, now, trigger, outcome
+        loaded, result, policy, state.policy_version, version, now, trigger, outcome, session=session
     )
     outcome.seconds = time.perf_counter() - started
     log.info(
@@ -390,7 +390,6 @@ async def recompute(
 
 
 async def _write_changes(
-    session: AsyncSession,
     loaded: Loaded,
     result: PopulationAssessment,
     policy: Policy,
@@ -399,6 +398,8 @@ async def _write_changes(
     now: datetime,
     trigger: str,
     outcome: Outcome,
+    *,
+    session: AsyncSession,
 ) -> None:
     new = _verdict_columns(result, loaded.population, policy)
     differs = np.zeros(len(loaded.ids), dtype=bool)
@@ -471,7 +472,6 @@ async def _write_changes(
         p_alive = result.probability_alive[i]
         if set(dims) - {"risk"}:
             stage(
-                session,
                 TierChanged(
                     customer_id=customer_id,
                     previous_tier=Tier(change.tier[0]),
@@ -486,12 +486,12 @@ async def _write_changes(
                     policy_version=policy_version,
                     changed_at=now,
                 ),
+                session=session,
                 source=SOURCE,
                 time=now,
             )
         if "risk" in dims:
             stage(
-                session,
                 RiskChanged(
                     customer_id=customer_id,
                     previous_risk=ChurnRisk(change.risk[0]),
@@ -502,6 +502,7 @@ async def _write_changes(
                     policy_version=policy_version,
                     changed_at=now,
                 ),
+                session=session,
                 source=SOURCE,
                 time=now,
             )
@@ -527,14 +528,14 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-async def what_if(session: AsyncSession, *, candidate: Policy, now: datetime) -> Outcome:
+async def what_if(*, session: AsyncSession, candidate: Policy, now: datetime) -> Outcome:
     """The candidate policy on the current population: moves and the tier matrix, nothing written."""
     state = await session.get(SegmentationState, STATE_ID)
     assert state is not None
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
     new_start = now - timedelta(days=candidate.window_days)
-    await _shift_window_in_memory(session, loaded, old_start=state.window_start, new_start=new_start)
+    await _shift_window_in_memory(loaded, session=session, old_start=state.window_start, new_start=new_start)
     moment = now.timestamp()
     cut_points, extra = compute_cut_points(loaded.population, candidate, version=0, now=moment, seed=1)
     if extra["population"] == 0:
@@ -551,7 +552,7 @@ async def what_if(session: AsyncSession, *, candidate: Policy, now: datetime) ->
 
 
 async def _shift_window_in_memory(
-    session: AsyncSession, loaded: Loaded, *, old_start: datetime | None, new_start: datetime
+    loaded: Loaded, *, session: AsyncSession, old_start: datetime | None, new_start: datetime
 ) -> None:
     if old_start is not None and old_start == new_start:
         return
@@ -583,7 +584,7 @@ async def _shift_window_in_memory(
             population.monetary_minor[i] = max(0, population.monetary_minor[i] + sign * int(dm or 0))
 
 
-async def due(session: AsyncSession, now: datetime) -> bool:
+async def due(now: datetime, *, session: AsyncSession) -> bool:
     state = await session.get(SegmentationState, STATE_ID)
     return state is not None and (state.next_recompute_at is None or state.next_recompute_at <= now)
 

@@ -59,10 +59,10 @@ def _row(**values: Any) -> SimpleNamespace:
 
 
 def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
-    async def apply(session: AsyncSession, envelopes: Sequence[Envelope[Event]]) -> bool:
+    async def apply(envelopes: Sequence[Envelope[Event]], *, session: AsyncSession) -> bool:
         if not all(isinstance(envelope.data, HANDLED) for envelope in envelopes):
             return False
-        ctx = await segmenter.context(session)
+        ctx = await segmenter.context(session=session)
         now = clock.now()
         wanted = {envelope.data.customer_id for envelope in envelopes}
         found = await session.execute(sa.select(SEGMENT).where(SEGMENT.c.customer_id.in_(wanted)))
@@ -81,7 +81,9 @@ def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
                 )
             if isinstance(event, PurchaseRecorded):
                 purchases.append(service.count_purchase(segment, event, ctx))
-                await service.reassess(session, segment, ctx=ctx, now=now, cause=envelope, history=history)  # type: ignore[arg-type]
+                await service.reassess(
+                    segment, session=session, ctx=ctx, now=now, cause=envelope, history=history
+                )  # type: ignore[arg-type]
                 changed.add(event.customer_id)
         if new:
             await session.execute(sa.insert(SEGMENT), [vars(row) for row in new.values()])

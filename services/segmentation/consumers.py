@@ -45,8 +45,8 @@ def segmenter_of(runtime: Runtime) -> Segmenter:
 def prepare(runtime: Runtime) -> Prepare:
     segmenter = segmenter_of(runtime)
 
-    async def load_batch(session: AsyncSession, envelopes: Sequence[Envelope[Event]]) -> None:
-        session.info[_CONTEXT] = await segmenter.context(session)
+    async def load_batch(envelopes: Sequence[Envelope[Event]], *, session: AsyncSession) -> None:
+        session.info[_CONTEXT] = await segmenter.context(session=session)
         customers: list[uuid.UUID] = []
         purchases: list[uuid.UUID] = []
         for envelope in envelopes:
@@ -55,7 +55,7 @@ def prepare(runtime: Runtime) -> Prepare:
                 purchases.append(envelope.data.purchase_id)
             elif isinstance(envelope.data, CustomerMerged):
                 customers.append(envelope.data.merged_id)
-        await service.prefetch(session, customers, purchases)
+        await service.prefetch(customers, purchases, session=session)
         # Handlers only add and change rows; flushing before each read would cost a round trip per event.
         session.autoflush = False
 
@@ -66,25 +66,25 @@ def handlers(runtime: Runtime) -> Handlers:
     segmenter = segmenter_of(runtime)
     clock = runtime.clock
 
-    async def context(session: AsyncSession) -> Context:
+    async def context(*, session: AsyncSession) -> Context:
         ctx = session.info.get(_CONTEXT)
         if ctx is None:
-            ctx = session.info[_CONTEXT] = await segmenter.context(session)
+            ctx = session.info[_CONTEXT] = await segmenter.context(session=session)
         return ctx  # type: ignore[no-any-return]
 
-    async def on_registered(session: AsyncSession, event: Envelope[CustomerRegistered]) -> None:
-        ctx = await context(session)
-        await service.segment_for(session, event.data.customer_id, ctx=ctx, now=clock.now())
+    async def on_registered(event: Envelope[CustomerRegistered], *, session: AsyncSession) -> None:
+        ctx = await context(session=session)
+        await service.segment_for(event.data.customer_id, session=session, ctx=ctx, now=clock.now())
 
-    async def on_purchase(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
-        purchase, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, purchase.customer_id, ctx=ctx, now=now)
+    async def on_purchase(event: Envelope[PurchaseRecorded], *, session: AsyncSession) -> None:
+        purchase, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(purchase.customer_id, session=session, ctx=ctx, now=now)
         session.add(Purchase(**service.count_purchase(segment, purchase, ctx)))
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_refund(session: AsyncSession, event: Envelope[PurchaseRefunded]) -> None:
-        refund, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, refund.customer_id, ctx=ctx, now=now)
+    async def on_refund(event: Envelope[PurchaseRefunded], *, session: AsyncSession) -> None:
+        refund, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(refund.customer_id, session=session, ctx=ctx, now=now)
         purchase = await session.get(Purchase, refund.purchase_id)
         amount = to_minor(refund.amount)
         # A purchase we never saw (older than this service's ledger) is taken to be in the window.
@@ -102,16 +102,16 @@ def handlers(runtime: Runtime) -> Handlers:
                 segment.frequency = max(0, segment.frequency - 1)
             if purchase is not None:
                 purchase.fully_refunded = True
-                await service.refresh_purchase_span(session, segment)
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+                await service.refresh_purchase_span(segment, session=session)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_complaint_opened(session: AsyncSession, event: Envelope[ComplaintOpened]) -> None:
-        complaint, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, complaint.customer_id, ctx=ctx, now=now)
+    async def on_complaint_opened(event: Envelope[ComplaintOpened], *, session: AsyncSession) -> None:
+        complaint, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(complaint.customer_id, session=session, ctx=ctx, now=now)
         points = ctx.policy.signal_points()[f"complaint_{complaint.severity.value}"]
         await service.add_signal(
-            session,
             segment,
+            session=session,
             kind=f"complaint_{complaint.severity.value}",
             points=points,
             occurred_at=complaint.opened_at,
@@ -119,15 +119,15 @@ def handlers(runtime: Runtime) -> Handlers:
             now=now,
             cause_id=event.id,
         )
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_complaint_resolved(session: AsyncSession, event: Envelope[ComplaintResolved]) -> None:
-        resolved, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, resolved.customer_id, ctx=ctx, now=now)
+    async def on_complaint_resolved(event: Envelope[ComplaintResolved], *, session: AsyncSession) -> None:
+        resolved, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(resolved.customer_id, session=session, ctx=ctx, now=now)
         if not resolved.within_sla:
             await service.add_signal(
-                session,
                 segment,
+                session=session,
                 kind="resolved_outside_sla",
                 points=ctx.policy.signals.resolved_outside_sla,
                 occurred_at=resolved.resolved_at,
@@ -135,18 +135,18 @@ def handlers(runtime: Runtime) -> Handlers:
                 now=now,
                 cause_id=event.id,
             )
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_survey(session: AsyncSession, event: Envelope[SurveyAnswered]) -> None:
-        survey, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, survey.customer_id, ctx=ctx, now=now)
+    async def on_survey(event: Envelope[SurveyAnswered], *, session: AsyncSession) -> None:
+        survey, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(survey.customer_id, session=session, ctx=ctx, now=now)
         segment.last_csat = survey.csat
         if survey.nps is not None:
             segment.last_nps = survey.nps
         if survey.poor:
             await service.add_signal(
-                session,
                 segment,
+                session=session,
                 kind="poor_survey",
                 points=ctx.policy.signals.poor_survey,
                 occurred_at=survey.answered_at,
@@ -154,18 +154,18 @@ def handlers(runtime: Runtime) -> Handlers:
                 now=now,
                 cause_id=event.id,
             )
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_interaction(session: AsyncSession, event: Envelope[InteractionLogged]) -> None:
-        interaction, ctx, now = event.data, await context(session), clock.now()
-        segment = await service.segment_for(session, interaction.customer_id, ctx=ctx, now=now)
+    async def on_interaction(event: Envelope[InteractionLogged], *, session: AsyncSession) -> None:
+        interaction, ctx, now = event.data, await context(session=session), clock.now()
+        segment = await service.segment_for(interaction.customer_id, session=session, ctx=ctx, now=now)
         # Contact that is not hostile shows a prospect expecting something of us (the expectation stage).
         if interaction.sentiment is not Sentiment.negative:
             segment.engaged = True
         if interaction.signal is not None:
             await service.add_signal(
-                session,
                 segment,
+                session=session,
                 kind=interaction.signal.value,
                 points=ctx.policy.signal_points()[interaction.signal.value],
                 occurred_at=interaction.occurred_at,
@@ -173,13 +173,13 @@ def handlers(runtime: Runtime) -> Handlers:
                 now=now,
                 cause_id=event.id,
             )
-        await service.reassess(session, segment, ctx=ctx, now=now, cause=event)
+        await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
-    async def on_erased(session: AsyncSession, event: Envelope[CustomerErased]) -> None:
+    async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await service.erase(session=session, customer_id=event.data.customer_id)
 
-    async def on_merged(session: AsyncSession, event: Envelope[CustomerMerged]) -> None:
-        ctx = await context(session)
+    async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
+        ctx = await context(session=session)
         await service.merge(
             session=session,
             ctx=ctx,

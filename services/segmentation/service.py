@@ -63,14 +63,14 @@ class Segmenter:
         self._policy: tuple[int, Policy] | None = None
         self._cut_points: CutPoints = NO_CUT_POINTS
 
-    async def context(self, session: AsyncSession) -> Context:
+    async def context(self, *, session: AsyncSession) -> Context:
         state = await session.get(SegmentationState, STATE_ID, populate_existing=True)
         if state is None:
             raise RuntimeError("segmentation_state is missing: run the migrations")
         if self._policy is None or self._policy[0] != state.policy_version:
-            self._policy = (state.policy_version, await load_policy(session, state.policy_version))
+            self._policy = (state.policy_version, await load_policy(state.policy_version, session=session))
         if self._cut_points.version != state.cut_points_version:
-            self._cut_points = await load_cut_points(session, state.cut_points_version)
+            self._cut_points = await load_cut_points(state.cut_points_version, session=session)
         return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start)
 
 
@@ -160,7 +160,7 @@ def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Co
 
 
 async def segment_for(
-    session: AsyncSession, customer_id: uuid.UUID, *, ctx: Context, now: datetime
+    customer_id: uuid.UUID, *, session: AsyncSession, ctx: Context, now: datetime
 ) -> CustomerSegment:
     """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
     known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
@@ -177,7 +177,7 @@ async def segment_for(
 
 
 async def prefetch(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID]
+    customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID], *, session: AsyncSession
 ) -> None:
     """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
     session.info[_PREFETCHED] = set(customer_ids)
@@ -232,9 +232,9 @@ def describe_change(change: Change, verdict: Assessment, cause_type: str | None)
 
 
 async def reassess(
-    session: AsyncSession,
     segment: CustomerSegment,
     *,
+    session: AsyncSession,
     ctx: Context,
     now: datetime,
     cause: Envelope[Event] | None,
@@ -263,10 +263,10 @@ async def reassess(
         return None
     cause_type = cause_type or (cause.type if cause else None)
     record_change(
-        session,
         segment,
         change,
         describe_change(change, verdict, cause_type),
+        session=session,
         ctx=ctx,
         now=now,
         cause_id=cause.id if cause else None,
@@ -279,11 +279,11 @@ async def reassess(
 
 
 def record_change(
-    session: AsyncSession,
     segment: CustomerSegment,
     change: Change,
     reason: str,
     *,
+    session: AsyncSession,
     ctx: Context,
     now: datetime,
     cause_id: uuid.UUID | None,
@@ -320,7 +320,6 @@ def record_change(
         session.add(TierChange(**row))
     if set(dimensions) - {"risk"}:
         stage(
-            session,
             TierChanged(
                 customer_id=segment.customer_id,
                 previous_tier=Tier(change.tier[0]),
@@ -337,13 +336,13 @@ def record_change(
                 imported=imported,
                 changed_at=now,
             ),
+            session=session,
             source=SOURCE,
             cause=cause_id,
             time=now,
         )
     if "risk" in dimensions:
         stage(
-            session,
             RiskChanged(
                 customer_id=segment.customer_id,
                 previous_risk=ChurnRisk(change.risk[0]),
@@ -356,6 +355,7 @@ def record_change(
                 imported=imported,
                 changed_at=now,
             ),
+            session=session,
             source=SOURCE,
             cause=cause_id,
             time=now,
@@ -363,9 +363,9 @@ def record_change(
 
 
 async def add_signal(
-    session: AsyncSession,
     segment: CustomerSegment,
     *,
+    session: AsyncSession,
     kind: str,
     points: float,
     occurred_at: datetime,
@@ -388,7 +388,7 @@ async def add_signal(
     segment.signal_points += points
 
 
-async def refresh_purchase_span(session: AsyncSession, segment: CustomerSegment) -> None:
+async def refresh_purchase_span(segment: CustomerSegment, *, session: AsyncSession) -> None:
     """First and last purchase again from the ledger, after a purchase was refunded in full."""
     await session.flush()
     first, last = (
@@ -429,7 +429,7 @@ async def set_key_account(
     now: datetime,
 ) -> CustomerSegment:
     """Designate (or stop designating) a key account; who and why are kept, and the change announced."""
-    segment = await segment_for(session, customer_id, ctx=ctx, now=now)
+    segment = await segment_for(customer_id, session=session, ctx=ctx, now=now)
     previous = segment.key_account
     segment.key_account = key_account
     segment.key_account_by, segment.key_account_reason, segment.key_account_at = (
@@ -438,8 +438,8 @@ async def set_key_account(
         now,
     )
     await reassess(
-        session,
         segment,
+        session=session,
         ctx=ctx,
         now=now,
         cause=None,
@@ -475,7 +475,7 @@ async def merge(
     cause: Envelope[Event],
 ) -> None:
     """What belonged to ``merged_id`` now belongs to ``customer_id``: purchases, signals, history, figures."""
-    survivor = await segment_for(session, customer_id, ctx=ctx, now=now)
+    survivor = await segment_for(customer_id, session=session, ctx=ctx, now=now)
     duplicate = await session.get(CustomerSegment, merged_id)
     for table, column in (
         (Purchase, Purchase.customer_id),
@@ -506,7 +506,7 @@ async def merge(
         survivor.key_account_by, survivor.key_account_at = duplicate.key_account_by, duplicate.key_account_at
         survivor.key_account_reason = duplicate.key_account_reason
     await session.delete(duplicate)
-    await reassess(session, survivor, ctx=ctx, now=now, cause=cause, was_key_account=was_key_account)
+    await reassess(survivor, session=session, ctx=ctx, now=now, cause=cause, was_key_account=was_key_account)
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -16,14 +16,14 @@ from services.segmentation.policy import Policy
 from shared.problems import NotFound
 
 
-async def load_policy(session: AsyncSession, version: int) -> Policy:
+async def load_policy(version: int, *, session: AsyncSession) -> Policy:
     row = await session.get(PolicyVersion, version)
     if row is None:
         raise NotFound(f"There is no policy version {version}.")
     return Policy.model_validate(row.document)
 
 
-async def policy_row(session: AsyncSession, version: int) -> PolicyVersion:
+async def policy_row(version: int, *, session: AsyncSession) -> PolicyVersion:
     row = await session.get(PolicyVersion, version)
     if row is None:
         raise NotFound(f"There is no policy version {version}.")
@@ -72,7 +72,7 @@ def cut_points_of(row: CutPointsVersion) -> CutPoints:
     )
 
 
-async def load_cut_points(session: AsyncSession, version: int) -> CutPoints:
+async def load_cut_points(version: int, *, session: AsyncSession) -> CutPoints:
     if version == 0:
         return NO_CUT_POINTS
     row = await session.get(CutPointsVersion, version)
@@ -81,7 +81,7 @@ async def load_cut_points(session: AsyncSession, version: int) -> CutPoints:
     return cut_points_of(row)
 
 
-async def cut_points_row(session: AsyncSession, version: int) -> CutPointsVersion | None:
+async def cut_points_row(version: int, *, session: AsyncSession) -> CutPointsVersion | None:
     return await session.get(CutPointsVersion, version) if version else None
 
 

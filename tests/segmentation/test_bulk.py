@@ -175,7 +175,7 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
         )
         assert consumer.apply_batch is not None
         async with app.state.runtime.db.unit_of_work() as session:
-            assert await consumer.apply_batch(session, [bought, refund]) is False
+            assert await consumer.apply_batch([bought, refund], session=session) is False
             assert (await session.scalar(sa.select(sa.func.count()).select_from(Purchase))) == 0, (
                 "nothing written"
             )

@@ -65,7 +65,7 @@ async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(
     with pytest.raises(RuntimeError):
         async with db.unit_of_work() as session:
             session.add(customer)
-            stage(session, example("csm.customer.registered.v1", customer.id), source="/tests")
+            stage(example("csm.customer.registered.v1", customer.id), session=session, source="/tests")
             raise RuntimeError("the request failed after staging")
     async with db.read() as session:
         assert await session.get(Customer, customer.id) is None
@@ -73,7 +73,7 @@ async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(
 
     async with db.unit_of_work() as session:
         session.add(customer)
-        envelope = stage(session, example("csm.customer.registered.v1", customer.id), source="/tests")
+        envelope = stage(example("csm.customer.registered.v1", customer.id), session=session, source="/tests")
     [row] = await outbox_rows(db)
     assert (row.event_id, row.topic, row.key, row.event_type) == (
         envelope.id,
@@ -92,7 +92,7 @@ async def test_the_relay_publishes_in_commit_order_and_marks_what_the_broker_ack
     staged = []
     for event_type in ("csm.customer.registered.v1", "csm.purchase.recorded.v1", "csm.purchase.refunded.v1"):
         async with db.unit_of_work() as session:
-            staged.append(stage(session, example(event_type, customer_id), source="/tests"))
+            staged.append(stage(example(event_type, customer_id), session=session, source="/tests"))
 
     assert await relay.publish_pending() == 2  # the batch size
     assert await relay.publish_pending() == 1
@@ -110,8 +110,8 @@ async def test_a_broker_that_lost_its_log_gets_the_retained_events_again(
 ) -> None:
     customer_id = uuid.uuid4()
     async with db.unit_of_work() as session:
-        recent = stage(session, example("csm.customer.registered.v1", customer_id), source="/tests")
-        old = stage(session, example("csm.purchase.recorded.v1", customer_id), source="/tests")
+        recent = stage(example("csm.customer.registered.v1", customer_id), session=session, source="/tests")
+        old = stage(example("csm.purchase.recorded.v1", customer_id), session=session, source="/tests")
     await relay.sync_epoch()
     while await relay.publish_pending():
         pass
@@ -141,8 +141,10 @@ async def test_purge_forgets_published_events_past_retention_but_never_pending_o
 ) -> None:
     customer_id = uuid.uuid4()
     async with db.unit_of_work() as session:
-        published = stage(session, example("csm.customer.registered.v1", customer_id), source="/tests")
-        pending = stage(session, example("csm.purchase.recorded.v1", customer_id), source="/tests")
+        published = stage(
+            example("csm.customer.registered.v1", customer_id), session=session, source="/tests"
+        )
+        pending = stage(example("csm.purchase.recorded.v1", customer_id), session=session, source="/tests")
     long_ago = utcnow() - relay.settings.retention - timedelta(days=1)
     async with db.unit_of_work() as session:
         await session.execute(outbox_message.update().values(created_at=long_ago))
