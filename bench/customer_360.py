@@ -1,4 +1,4 @@
-"""The 360 view under load, after loading a million customers and ten million purchases through the import path.
+"""The 360 view under load, after a million customers and ten million purchases came in through the import.
 
     python -m bench customer_360 [--customers 1000000] [--purchases 10000000] [--rate 1000] ...
 

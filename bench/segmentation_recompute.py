@@ -121,7 +121,8 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
         buyers = set(figures["customer"].to_list())
         connection.executemany(
             "INSERT INTO customer_segment (customer_id, frequency, monetary_minor, lifetime_frequency, "
-            "lifetime_monetary_minor, first_purchase_at, last_purchase_at, engaged, signal_points, key_account, "
+            "lifetime_monetary_minor, first_purchase_at, last_purchase_at, engaged, signal_points, "
+            "key_account, "
             "tier, initial_tier, tier_rule, stage, risk, risk_reason, policy_version, cut_points_version, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'lead', 'lead', 'lead: none', "
             "'suspicion', 'low', '', 1, 0, ?, ?)",
@@ -132,7 +133,8 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
         )
         connection.executemany(
             "INSERT INTO customer_segment (customer_id, frequency, monetary_minor, lifetime_frequency, "
-            "lifetime_monetary_minor, engaged, signal_points, key_account, tier, initial_tier, tier_rule, stage, "
+            "lifetime_monetary_minor, engaged, signal_points, key_account, tier, initial_tier, tier_rule, "
+            "stage, "
             "risk, risk_reason, policy_version, cut_points_version, created_at, updated_at) VALUES "
             "(?, 0, 0, 0, 0, 0, 0, 0, 'lead', 'lead', 'lead: none', 'suspicion', 'low', '', 1, 0, ?, ?)",
             ((hex_ids[c], created, created) for c in range(customers) if c not in buyers),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -93,10 +94,9 @@ class Bus:
                 if name not in existing
             ]
             if missing:
-                try:
+                # Another service may create one between our list and create.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another service created it between our list and create
         finally:
             await admin.close()
 

@@ -9,6 +9,7 @@ two publishes a row again; consumers are idempotent, so that changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from contextlib import AsyncExitStack
@@ -106,10 +107,8 @@ class OutboxRelay:
                     await self.purge()
                     next_purge = loop.time() + self.settings.purge_seconds
                 if published < self.settings.batch_size:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.db.outbox_signal.wait(), self.settings.poll_seconds)
-                    except TimeoutError:
-                        pass
 
     async def _publish_with_retry(self) -> int:
         delay = 0.2

@@ -113,7 +113,8 @@ async def update_customer(
 @router.get(
     "/{customer_id}/360",
     summary="Everything about a customer in one call",
-    description="Profile, standing (tier, segment, stage, key account, churn risk), lifetime totals, contacts, "
+    description="Profile, standing (tier, segment, stage, key account, churn risk), lifetime totals, "
+    "contacts, "
     "recent purchases, open complaints, recent notifications and interactions, interests and consent. Built "
     "from this service's own data and projections: it never waits on another service.",
     response_model=Customer360,

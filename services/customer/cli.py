@@ -85,7 +85,7 @@ async def import_file(
         currency=settings.common.currency,
         batch_size=batch_size or settings.import_batch_size,
     )
-    size = path.stat().st_size
+    size = path.stat().st_size  # noqa: ASYNC240 (the command does nothing else meanwhile)
     with path.open("rb") as raw, rejected_path.open("w", newline="", encoding="utf-8") as rejected_file:
         counting = _Counting(raw)
         text = io.TextIOWrapper(io.BufferedReader(counting, 1024 * 1024), encoding="utf-8-sig", newline="")
@@ -139,7 +139,8 @@ def _run(kind: ImportKind, file: Path, rejected: Path | None, batch_size: int | 
     seconds = time.perf_counter() - started
     rate = summary.rows / seconds if seconds else 0.0
     typer.echo(
-        f"{kind.value}: {summary.rows:,} rows in {seconds:,.1f} s ({rate:,.0f} rows/s): {summary.imported:,} imported, "
+        f"{kind.value}: {summary.rows:,} rows in {seconds:,.1f} s ({rate:,.0f} rows/s): {summary.imported:,} "
+        "imported, "
         f"{summary.already_imported:,} already imported, {summary.rejected:,} rejected"
         + (f" (see {rejected_path})" if summary.rejected else "")
     )
@@ -165,5 +166,5 @@ def purchases(
     batch_size: BatchOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Import purchases (customers by customer_external_id or customer_id); an order already here is left as it is."""
+    """Import purchases (customer by customer_external_id or customer_id); an order already here is kept."""
     _run(ImportKind.purchases, file, rejected, batch_size, quiet)

@@ -167,7 +167,7 @@ MOVED_WHOLE = (
 
 
 def fill_blanks(survivor: dict[str, Any], duplicate: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """What the survivor takes from the duplicate (only where it has nothing), and what differs and is lost."""
+    """What the survivor takes from the duplicate (only where it has none), and what differs and is lost."""
     taken: dict[str, Any] = {}
     lost: list[str] = []
     for name in FILLABLE:
@@ -262,7 +262,7 @@ async def merge(
 async def _merge_sets(
     survivor_id: uuid.UUID, duplicate_id: uuid.UUID, now: datetime, *, session: AsyncSession
 ) -> None:
-    """Interests join; for consent, the later word on each channel and purpose stands; tags go (refilled after)."""
+    """Interests join; consent: the later word per channel and purpose stands; tags go (refilled after)."""
     mine = set(
         (await session.scalars(sa.select(Interest.topic).where(Interest.customer_id == survivor_id))).all()
     )

@@ -218,7 +218,7 @@ class RelationshipUpdate(_Input):
     past_cooperation: LongText | None = None
     current_cooperation: LongText | None = None
     expected_cooperation: LongText | None = None
-    competitors: Annotated[list[ShortText], Field(max_length=50)] = []
+    competitors: Annotated[list[ShortText], Field(max_length=50, default_factory=list)]
     notes: LongText | None = None
 
 

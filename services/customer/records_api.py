@@ -125,7 +125,8 @@ async def refund_purchase(
     "/interactions",
     status_code=status.HTTP_201_CREATED,
     summary="Log a call, visit, e-mail, chat or a behavioural signal",
-    description="A signal (late payment, rudeness to staff, a drop in use, a cancellation request) is how most "
+    description="A signal (late payment, rudeness to staff, a drop in use, a cancellation request) is how "
+    "most "
     "unhappy customers show it: segmentation raises their churn risk from it. Emits interaction.logged.",
 )
 async def log_interaction(

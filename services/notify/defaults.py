@@ -33,16 +33,21 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "template": {
                     "zh": {
                         "title": "感谢您的首次购买",
-                        "body": f"{_NAME_ZH}\n\n感谢您选择我们，订单 {{{{ event.order_id }}}} 已收到。使用中有任何问题，"
+                        "body": f"{_NAME_ZH}\n\n感谢您选择我们，订单 {{{{ event.order_id }}}} 已收到。"
+                        "使用中有任何问题，"
                         "随时联系我们，我们一直都在。一周后我们会再与您联系，听听您的使用感受。",
-                        "sms": "感谢您的首次购买（订单 {{ event.order_id }}）！使用中有任何问题，请随时联系我们。",
+                        "sms": "感谢您的首次购买（订单 {{ event.order_id }}）！使用中有任何问题，"
+                        "请随时联系我们。",
                     },
                     "en": {
                         "title": "Thank you for your first order",
-                        "body": f"{_NAME_EN}\n\nThank you for choosing us: we have your order {{{{ event.order_id }}}}. "
-                        "If anything is unclear, we are always here to help, and we will call in a week to hear "
+                        "body": f"{_NAME_EN}\n\nThank you for choosing us: we have your order "
+                        f"{{{{ event.order_id }}}}. "
+                        "If anything is unclear, we are always here to help, and we will call in a week to "
+                        "hear "
                         "how you are getting on.",
-                        "sms": "Thank you for your first order ({{ event.order_id }})! We are here if you need us.",
+                        "sms": "Thank you for your first order ({{ event.order_id }})! We are here if you "
+                        "need us.",
                     },
                 },
             },
@@ -74,9 +79,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "channels": _CUSTOMER_CHANNELS,
                 "template": {
                     "zh": {
-                        "title": "{% set names = {'gold': '金卡', 'platinum': '白金'} %}欢迎成为{{ names[event.tier] }}会员",
-                        "body": f"{_NAME_ZH}\n\n感谢您一直以来的信任与支持。{{{{ offer }}}}\n\n有任何需要，欢迎随时联系我们。",
-                        "sms": "{% set names = {'gold': '金卡', 'platinum': '白金'} %}恭喜您成为{{ names[event.tier] }}会员！"
+                        "title": "{% set names = {'gold': '金卡', 'platinum': '白金'} %}"
+                        "欢迎成为{{ names[event.tier] }}会员",
+                        "body": f"{_NAME_ZH}\n\n感谢您一直以来的信任与支持。{{{{ offer }}}}\n\n有任何需要，"
+                        "欢迎随时联系我们。",
+                        "sms": "{% set names = {'gold': '金卡', 'platinum': '白金'} %}"
+                        "恭喜您成为{{ names[event.tier] }}会员！"
                         "{{ offer }}",
                     },
                     "en": {
@@ -118,7 +126,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                     },
                     "en": {
                         "title": "We have missed you",
-                        "body": f"{_NAME_EN}\n\nIt has been a while, and we have missed you. {{{{ offer }}}}\n\n"
+                        "body": f"{_NAME_EN}\n\nIt has been a while, and we have missed you. "
+                        f"{{{{ offer }}}}\n\n"
                         f"If we let you down somewhere, please tell us.\n\n{_PREFERENCES_EN}",
                         "sms": "We have missed you! {{ offer }} Reply STOP to opt out.",
                     },
@@ -149,7 +158,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "template": {
                     "zh": {
                         "title": "我们已收到您的投诉（编号 {{ complaint.reference }}）",
-                        "body": f"{_NAME_ZH}\n\n非常抱歉给您带来不便。您的投诉已经记录，由专人全程负责，直到问题解决。"
+                        "body": f"{_NAME_ZH}\n\n非常抱歉给您带来不便。您的投诉已经记录，由专人全程负责，"
+                        "直到问题解决。"
                         "{% if complaint.promise %}我们承诺在 {{ complaint.promise | duration }}内"
                         "（{{ complaint.first_response_due_at | localtime('%m月%d日 %H:%M') }}前）答复您。"
                         "{% else %}我们会尽快答复您。{% endif %}\n\n感谢您给我们改进的机会。",
@@ -159,12 +169,16 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                     },
                     "en": {
                         "title": "We have received your complaint (ref. {{ complaint.reference }})",
-                        "body": f"{_NAME_EN}\n\nWe are sorry for the trouble. Your complaint is recorded and one "
-                        "person owns it until it is resolved. {% if complaint.promise %}We promise to respond "
+                        "body": f"{_NAME_EN}\n\nWe are sorry for the trouble. Your complaint is recorded and "
+                        "one "
+                        "person owns it until it is resolved. {% if complaint.promise %}We promise to "
+                        "respond "
                         "within {{ complaint.promise | duration }} (by "
                         "{{ complaint.first_response_due_at | localtime('%d %b %H:%M') }}).{% else %}We will "
-                        "respond as soon as we can.{% endif %}\n\nThank you for giving us the chance to put it right.",
-                        "sms": "We have your complaint (ref. {{ complaint.reference }}). {% if complaint.promise %}"
+                        "respond as soon as we can.{% endif %}\n\nThank you for giving us the chance to put "
+                        "it right.",
+                        "sms": "We have your complaint (ref. {{ complaint.reference }}). "
+                        "{% if complaint.promise %}"
                         "We will respond within {{ complaint.promise | duration }}.{% else %}We will respond "
                         "soon.{% endif %}",
                     },
@@ -182,14 +196,17 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "webhook": ALERTS_WEBHOOK,
                 "template": {
                     "zh": {
-                        "title": "投诉升级：{{ complaint.reference }}（第 {{ event.level }} 级，{{ event.level_name }}）",
-                        "body": "投诉 {{ complaint.reference }} 已升级，须由 {{ event.must_act }} 处理。原因：{{ event.reason }}。"
+                        "title": "投诉升级：{{ complaint.reference }}（第 {{ event.level }} 级，"
+                        "{{ event.level_name }}）",
+                        "body": "投诉 {{ complaint.reference }} 已升级，须由 {{ event.must_act }} 处理。"
+                        "原因：{{ event.reason }}。"
                         "首问负责人：{{ complaint.first_owner or '未知' }}。",
                     },
                     "en": {
                         "title": "Complaint escalated: {{ complaint.reference }} (level {{ event.level }}, "
                         "{{ event.level_name }})",
-                        "body": "Complaint {{ complaint.reference }} escalated; {{ event.must_act }} must act. "
+                        "body": "Complaint {{ complaint.reference }} escalated; {{ event.must_act }} must "
+                        "act. "
                         "Reason: {{ event.reason }}. First owner: {{ complaint.first_owner or 'unknown' }}.",
                     },
                 },
@@ -221,7 +238,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                     },
                     "en": {
                         "title": "Promise breached: complaint {{ complaint.reference }}",
-                        "body": "The {{ event.target }} promise of complaint {{ complaint.reference }} fell due at "
+                        "body": "The {{ event.target }} promise of complaint {{ complaint.reference }} fell "
+                        "due at "
                         "{{ event.due_at | localtime }}. First owner: {{ event.first_owner }}.",
                     },
                 },
@@ -257,16 +275,20 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "template": {
                     "zh": {
                         "title": "您对我们的处理满意吗？",
-                        "body": f"{_NAME_ZH}\n\n您的投诉（编号 {{{{ complaint.reference }}}}）已处理完毕。您的感受对我们很重要，"
+                        "body": f"{_NAME_ZH}\n\n您的投诉（编号 {{{{ complaint.reference }}}}）已处理完毕。"
+                        "您的感受对我们很重要，"
                         "请花一分钟告诉我们您的评价：{{ links.survey }}\n\n谢谢您！",
-                        "sms": "您的投诉（{{ complaint.reference }}）已处理完毕，请为我们的服务打分：{{ links.survey }}",
+                        "sms": "您的投诉（{{ complaint.reference }}）已处理完毕，请为我们的服务打分："
+                        "{{ links.survey }}",
                     },
                     "en": {
                         "title": "How did we do?",
-                        "body": f"{_NAME_EN}\n\nYour complaint (ref. {{{{ complaint.reference }}}}) has been resolved. "
+                        "body": f"{_NAME_EN}\n\nYour complaint (ref. {{{{ complaint.reference }}}}) has been "
+                        "resolved. "
                         "How you feel about it matters to us: please take a minute to tell us at "
                         "{{ links.survey }}\n\nThank you!",
-                        "sms": "Your complaint ({{ complaint.reference }}) is resolved. Rate us: {{ links.survey }}",
+                        "sms": "Your complaint ({{ complaint.reference }}) is resolved. Rate us: "
+                        "{{ links.survey }}",
                     },
                 },
             },
@@ -317,15 +339,20 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "template": {
                     "zh": {
                         "title": "{{ announcement.title }}",
-                        "body": f"{_NAME_ZH}\n\n您关注的「{{{{ announcement.topic }}}}」有新消息：\n\n{{{{ announcement.body }}}}"
+                        "body": f"{_NAME_ZH}\n\n您关注的「{{{{ announcement.topic }}}}」有新消息："
+                        f"\n\n{{{{ announcement.body }}}}"
                         f"\n\n为您推荐：{{{{ offer }}}}\n\n{_PREFERENCES_ZH}",
-                        "sms": "您关注的「{{ announcement.topic }}」有新消息：{{ announcement.title }}。{{ offer }} 退订请回复TD",
+                        "sms": "您关注的「{{ announcement.topic }}」有新消息：{{ announcement.title }}。"
+                        "{{ offer }} 退订请回复TD",
                     },
                     "en": {
                         "title": "{{ announcement.title }}",
-                        "body": f"{_NAME_EN}\n\nThere is news on {{{{ announcement.topic }}}}, which you follow:\n\n"
-                        f"{{{{ announcement.body }}}}\n\nOur suggestion for you: {{{{ offer }}}}\n\n{_PREFERENCES_EN}",
-                        "sms": "News on {{ announcement.topic }}: {{ announcement.title }}. {{ offer }} Reply STOP to opt out.",
+                        "body": f"{_NAME_EN}\n\nThere is news on {{{{ announcement.topic }}}}, which you "
+                        "follow:\n\n"
+                        f"{{{{ announcement.body }}}}\n\nOur suggestion for you: "
+                        f"{{{{ offer }}}}\n\n{_PREFERENCES_EN}",
+                        "sms": "News on {{ announcement.topic }}: {{ announcement.title }}. {{ offer }} "
+                        "Reply STOP to opt out.",
                     },
                 },
             },

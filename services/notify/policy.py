@@ -80,7 +80,8 @@ class Policy(BaseModel):
         default=timedelta(minutes=10),
         ge=timedelta(0),
         le=timedelta(days=1),
-        description="How long a message waits for the customer's profile to arrive before going out with what is known.",
+        description="How long a message waits for the customer's profile to arrive before going out with "
+        "what is known.",
     )
     offers: dict[Tier, dict[str, str]] = Field(default_factory=lambda: dict(DEFAULT_OFFERS))
 

@@ -1,4 +1,4 @@
-"""Figures for management: distributions, the Pareto curve, tier migration and retention per period and tier."""
+"""Figures for management: distributions, the Pareto curve, tier migration, retention by period and tier."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ async def spend(*, session: AsyncSession) -> np.ndarray:
 
 
 async def tiers_at(*, session: AsyncSession, moment: datetime) -> dict[uuid.UUID, str]:
-    """Each customer's tier at ``moment``: their last recorded change by then, else the tier they started in."""
+    """Each customer's tier at ``moment``: their last change by then, else the tier they started in."""
     latest = (
         sa.select(TierChange.customer_id, sa.func.max(TierChange.changed_at).label("at"))
         .where(TierChange.changed_at <= moment)
@@ -85,7 +85,7 @@ async def migration(*, session: AsyncSession, start: datetime, end: datetime) ->
 
 
 def period_starts(start: date, end: date, months: int) -> list[date]:
-    """First days of the periods (of ``months`` months) from the one holding ``start`` to the one holding ``end``."""
+    """First days of the ``months``-long periods from the one holding ``start`` to the one holding ``end``."""
     first = date(start.year, ((start.month - 1) // months) * months + 1, 1)
     starts = []
     current = first

@@ -291,7 +291,7 @@ class Population:
 
 @dataclass
 class PopulationAssessment:
-    """Codes into TIERS, SEGMENTS (-1: none), ABC (-1: none), STAGES; risk causes; rule index (-1: key account)."""
+    """Codes into TIERS, SEGMENTS (-1: none), ABC (-1: none), STAGES; risk causes; rule (-1: key account)."""
 
     tier: Ints
     rule: Ints

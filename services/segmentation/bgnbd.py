@@ -172,7 +172,7 @@ def probabilities_alive(params: BgNbdParameters, x: Floats, t_x: Floats, T: Floa
 def simulate(
     params: BgNbdParameters, customers: int, T: float, rng: np.random.Generator
 ) -> tuple[Floats, Floats, Floats]:
-    """(x, t_x, T) of ``customers`` drawn from the model, each observed for ``T`` after a first purchase at 0."""
+    """(x, t_x, T) of ``customers`` drawn from the model, each watched for ``T`` after buying at 0."""
     lam = rng.gamma(params.r, 1.0 / params.alpha, customers)
     p = rng.beta(params.a, params.b, customers)
     x = np.zeros(customers)

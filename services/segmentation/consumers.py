@@ -1,4 +1,4 @@
-"""Every event that says something about a customer re-assesses them at once, at a cost independent of the population.
+"""Every event that says something about a customer re-assesses them at once, whatever the population's size.
 
 A batch first loads its customers' rows in one query (``prepare``); each handler then updates
 the customer's facts and calls ``service.reassess``, which scores them against the cut points

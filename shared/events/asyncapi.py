@@ -63,7 +63,8 @@ def asyncapi_document(
         "info": {
             "title": title,
             "version": version,
-            "description": "CloudEvents 1.0 in the Kafka protocol binding (structured mode), keyed by customer id.",
+            "description": "CloudEvents 1.0 in the Kafka protocol binding (structured mode), "
+            "keyed by customer id.",
         },
         "defaultContentType": CONTENT_TYPE,
         "servers": {"kafka": {"host": bootstrap, "protocol": "kafka"}},

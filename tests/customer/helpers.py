@@ -38,7 +38,7 @@ async def staged(service: RunningService, event_type: str | None = None) -> list
 
 
 async def every_text(url: str) -> list[tuple[str, str]]:
-    """(table, value) for every text and JSON value in every table of a database, and outbox bodies as text."""
+    """(table, value) for every text and JSON value in every table of a database, outbox bodies included."""
     db = Database(url)
     found: list[tuple[str, str]] = []
     try:

@@ -70,7 +70,8 @@ def test_the_name_key_ignores_case_width_and_spacing(name: str) -> None:
 
 
 def test_the_name_key_folds_full_width_letters() -> None:
-    assert profile_rules.name_key("ＬＩ　Ｎａ") == profile_rules.name_key("li na") == "li na"
+    # Full-width letters, as typed on a Chinese keyboard: the point of the test.
+    assert profile_rules.name_key("ＬＩ　Ｎａ") == profile_rules.name_key("li na") == "li na"  # noqa: RUF001
 
 
 def test_tags_are_trimmed_lower_case_labels() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
@@ -164,11 +165,14 @@ async def test_the_csm_import_command_prints_a_summary_and_writes_the_rejected_r
     customers = write(tmp_path / "customers.csv", CUSTOMERS)
     env = {**os.environ, "CSM_CUSTOMER_DATABASE_URL": service.database_url}
     command = [str(Path(sys.executable).parent / "csm"), "import", "customers", str(customers), "--quiet"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    result = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "8 rows" in result.stdout and "3 imported, 0 already imported, 5 rejected" in result.stdout
     assert len(rejected(tmp_path / "customers.rejected.csv")) == 5
-    bad = subprocess.run(
+    bad = await asyncio.to_thread(
+        subprocess.run,
         [*command[:3], str(write(tmp_path / "x.csv", "colour\nred\n"))],
         env=env,
         capture_output=True,

@@ -164,7 +164,7 @@ async def test_an_unknown_customer_is_404_and_malformed_json_is_422(customers: S
 
 
 async def test_of_a_customers_purchases_arriving_at_once_exactly_one_is_the_first(customers: Stack) -> None:
-    """Concurrent purchases of one new customer: one (and only one) is flagged first, for a single thank-you."""
+    """Concurrent purchases of one new customer: exactly one is flagged first, for a single thank-you."""
     people = [await register(customers, name=f"Buyer {n}") for n in range(4)]
 
     async def buy(customer_id: str, n: int) -> None:

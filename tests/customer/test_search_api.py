@@ -49,7 +49,7 @@ async def test_each_filter_finds_exactly_its_customers(customers: Stack) -> None
     )
     assert await find(customers, name="li") == ["LI Ming", "Li Na", "Lin Fang"]
     assert await find(customers, name="li n") == ["Li Na"]
-    assert await find(customers, name="ＬＩ") == ["LI Ming", "Li Na", "Lin Fang"], "full-width letters fold"
+    assert await find(customers, name="ＬＩ") == ["LI Ming", "Li Na", "Lin Fang"], "full-width letters fold"  # noqa: RUF001
     assert await find(customers, phone="+86 138 0000 0001") == ["Li Na"]
     assert await find(customers, phone="+8613800000009") == ["LI Ming"], "a backup phone finds its customer"
     assert await find(customers, phone="+8613800000005") == ["Acme Trading Co."], "so does a contact's phone"

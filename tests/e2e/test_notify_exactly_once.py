@@ -72,8 +72,9 @@ class NotifyProcess:
 
     async def start(self) -> None:
         self.starts += 1
-        log = open(self.tmp / f"notify-{self.starts}.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        # Both return at once: the file is the child's log, and the child is awaited over HTTP below.
+        log = open(self.tmp / f"notify-{self.starts}.log", "wb")  # noqa: SIM115, ASYNC230
+        self.process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "services.cli", "serve", "notify"],
             env=self.env,
             stdout=log,

@@ -67,7 +67,8 @@ class Mailbox:
             self.hold_next.clear()
             self.held.set()
             # The message is in the mailbox; the sender has not heard so yet.
-            while not self.release.is_set():
+            # ``release`` is set from the test's thread, which an asyncio.Event cannot be.
+            while not self.release.is_set():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         return "250 2.0.0 Ok: queued"
 
@@ -166,7 +167,8 @@ class HttpReceiver:
 
     async def start(self) -> HttpReceiver:
         self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
+        # uvicorn says it has started only through this flag.
+        while not self.server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         return self
 

@@ -13,7 +13,7 @@ from services.segmentation import bgnbd
 
 
 def cdnow_summary() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The CDNOW sample (2,357 customers, weeks) as shipped in the `lifetimes` wheel; its code is not imported."""
+    """The CDNOW sample (2,357 customers, weeks) in the `lifetimes` wheel; its code is not imported."""
     spec = importlib.util.find_spec("lifetimes")
     assert spec is not None and spec.submodule_search_locations
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "cdnow_customers_summary.csv"
