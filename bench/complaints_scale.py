@@ -36,9 +36,10 @@ from services.complaints.models import Complaint, SlaClock, Transition
 from services.complaints.scanner import scan_once
 from services.complaints.settings import ComplaintsSettings
 from shared import migrations
-from shared.auth import Role, mint_token
+from shared.auth import mint_token
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.roles import Role
 from shared.settings import CommonSettings
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -534,8 +535,9 @@ async def run(args: argparse.Namespace) -> int:
     from services.customer.record_schemas import ImportKind
     from services.customer.settings import CustomerSettings
     from shared import migrations
-    from shared.auth import Role, mint_token
+    from shared.auth import mint_token
     from shared.broker import EmbeddedBroker
+    from shared.roles import Role
     from shared.settings import CommonSettings
 
     report = Report(
@@ -560,7 +562,7 @@ async def run(args: argparse.Namespace) -> int:
         settings = CustomerSettings(database_url=url, common=common)
         if not args.database:
             await migrations.upgrade("customer", url)
-            for kind, count, write in (
+            writers: tuple[tuple[ImportKind, int, Callable[[Path], object]], ...] = (
                 (
                     ImportKind.customers,
                     args.customers,
@@ -571,7 +573,8 @@ async def run(args: argparse.Namespace) -> int:
                     args.purchases,
                     lambda p: write_purchases(p, args.purchases, args.customers, args.seed),
                 ),
-            ):
+            )
+            for kind, count, write in writers:
                 path = work / f"{kind.value}.csv"
                 started = time.perf_counter()
                 write(path)

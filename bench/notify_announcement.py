@@ -45,11 +45,12 @@ from services.notify.playbooks import idempotency_key
 from services.notify.policy import Policy
 from services.notify.settings import NotifySettings
 from shared import migrations
-from shared.auth import Role, mint_token
+from shared.auth import mint_token
 from shared.broker import EmbeddedBroker, free_port
 from shared.db import create_engine
 from shared.events import encode, envelope_for
 from shared.events.complaints import ComplaintOpened
+from shared.roles import Role
 from shared.settings import CommonSettings
 
 SENDER = "service@csm.example.com"

@@ -12,12 +12,13 @@ import typer
 import uvicorn
 
 from services.customer import cli as customer_cli
-from services.registry import SERVICES
+from services.registry import SERVICES, ServiceEntry
 from shared import VERSION, migrations
-from shared.auth import Role, mint_token
+from shared.auth import mint_token
 from shared.broker import EmbeddedBroker
 from shared.events.asyncapi import catalog_document
 from shared.observability import configure_logging
+from shared.roles import Role
 from shared.settings import CommonSettings
 
 app = typer.Typer(help="csm: customer service management.", no_args_is_help=True, add_completion=False)
@@ -26,7 +27,7 @@ app.add_typer(customer_cli.app, name="import")
 ServiceName = Annotated[str, typer.Argument(help="customer, segmentation, complaints or notify")]
 
 
-def _entry(name: str):
+def _entry(name: str) -> ServiceEntry:
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     return SERVICES[name]
@@ -52,7 +53,7 @@ def serve(
 ) -> None:
     """Run one service (its API, and its relay, consumer and scanners unless run_workers is off)."""
     entry = _entry(service)
-    settings = entry.settings()  # type: ignore[call-arg]
+    settings = entry.settings()
     configure_logging(settings.common.log_level)
     uvicorn.run(
         entry.factory,
@@ -74,7 +75,7 @@ def migrate(
 
     async def run() -> None:
         for name in names:
-            await migrations.upgrade(name, _entry(name).settings().database_url)  # type: ignore[call-arg]
+            await migrations.upgrade(name, _entry(name).settings().database_url)
             typer.echo(f"{name}: migrated")
 
     asyncio.run(run())

@@ -21,15 +21,16 @@ import httpx
 
 from services.registry import SERVICES
 from shared import migrations
-from shared.auth import Role, mint_token
+from shared.auth import mint_token
 from shared.broker import EmbeddedBroker, die_with_parent
+from shared.roles import Role
 from shared.settings import CommonSettings
 
 
 def migrate_all() -> None:
     async def run() -> None:
         for entry in SERVICES.values():
-            await migrations.upgrade(entry.name, entry.settings().database_url)  # type: ignore[call-arg]
+            await migrations.upgrade(entry.name, entry.settings().database_url)
 
     asyncio.run(run())
 
@@ -67,7 +68,7 @@ class System:
                     start_new_session=True,
                     preexec_fn=die_with_parent,
                 )
-            ports = {name: entry.settings().port for name, entry in SERVICES.items()}  # type: ignore[call-arg]
+            ports = {name: entry.settings().port for name, entry in SERVICES.items()}
             if not self._wait_ready(ports):
                 return 1
             self._banner(ports, CommonSettings())

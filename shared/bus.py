@@ -106,7 +106,10 @@ class Bus:
         """Queue one record on ``topic`` (unprefixed); the future resolves once the broker acknowledged it."""
         if isinstance(key, str):
             key = key.encode()
-        return await self.producer.send(self.topic(topic), value=value, key=key, headers=list(headers))
+        acknowledgement: asyncio.Future[object] = await self.producer.send(
+            self.topic(topic), value=value, key=key, headers=list(headers)
+        )
+        return acknowledgement
 
     async def broker_epoch(self) -> str:
         """The identity of the broker's log: the first record of the epoch topic, written if absent.

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -175,3 +175,8 @@ def before_commit(hook: BeforeCommit, *, session: AsyncSession) -> None:
     hooks: list[BeforeCommit] = session.info.setdefault("csm.before_commit", [])
     if hook not in hooks:
         hooks.append(hook)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched (its result is a cursor result)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)

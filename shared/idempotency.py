@@ -20,7 +20,7 @@ from fastapi import Header
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import UtcDateTime
+from shared.db import UtcDateTime, affected_rows
 from shared.problems import Conflict, Unprocessable
 
 HEADER = "Idempotency-Key"
@@ -105,7 +105,7 @@ async def claim(
 async def purge(table: sa.Table, *, session: AsyncSession, before: datetime) -> int:
     """Forget keys older than ``before``; returns how many."""
     result = await session.execute(table.delete().where(table.c.created_at < before))
-    return int(result.rowcount or 0)
+    return affected_rows(result)
 
 
 async def forget(table: sa.Table, *, session: AsyncSession, resource_ids: list[uuid.UUID]) -> None:

@@ -43,7 +43,7 @@ async def revision(service: str, url: str, message: str) -> None:
     )
 
 
-async def _with_connection(service: str, url: str, run: Callable[[Config], None]) -> None:
+async def _with_connection(service: str, url: str, run: Callable[[Config], object]) -> None:
     engine: AsyncEngine = create_engine(url)
     try:
         async with engine.begin() as connection:
@@ -52,7 +52,7 @@ async def _with_connection(service: str, url: str, run: Callable[[Config], None]
         await engine.dispose()
 
 
-def _run_sync(connection: Connection, config: Config, run: Callable[[Config], None]) -> None:
+def _run_sync(connection: Connection, config: Config, run: Callable[[Config], object]) -> None:
     config.attributes["connection"] = connection
     run(config)
 

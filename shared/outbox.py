@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.bus import Bus
-from shared.db import Database, before_commit, utcnow
+from shared.db import Database, affected_rows, before_commit, utcnow
 from shared.events import CONTENT_TYPE, Envelope, Event, encode, envelope_for
 from shared.messaging import bus_state, inbox_message, outbox_message
 from shared.observability import Metrics
@@ -182,7 +182,7 @@ class OutboxRelay:
                     .values(published_at=None)
                 )
                 self.metrics.outbox_replays.inc()
-                log.warning("broker log changed; replaying %d retained events", result.rowcount)
+                log.warning("broker log changed; replaying %d retained events", affected_rows(result))
                 await session.execute(
                     bus_state.update()
                     .where(bus_state.c.name == _EPOCH)

@@ -44,17 +44,8 @@ def decode_cursor(cursor: str, size: int) -> list[object]:
     except (binascii.Error, ValueError):
         key = None
     if not isinstance(key, list) or len(key) != size:
-        raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
+        raise _not_ours()
     return key
-
-
-def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """A (moment, id) key, the cursor of lists ordered by time and id; a 422 as ``decode_cursor``."""
-    moment, key = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(str(moment)), uuid.UUID(str(key))
-    except ValueError:
-        raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query") from None
 
 
 def _not_ours() -> Unprocessable:
@@ -63,7 +54,11 @@ def _not_ours() -> Unprocessable:
 
 def _key_value(column: InstrumentedAttribute[Any], raw: object) -> object:
     """A cursor's part as the column's own type (the cursor is JSON: times, ids travel as text)."""
-    kind = column.type.python_type
+    column_type = column.type
+    # A decorated type (UtcDateTime) says ``object``; what it stores says more.
+    if isinstance(column_type, sa.TypeDecorator):
+        column_type = column_type.impl_instance
+    kind = column_type.python_type
     try:
         if kind is datetime:
             return datetime.fromisoformat(str(raw))
@@ -87,7 +82,7 @@ def _encoded(value: object) -> object:
 
 
 async def keyset_page(
-    query: sa.Select[Any],
+    query: sa.Select[*tuple[Any, ...]],
     *,
     session: AsyncSession,
     order: Sequence[InstrumentedAttribute[Any]],
@@ -106,7 +101,11 @@ async def keyset_page(
             _key_value(column, raw)
             for column, raw in zip(order, decode_cursor(cursor, len(order)), strict=True)
         ]
-        key, bound = sa.tuple_(*order), sa.tuple_(*after)
+        # Bound with each column's own type, so a time compares as the column stores it.
+        key = sa.tuple_(*order)
+        bound = sa.tuple_(
+            *(sa.literal(value, type_=column.type) for column, value in zip(order, after, strict=True))
+        )
         query = query.where(key < bound if descending else key > bound)
     query = query.order_by(*(column.desc() if descending else column for column in order))
     query = query.limit(limit + 1)

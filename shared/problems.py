@@ -41,20 +41,22 @@ class ProblemDetail(BaseModel):
     errors: list[FieldError] | None = None
 
 
+# RFC 9457's own members; an extension may not take their names.
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 class Problem(Exception):
     status: int = 500
     title: str = "Internal error"
     slug: str = "internal-error"
 
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        if clash := RESERVED_MEMBERS & extensions.keys():
+            raise TypeError(f"{sorted(clash)} are members of every problem, not extensions")
         super().__init__(detail or self.title)
         self.detail = detail
         self.extensions = extensions
         self.headers: dict[str, str] = {}
-
-
-class BadRequest(Problem):
-    status, title, slug = 400, "Bad request", "bad-request"
 
 
 class Unauthorized(Problem):

@@ -55,11 +55,6 @@ class Runtime:
     consumer: EventConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    @property
-    def source(self) -> str:
-        """The CloudEvents ``source`` of the events this service publishes."""
-        return f"/csm/{self.name}"
-
 
 @dataclass(frozen=True)
 class ServiceSpec:

@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 
 from services.registry import SERVICES
 from shared import migrations
-from shared.auth import Role, mint_token
+from shared.auth import mint_token
 from shared.clock import Clock
+from shared.roles import Role
 from shared.service import Runtime
 from shared.settings import CommonSettings
 
@@ -99,6 +100,15 @@ def common_settings_for_tests(bootstrap: str, prefix: str) -> CommonSettings:
 def auth(role: Role = Role.agent, subject: str = "tester") -> dict[str, str]:
     token = mint_token(common_settings_for_tests("unused", ""), subject=subject, role=role)
     return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response: httpx.Response, status: int) -> str:
+    """The name of a problem+json answer's type (``.../problems/<name>``), once its status is checked."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["type"].startswith("https://csm.dev/problems/"), body
+    return str(body["type"]).rsplit("/", 1)[-1]
 
 
 @dataclass

@@ -37,13 +37,13 @@ from services.complaints.schemas import (
     VisitCreate,
 )
 from services.complaints.workflow import Status
-from shared.auth import Role
 from shared.clock import UtcDatetime
 from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity
 from shared.events.segmentation import Tier
 from shared.idempotency import IdempotencyKey
 from shared.pagination import CursorParam, Limit, Page
 from shared.problems import Unprocessable
+from shared.roles import Role
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 

@@ -104,11 +104,13 @@ async def refresh(
             warning_share=policy.warning_share,
             met_at=_met_at(complaint, target, response_timeline.started_at),
         )
-        clock = clocks.get(target)
-        if clock is None:
+        existing = clocks.get(target)
+        if existing is None:
             clock = SlaClock(complaint_id=complaint.id, cycle=complaint.cycle, target=target.value)
             session.add(clock)
             clocks[target] = clock
+        else:
+            clock = existing
         clock.target_seconds = int(duration.total_seconds())
         clock.calendar = rule.calendar
         clock.due_at, clock.warn_at, clock.met_at = reading.due_at, reading.warn_at, reading.met_at

@@ -10,13 +10,19 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import service
+from services.complaints.errors import (
+    BeyondAuthority,
+    CompensationDecided,
+    CompensationNotFound,
+    ComplaintNotOpen,
+    WrongCurrency,
+)
 from services.complaints.models import Compensation, Complaint
 from services.complaints.schemas import CompensationCreate, CompensationRead
 from services.complaints.workflow import Status
 from shared.auth import Principal
 from shared.money import from_minor, to_minor
-from shared.pagination import decode_time_cursor, encode_cursor
-from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
+from shared.pagination import keyset_page
 
 GRANTED, PENDING, REJECTED = "granted", "pending", "rejected"
 
@@ -41,10 +47,10 @@ async def offer(
 ) -> Compensation:
     complaint = await service.get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
-        raise Conflict(f"A complaint that is {complaint.status} takes no more compensation; reopen it first.")
+        raise ComplaintNotOpen(complaint.status, "takes no more compensation")
     policy = await service.policy_of(complaint, session=session, currency=currency)
     if compensation_in.currency != policy.currency:
-        raise Unprocessable(f"Compensation is in the policy's currency, {policy.currency}.", field="currency")
+        raise WrongCurrency(policy.currency)
     within_authority = policy.may_grant(principal.role, compensation_in.amount)
     compensation = Compensation(
         id=uuid.uuid4(),
@@ -79,17 +85,16 @@ async def decide(
 ) -> Compensation:
     compensation = await session.get(Compensation, compensation_id, with_for_update=True)
     if compensation is None:
-        raise NotFound(f"No compensation {compensation_id}.")
+        raise CompensationNotFound(compensation_id)
     if compensation.status != PENDING:
-        raise Conflict(f"The compensation was already {compensation.status}.")
+        raise CompensationDecided(compensation.status)
     complaint = await service.get(session=session, complaint_id=compensation.complaint_id, lock=True)
     policy = await service.policy_of(complaint, session=session, currency=currency)
     amount = from_minor(compensation.amount_minor)
     # Deciding either way takes the authority to grant it: a rejection is as much a decision.
     if not policy.may_grant(principal.role, amount):
-        raise Forbidden(
-            f"Deciding a compensation of {amount} {compensation.currency} needs the role "
-            f"{compensation.requires_role} or higher; the token has {principal.role.value}."
+        raise BeyondAuthority(
+            amount, compensation.currency, needs=compensation.requires_role, has=principal.role.value
         )
     compensation.status = GRANTED if approve else REJECTED
     compensation.decided_by = principal.subject
@@ -119,21 +124,6 @@ async def list_compensations(
         query = query.where(Compensation.complaint_id == complaint_id)
     if status is not None:
         query = query.where(Compensation.status == status)
-    if cursor is not None:
-        after_at, after_id = decode_time_cursor(cursor)
-        query = query.where(
-            sa.or_(
-                Compensation.requested_at > after_at,
-                sa.and_(Compensation.requested_at == after_at, Compensation.id > after_id),
-            )
-        )
-    rows = list(
-        (
-            await session.scalars(query.order_by(Compensation.requested_at, Compensation.id).limit(limit + 1))
-        ).all()
+    return await keyset_page(
+        query, session=session, order=[Compensation.requested_at, Compensation.id], limit=limit, cursor=cursor
     )
-    page = rows[:limit]
-    following = (
-        encode_cursor(page[-1].requested_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
-    )
-    return page, following

@@ -8,8 +8,9 @@ from fastapi import Depends
 
 from services.complaints.service import Actor
 from services.complaints.settings import ComplaintsSettings
-from shared.auth import Agent, AgentOrService, Manager, Principal, Role, Supervisor
+from shared.auth import Agent, AgentOrService, Manager, Principal, Supervisor
 from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
+from shared.roles import Role
 
 
 def get_settings(runtime: RuntimeDep) -> ComplaintsSettings:

@@ -6,17 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
-from services.complaints.listing import page_by
+from services.complaints.errors import AtTopOfLadder, ComplaintNotOpen
 from services.complaints.models import Complaint, Escalation
 from services.complaints.policy import FIRST_OWNER, ComplaintPolicy
 from services.complaints.service import SOURCE, get, policy_of
 from services.complaints.workflow import Status
 from shared.events.complaints import ComplaintEscalated, SlaTarget
 from shared.outbox import stage
-from shared.problems import Conflict
+from shared.pagination import keyset_page
 
 
 async def escalate(
@@ -29,13 +30,10 @@ async def escalate(
     now: datetime,
     target: SlaTarget | None = None,
 ) -> Escalation:
-    """Climb one rung of the ladder now; a Conflict at the top. Used by staff and by the scanner."""
+    """Climb one rung of the ladder now; AtTopOfLadder at the top. Used by staff and by the scanner."""
     above = policy.next_level(complaint.escalation_level, key_account=complaint.key_account)
     if above is None:
-        raise Conflict(
-            f"The complaint is already at the top of the escalation ladder "
-            f"({policy.escalation[complaint.escalation_level].name})."
-        )
+        raise AtTopOfLadder(policy.escalation[complaint.escalation_level].name)
     level = policy.escalation[above]
     must_act = complaint.first_owner if level.must_act == FIRST_OWNER else level.must_act
     complaint.escalation_level, complaint.escalated_at, complaint.escalation_due_at = above, now, None
@@ -75,7 +73,7 @@ async def escalate_by_hand(
 ) -> Escalation:
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
-        raise Conflict(f"A complaint that is {complaint.status} cannot be escalated; reopen it first.")
+        raise ComplaintNotOpen(complaint.status, "cannot be escalated")
     policy = await policy_of(complaint, session=session, currency=currency)
     escalation = await escalate(
         session=session, complaint=complaint, policy=policy, actor=actor, reason=reason, now=now
@@ -88,6 +86,10 @@ async def escalations_of(
     *, session: AsyncSession, complaint_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Escalation], str | None]:
     await get(session=session, complaint_id=complaint_id)
-    return await page_by(
-        Escalation, Escalation.complaint_id == complaint_id, Escalation.level, limit, cursor, session=session
+    return await keyset_page(
+        sa.select(Escalation).where(Escalation.complaint_id == complaint_id),
+        session=session,
+        order=[Escalation.level],
+        limit=limit,
+        cursor=cursor,
     )

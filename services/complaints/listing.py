@@ -17,8 +17,7 @@ from services.complaints.workflow import Status
 from shared.events.complaints import AttachmentRef, SlaTarget
 from shared.events.segmentation import Tier
 from shared.money import from_minor
-from shared.pagination import decode_cursor, decode_time_cursor, encode_cursor
-from shared.problems import Unprocessable
+from shared.pagination import keyset_page
 
 
 async def to_read(
@@ -95,53 +94,24 @@ async def list_complaints(
     *, session: AsyncSession, where: ComplaintFilter, limit: int, cursor: str | None
 ) -> tuple[list[Complaint], str | None]:
     """Newest first, by keyset on (opened_at, id)."""
-    query = sa.select(Complaint).where(*where.clauses())
-    if cursor is not None:
-        opened_at, after = decode_time_cursor(cursor)
-        query = query.where(
-            sa.or_(
-                Complaint.opened_at < opened_at,
-                sa.and_(Complaint.opened_at == opened_at, Complaint.id < after),
-            )
-        )
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Complaint.opened_at.desc(), Complaint.id.desc()).limit(limit + 1)
-            )
-        ).all()
+    return await keyset_page(
+        sa.select(Complaint).where(*where.clauses()),
+        session=session,
+        order=[Complaint.opened_at, Complaint.id],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
     )
-    page = rows[:limit]
-    following = encode_cursor(page[-1].opened_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
-    return page, following
 
 
 async def transitions_of(
     *, session: AsyncSession, complaint_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Transition], str | None]:
     await get(session=session, complaint_id=complaint_id)
-    return await page_by(
-        Transition, Transition.complaint_id == complaint_id, Transition.step, limit, cursor, session=session
+    return await keyset_page(
+        sa.select(Transition).where(Transition.complaint_id == complaint_id),
+        session=session,
+        order=[Transition.step],
+        limit=limit,
+        cursor=cursor,
     )
-
-
-async def page_by(  # type: ignore[no-untyped-def]
-    model,
-    where: sa.ColumnElement[bool],
-    order: sa.ColumnElement[int],
-    limit: int,
-    cursor: str | None,
-    *,
-    session: AsyncSession,
-):
-    """In the complaint's own order (a step or level number), by keyset on it."""
-    query = sa.select(model).where(where)
-    if cursor is not None:
-        [after] = decode_cursor(cursor, 1)
-        if not isinstance(after, int):
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
-        query = query.where(order > after)
-    rows = list((await session.scalars(query.order_by(order).limit(limit + 1))).all())
-    page = rows[:limit]
-    following = encode_cursor(getattr(page[-1], order.key)) if len(rows) > limit else None
-    return page, following

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, BigInteger, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
@@ -17,6 +17,8 @@ from shared.idempotency import idempotency_table
 class Base(DeclarativeBase):
     metadata = service_metadata()
     type_annotation_map = TYPE_ANNOTATION_MAP
+    # Every model here is mapped to a plain table (SQLAlchemy declares any FromClause).
+    __table__: ClassVar[Table]
 
 
 class Complaint(TimestampMixin, Base):

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints.models import PolicyVersion
 from services.complaints.policy import ComplaintPolicy, default_policy
-from shared.problems import Conflict
+from shared.versioning import add_next_version, latest_version
 
 _read: dict[tuple[str, int], ComplaintPolicy] = {}
 
 
 def _cache_key(version: int, *, session: AsyncSession) -> tuple[str, int]:
-    bind = session.bind
-    return (str(bind.url) if bind is not None else "", version)
+    return (str(session.get_bind().engine.url), version)
 
 
 async def current_version(*, session: AsyncSession) -> int:
-    return int(await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0)
+    return await latest_version(session=session, version=PolicyVersion.version)
 
 
 async def at_version(version: int, *, session: AsyncSession, currency: str) -> ComplaintPolicy:
@@ -48,16 +45,11 @@ async def current(*, session: AsyncSession, currency: str) -> ComplaintPolicy:
 async def store(
     *, session: AsyncSession, policy: ComplaintPolicy, actor: str, now: datetime
 ) -> PolicyVersion:
-    version = await current_version(session=session) + 1
-    row = PolicyVersion(
-        version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
+    """Store the next version; a concurrent store of the same version is a ConcurrentVersion (409)."""
+    return await add_next_version(
+        lambda version: PolicyVersion(
+            version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
+        ),
+        session=session,
+        version=PolicyVersion.version,
     )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(
-            "Another change of the policy was stored at the same time; read it and try again."
-        ) from None
-    return row

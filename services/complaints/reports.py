@@ -69,5 +69,5 @@ async def figures(*, session: AsyncSession, window: Window, where: ComplaintFilt
         .where(*scope)
     )
     return analytics.report(
-        facts, clocks, [tuple(row) for row in answers], since=window.since, until=window.until
+        facts, clocks, [row._tuple() for row in answers], since=window.since, until=window.until
     )

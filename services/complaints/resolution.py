@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
+from services.complaints.errors import CompensationPending, UnknownRootCause
 from services.complaints.models import Compensation, Complaint
 from services.complaints.schemas import ResolutionCreate
 from services.complaints.service import SOURCE, Actor, get, move, policy_of
@@ -17,7 +18,6 @@ from services.complaints.workflow import PAUSED, Status
 from shared.events.complaints import ComplaintReopened, ComplaintResolved
 from shared.money import from_minor
 from shared.outbox import stage
-from shared.problems import Conflict, Unprocessable
 
 
 async def resolve(
@@ -32,16 +32,14 @@ async def resolve(
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     policy = await policy_of(complaint, session=session, currency=currency)
     if resolution_in.root_cause not in policy.root_causes:
-        raise Unprocessable(
-            f"Unknown root cause; the policy lists: {', '.join(policy.root_causes)}.", field="root_cause"
-        )
+        raise UnknownRootCause(policy.root_causes)
     pending = await session.scalar(
         sa.select(sa.func.count())
         .select_from(Compensation)
         .where(Compensation.complaint_id == complaint.id, Compensation.status == "pending")
     )
     if pending:
-        raise Conflict("A compensation on this complaint awaits approval; decide it before resolving.")
+        raise CompensationPending()
     history = await sla_clocks.history_of(complaint.id, session=session)
     move(complaint, Status.resolved, session=session, actor=actor, reason=resolution_in.summary, now=now)
     first_contact = resolution_in.first_contact_resolution

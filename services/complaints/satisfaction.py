@@ -8,13 +8,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.complaints import listing, resolution, service
+from services.complaints import resolution, service
+from services.complaints.errors import AlreadyRated, NothingToRate
 from services.complaints.models import Survey
 from services.complaints.schemas import SurveyCreate
 from services.complaints.workflow import Status
 from shared.events.complaints import SurveyAnswered
 from shared.outbox import stage
-from shared.problems import Conflict
+from shared.pagination import keyset_page
 
 # The reopen a poor answer causes is the survey's doing, not a staff response.
 SURVEY_ACTOR = service.Actor(subject="survey", staff=False)
@@ -25,12 +26,12 @@ async def answer(
 ) -> Survey:
     complaint = await service.get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) not in (Status.resolved, Status.closed):
-        raise Conflict(f"A complaint that is {complaint.status} has no resolution to rate yet.")
+        raise NothingToRate(complaint.status)
     answered = await session.scalar(
         sa.select(Survey.id).where(Survey.complaint_id == complaint.id, Survey.cycle == complaint.cycle)
     )
     if answered is not None:
-        raise Conflict("This resolution was already rated.")
+        raise AlreadyRated()
     policy = await service.policy_of(complaint, session=session, currency=currency)
     poor = policy.is_poor(survey_in.csat, survey_in.nps)
     survey = Survey(
@@ -74,6 +75,10 @@ async def surveys_of(
     *, session: AsyncSession, complaint_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Survey], str | None]:
     await service.get(session=session, complaint_id=complaint_id)
-    return await listing.page_by(
-        Survey, Survey.complaint_id == complaint_id, Survey.cycle, limit, cursor, session=session
+    return await keyset_page(
+        sa.select(Survey).where(Survey.complaint_id == complaint_id),
+        session=session,
+        order=[Survey.cycle],
+        limit=limit,
+        cursor=cursor,
     )

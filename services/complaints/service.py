@@ -10,6 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
 from services.complaints import policy_store
+from services.complaints.errors import (
+    ComplaintNotFound,
+    ComplaintNotOpen,
+    NoVisitRequired,
+    TransitionNotAllowed,
+)
 from services.complaints.models import Complaint, CustomerTier, Transition
 from services.complaints.models import idempotency_key as idempotency_keys
 from services.complaints.policy import ComplaintPolicy
@@ -25,7 +31,7 @@ from shared.events.complaints import (
     SlaTarget,
 )
 from shared.outbox import stage
-from shared.problems import Conflict, NotFound, Unprocessable
+from shared.problems import Unprocessable
 
 SOURCE = sla_clocks.SOURCE
 
@@ -130,7 +136,7 @@ async def open_complaint(
 async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = False) -> Complaint:
     complaint = await session.get(Complaint, complaint_id, with_for_update=lock or None)
     if complaint is None:
-        raise NotFound(f"No complaint {complaint_id}.")
+        raise ComplaintNotFound(complaint_id)
     return complaint
 
 
@@ -177,7 +183,7 @@ def move(
     try:
         check(current, to)
     except IllegalTransition as error:
-        raise Conflict(str(error), allowed=[status.value for status in error.allowed]) from None
+        raise TransitionNotAllowed(str(error), allowed=[status.value for status in error.allowed]) from None
     if current in AWAITING_RESPONSE and actor.staff and complaint.first_response_at is None:
         complaint.first_response_at = now
     complaint.status = to.value
@@ -241,9 +247,7 @@ async def update(
     if changes.get("visit_required") is None:
         changes.pop("visit_required", None)
     if not is_open(Status(complaint.status)) and {"severity", "visit_required"} & set(changes):
-        raise Conflict(
-            f"A complaint that is {complaint.status} keeps its promises; reopen it to change them."
-        )
+        raise ComplaintNotOpen(complaint.status, "keeps its promises")
     retarget = changes.get("severity", complaint.severity) != complaint.severity
     for field, value in changes.items():
         setattr(complaint, field, value)
@@ -281,7 +285,7 @@ async def assign(
     """Hand the work to someone; the first owner stays the first owner."""
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
-        raise Conflict(f"A complaint that is {complaint.status} cannot be assigned; reopen it first.")
+        raise ComplaintNotOpen(complaint.status, "cannot be assigned")
     complaint.assignee = assignee
     complaint.updated_at = now
     return complaint
@@ -297,7 +301,7 @@ async def record_visit(
 ) -> Complaint:
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if not complaint.visit_required:
-        raise Conflict("This complaint needs no on-site visit; set visit_required first.")
+        raise NoVisitRequired()
     when = visited_at or now
     if when > now:
         raise Unprocessable("A visit cannot be recorded before it happens.", field="visited_at")

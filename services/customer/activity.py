@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from shared.events.customer import (
     Purpose,
 )
 from shared.outbox import stage
-from shared.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
+from shared.pagination import Page, keyset_page
 from shared.problems import Unprocessable
 
 
@@ -84,16 +85,16 @@ async def interactions(
     query = sa.select(Interaction).where(Interaction.customer_id == customer_id)
     if signals_only:
         query = query.where(Interaction.signal.is_not(None))
-    if cursor is not None:
-        after = decode_time_cursor(cursor)
-        query = query.where(sa.tuple_(Interaction.occurred_at, Interaction.id) < sa.tuple_(*after))
-    order = (Interaction.occurred_at.desc(), Interaction.id.desc())
-    rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(rows[limit - 1].occurred_at.isoformat(), str(rows[limit - 1].id))
+    rows, next_cursor = await keyset_page(
+        query,
+        session=session,
+        order=[Interaction.occurred_at, Interaction.id],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
     return Page[InteractionRead](
-        items=[InteractionRead.model_validate(row, from_attributes=True) for row in rows[:limit]],
+        items=[InteractionRead.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,
     )
 
@@ -246,17 +247,13 @@ async def _history(
     cursor: str | None,
     *,
     session: AsyncSession,
-) -> tuple[list, str | None]:  # type: ignore[type-arg]
+) -> tuple[list[Any], str | None]:
     """Changes newest first; ids are time-ordered, so the id alone is the cursor."""
-    query = sa.select(model).where(model.customer_id == customer_id)
-    if cursor is not None:
-        (last_id,) = decode_cursor(cursor, 1)
-        try:
-            query = query.where(model.id < uuid.UUID(str(last_id)))
-        except ValueError:
-            raise Unprocessable(
-                "Not a cursor this list gave out.", field="cursor", location="query"
-            ) from None
-    rows = list((await session.scalars(query.order_by(model.id.desc()).limit(limit + 1))).all())
-    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return await keyset_page(
+        sa.select(model).where(model.customer_id == customer_id),
+        session=session,
+        order=[model.id],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -42,7 +42,8 @@ async def _owner(customer_id: uuid.UUID, *, session: AsyncSession) -> uuid.UUID 
     if row.status == CustomerStatus.erased:
         return None
     if row.status == MERGED:
-        return row.merged_into
+        survivor: uuid.UUID | None = row.merged_into
+        return survivor
     return customer_id
 
 

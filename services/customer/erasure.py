@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import service
+from services.customer.errors import MergeIntoItself
 from services.customer.models import (
     Attachment,
     ComplaintView,
@@ -34,10 +35,10 @@ from services.customer.models import (
 )
 from services.customer.redaction import ERASED_NAME, redact
 from services.customer.schemas import MergeResult
+from shared.db import affected_rows
 from shared.events.customer import CustomerErased, CustomerMerged, CustomerStatus, CustomerUpdated
 from shared.messaging import outbox_message
 from shared.outbox import stage
-from shared.problems import Unprocessable
 
 # Rows that describe the person and go with them; purchases and refunds stay, as anonymous figures.
 PERSONAL_TABLES = (
@@ -210,7 +211,7 @@ async def merge(
 ) -> MergeResult:
     """Fold ``duplicate_id`` into ``customer_id``: its history moves, its blanks fill the survivor's."""
     if customer_id == duplicate_id:
-        raise Unprocessable("A customer cannot be merged into itself.", field="duplicate_id")
+        raise MergeIntoItself()
     # Lock in id order, so that two merges of the same pair cannot deadlock.
     first, second = sorted((customer_id, duplicate_id))
     locked = {c: await service.get(session=session, customer_id=c, for_update=True) for c in (first, second)}
@@ -220,7 +221,7 @@ async def merge(
         result = await session.execute(
             sa.update(table).where(table.customer_id == duplicate.id).values(customer_id=survivor.id)
         )
-        moved[table.__tablename__] = result.rowcount or 0
+        moved[table.__tablename__] = affected_rows(result)
     await _merge_sets(survivor.id, duplicate.id, now, session=session)
     await _merge_summaries(survivor.id, duplicate.id, session=session)
     as_dict = {name: getattr(survivor, name) for name in (*FILLABLE, "tags", "kind")}

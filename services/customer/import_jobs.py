@@ -15,10 +15,12 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import IO
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.customer.errors import ImportNotFound, ImportTooLarge
 from services.customer.ids import uuid7
 from services.customer.importing import (
     COLUMNS,
@@ -32,16 +34,11 @@ from services.customer.importing import (
 from services.customer.models import ImportChunk, ImportJob, ImportRejection
 from services.customer.record_schemas import ImportJobRead, ImportKind
 from services.customer.settings import CustomerSettings
-from shared.problems import NotFound, Problem
 from shared.service import Runtime
 
 log = logging.getLogger("csm.customer.import")
 
 CHUNK_BYTES = 1024 * 1024
-
-
-class ContentTooLarge(Problem):
-    status, title, slug = 413, "Content too large", "content-too-large"
 
 
 def job_read(job: ImportJob) -> ImportJobRead:
@@ -73,7 +70,7 @@ async def receive(
         async for piece in body:
             size += len(piece)
             if size > settings.import_max_bytes:
-                raise ContentTooLarge(f"An import file may be at most {settings.import_max_bytes} bytes.")
+                raise ImportTooLarge(settings.import_max_bytes)
             pending += piece
             while len(pending) >= CHUNK_BYTES:
                 await _store(runtime, job.id, seq, bytes(pending[:CHUNK_BYTES]))
@@ -107,7 +104,7 @@ async def _discard(runtime: Runtime, job_id: uuid.UUID) -> None:
 async def get(*, session: AsyncSession, job_id: uuid.UUID) -> ImportJob:
     job = await session.get(ImportJob, job_id)
     if job is None or job.status == "receiving":
-        raise NotFound(f"No import {job_id}.")
+        raise ImportNotFound(job_id)
     return job
 
 
@@ -246,7 +243,7 @@ class ImportWorker:
             )
         log.info("import %s finished%s", job_id, " with a file error" if error else "")
 
-    async def _spool(self, job_id: uuid.UUID, spool: tempfile._TemporaryFileWrapper[bytes]) -> None:
+    async def _spool(self, job_id: uuid.UUID, spool: IO[bytes]) -> None:
         seq = -1
         while True:
             async with self.runtime.db.read() as session:

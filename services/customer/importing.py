@@ -113,7 +113,7 @@ def read_rows(lines: Iterable[str], kind: ImportKind) -> Iterator[Row]:
         raise BadFile(f"Missing column(s): {', '.join(sorted(missing))}.")
     reader.fieldnames = header
     for record in reader:
-        extra = record.pop(None, None)  # type: ignore[call-overload]
+        extra = record.pop(None, None)
         row = {k: (v or "").strip() for k, v in record.items() if k is not None}
         if extra:
             row["__extra__"] = "1"
@@ -248,6 +248,7 @@ class Importer:
                         )
                     )
                 ).all()
+                if d is not None
             }
             if ids
             else set()
@@ -403,7 +404,8 @@ class Importer:
                 return f"{label}: no such customer"
             if record.status == CustomerStatus.erased:
                 return f"{label}: this customer was erased"
-            return record.merged_into if record.status == service.MERGED else record.id
+            owner: uuid.UUID = record.merged_into if record.status == service.MERGED else record.id
+            return owner
 
         owners: dict[tuple[str, str], uuid.UUID | str] = {}
         for row in rows:

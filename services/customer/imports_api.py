@@ -9,15 +9,11 @@ from fastapi.responses import StreamingResponse
 
 from services.customer import import_jobs
 from services.customer.deps import ClockDep, Manager, ReadSessionDep, RuntimeDep
+from services.customer.errors import NotCsv
 from services.customer.importing import COLUMNS
 from services.customer.record_schemas import ImportJobRead, ImportKind
-from shared.problems import Problem
 
 router = APIRouter(prefix="/imports", tags=["imports"])
-
-
-class UnsupportedMediaType(Problem):
-    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
 
 
 @router.post(
@@ -37,7 +33,7 @@ async def start_import(
 ) -> ImportJobRead:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ("text/csv", "application/csv"):
-        raise UnsupportedMediaType("Send the file as text/csv.")
+        raise NotCsv()
     job = await import_jobs.receive(
         runtime=runtime, kind=kind, body=request.stream(), created_by=manager.subject, now=clock.now()
     )

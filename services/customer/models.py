@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -39,6 +40,8 @@ def _created_at_of_row(context: Any) -> datetime:
 class Base(DeclarativeBase):
     metadata = service_metadata()
     type_annotation_map = TYPE_ANNOTATION_MAP
+    # Every model here is mapped to a plain table (SQLAlchemy declares any FromClause).
+    __table__: ClassVar[Table]
 
 
 class Customer(TimestampMixin, Base):

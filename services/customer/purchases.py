@@ -14,6 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import service
+from services.customer.errors import (
+    OrderRecordedDifferently,
+    PurchaseNotFound,
+    RefundExceedsPayment,
+    RefundRecordedDifferently,
+)
 from services.customer.ids import uuid7
 from services.customer.ledger import RefundRefused, refund_amount
 from services.customer.models import Purchase, PurchaseSummary, Refund
@@ -21,8 +27,8 @@ from services.customer.record_schemas import PurchaseCreate, PurchaseRead, Refun
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.money import from_minor, to_minor
 from shared.outbox import stage
-from shared.pagination import Page, decode_time_cursor, encode_cursor
-from shared.problems import Conflict, NotFound, Unprocessable
+from shared.pagination import Page, keyset_page
+from shared.problems import Unprocessable
 
 
 @dataclass(frozen=True)
@@ -216,10 +222,7 @@ async def _purchase_by_order(order_id: str, *, session: AsyncSession) -> Purchas
 
 def _same_order(existing: Purchase, customer_id: uuid.UUID, amount_minor: int) -> Purchase:
     if existing.customer_id != customer_id or existing.amount_minor != amount_minor:
-        raise Conflict(
-            f"Order {existing.order_id} is already recorded with a different customer or amount.",
-            purchase_id=str(existing.id),
-        )
+        raise OrderRecordedDifferently(existing.order_id, existing.id)
     return existing
 
 
@@ -229,22 +232,15 @@ async def list_purchases(
     """Newest first."""
     await service.get(session=session, customer_id=customer_id)
     query = sa.select(Purchase).where(Purchase.customer_id == customer_id)
-    if cursor is not None:
-        after = decode_time_cursor(cursor)
-        query = query.where(sa.tuple_(Purchase.purchased_at, Purchase.id) < sa.tuple_(*after))
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1)
-            )
-        ).all()
+    rows, next_cursor = await keyset_page(
+        query,
+        session=session,
+        order=[Purchase.purchased_at, Purchase.id],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
     )
-    next_cursor = (
-        encode_cursor(rows[limit - 1].purchased_at.isoformat(), str(rows[limit - 1].id))
-        if len(rows) > limit
-        else None
-    )
-    return Page[PurchaseRead](items=[purchase_read(p) for p in rows[:limit]], next_cursor=next_cursor)
+    return Page[PurchaseRead](items=[purchase_read(p) for p in rows], next_cursor=next_cursor)
 
 
 def refund_read(refund: Refund, currency: str) -> RefundRead:
@@ -277,14 +273,14 @@ async def refund(
         .with_for_update()
     )
     if purchase is None:
-        raise NotFound(f"Customer {customer_id} has no purchase {purchase_id}.")
+        raise PurchaseNotFound(customer_id, purchase_id)
     existing = await session.scalar(
         sa.select(Refund).where(Refund.purchase_id == purchase.id, Refund.reference == refund_in.reference)
     )
     requested = to_minor(refund_in.amount) if refund_in.amount is not None else None
     if existing is not None:
         if requested is not None and requested != existing.amount_minor:
-            raise Conflict(f"Refund {refund_in.reference} is already recorded with a different amount.")
+            raise RefundRecordedDifferently(refund_in.reference)
         return existing, False
     if refund_in.currency != purchase.currency:
         raise Unprocessable(f"The purchase was paid in {purchase.currency}.", field="currency")
@@ -296,9 +292,8 @@ async def refund(
             paid=purchase.amount_minor, refunded=purchase.refunded_minor, requested=requested
         )
     except RefundRefused as error:
-        raise Unprocessable(
+        raise RefundExceedsPayment(
             str(error),
-            field="amount",
             paid=str(from_minor(purchase.amount_minor)),
             refunded=str(from_minor(purchase.refunded_minor)),
         ) from None

@@ -218,7 +218,7 @@ class RelationshipUpdate(_Input):
     past_cooperation: LongText | None = None
     current_cooperation: LongText | None = None
     expected_cooperation: LongText | None = None
-    competitors: Annotated[list[ShortText], Field(max_length=50, default_factory=list)]
+    competitors: list[ShortText] = Field(default_factory=list, max_length=50)
     notes: LongText | None = None
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import service
+from services.customer.errors import AttachmentNotFound, ContactNotFound, NotAnOrganisation
 from services.customer.ids import uuid7
 from services.customer.models import Attachment, Contact, Installation, RelationshipRecord
 from services.customer.record_schemas import (
@@ -22,7 +23,8 @@ from services.customer.record_schemas import (
     RelationshipUpdate,
 )
 from services.customer.schemas import BUSINESS_KINDS, ContactCreate, ContactRead, ContactUpdate
-from shared.problems import Conflict, NotFound, Unprocessable
+from shared.db import affected_rows
+from shared.problems import Unprocessable
 
 
 def contact_read(contact: Contact) -> ContactRead:
@@ -34,9 +36,7 @@ async def add_contact(
 ) -> Contact:
     customer = await service.get(session=session, customer_id=customer_id)
     if customer.kind not in BUSINESS_KINDS:
-        raise Conflict(
-            "Named contacts are kept for business and retailer customers; this one is an individual."
-        )
+        raise NotAnOrganisation()
     _check_phones(contact_in.phone, contact_in.backup_phone)
     contact = Contact(
         id=uuid7(),
@@ -61,7 +61,7 @@ async def _contact(customer_id: uuid.UUID, contact_id: uuid.UUID, *, session: As
         sa.select(Contact).where(Contact.id == contact_id, Contact.customer_id == customer_id)
     )
     if contact is None:
-        raise NotFound(f"Customer {customer_id} has no contact {contact_id}.")
+        raise ContactNotFound(customer_id, contact_id)
     return contact
 
 
@@ -190,5 +190,5 @@ async def remove_attachment(
     result = await session.execute(
         sa.delete(Attachment).where(Attachment.id == attachment_id, Attachment.customer_id == customer_id)
     )
-    if not result.rowcount:
-        raise NotFound(f"Customer {customer_id} has no attachment {attachment_id}.")
+    if not affected_rows(result):
+        raise AttachmentNotFound(customer_id, attachment_id)

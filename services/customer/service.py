@@ -11,12 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import profile_rules
+from services.customer.errors import CustomerMerged, CustomerNotFound, ExternalIdTaken
 from services.customer.models import Contact, Customer, CustomerTag
 from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
 from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
 from shared.outbox import stage
-from shared.pagination import Page, decode_cursor, encode_cursor
-from shared.problems import Conflict, NotFound, Unprocessable
+from shared.pagination import Page, keyset_page
+from shared.problems import Unprocessable
 
 SOURCE = "/csm/customer"
 MERGED = "merged"
@@ -116,9 +117,7 @@ async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: d
             sa.select(Customer.id).where(Customer.external_id == customer_in.external_id)
         )
         if taken is not None:
-            raise Conflict(
-                f"External id {customer_in.external_id} is already customer {taken}.", customer_id=str(taken)
-            )
+            raise ExternalIdTaken(customer_in.external_id, taken)
     customer = new_customer(customer_in, now=now)
     session.add(customer)
     await session.flush()
@@ -134,12 +133,9 @@ async def get(*, session: AsyncSession, customer_id: uuid.UUID, for_update: bool
         query = query.with_for_update()
     customer = await session.scalar(query)
     if customer is None or customer.status == CustomerStatus.erased:
-        raise NotFound(f"No customer {customer_id}.")
+        raise CustomerNotFound(customer_id)
     if customer.status == MERGED:
-        raise NotFound(
-            f"Customer {customer_id} was merged into {customer.merged_into}.",
-            merged_into=str(customer.merged_into),
-        )
+        raise CustomerMerged(customer_id, customer.merged_into)
     return customer
 
 
@@ -271,27 +267,9 @@ async def search(
     ):
         if value is not None:
             query = query.where(column == value)
-    if name is not None:
-        order: tuple[Any, ...] = (Customer.name_key, Customer.id)
-    else:
-        order = (Customer.created_at, Customer.id)
-    if cursor is not None:
-        first, last_id = decode_cursor(cursor, 2)
-        try:
-            after = [
-                first if name is not None else datetime.fromisoformat(str(first)),
-                uuid.UUID(str(last_id)),
-            ]
-        except ValueError:
-            raise Unprocessable(
-                "Not a cursor this list gave out.", field="cursor", location="query"
-            ) from None
-        query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
-    rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()
-    items = [CustomerSummary.model_validate(row._asdict()) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        first_key = last.name_key if name is not None else last.created_at.isoformat()
-        next_cursor = encode_cursor(first_key, str(last.id))
+    first = Customer.name_key if name is not None else Customer.created_at
+    rows, next_cursor = await keyset_page(
+        query, session=session, order=[first, Customer.id], limit=limit, cursor=cursor, scalars=False
+    )
+    items = [CustomerSummary.model_validate(row._asdict()) for row in rows]
     return Page[CustomerSummary](items=items, next_cursor=next_cursor)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import service
+from services.customer.errors import CustomerNotFound
 from services.customer.models import (
     ComplaintView,
     Consent,
@@ -35,7 +36,6 @@ from services.customer.record_schemas import Customer360
 from services.customer.schemas import BUSINESS_KINDS
 from services.customer.settings import CustomerSettings
 from shared.money import from_minor
-from shared.problems import NotFound
 
 LISTS: dict[str, tuple[Any, ...]] = {
     "contacts": (
@@ -216,10 +216,10 @@ class View:
         return self._statements[dialect]
 
     async def read(self, *, session: AsyncSession, customer_id: uuid.UUID) -> Customer360:
-        dialect = session.bind.dialect.name
+        dialect = session.get_bind().dialect.name
         row = (await session.execute(self.statement(dialect), {"customer_id": customer_id})).one_or_none()
         if row is None:
-            raise NotFound(f"No customer {customer_id}.")
+            raise CustomerNotFound(customer_id)
         customer = row._mapping
         if customer["status"] in service.GONE:
             await service.get(session=session, customer_id=customer_id)  # raises the right 404
@@ -275,7 +275,7 @@ def _decode(name: str, raw: str | None) -> list[Any]:
     if not rows:
         return []
     if name == "interests":
-        return rows  # type: ignore[no-any-return]
+        return rows
     convert, fields = CONVERT[name], FIELDS[name]
     return [
         {

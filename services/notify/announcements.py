@@ -13,15 +13,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library
+from services.notify import policy_store
 from services.notify.channels import configured_channels
+from services.notify.errors import NotAnAnnouncementPlaybook, PlaybookDisabled
 from services.notify.models import Announcement, Contact, Interest
 from services.notify.playbooks import AnnouncementTrigger, MessageStep
 from services.notify.policy import choose_channel
 from services.notify.projection import recipients, topic_key
 from services.notify.runs import Effects, Occasion, start
 from services.notify.settings import NotifySettings
-from shared.problems import Unprocessable
 
 DEFAULT_PLAYBOOK = "interest_match"
 
@@ -29,11 +29,11 @@ DEFAULT_PLAYBOOK = "interest_match"
 async def create(
     *, session: AsyncSession, topic: str, title: str, body: str, playbook: str, actor: str, now: datetime
 ) -> Announcement:
-    found = (await library.in_force(session=session)).get(playbook)
+    found = (await policy_store.in_force(session=session)).get(playbook)
     if found is None or not isinstance(found.definition.trigger, AnnouncementTrigger):
-        raise Unprocessable(f"{playbook!r} is not a playbook started by announcements.", field="playbook")
+        raise NotAnAnnouncementPlaybook(playbook)
     if not found.definition.enabled:
-        raise Unprocessable(f"The playbook {playbook!r} is disabled.", field="playbook")
+        raise PlaybookDisabled(playbook)
     announcement = Announcement(
         id=uuid.uuid4(),
         topic=" ".join(topic.split()),
@@ -64,7 +64,7 @@ async def match_next_batch(
     )
     if announcement is None:
         return 0
-    playbook = (await library.in_force(session=session)).get(announcement.playbook)
+    playbook = (await policy_store.in_force(session=session)).get(announcement.playbook)
     if playbook is None or not playbook.definition.enabled:
         announcement.state, announcement.matched_at = "stopped", now
         return 0
@@ -78,7 +78,7 @@ async def match_next_batch(
     if announcement.matched_through is not None:
         query = query.where(Contact.customer_id > announcement.matched_through)
     contacts = (await session.scalars(query)).all()
-    policy = (await library.policy(session=session)).policy
+    policy = (await policy_store.policy(session=session)).policy
     reach = await recipients([contact.customer_id for contact in contacts], session=session)
     configured = configured_channels(settings)
     message_steps = [step for step in playbook.definition.steps if isinstance(step, MessageStep)]

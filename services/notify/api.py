@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy.exc import IntegrityError
 
-from services.notify import announcements, dryrun, library, service, tasks
+from services.notify import announcements, dryrun, policy_store, service, tasks
 from services.notify.deps import (
     Admin,
     Agent,
@@ -20,9 +18,10 @@ from services.notify.deps import (
     RuntimeDep,
     SessionDep,
 )
-from services.notify.library import Playbook
+from services.notify.errors import AnnouncementNotFound, PlaybookNotFound
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import Policy
+from services.notify.policy_store import Playbook
 from services.notify.schemas import (
     AnnouncementCreate,
     AnnouncementRead,
@@ -41,8 +40,7 @@ from services.notify.schemas import (
 from services.notify.settings import NotifySettings
 from shared.clock import UtcDatetime
 from shared.events.customer import ContactChannel
-from shared.pagination import CursorParam, Limit, Page, decode_time_cursor, encode_cursor
-from shared.problems import Conflict, NotFound
+from shared.pagination import CursorParam, Limit, Page
 
 notifications = APIRouter(prefix="/notifications", tags=["notifications"])
 customers = APIRouter(prefix="/customers", tags=["preferences"])
@@ -55,12 +53,6 @@ webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
 PlaybookKey = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,59}$", description="e.g. first_purchase_care")]
 WebhookName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Status = Literal["pending", "sending", "sent", "failed", "suppressed"]
-
-
-def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not cursor:
-        return None
-    return decode_time_cursor(cursor)
 
 
 @notifications.get("", summary="Messages, newest first: a customer's, or by channel, status or playbook")
@@ -77,19 +69,17 @@ async def list_notifications(
     *,
     session: ReadSessionDep,
 ) -> Page[NotificationRead]:
-    found = await service.list_notifications(
+    found, next_cursor = await service.list_notifications(
         session=session,
         customer_id=customer_id,
         channel=channel.value if channel else None,
         status=status,
         playbook=playbook,
-        before=_before(cursor),
-        limit=limit + 1,
+        limit=limit,
+        cursor=cursor,
     )
-    page = found[:limit]
-    next_cursor = encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if len(found) > limit else None
     return Page[NotificationRead](
-        items=[NotificationRead.model_validate(n) for n in page], next_cursor=next_cursor
+        items=[NotificationRead.model_validate(n) for n in found], next_cursor=next_cursor
     )
 
 
@@ -140,7 +130,7 @@ def _playbook_read(playbook: Playbook) -> PlaybookRead:
 
 @playbooks.get("", summary="Every playbook in force (its highest version)")
 async def list_playbooks(_who: Agent, *, session: ReadSessionDep) -> list[PlaybookRead]:
-    return [_playbook_read(p) for _, p in sorted((await library.in_force(session=session)).items())]
+    return [_playbook_read(p) for _, p in sorted((await policy_store.in_force(session=session)).items())]
 
 
 @playbooks.post(
@@ -155,17 +145,17 @@ async def dry_run(
 
 @playbooks.get("/{key}", summary="A playbook in force")
 async def get_playbook(key: PlaybookKey, _who: Agent, *, session: ReadSessionDep) -> PlaybookRead:
-    found = (await library.in_force(session=session)).get(key)
+    found = (await policy_store.in_force(session=session)).get(key)
     if found is None:
-        raise NotFound(f"No playbook {key}.")
+        raise PlaybookNotFound(key)
     return _playbook_read(found)
 
 
 @playbooks.get("/{key}/versions", summary="Every version of a playbook, newest first")
 async def playbook_versions(key: PlaybookKey, _who: Agent, *, session: ReadSessionDep) -> list[PlaybookRead]:
-    found = await library.history(key, session=session)
+    found = await policy_store.history(key, session=session)
     if not found:
-        raise NotFound(f"No playbook {key}.")
+        raise PlaybookNotFound(key)
     return [_playbook_read(p) for p in found]
 
 
@@ -175,21 +165,18 @@ async def playbook_versions(key: PlaybookKey, _who: Agent, *, session: ReadSessi
 async def put_playbook(
     key: PlaybookKey, definition: PlaybookDefinition, clock: ClockDep, who: Manager, *, session: SessionDep
 ) -> PlaybookRead:
-    current = (await library.in_force(session=session)).get(key)
+    current = (await policy_store.in_force(session=session)).get(key)
     if current is not None and current.definition == definition:
         return _playbook_read(current)
-    try:
-        saved = await library.save(
-            session=session, key=key, definition=definition, actor=who.subject, now=clock.now()
-        )
-    except IntegrityError:
-        raise Conflict("Someone saved this playbook at the same moment; read it and try again.") from None
+    saved = await policy_store.save(
+        session=session, key=key, definition=definition, actor=who.subject, now=clock.now()
+    )
     return _playbook_read(saved)
 
 
 @policy.get("", summary="The follow-up policy in force: quiet hours, marketing cap, offers")
 async def get_policy(_who: Agent, *, session: ReadSessionDep) -> PolicyRead:
-    found = await library.policy(session=session)
+    found = await policy_store.policy(session=session)
     return PolicyRead(
         version=found.version, created_by=found.created_by, created_at=found.created_at, policy=found.policy
     )
@@ -197,12 +184,9 @@ async def get_policy(_who: Agent, *, session: ReadSessionDep) -> PolicyRead:
 
 @policy.put("", summary="Save a new version of the policy; it is in force at once")
 async def put_policy(document: Policy, clock: ClockDep, who: Manager, *, session: SessionDep) -> PolicyRead:
-    try:
-        saved = await library.save_policy(
-            session=session, document=document, actor=who.subject, now=clock.now()
-        )
-    except IntegrityError:
-        raise Conflict("Someone saved the policy at the same moment; read it and try again.") from None
+    saved = await policy_store.save_policy(
+        session=session, document=document, actor=who.subject, now=clock.now()
+    )
     return PolicyRead(
         version=saved.version, created_by=saved.created_by, created_at=saved.created_at, policy=saved.policy
     )
@@ -230,10 +214,8 @@ async def list_tasks(
         due_before=due_before,
         due_after=due_after,
     )
-    found = await tasks.list_tasks(session=session, where=where, after=_before(cursor), limit=limit + 1)
-    page = found[:limit]
-    next_cursor = encode_cursor(page[-1].due_at.isoformat(), page[-1].id) if len(found) > limit else None
-    return Page[TaskRead](items=[TaskRead.model_validate(t) for t in page], next_cursor=next_cursor)
+    found, next_cursor = await tasks.list_tasks(session=session, where=where, limit=limit, cursor=cursor)
+    return Page[TaskRead](items=[TaskRead.model_validate(t) for t in found], next_cursor=next_cursor)
 
 
 @staff_tasks.get("/{task_id}", summary="One task")
@@ -282,7 +264,7 @@ async def get_announcement(
 ) -> AnnouncementRead:
     found = await announcements.get(session=session, announcement_id=announcement_id)
     if found is None:
-        raise NotFound("No such announcement.")
+        raise AnnouncementNotFound()
     return AnnouncementRead.model_validate(found)
 
 
@@ -300,10 +282,7 @@ async def list_webhooks(_who: Admin, *, session: ReadSessionDep) -> list[Webhook
 async def put_webhook(
     name: WebhookName, webhook_in: WebhookWrite, _who: Admin, *, session: SessionDep
 ) -> WebhookRead:
-    try:
-        endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
-    except IntegrityError:
-        raise Conflict("Someone registered this name at the same moment.") from None
+    endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
     return WebhookRead(
         name=endpoint.name,
         url=endpoint.url,

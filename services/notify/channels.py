@@ -131,7 +131,7 @@ class SmtpSender:
             _, reply = await client.sendmail(sender, [recipient], message.as_bytes(policy=WIRE))
             return reply[:200]
         except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [response.code for response in error.recipients]  # type: ignore[attr-defined]
+            codes = [response.code for response in error.recipients]
             raise SendFailed(
                 f"recipient refused ({codes})", permanent=all(code >= 500 for code in codes)
             ) from None

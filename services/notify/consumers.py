@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library, projection
+from services.notify import policy_store, projection
 from services.notify.dispatch import ring_after_commit
 from services.notify.facts import complaint_facts, event_facts
 from services.notify.models import ComplaintRef, Contact
@@ -60,7 +60,7 @@ def handlers(runtime: Runtime) -> Handlers:
     database_url = runtime.db.url
 
     async def run_playbooks(
-        envelope: Envelope[Event], ref: ComplaintRef | None = None, *, session: AsyncSession
+        envelope: Envelope[Any], ref: ComplaintRef | None = None, *, session: AsyncSession
     ) -> None:
         if getattr(envelope.data, "imported", False):
             # Imported history (a migration from the company's old system) is not
@@ -68,7 +68,7 @@ def handlers(runtime: Runtime) -> Handlers:
             return
         playbooks = [
             playbook
-            for playbook in (await library.in_force(session=session)).values()
+            for playbook in (await policy_store.in_force(session=session)).values()
             if isinstance(playbook.definition.trigger, EventTrigger)
             and playbook.definition.trigger.event == envelope.type
         ]
@@ -90,7 +90,7 @@ def handlers(runtime: Runtime) -> Handlers:
             material=material,
         )
         now = clock.now()
-        policy = (await library.policy(session=session)).policy
+        policy = (await policy_store.policy(session=session)).policy
         effects = Effects()
         for playbook in playbooks:
             await start(

@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library
+from services.notify import policy_store
 from services.notify.channels import (
     SendFailed,
     configured_channels,
@@ -195,8 +195,8 @@ class Dispatcher:
                     ).all()
             if not rows:
                 return 0, []
-            policy = (await library.policy(session=session)).policy
-            found = await recipients(
+            policy = (await policy_store.policy(session=session)).policy
+            reach_of = await recipients(
                 {row.customer_id for row in rows if row.webhook is None}, session=session
             )
             endpoints = {
@@ -208,7 +208,7 @@ class Dispatcher:
             marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
             jobs: list[Job] = []
             for row in rows:
-                recipient = found.get(row.customer_id)
+                recipient = reach_of.get(row.customer_id)
                 contact = recipient.contact if recipient else None
                 decision = decide(
                     Outgoing(

@@ -13,12 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library
+from services.notify import policy_store
 from services.notify.channels import configured_channels
 from services.notify.conditions import holds
 from services.notify.consumers import complaint_material
 from services.notify.facts import complaint_facts, customer_facts, event_facts
-from services.notify.library import Playbook
 from services.notify.models import ComplaintRef, Contact
 from services.notify.playbooks import (
     AnnouncementTrigger,
@@ -30,6 +29,7 @@ from services.notify.playbooks import (
     simulate,
 )
 from services.notify.policy import Outgoing, decide, quiet_hours_for, zone
+from services.notify.policy_store import Playbook
 from services.notify.projection import contact_as_mapping, recipients, topic_key
 from services.notify.runs import Effects, Occasion, perform
 from services.notify.schemas import DryRunRead, DryRunRequest, PlannedAction, PlaybookOutcome
@@ -68,11 +68,11 @@ async def dry_run(
     event = _event_of(request)
     at = request.at or now
     customer_id: uuid.UUID = event.customer_id if event is not None else request.customer_id  # type: ignore[assignment]
-    policy = (await library.policy(session=session)).policy
+    policy = (await policy_store.policy(session=session)).policy
     if request.draft is not None and request.playbook_key is not None:
         candidates = [Playbook(request.playbook_key, -1, request.draft, "draft", None)]
     else:
-        in_force = await library.in_force(session=session)
+        in_force = await policy_store.in_force(session=session)
         if request.playbook_key is not None and request.playbook_key not in in_force:
             raise Unprocessable(f"No playbook {request.playbook_key!r}.", field="playbook_key")
         candidates = [in_force[request.playbook_key]] if request.playbook_key else list(in_force.values())

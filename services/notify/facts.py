@@ -94,7 +94,3 @@ def complaint_facts(complaint: Mapping[str, Any] | None) -> Facts:
     if complaint is None:
         return {}
     return {"complaint.status": complaint.get("status"), "complaint.category": complaint.get("category")}
-
-
-def complaint_id_of(event: Event) -> Any:
-    return getattr(event, "complaint_id", None)

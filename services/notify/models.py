@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
@@ -15,6 +15,8 @@ from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metad
 class Base(DeclarativeBase):
     metadata = service_metadata()
     type_annotation_map = TYPE_ANNOTATION_MAP
+    # Every model here is mapped to a plain table (SQLAlchemy declares any FromClause).
+    __table__: ClassVar[Table]
 
 
 class Contact(TimestampMixin, Base):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -331,7 +331,3 @@ def period_start(moment_local: datetime, every: Period) -> datetime:
         every, 1
     )
     return moment_local.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def as_jsonable(definition: PlaybookDefinition) -> dict[str, Any]:
-    return definition.model_dump(mode="json", exclude_defaults=False)

@@ -159,7 +159,7 @@ class Choice:
 
 def choose_channel(candidates: Iterable[ContactChannel], reach: Reach, purpose: Purpose) -> Choice:
     """The first candidate channel the customer can be reached on and may be; the reasons otherwise."""
-    refusals = []
+    refusals: list[str] = []
     for channel in candidates:
         reason = permitted(reach, channel, purpose)
         if reason is None:

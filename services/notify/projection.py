@@ -33,7 +33,7 @@ from shared.events.customer import ContactChannel, CustomerProfile, Purpose
 
 def insert_ignoring_duplicates(table: Any, *, session: AsyncSession) -> Any:
     """An INSERT that skips rows whose unique keys exist already, on SQLite and PostgreSQL."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
 
@@ -238,8 +238,8 @@ async def merge(*, session: AsyncSession, survivor: uuid.UUID, merged: uuid.UUID
             kept_contact.key_account = kept_contact.key_account or merged_contact.key_account
             kept_contact.known = kept_contact.known or merged_contact.known
     await session.flush()
-    for table in (Interest, Consent, Preference):
-        await session.execute(sa.delete(table).where(table.customer_id == merged))
+    for projected in (Interest, Consent, Preference):
+        await session.execute(sa.delete(projected).where(projected.customer_id == merged))
     await session.execute(sa.delete(Contact).where(Contact.customer_id == merged))
 
 
@@ -269,11 +269,13 @@ async def recipients(
         )
     preferences: dict[uuid.UUID, dict[tuple[ContactChannel, Purpose], bool]] = {}
     quiet: dict[uuid.UUID, tuple[str, str]] = {}
-    for row in (await session.scalars(sa.select(Preference).where(Preference.customer_id.in_(ids)))).all():
-        if row.quiet_start and row.quiet_end:
-            quiet[row.customer_id] = (row.quiet_start, row.quiet_end)
-        flags = preferences.setdefault(row.customer_id, {})
-        for channel, purposes in (row.channels or {}).items():
+    for preference in (
+        await session.scalars(sa.select(Preference).where(Preference.customer_id.in_(ids)))
+    ).all():
+        if preference.quiet_start and preference.quiet_end:
+            quiet[preference.customer_id] = (preference.quiet_start, preference.quiet_end)
+        flags = preferences.setdefault(preference.customer_id, {})
+        for channel, purposes in (preference.channels or {}).items():
             for purpose, allowed in purposes.items():
                 flags[(ContactChannel(channel), Purpose(purpose))] = bool(allowed)
     found = {}

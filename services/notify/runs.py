@@ -17,10 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library, templates
+from services.notify import policy_store, templates
 from services.notify.conditions import Facts
 from services.notify.facts import complaint_facts, customer_facts
-from services.notify.library import Playbook
 from services.notify.models import ComplaintRef, Contact, Notification, PlaybookRun, Task
 from services.notify.playbooks import (
     ActionStep,
@@ -34,6 +33,7 @@ from services.notify.playbooks import (
     matches,
 )
 from services.notify.policy import Policy, offer_for
+from services.notify.policy_store import Playbook
 from services.notify.projection import consent_granted, contact_as_mapping, insert_ignoring_duplicates
 from services.notify.settings import NotifySettings
 from shared.events.customer import ContactChannel, Purpose
@@ -351,12 +351,12 @@ async def resume_due(*, session: AsyncSession, settings: NotifySettings, now: da
     ).all()
     if not runs:
         return 0
-    policy = (await library.policy(session=session)).policy
-    in_force = await library.in_force(session=session)
+    policy = (await policy_store.policy(session=session)).policy
+    in_force = await policy_store.in_force(session=session)
     effects = Effects()
     for run in runs:
         current = in_force.get(run.playbook)
-        started = await library.version_of(run.playbook, run.playbook_version, session=session)
+        started = await policy_store.version_of(run.playbook, run.playbook_version, session=session)
         if current is None or started is None or not current.definition.enabled:
             run.state, run.outcome = "stopped", "the playbook was disabled or removed"
             run.updated_at = now

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import library
+from services.notify import policy_store
 from services.notify.facts import customer_facts
 from services.notify.models import Contact, ScheduleMark
 from services.notify.playbooks import ScheduleTrigger, matches, period_label
@@ -27,9 +27,9 @@ BATCH = 1000
 
 async def fan_out(*, session: AsyncSession, settings: NotifySettings, now: datetime) -> int:
     """Start due calendar playbooks; returns how many runs started."""
-    policy = (await library.policy(session=session)).policy
+    policy = (await policy_store.policy(session=session)).policy
     started = 0
-    for playbook in (await library.in_force(session=session)).values():
+    for playbook in (await policy_store.in_force(session=session)).values():
         trigger = playbook.definition.trigger
         if not isinstance(trigger, ScheduleTrigger) or not playbook.definition.enabled:
             continue

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.channels import new_webhook_secret
+from services.notify.errors import NotificationNotFound, WebhookNameTaken, WebhookNotFound
 from services.notify.models import Consent, Notification, Preference, WebhookEndpoint
 from services.notify.schemas import (
     ChannelChoice,
@@ -17,7 +19,7 @@ from services.notify.schemas import (
     QuietHoursChoice,
     WebhookWrite,
 )
-from shared.problems import NotFound
+from shared.pagination import keyset_page
 
 
 async def list_notifications(
@@ -27,9 +29,9 @@ async def list_notifications(
     channel: str | None,
     status: str | None,
     playbook: str | None,
-    before: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[Notification]:
+    cursor: str | None,
+) -> tuple[list[Notification], str | None]:
     """Newest first."""
     query = sa.select(Notification)
     if customer_id is not None:
@@ -40,16 +42,20 @@ async def list_notifications(
         query = query.where(Notification.status == status)
     if playbook is not None:
         query = query.where(Notification.playbook == playbook)
-    if before is not None:
-        query = query.where(sa.tuple_(Notification.created_at, Notification.id) < sa.tuple_(*before))
-    query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
-    return list((await session.scalars(query)).all())
+    return await keyset_page(
+        query,
+        session=session,
+        order=[Notification.created_at, Notification.id],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def get_notification(*, session: AsyncSession, notification_id: uuid.UUID) -> Notification:
     notification = await session.get(Notification, notification_id)
     if notification is None:
-        raise NotFound("No such notification.")
+        raise NotificationNotFound()
     return notification
 
 
@@ -65,7 +71,7 @@ async def get_preferences(*, session: AsyncSession, customer_id: uuid.UUID) -> P
     consents = (await session.scalars(sa.select(Consent).where(Consent.customer_id == customer_id))).all()
     quiet = None
     if preference is not None and preference.quiet_start and preference.quiet_end:
-        quiet = QuietHoursChoice(start=preference.quiet_start, end=preference.quiet_end)  # type: ignore[arg-type]
+        quiet = QuietHoursChoice(start=preference.quiet_start, end=preference.quiet_end)
     channels = {
         channel: ChannelChoice.model_validate(choice)
         for channel, choice in (preference.channels if preference else {}).items()
@@ -120,11 +126,15 @@ async def put_webhook(
         endpoint.url, endpoint.enabled = str(webhook_in.url), webhook_in.enabled
         if webhook_in.rotate_secret:
             issued = endpoint.secret = new_webhook_secret()
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise WebhookNameTaken(name) from None
     return endpoint, issued
 
 
 async def delete_webhook(*, session: AsyncSession, name: str) -> None:
     result = await session.execute(sa.delete(WebhookEndpoint).where(WebhookEndpoint.name == name))
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise NotFound(f"No webhook named {name}.")
+        raise WebhookNotFound(name)

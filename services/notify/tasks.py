@@ -9,9 +9,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notify.errors import NotYourTask, TaskClaimed, TaskDone, TaskNotFound
 from services.notify.models import Task
-from shared.auth import STAFF_RANK, Principal, Role
-from shared.problems import Conflict, Forbidden, NotFound
+from shared.auth import Principal
+from shared.pagination import keyset_page
+from shared.roles import STAFF_RANK, Role
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class TaskFilter:
 
 
 async def list_tasks(
-    *, session: AsyncSession, where: TaskFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[Task]:
+    *, session: AsyncSession, where: TaskFilter, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
     """Soonest due first."""
     query = sa.select(Task)
     if where.assignee is not None:
@@ -41,15 +43,13 @@ async def list_tasks(
         query = query.where(Task.due_at < where.due_before)
     if where.due_after is not None:
         query = query.where(Task.due_at >= where.due_after)
-    if after is not None:
-        query = query.where(sa.tuple_(Task.due_at, Task.id) > sa.tuple_(*after))
-    return list((await session.scalars(query.order_by(Task.due_at, Task.id).limit(limit))).all())
+    return await keyset_page(query, session=session, order=[Task.due_at, Task.id], limit=limit, cursor=cursor)
 
 
 async def get(*, session: AsyncSession, task_id: uuid.UUID, for_update: bool = False) -> Task:
     task = await session.get(Task, task_id, with_for_update=for_update)
     if task is None:
-        raise NotFound("No such task.")
+        raise TaskNotFound()
     return task
 
 
@@ -65,13 +65,13 @@ def _may_take(task: Task, who: Principal) -> bool:
 async def claim(*, session: AsyncSession, task_id: uuid.UUID, who: Principal, now: datetime) -> Task:
     task = await get(session=session, task_id=task_id, for_update=True)
     if task.status == "done":
-        raise Conflict("The task is done already.")
+        raise TaskDone()
     if task.status == "claimed":
         if task.claimed_by == who.subject:
             return task
-        raise Conflict(f"The task is claimed by {task.claimed_by}.", claimed_by=task.claimed_by)
+        raise TaskClaimed(task.claimed_by)
     if not _may_take(task, who):
-        raise Forbidden("This task is for someone else.")
+        raise NotYourTask()
     task.status, task.claimed_by, task.claimed_at = "claimed", who.subject, now
     return task
 
@@ -81,12 +81,12 @@ async def complete(
 ) -> Task:
     task = await get(session=session, task_id=task_id, for_update=True)
     if task.status == "done":
-        raise Conflict("The task is done already.")
+        raise TaskDone()
     if task.status == "claimed" and task.claimed_by != who.subject and not who.at_least(Role.supervisor):
-        raise Conflict(f"The task is claimed by {task.claimed_by}.", claimed_by=task.claimed_by)
+        raise TaskClaimed(task.claimed_by)
     if task.status == "open":
         if not _may_take(task, who):
-            raise Forbidden("This task is for someone else.")
+            raise NotYourTask()
         task.claimed_by, task.claimed_at = who.subject, now
     task.status, task.completed_by, task.completed_at, task.outcome = "done", who.subject, now, outcome
     return task

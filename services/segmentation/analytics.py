@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -70,7 +71,7 @@ async def tiers_at(*, session: AsyncSession, moment: datetime) -> dict[uuid.UUID
             )
         ).all()
     }
-    tiers.update(dict(changed.all()))  # type: ignore[arg-type]
+    tiers.update(dict(changed.all()))
     return tiers
 
 
@@ -145,11 +146,20 @@ async def retention(*, session: AsyncSession, start: date, end: date, months: in
     return result
 
 
-def pareto(monetary_minor: np.ndarray, *, top_share: float, points: int) -> dict[str, object]:
-    return {
-        "buyers": len(monetary_minor),
-        "revenue_minor": int(monetary_minor.sum()) if len(monetary_minor) else 0,
-        "top_share": top_share,
-        "top_share_of_revenue": rfm.top_share_of_revenue(monetary_minor, top_share=top_share),
-        "curve": rfm.pareto_curve(monetary_minor, points=points),
-    }
+@dataclass(frozen=True)
+class Pareto:
+    buyers: int
+    revenue_minor: int
+    top_share: float
+    top_share_of_revenue: float | None
+    curve: list[tuple[float, float]]
+
+
+def pareto(monetary_minor: np.ndarray, *, top_share: float, points: int) -> Pareto:
+    return Pareto(
+        buyers=len(monetary_minor),
+        revenue_minor=int(monetary_minor.sum()) if len(monetary_minor) else 0,
+        top_share=top_share,
+        top_share_of_revenue=rfm.top_share_of_revenue(monetary_minor, top_share=top_share),
+        curve=rfm.pareto_curve(monetary_minor, points=points),
+    )

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from services.segmentation import analytics, batch, charts, service, versions
+from services.segmentation import analytics, batch, charts, policy_store, service
 from services.segmentation.assessment import model_time
 from services.segmentation.bgnbd import expected_purchases, probability_alive
 from services.segmentation.consumers import segmenter_of
@@ -21,6 +21,7 @@ from services.segmentation.deps import (
     SessionDep,
     Supervisor,
 )
+from services.segmentation.errors import CutPointsNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion, SegmentationState
 from services.segmentation.policy import Policy
 from services.segmentation.schemas import (
@@ -41,8 +42,8 @@ from services.segmentation.schemas import (
 )
 from shared.clock import UtcDatetime
 from shared.money import from_minor
-from shared.pagination import CursorParam, Limit, Page, decode_cursor, decode_time_cursor, encode_cursor
-from shared.problems import NotFound, Unprocessable
+from shared.pagination import CursorParam, Limit, Page
+from shared.problems import Unprocessable
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
@@ -66,9 +67,9 @@ def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
         population=row.population,
         recency_days=row.recency_days,
         frequency=row.frequency,
-        monetary=[money(v) for v in row.monetary_minor],  # type: ignore[misc]
+        monetary=[money(v) for v in row.monetary_minor],
         abc_a_min=money(row.abc_a_min_minor),
-        abc_b_min=money(row.abc_b_min_minor),  # type: ignore[arg-type]
+        abc_b_min=money(row.abc_b_min_minor),
         top_share_of_revenue=row.top_share_of_revenue,
         bgnbd=row.bgnbd,
         window_start=row.window_start,
@@ -115,7 +116,7 @@ async def get_segment(
         )
     return SegmentRead(
         customer_id=segment.customer_id,
-        tier=segment.tier,  # type: ignore[arg-type]
+        tier=segment.tier,
         figures=SegmentFigures(
             recency_days=recency,
             frequency=segment.frequency,
@@ -128,10 +129,10 @@ async def get_segment(
         key_account=segment.key_account,
         key_account_designation=designation,
         segment=segment.rfm_segment,
-        value_group=segment.value_group,  # type: ignore[arg-type]
+        value_group=segment.value_group,
         abc_class=segment.abc_class,
         stage=segment.stage,
-        risk=segment.risk,  # type: ignore[arg-type]
+        risk=segment.risk,
         risk_reason=segment.risk_reason,
         probability_alive=p_alive,
         expected_purchases=expected,
@@ -142,7 +143,7 @@ async def get_segment(
         policy_version=segment.policy_version,
         cut_points_version=segment.cut_points_version,
         cut_points=_cut_points_read(
-            await versions.cut_points_row(segment.cut_points_version, session=session)
+            await policy_store.cut_points_row(segment.cut_points_version, session=session)
         ),
         updated_at=segment.updated_at,
     )
@@ -157,16 +158,11 @@ async def get_history(
     *,
     session: ReadSessionDep,
 ) -> Page[TierChangeRead]:
-    after = None
-    if cursor:
-        after = decode_time_cursor(cursor)
-    changes = await service.history(session=session, customer_id=customer_id, after=after, limit=limit + 1)
-    page = changes[:limit]
-    next_cursor = (
-        encode_cursor(page[-1].changed_at.isoformat(), page[-1].id) if len(changes) > limit else None
+    changes, next_cursor = await service.history(
+        session=session, customer_id=customer_id, limit=limit, cursor=cursor
     )
     return Page[TierChangeRead](
-        items=[TierChangeRead.model_validate(c) for c in page], next_cursor=next_cursor
+        items=[TierChangeRead.model_validate(c) for c in changes], next_cursor=next_cursor
     )
 
 
@@ -216,12 +212,12 @@ async def _in_force(*, session: ReadSessionDep) -> int:
 @policy_router.get("", summary="The policy in force")
 async def get_policy(_user: AgentOrService, *, session: ReadSessionDep) -> PolicyRead:
     version = await _in_force(session=session)
-    return _policy_read(await versions.policy_row(version, session=session), version)
+    return _policy_read(await policy_store.policy_row(version, session=session), version)
 
 
 @policy_router.put("", status_code=201, summary="Store a new version of the policy (in force once applied)")
 async def put_policy(body: PolicyDraft, clock: ClockDep, user: Manager, *, session: SessionDep) -> PolicyRead:
-    row = await versions.create_policy(
+    row = await policy_store.create_policy(
         session=session, policy=body.policy, note=body.note, actor=user.subject, now=clock.now()
     )
     return _policy_read(row, await _in_force(session=session))
@@ -231,22 +227,16 @@ async def put_policy(body: PolicyDraft, clock: ClockDep, user: Manager, *, sessi
 async def list_policies(
     _user: AgentOrService, cursor: CursorParam = None, limit: Limit = 20, *, session: ReadSessionDep
 ) -> Page[PolicyRead]:
-    before = None
-    if cursor:
-        (value,) = decode_cursor(cursor, 1)
-        if not isinstance(value, int):
-            raise Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
-        before = value
-    rows = await versions.list_policies(session=session, before=before, limit=limit + 1)
+    rows, next_cursor = await policy_store.list_policies(session=session, limit=limit, cursor=cursor)
     in_force = await _in_force(session=session)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].version) if len(rows) > limit else None
-    return Page[PolicyRead](items=[_policy_read(r, in_force) for r in page], next_cursor=next_cursor)
+    return Page[PolicyRead](items=[_policy_read(r, in_force) for r in rows], next_cursor=next_cursor)
 
 
 @policy_router.get("/versions/{version}", summary="One stored version of the policy")
 async def get_policy_version(version: int, _user: AgentOrService, *, session: ReadSessionDep) -> PolicyRead:
-    return _policy_read(await versions.policy_row(version, session=session), await _in_force(session=session))
+    return _policy_read(
+        await policy_store.policy_row(version, session=session), await _in_force(session=session)
+    )
 
 
 @policy_router.post(
@@ -283,7 +273,7 @@ def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
     "/versions/{version}/apply", summary="Put a version in force: re-assess everyone, announce movers"
 )
 async def apply_policy(version: int, clock: ClockDep, user: Manager, *, session: SessionDep) -> OutcomeRead:
-    row = await versions.policy_row(version, session=session)
+    row = await policy_store.policy_row(version, session=session)
     now = clock.now()
     row.applied_by, row.applied_at = user.subject[:200], now
     outcome = await batch.recompute(
@@ -296,9 +286,9 @@ async def apply_policy(version: int, clock: ClockDep, user: Manager, *, session:
 async def get_cut_points(_user: AgentOrService, *, session: ReadSessionDep) -> CutPointsRead:
     state = await session.get(SegmentationState, service.STATE_ID)
     assert state is not None
-    found = _cut_points_read(await versions.cut_points_row(state.cut_points_version, session=session))
+    found = _cut_points_read(await policy_store.cut_points_row(state.cut_points_version, session=session))
     if found is None:
-        raise NotFound("No cut points yet: the batch has not run.")
+        raise CutPointsNotFound()
     return found
 
 
@@ -316,7 +306,7 @@ async def get_distribution(_user: Supervisor, *, session: ReadSessionDep) -> Dis
     return DistributionRead.model_validate(await analytics.distribution(session=session))
 
 
-async def _pareto(runtime: RuntimeDep, points: int, *, session: ReadSessionDep) -> dict[str, object]:
+async def _pareto(runtime: RuntimeDep, points: int, *, session: ReadSessionDep) -> analytics.Pareto:
     ctx = await segmenter_of(runtime).context(session=session)
     return analytics.pareto(
         await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share, points=points
@@ -333,11 +323,11 @@ async def get_pareto(
 ) -> ParetoRead:
     found = await _pareto(runtime, points, session=session)
     return ParetoRead(
-        buyers=found["buyers"],
-        revenue=from_minor(found["revenue_minor"]),  # type: ignore[arg-type]
-        top_share=found["top_share"],
-        top_share_of_revenue=found["top_share_of_revenue"],  # type: ignore[arg-type]
-        curve=[{"customers_share": c, "revenue_share": r} for c, r in found["curve"]],  # type: ignore[attr-defined]
+        buyers=found.buyers,
+        revenue=from_minor(found.revenue_minor),
+        top_share=found.top_share,
+        top_share_of_revenue=found.top_share_of_revenue,
+        curve=[{"customers_share": c, "revenue_share": r} for c, r in found.curve],
     )
 
 
@@ -347,11 +337,11 @@ async def get_pareto_chart(
 ) -> Response:
     found = await _pareto(runtime, 100, session=session)
     image = charts.pareto_chart(
-        found["curve"],
-        top_share=found["top_share"],  # type: ignore[arg-type]
-        top_revenue=found["top_share_of_revenue"],
+        found.curve,
+        top_share=found.top_share,
+        top_revenue=found.top_share_of_revenue,
         image_format=image_format,
-    )  # type: ignore[arg-type]
+    )
     return Response(image, media_type=charts.MEDIA_TYPES[image_format])
 
 

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from services.segmentation import bgnbd, rfm
 from services.segmentation.bgnbd import BgNbdParameters
 from services.segmentation.policy import AbcClass, Policy, RfmSegment, TierRule
+from services.segmentation.rfm import AbcThresholds, RfmThresholds
 from shared.events.segmentation import TIER_ORDER, ChurnRisk, LoyaltyStage, Tier, ValueGroup
 from shared.money import to_minor
 
@@ -28,8 +29,9 @@ class CutPoints:
     """What the batch computed from the population, and the per-event path scores against."""
 
     version: int
-    rfm: rfm.RfmThresholds | None
-    abc: rfm.AbcThresholds
+    # Named as the fields of the batch's result; the types are imported by name, as ``rfm`` is taken.
+    rfm: RfmThresholds | None
+    abc: AbcThresholds
     bgnbd: BgNbdParameters | None
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -47,10 +47,11 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
+from services.segmentation.policy_store import bgnbd_document, load_cut_points, load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
-from services.segmentation.versions import bgnbd_document, load_cut_points, load_policy
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup
 from shared.outbox import stage
+from shared.versioning import latest_version
 
 log = logging.getLogger("csm.segmentation.batch")
 
@@ -333,7 +334,8 @@ async def recompute(
 
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
-    version = (await session.scalar(sa.select(sa.func.max(CutPointsVersion.version))) or 0) + 1
+    # The state row's lock serialises batches, so the next number is free; the fit is seeded with it.
+    version = await latest_version(session=session, version=CutPointsVersion.version) + 1
     moment = now.timestamp()
     previous = await load_cut_points(state.cut_points_version, session=session)
     cut_points, extra = compute_cut_points(
@@ -587,7 +589,3 @@ async def _shift_window_in_memory(
 async def due(now: datetime, *, session: AsyncSession) -> bool:
     state = await session.get(SegmentationState, STATE_ID)
     return state is not None and (state.next_recompute_at is None or state.next_recompute_at <= now)
-
-
-def utc(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, UTC)

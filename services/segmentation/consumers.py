@@ -70,7 +70,7 @@ def handlers(runtime: Runtime) -> Handlers:
         ctx = session.info.get(_CONTEXT)
         if ctx is None:
             ctx = session.info[_CONTEXT] = await segmenter.context(session=session)
-        return ctx  # type: ignore[no-any-return]
+        return ctx
 
     async def on_registered(event: Envelope[CustomerRegistered], *, session: AsyncSession) -> None:
         ctx = await context(session=session)

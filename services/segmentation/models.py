@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, new_id, service_metadata, utcnow
@@ -15,6 +15,8 @@ from shared.db import TYPE_ANNOTATION_MAP, new_id, service_metadata, utcnow
 class Base(DeclarativeBase):
     metadata = service_metadata()
     type_annotation_map = TYPE_ANNOTATION_MAP
+    # Every model here is mapped to a plain table (SQLAlchemy declares any FromClause).
+    __table__: ClassVar[Table]
 
 
 class CustomerSegment(Base):

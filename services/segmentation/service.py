@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation.assessment import NO_CUT_POINTS, Assessment, CutPoints, Facts, assess
+from services.segmentation.errors import SegmentNotFound
 from services.segmentation.models import (
     BehaviourSignal,
     CustomerSegment,
@@ -20,9 +21,9 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.versions import load_cut_points, load_policy
+from services.segmentation.policy_store import load_cut_points, load_policy
 from shared.db import new_id
-from shared.events import Envelope, Event
+from shared.events import Envelope
 from shared.events.customer import PurchaseRecorded
 from shared.events.segmentation import (
     ChurnRisk,
@@ -35,7 +36,7 @@ from shared.events.segmentation import (
 )
 from shared.money import to_minor
 from shared.outbox import stage
-from shared.problems import NotFound
+from shared.pagination import keyset_page
 
 SOURCE = "/csm/segmentation"
 STATE_ID = 1
@@ -108,7 +109,7 @@ def new_segment(
     customer_id: uuid.UUID,
     ctx: Context,
     now: datetime,
-    make: Callable[..., Any] = CustomerSegment,
+    make: Callable[..., CustomerSegment] = CustomerSegment,
     verdict: Assessment | None = None,
 ) -> CustomerSegment:
     """A customer first heard of now, assessed; ``make`` builds the row (an ORM object by default).
@@ -163,7 +164,7 @@ async def segment_for(
     customer_id: uuid.UUID, *, session: AsyncSession, ctx: Context, now: datetime
 ) -> CustomerSegment:
     """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
-    known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
+    known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))
     prefetched: set[uuid.UUID] = session.info.get(_PREFETCHED, set())
     segment = (
         known
@@ -237,7 +238,7 @@ async def reassess(
     session: AsyncSession,
     ctx: Context,
     now: datetime,
-    cause: Envelope[Event] | None,
+    cause: Envelope[Any] | None,
     cause_type: str | None = None,
     was_key_account: bool | None = None,
     history: list[dict[str, Any]] | None = None,
@@ -404,18 +405,21 @@ async def refresh_purchase_span(segment: CustomerSegment, *, session: AsyncSessi
 async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> CustomerSegment:
     segment = await session.get(CustomerSegment, customer_id)
     if segment is None:
-        raise NotFound(f"No segment for customer {customer_id}: no event about them has arrived yet.")
+        raise SegmentNotFound(customer_id)
     return segment
 
 
 async def history(
-    *, session: AsyncSession, customer_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[TierChange]:
-    query = sa.select(TierChange).where(TierChange.customer_id == customer_id)
-    if after is not None:
-        query = query.where(sa.tuple_(TierChange.changed_at, TierChange.id) > sa.tuple_(*after))
-    query = query.order_by(TierChange.changed_at, TierChange.id).limit(limit)
-    return list((await session.scalars(query)).all())
+    *, session: AsyncSession, customer_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[TierChange], str | None]:
+    """A customer's changes, oldest first."""
+    return await keyset_page(
+        sa.select(TierChange).where(TierChange.customer_id == customer_id),
+        session=session,
+        order=[TierChange.changed_at, TierChange.id],
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def set_key_account(
@@ -460,7 +464,7 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID) -> None:
         await session.execute(
             sa.delete(table).where(column == customer_id).execution_options(synchronize_session=False)
         )
-    segment = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))  # type: ignore[arg-type]
+    segment = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))
     if segment is not None:
         session.expunge(segment)
 
@@ -472,7 +476,7 @@ async def merge(
     customer_id: uuid.UUID,
     merged_id: uuid.UUID,
     now: datetime,
-    cause: Envelope[Event],
+    cause: Envelope[Any],
 ) -> None:
     """What belonged to ``merged_id`` now belongs to ``customer_id``: purchases, signals, history, figures."""
     survivor = await segment_for(customer_id, session=session, ctx=ctx, now=now)

@@ -85,7 +85,8 @@ class ComplaintResolved(Event):
     tier: Tier | None
     first_owner: str
     root_cause: str | None = None
-    compensation: Money = Field(default=0)
+    # The published schema says ``"default": 0`` (a number); Decimal("0") would make it a string.
+    compensation: Money = Field(default=0)  # type: ignore[assignment]
     currency: CurrencyCode
     first_contact_resolution: bool
     within_sla: bool

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.complaints.models import CustomerTier
-from shared.auth import Role
 from shared.db import Database
 from shared.messaging import outbox_message
+from shared.roles import Role
 from tests.harness import RunningService, auth
 
 # A Tuesday morning, Shanghai time 10:00.

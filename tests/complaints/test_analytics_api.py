@@ -6,8 +6,8 @@ import uuid
 from datetime import timedelta
 from xml.etree import ElementTree
 
-from shared.auth import Role
 from shared.clock import ManualClock
+from shared.roles import Role
 from tests.complaints.helpers import TUESDAY_10_SHANGHAI, move, open_complaint, set_tier, staff
 from tests.harness import Stack
 

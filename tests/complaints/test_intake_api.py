@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import pytest
 
-from shared.auth import Role
 from shared.clock import ManualClock
+from shared.roles import Role
 from tests.complaints.helpers import (
     TUESDAY_10_SHANGHAI,
     open_complaint,
@@ -175,7 +176,11 @@ async def test_lists_filter_by_first_owner_and_page_by_cursor(
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"first_owner": "agent-a", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {
+            "first_owner": "agent-a",
+            "limit": 2,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = (await complaints.client.get("/complaints", params=params, headers=staff())).json()
         assert all(item["first_owner"] == "agent-a" for item in page["items"])
         seen += [item["id"] for item in page["items"]]

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from services.complaints.models import Complaint
 from services.complaints.policy import default_policy
 from services.complaints.scanner import scan_once
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.roles import Role
 from tests.complaints.helpers import TUESDAY_10_SHANGHAI, move, open_complaint, set_tier, staff, staged
 from tests.harness import RunningService, Stack, eventually
 
@@ -95,7 +95,7 @@ async def test_nothing_is_sent_twice_and_a_kept_promise_stops_the_climb(complain
     await scan(complaints, T0 + timedelta(hours=3))
     await scan(complaints, T0 + timedelta(hours=3))
     assert [kind for kind, _ in await scanner_events(complaints)] == ["sla_breached", "escalated"]
-    complaints.app.state.runtime.clock.set(T0 + timedelta(hours=3))  # type: ignore[attr-defined]
+    complaints.app.state.runtime.clock.set(T0 + timedelta(hours=3))
     assert (await move(complaints, complaint["id"], "acknowledged")).status_code == 200
     # The response came late but it came: no manager is called for it.
     assert (await scan(complaints, T0 + timedelta(hours=8))).escalations == 0

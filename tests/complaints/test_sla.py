@@ -223,7 +223,7 @@ def timelines(draw: st.DrawFn) -> Timeline:
     pauses = [(cuts[i], cuts[i + 1]) for i in range(0, len(cuts) - 1, 2)]
     if len(cuts) % 2 and draw(st.booleans()):
         pauses.append((cuts[-1], None))  # type: ignore[arg-type]
-    return Timeline(started, tuple(pauses))  # type: ignore[arg-type]
+    return Timeline(started, tuple(pauses))
 
 
 def open_time_in(calendar: Calendar, start: datetime, end: datetime) -> timedelta:

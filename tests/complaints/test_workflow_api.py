@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from services.complaints.policy import default_policy
-from shared.auth import Role
 from shared.clock import ManualClock
+from shared.roles import Role
 from tests.complaints.helpers import TUESDAY_10_SHANGHAI, move, open_complaint, set_tier, staff, staged
-from tests.harness import RunningService, Stack, auth
+from tests.harness import RunningService, Stack, auth, problem
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def resolve(
 async def test_an_illegal_transition_is_409_saying_what_is_allowed(complaints: RunningService) -> None:
     complaint = await gold_complaint(complaints)
     refused = await move(complaints, complaint["id"], "in_progress")
-    assert refused.status_code == 409
+    assert problem(refused, 409) == "transition-not-allowed"
     assert refused.json()["allowed"] == ["acknowledged", "resolved"]
     assert "may become: acknowledged, resolved" in refused.json()["detail"]
     closed_too_early = await move(complaints, complaint["id"], "closed")
@@ -133,7 +133,7 @@ async def test_assignment_and_escalation_leave_the_first_owner(complaints: Runni
     top = await complaints.client.post(
         f"/complaints/{complaint['id']}/escalations", json={"reason": "more"}, headers=staff()
     )
-    assert top.status_code == 409 and "top of the escalation ladder" in top.json()["detail"]
+    assert problem(top, 409) == "at-top-of-ladder" and "top of the escalation ladder" in top.json()["detail"]
     ladder = (
         await complaints.client.get(f"/complaints/{complaint['id']}/escalations", headers=staff())
     ).json()
@@ -233,7 +233,7 @@ async def test_a_poor_survey_reopens_the_complaint_for_a_follow_up(complaints: R
     early = await complaints.client.post(
         f"/complaints/{complaint['id']}/survey", json={"csat": 5}, headers=auth(Role.service, "survey-app")
     )
-    assert early.status_code == 409
+    assert problem(early, 409) == "nothing-to-rate"
     await resolve(complaints, complaint["id"])
     out_of_range = await complaints.client.post(
         f"/complaints/{complaint['id']}/survey", json={"csat": 6}, headers=staff()
@@ -260,7 +260,7 @@ async def test_a_poor_survey_reopens_the_complaint_for_a_follow_up(complaints: R
     again = await complaints.client.post(
         f"/complaints/{complaint['id']}/survey", json={"csat": 1}, headers=staff()
     )
-    assert again.status_code == 409
+    assert problem(again, 409) == "already-rated"
     after = (await complaints.client.get(f"/complaints/{complaint['id']}", headers=staff())).json()
     assert after["status"] == "resolved"
     surveys = (await complaints.client.get(f"/complaints/{complaint['id']}/surveys", headers=staff())).json()
@@ -302,7 +302,7 @@ async def test_compensation_within_the_agents_limit_is_granted_and_above_it_wait
     wrong_currency = await offer(complaints, complaint["id"], "10.00", currency="USD")
     assert wrong_currency.status_code == 422 and wrong_currency.json()["errors"][0]["field"] == "currency"
     # Pending compensation must be decided before the complaint can be resolved.
-    assert (await resolve(complaints, complaint["id"])).status_code == 409
+    assert problem(await resolve(complaints, complaint["id"]), 409) == "compensation-pending"
     queue = (
         await complaints.client.get("/compensations", params={"status": "pending"}, headers=staff())
     ).json()
@@ -311,10 +311,12 @@ async def test_compensation_within_the_agents_limit_is_granted_and_above_it_wait
         "/compensations", params={"status": "pending", "first_owner": "someone-else"}, headers=staff()
     )
     assert theirs.json()["items"] == []
-    assert (await decide(complaints, above.json()["id"], Role.agent)).status_code == 403
+    assert problem(await decide(complaints, above.json()["id"], Role.agent), 403) == "beyond-authority"
     approved = await decide(complaints, above.json()["id"], Role.supervisor)
     assert approved.status_code == 200 and approved.json()["status"] == "granted"
-    assert (await decide(complaints, above.json()["id"], Role.supervisor)).status_code == 409
+    assert (
+        problem(await decide(complaints, above.json()["id"], Role.supervisor), 409) == "compensation-decided"
+    )
     large = await offer(complaints, complaint["id"], "5000.00", role=Role.supervisor)
     assert large.json()["requires_role"] == "manager"
     assert (await decide(complaints, large.json()["id"], Role.supervisor, approve=False)).status_code == 403
@@ -392,7 +394,9 @@ async def test_a_higher_severity_retargets_at_once(complaints: RunningService) -
     finished = await complaints.client.patch(
         f"/complaints/{complaint['id']}", json={"severity": "low"}, headers=staff()
     )
-    assert finished.status_code == 409
+    assert (
+        problem(finished, 409) == "complaint-not-open" and finished.json()["complaint_status"] == "resolved"
+    )
 
 
 async def test_the_on_site_promise_is_kept_by_recording_the_visit(
@@ -400,7 +404,7 @@ async def test_the_on_site_promise_is_kept_by_recording_the_visit(
 ) -> None:
     complaint = await gold_complaint(complaints)
     no_visit = await complaints.client.post(f"/complaints/{complaint['id']}/visit", headers=staff())
-    assert no_visit.status_code == 409
+    assert problem(no_visit, 409) == "no-visit-required"
     await complaints.client.patch(
         f"/complaints/{complaint['id']}", json={"visit_required": True}, headers=staff()
     )

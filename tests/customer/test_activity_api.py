@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Role
 from shared.clock import ManualClock
+from shared.roles import Role
 from tests.customer.helpers import register, staged
 from tests.harness import Stack, auth
 

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.customer.models import Purchase, PurchaseSummary
-from shared.auth import Role
 from shared.db import Database
 from shared.events.notify import TOPIC as NOTIFY
+from shared.roles import Role
 from tests.customer.helpers import leaks, register, staged
 from tests.customer.test_view_api import event, publish
 from tests.harness import Stack, auth, eventually

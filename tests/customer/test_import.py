@@ -17,7 +17,7 @@ from services.customer.cli import import_file
 from services.customer.importing import BadFile
 from services.customer.record_schemas import ImportKind
 from services.customer.settings import CustomerSettings
-from shared.auth import Role
+from shared.roles import Role
 from tests.customer.helpers import staged
 from tests.harness import Stack, auth, eventually
 

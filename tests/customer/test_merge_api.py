@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events.complaints import TOPIC as COMPLAINTS
+from shared.roles import Role
 from tests.customer.helpers import business, register, staged
 from tests.customer.test_view_api import event, publish
-from tests.harness import Stack, auth, eventually
+from tests.harness import Stack, auth, eventually, problem
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -115,7 +115,7 @@ async def test_merging_moves_history_fills_blanks_and_retires_the_duplicate(stac
     assert survivor["tags"] == ["vip", "tea"] and survivor["customer_since"] == "2018-06-01T00:00:00Z"
 
     gone = await client.get(f"/customers/{d}", headers=auth())
-    assert gone.status_code == 404 and gone.json()["merged_into"] == k
+    assert problem(gone, 404) == "customer-merged" and gone.json()["merged_into"] == k
     view = (await client.get(f"/customers/{k}/360", headers=auth())).json()
     assert (view["totals"]["purchases"], view["totals"]["spent"]) == (3, "175.00")
     assert [c["name"] for c in view["contacts"]] == ["Liu"] and view["interests"] == ["pumps"]

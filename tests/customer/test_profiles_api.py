@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared.auth import Role
+from shared.roles import Role
 from tests.customer.helpers import business, register, staged
-from tests.harness import Stack, auth
+from tests.harness import Stack, auth, problem
 
 FULL = {
     "kind": "business",
@@ -98,7 +98,7 @@ async def test_an_external_id_names_one_customer(customers: Stack) -> None:
     again = await customers["customer"].client.post(
         "/customers", json={"name": "Someone Else", "external_id": "ERP-9"}, headers=auth()
     )
-    assert again.status_code == 409 and first["id"] in again.json()["detail"]
+    assert problem(again, 409) == "external-id-taken" and first["id"] in again.json()["detail"]
 
 
 async def test_a_change_emits_the_whole_profile_and_what_changed(customers: Stack) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from shared.db import Database
 from shared.messaging import outbox_message
 from tests.customer.helpers import staged
-from tests.harness import Stack, auth
+from tests.harness import Stack, auth, problem
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ async def test_an_order_id_reused_for_a_different_purchase_is_409(customers: Sta
     )
     different_customer = await client.post(f"/customers/{other['id']}/purchases", json=body, headers=auth())
     for response in (different_amount, different_customer):
-        assert response.status_code == 409 and "SO-78" in response.json()["detail"]
+        assert problem(response, 409) == "order-recorded-differently" and "SO-78" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ async def test_an_unknown_customer_is_404_and_malformed_json_is_422(customers: S
         json={"order_id": "SO-81", "amount": "1.00", "currency": "CNY"},
         headers=auth(),
     )
-    assert missing.status_code == 404 and unknown in missing.json()["detail"]
+    assert problem(missing, 404) == "customer-not-found" and unknown in missing.json()["detail"]
     broken = await client.post(
         "/customers", content=b'{"name": ', headers={**auth(), "content-type": "application/json"}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.customer.helpers import business, register
-from tests.harness import Stack, auth
+from tests.harness import Stack, auth, problem
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ async def test_an_individual_has_no_contacts_list(customer_api: Stack) -> None:
     response = await customer_api["customer"].client.post(
         f"/customers/{person['id']}/contacts", json={"name": "Her Husband", "role": "other"}, headers=auth()
     )
-    assert response.status_code == 409
+    assert problem(response, 409) == "not-an-organisation"
 
 
 async def test_the_relationship_record_installations_and_attachments(customers: Stack) -> None:

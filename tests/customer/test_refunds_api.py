@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.customer.helpers import register, staged
@@ -14,7 +16,7 @@ async def customers(stack: Stack) -> Stack:
     return stack
 
 
-async def buy(stack: Stack, customer_id: str, order: str, amount: str, **fields: object) -> dict[str, object]:
+async def buy(stack: Stack, customer_id: str, order: str, amount: str, **fields: object) -> dict[str, Any]:
     response = await stack["customer"].client.post(
         f"/customers/{customer_id}/purchases",
         json={"order_id": order, "amount": amount, "currency": "CNY", **fields},

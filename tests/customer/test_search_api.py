@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.customer.helpers import business, register
@@ -14,7 +16,7 @@ async def customers(stack: Stack) -> Stack:
     return stack
 
 
-async def find(stack: Stack, **params: object) -> list[str]:
+async def find(stack: Stack, **params: Any) -> list[str]:
     response = await stack["customer"].client.get("/customers", params=params, headers=auth())
     assert response.status_code == 200, response.text
     return [c["name"] for c in response.json()["items"]]
@@ -76,16 +78,14 @@ async def test_the_tier_filter_uses_segmentations_verdict(customer_api: Stack) -
 @pytest.mark.parametrize(
     "params", [{"name": " "}, {"phone": "12345"}, {"limit": 0}, {"limit": 201}, {"cursor": "garbage"}]
 )
-async def test_bad_search_parameters_are_422_naming_them(
-    customer_api: Stack, params: dict[str, object]
-) -> None:
+async def test_bad_search_parameters_are_422_naming_them(customer_api: Stack, params: dict[str, Any]) -> None:
     response = await customer_api["customer"].client.get("/customers", params=params, headers=auth())
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == next(iter(params))
 
 
 @pytest.mark.parametrize("params", [{}, {"name": "cust"}])
-async def test_pages_cover_every_match_once_in_order(customers: Stack, params: dict[str, object]) -> None:
+async def test_pages_cover_every_match_once_in_order(customers: Stack, params: dict[str, Any]) -> None:
     names = [f"Customer {n:02d}" for n in (5, 1, 9, 3, 7, 2, 8, 4, 6, 0, 11)]
     for name in names:
         await register(customers, name=name)

@@ -201,7 +201,7 @@ async def test_the_view_answers_404_for_unknown_erased_and_merged_customers(cust
 async def test_late_events_about_merged_erased_or_unknown_customers_go_where_they_belong(
     customers: Stack,
 ) -> None:
-    from shared.auth import Role
+    from shared.roles import Role
 
     client = customers["customer"].client
     survivor, duplicate, erased = [(await register(customers))["id"] for _ in range(3)]

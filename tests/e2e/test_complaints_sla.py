@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events.complaints import TOPIC as COMPLAINTS_TOPIC
+from shared.roles import Role
 from tests.harness import Stack, auth, eventually
 from tests.shared.bus_helpers import read_all
 

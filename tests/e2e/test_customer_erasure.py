@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.auth import Role
 from shared.db import Database
 from shared.events.customer import CustomerErased
 from shared.messaging import inbox_message, outbox_message
+from shared.roles import Role
 from tests.customer.helpers import leaks, staged
 from tests.harness import RunningService, Stack, auth, eventually
 

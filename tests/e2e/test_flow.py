@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth import Role
+from shared.roles import Role
 from tests.harness import Stack, auth, eventually
 
 pytestmark = pytest.mark.e2e

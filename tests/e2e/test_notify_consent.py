@@ -17,8 +17,8 @@ import pytest
 
 from services.notify.channels import delivery_id
 from services.notify.models import Notification
-from shared.auth import Role
 from shared.events import Envelope, Event
+from shared.roles import Role
 from tests.harness import auth, eventually
 from tests.notify.fixtures import http_receiver, mailbox, notify
 from tests.notify.support import Notify, event

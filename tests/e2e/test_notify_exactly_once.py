@@ -19,17 +19,18 @@ import sys
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from services.notify.models import Contact, Notification, Task
-from shared.auth import Role
 from shared.broker import free_port
 from shared.db import create_engine
 from shared.events import Envelope, Event, envelope_for
 from shared.events.notify import TOPIC as NOTIFY_TOPIC
+from shared.roles import Role
 from tests.harness import Databases, Stack, auth, eventually
 from tests.notify.fixtures import http_receiver, mailbox
 from tests.notify.receivers import HttpReceiver, Mailbox
@@ -116,11 +117,11 @@ class NotifyProcess:
         return logs[-1].read_text(errors="replace")[-3000:] if logs else "(no log)"
 
 
-async def rows(url: str, model: type, *where: object) -> list[object]:
+async def rows(url: str, model: type[Any], *where: Any) -> list[Any]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            return list((await connection.execute(sa.select(model.__table__).where(*where))).all())  # type: ignore[attr-defined]
+            return list((await connection.execute(sa.select(model.__table__).where(*where))).all())
     finally:
         await engine.dispose()
 
@@ -190,7 +191,7 @@ async def test_events_delivered_twice_and_a_kill_mid_send_give_each_message_exac
 
         await eventually(all_three_in_flight)
         in_flight = await rows(url, Notification)
-        assert sorted(row.status for row in in_flight) == ["sending"] * 3  # type: ignore[attr-defined]
+        assert sorted(row.status for row in in_flight) == ["sending"] * 3
 
         notify.kill()
         http_receiver.hold = False
@@ -200,7 +201,7 @@ async def test_events_delivered_twice_and_a_kill_mid_send_give_each_message_exac
 
         async def all_sent() -> list[object]:
             found = await rows(url, Notification)
-            assert sorted(row.status for row in found) == ["sent"] * 3  # type: ignore[attr-defined]
+            assert sorted(row.status for row in found) == ["sent"] * 3
             return found
 
         sent = await eventually(all_sent)

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Role
+from services.notify.models import Task
+from shared.events import Event
+from shared.roles import Role
 from tests.harness import auth, eventually
 from tests.notify.fixtures import http_receiver, mailbox, notify
 from tests.notify.support import Notify, event, subject, text
@@ -93,7 +95,7 @@ async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_a
         name="Emma Stone", email="emma@example.com", locale="en-GB", time_zone="Asia/Hong_Kong"
     )
 
-    def moved(customer: uuid.UUID, previous: str | None, tier: str) -> object:
+    def moved(customer: uuid.UUID, previous: str | None, tier: str) -> Event:
         return event("csm.segment.tier_changed.v1", customer, previous_tier=previous, tier=tier)
 
     published = await notify.publish(
@@ -337,7 +339,7 @@ async def test_every_key_account_gets_one_proactive_visit_task_each_quarter(noti
     await notify.advance(timedelta(days=2))  # the scanner looks again each day of the quarter
     await notify.scan()
 
-    async def visits(count: int) -> list[object]:
+    async def visits(count: int) -> list[Task]:
         found = [t for t in await notify.tasks(key_account) if t.kind == "on_site_visit"]
         assert len(found) == count
         return found
@@ -351,7 +353,7 @@ async def test_every_key_account_gets_one_proactive_visit_task_each_quarter(noti
 
     notify.clock.set(datetime(2027, 1, 1, 1, 0, tzinfo=UTC))  # 09:00 on 1 January in Shanghai
     found = await eventually(lambda: visits(2))
-    assert "2027-Q1" in found[1].title  # type: ignore[attr-defined]
+    assert "2027-Q1" in found[1].title
     assert [t for t in await notify.tasks(ordinary) if t.kind == "on_site_visit"] == []
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 import orjson
 import pytest
 
 from services.segmentation.policy import DEFAULT_POLICY
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events import envelope_for
-from shared.events.customer import PurchaseRefunded
+from shared.events.customer import PurchaseRecorded, PurchaseRefunded
+from shared.roles import Role
 from tests.harness import Stack, auth, eventually
 from tests.shared.bus_helpers import produce_events, purchase, read_all
 from tests.shared.event_examples import example
@@ -45,7 +46,7 @@ async def test_purchase_complaint_and_refund_each_move_the_tier_and_announce_it(
     bought = purchase(customer_id, amount="12000.00")
     await produce_events(stack.bootstrap, topic_in, [bought])
 
-    async def tier_is(tier: str) -> dict[str, object]:
+    async def tier_is(tier: str) -> dict[str, Any]:
         found = await seg.client.get(f"/segments/{customer_id}", headers=auth())
         assert found.status_code == 200 and found.json()["tier"] == tier, found.text
         return found.json()  # type: ignore[no-any-return]
@@ -66,8 +67,8 @@ async def test_purchase_complaint_and_refund_each_move_the_tier_and_announce_it(
     refund = envelope_for(
         PurchaseRefunded(
             customer_id=customer_id,
-            purchase_id=bought.data.purchase_id,
-            refund_id=uuid.uuid4(),  # type: ignore[attr-defined]
+            purchase_id=cast(PurchaseRecorded, bought.data).purchase_id,
+            refund_id=uuid.uuid4(),
             amount=Decimal("11500.00"),
             currency="CNY",
             refunded_at=NOW,

@@ -59,7 +59,7 @@ class Mailbox:
                 return self.refusals.pop(0)
         raw = bytes(envelope.content)
         message = email.message_from_bytes(raw, policy=email.policy.default)
-        delivery = Delivery(message, raw, list(envelope.rcpt_tos))  # type: ignore[arg-type]
+        delivery = Delivery(message, raw, list(envelope.rcpt_tos))
         with self.lock:
             self.accepted.append(delivery)
             self.filed.setdefault(str(message["Message-ID"]), delivery)

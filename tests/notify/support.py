@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from services.notify.models import Contact, Notification, Task
 from services.notify.workers import Scanner
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events import Envelope, Event, envelope_for
 from shared.events.notify import TOPIC as NOTIFY_TOPIC
 from shared.messaging import inbox_message
+from shared.roles import Role
 from tests.harness import RunningService, Stack, auth, eventually
 from tests.notify.receivers import HttpReceiver, Mailbox
 from tests.shared.bus_helpers import produce_events, read_all

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.notify.models import Contact, Notification, Task
-from shared.auth import Role
 from shared.clock import ManualClock
-from tests.harness import RunningService, Stack, auth
+from shared.roles import Role
+from tests.harness import RunningService, Stack, auth, problem
 from tests.notify.support import START
 
 
@@ -96,7 +96,9 @@ async def test_a_saved_playbook_is_a_new_version_in_force_and_the_old_ones_are_k
     ] == 1
     keys = [p["key"] for p in (await api.client.get("/playbooks", headers=auth())).json()]
     assert "my_own" in keys and len(keys) == 11
-    assert (await api.client.get("/playbooks/nothing_here", headers=auth())).status_code == 404
+    assert (
+        problem(await api.client.get("/playbooks/nothing_here", headers=auth()), 404) == "playbook-not-found"
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,7 +290,7 @@ async def test_staff_list_claim_and_complete_tasks(api: RunningService) -> None:
     claimed = await api.client.post(f"/tasks/{anyones.id}/claim", headers=auth(subject="agent-2"))
     assert (claimed.status_code, claimed.json()["claimed_by"]) == (200, "agent-2")
     taken = await api.client.post(f"/tasks/{anyones.id}/claim", headers=auth(subject="agent-3"))
-    assert taken.status_code == 409 and taken.json()["claimed_by"] == "agent-2"
+    assert problem(taken, 409) == "task-claimed" and taken.json()["claimed_by"] == "agent-2"
     done = await api.client.post(
         f"/tasks/{anyones.id}/complete",
         json={"outcome": "客户满意，已解答安装问题"},
@@ -296,11 +298,10 @@ async def test_staff_list_claim_and_complete_tasks(api: RunningService) -> None:
     )
     assert done.status_code == 200
     assert (done.json()["status"], done.json()["completed_by"]) == ("done", "agent-2")
-    assert (
-        await api.client.post(
-            f"/tasks/{anyones.id}/complete", json={"outcome": "again"}, headers=auth(subject="agent-2")
-        )
-    ).status_code == 409
+    again = await api.client.post(
+        f"/tasks/{anyones.id}/complete", json={"outcome": "again"}, headers=auth(subject="agent-2")
+    )
+    assert problem(again, 409) == "task-done"
     supervised = await api.client.post(
         f"/tasks/{mine.id}/complete",
         json={"outcome": "done for them"},
@@ -311,7 +312,7 @@ async def test_staff_list_claim_and_complete_tasks(api: RunningService) -> None:
         f"/tasks/{managers.id}/complete", json={"outcome": ""}, headers=auth(Role.manager)
     )
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "outcome"
-    assert (await api.client.get(f"/tasks/{uuid.uuid4()}", headers=auth())).status_code == 404
+    assert problem(await api.client.get(f"/tasks/{uuid.uuid4()}", headers=auth()), 404) == "task-not-found"
 
 
 async def test_apps_fetch_a_customers_in_app_messages_and_mark_them_read(api: RunningService) -> None:
@@ -346,7 +347,8 @@ async def test_apps_fetch_a_customers_in_app_messages_and_mark_them_read(api: Ru
     assert [m["title"] for m in inbox["items"]] == ["t2", "t0"], "newest first"
     read = await api.client.post(f"/notifications/{messages[0].id}/read", headers=auth(Role.service))
     assert read.json()["read_at"] == START.isoformat().replace("+00:00", "Z")
-    assert (await api.client.get(f"/notifications/{uuid.uuid4()}", headers=auth())).status_code == 404
+    missing = await api.client.get(f"/notifications/{uuid.uuid4()}", headers=auth())
+    assert problem(missing, 404) == "notification-not-found"
 
 
 async def test_webhook_secrets_are_shown_once_and_can_be_rotated(api: RunningService) -> None:
@@ -366,4 +368,5 @@ async def test_webhook_secrets_are_shown_once_and_can_be_rotated(api: RunningSer
     bad = await api.client.put("/webhooks/ops-chat", json={"url": "not a url"}, headers=auth(Role.admin))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "url"
     assert (await api.client.delete("/webhooks/ops-chat", headers=auth(Role.admin))).status_code == 204
-    assert (await api.client.delete("/webhooks/ops-chat", headers=auth(Role.admin))).status_code == 404
+    gone = await api.client.delete("/webhooks/ops-chat", headers=auth(Role.admin))
+    assert problem(gone, 404) == "webhook-not-found"

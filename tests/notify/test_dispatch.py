@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.auth import Role
+from shared.roles import Role
 from tests.harness import Stack, auth, eventually
 from tests.notify.receivers import HttpReceiver, Mailbox
 from tests.notify.support import Notify, event, start_notify, subject

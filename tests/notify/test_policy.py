@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.notify.policy import (
+    Decision,
     MarketingCap,
     Outgoing,
     Policy,
@@ -126,7 +127,7 @@ def _decide(
     sent: int = 0,
     policy: Policy | None = None,
     configured: frozenset[ContactChannel] = frozenset(ContactChannel),
-):
+) -> Decision:
     policy = policy or Policy()
     return decide(
         message,

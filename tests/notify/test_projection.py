@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from services.notify.models import ComplaintRef, Consent, Contact, Interest, PlaybookRun, Preference
-from shared.auth import Role
+from shared.roles import Role
 from tests.harness import auth, eventually
 from tests.notify.support import Notify, event
 
 
-async def rows(notify: Notify, model: type, customer_id: uuid.UUID) -> list[object]:
+async def rows(notify: Notify, model: type[Any], customer_id: uuid.UUID) -> list[Any]:
     async with notify.service.runtime.db.read() as session:
-        found = list((await session.scalars(sa.select(model).where(model.customer_id == customer_id))).all())  # type: ignore[attr-defined]
+        found = list((await session.scalars(sa.select(model).where(model.customer_id == customer_id))).all())
         session.expunge_all()
         return found
 
@@ -43,7 +44,7 @@ async def test_an_erased_customer_is_purged_and_never_reached_again(notify: Noti
         assert await rows(notify, model, customer) == [], model.__name__
     assert await notify.notifications(customer) == [] and await notify.tasks(customer) == []
     [tombstone] = await rows(notify, Contact, customer)
-    assert tombstone.status == "erased"  # type: ignore[attr-defined]
+    assert tombstone.status == "erased"
     assert all(
         getattr(tombstone, field) is None for field in ("name", "email", "phone", "account_manager", "tier")
     )
@@ -63,7 +64,7 @@ async def test_an_erased_customer_is_purged_and_never_reached_again(notify: Noti
     await notify.scan()
     assert await notify.notifications(customer) == [] and await notify.tasks(customer) == []
     [tombstone] = await rows(notify, Contact, customer)
-    assert tombstone.email is None  # type: ignore[attr-defined]
+    assert tombstone.email is None
 
 
 async def test_what_belonged_to_a_merged_duplicate_now_belongs_to_the_survivor(notify: Notify) -> None:
@@ -88,14 +89,14 @@ async def test_what_belonged_to_a_merged_duplicate_now_belongs_to_the_survivor(n
     )
     moved = await notify.notifications(survivor)
     assert {n.id for n in moved} == {thanks.id, welcome.id}
-    assert [r.customer_id for r in await rows(notify, PlaybookRun, survivor)] == [survivor]  # type: ignore[attr-defined]
+    assert [r.customer_id for r in await rows(notify, PlaybookRun, survivor)] == [survivor]
     assert await rows(notify, Contact, duplicate) == []
     [contact] = await rows(notify, Contact, survivor)
-    assert contact.key_account is True and contact.tier == "platinum"  # type: ignore[attr-defined]
-    assert contact.email == "keep@example.com", "the survivor keeps its own contact points"  # type: ignore[attr-defined]
+    assert contact.key_account is True and contact.tier == "platinum"
+    assert contact.email == "keep@example.com", "the survivor keeps its own contact points"
     consent = await rows(notify, Consent, survivor)
-    assert [(c.channel, c.purpose, c.granted) for c in consent] == [("email", "marketing", True)]  # type: ignore[attr-defined]
-    assert sorted(i.topic for i in await rows(notify, Interest, survivor)) == ["coffee", "tea"]  # type: ignore[attr-defined]
+    assert [(c.channel, c.purpose, c.granted) for c in consent] == [("email", "marketing", True)]
+    assert sorted(i.topic for i in await rows(notify, Interest, survivor)) == ["coffee", "tea"]
 
     # The care call a week later is the survivor's, once.
     await notify.advance(timedelta(days=7))

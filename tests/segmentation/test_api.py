@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.segmentation.policy import DEFAULT_POLICY
-from shared.auth import Role
 from shared.clock import ManualClock
 from shared.events import envelope_for
-from tests.harness import Stack, auth, eventually
+from shared.roles import Role
+from tests.harness import Stack, auth, eventually, problem
 from tests.shared.bus_helpers import produce_events, purchase
 from tests.shared.event_examples import example
 
@@ -25,13 +27,13 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
         stack.bootstrap, topic, [purchase(a, "12000.00"), purchase(b, "500.00"), purchase(c, "2000.00")]
     )
 
-    async def known(customer_id: uuid.UUID) -> dict[str, object]:
+    async def known(customer_id: uuid.UUID) -> dict[str, Any]:
         found = await seg.client.get(f"/segments/{customer_id}", headers=auth())
         assert found.status_code == 200, found.text
         return found.json()  # type: ignore[no-any-return]
 
     for customer_id in (a, b, c):
-        await eventually(lambda customer_id=customer_id: known(customer_id))
+        await eventually(functools.partial(known, customer_id))
 
     # A key account overrides the rule, and who and why are kept.
     designated = await seg.client.put(
@@ -64,8 +66,8 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
 
     # Bad input names the field.
     bad = dict(document, window_days=0)
-    problem = await seg.client.post("/policy/what-if", json=bad, headers=manager)
-    assert problem.status_code == 422 and problem.json()["errors"][0]["field"] == "window_days"
+    refused_policy = await seg.client.post("/policy/what-if", json=bad, headers=manager)
+    assert refused_policy.status_code == 422 and refused_policy.json()["errors"][0]["field"] == "window_days"
     unknown = await seg.client.put("/policy", json={"policy": document, "colour": "red"}, headers=manager)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "colour"
     assert (await seg.client.get(f"/segments/{a}")).status_code == 401
@@ -100,7 +102,7 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
     async def merged_and_erased() -> None:
         survivor = await known(a)
         assert survivor["lifetime_frequency"] == 2 and survivor["figures"]["monetary"] == "14000.00"
-        assert (await seg.client.get(f"/segments/{c}", headers=auth())).status_code == 404
+        assert problem(await seg.client.get(f"/segments/{c}", headers=auth()), 404) == "segment-not-found"
         assert (await seg.client.get(f"/segments/{b}", headers=auth())).status_code == 404
 
     await eventually(merged_and_erased)

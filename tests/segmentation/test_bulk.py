@@ -6,7 +6,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -120,19 +120,12 @@ async def test_a_batch_of_purchases_applied_at_once_leaves_what_the_handlers_lea
     # Some customers are known before (registered, a first purchase); then two batches of
     # purchases, several per customer, some outside the window, amounts that cross tiers.
     before = [registered(c) for c in customers[:20]] + [purchase(c, "120.00", 30) for c in customers[:10]]
+
+    def bought(c: uuid.UUID) -> Envelope[Event]:
+        return purchase(c, f"{rng.randint(1, 30000)}.{rng.randint(0, 99):02d}", rng.uniform(0, 500))
+
     batches = [
-        [
-            rng.choice(
-                [
-                    registered,
-                    lambda c: purchase(
-                        c, f"{rng.randint(1, 30000)}.{rng.randint(0, 99):02d}", rng.uniform(0, 500)
-                    ),
-                ]
-            )(rng.choice(customers))
-            for _ in range(150)
-        ]
-        for _ in range(2)
+        [rng.choice([registered, bought])(rng.choice(customers)) for _ in range(150)] for _ in range(2)
     ]
     batches[1].append(purchase(customers[0], "99.00", 1, imported=True))
     results = []
@@ -164,8 +157,8 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
         refund = envelope_for(
             PurchaseRefunded(
                 customer_id=customer,
-                purchase_id=bought.data.purchase_id,
-                refund_id=uuid.uuid4(),  # type: ignore[attr-defined]
+                purchase_id=cast(PurchaseRecorded, bought.data).purchase_id,
+                refund_id=uuid.uuid4(),
                 amount=Decimal("5000.00"),
                 currency="CNY",
                 refunded_at=NOW,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,7 +52,11 @@ def test_no_purchases_means_no_thresholds_and_no_scores() -> None:
     facts = Facts(0, 0, 0, None, None)
     verdict = assess(facts, DEFAULT_POLICY, _cut_points([5, 10], [1, 2], [100, 200]), NOW)
     assert verdict.scores is None and verdict.segment is None and verdict.abc_class is None
-    assert verdict.value_group.value == "potential" and verdict.stage is LoyaltyStage.suspicion
+    assert (
+        verdict.value_group is not None
+        and verdict.value_group.value == "potential"
+        and verdict.stage is LoyaltyStage.suspicion
+    )
     assert verdict.tier is Tier.lead
 
 
@@ -201,8 +206,10 @@ customer = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(customer, min_size=1, max_size=30), st.lists(customer, min_size=1, max_size=10))
-def test_the_batch_agrees_with_the_per_event_path(population: list[tuple], probes: list[tuple]) -> None:
-    def facts(row: tuple) -> Facts:
+def test_the_batch_agrees_with_the_per_event_path(
+    population: list[tuple[Any, ...]], probes: list[tuple[Any, ...]]
+) -> None:
+    def facts(row: tuple[Any, ...]) -> Facts:
         n, money, since, span, engaged, nps, points, key = row
         if n == 0:
             return Facts(0, 0, 0, None, None, engaged, nps, points, key)

@@ -13,8 +13,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 
-from shared.auth import Manager, Principal, Role, decode_token, mint_token
+from shared.auth import Manager, Principal, decode_token, mint_token
 from shared.problems import install_problem_handlers
+from shared.roles import Role
 from shared.settings import DEVELOPMENT_JWT_SECRET, CommonSettings
 from tests.harness import Stack, auth
 

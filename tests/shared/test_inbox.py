@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.broker import EmbeddedBroker
 from shared.bus import Bus
 from shared.db import Database
-from shared.events import Envelope, Event, dead_letter_topic, encode
+from shared.events import Envelope, dead_letter_topic, encode
 from shared.events.customer import PurchaseRecorded
 from shared.inbox import ConsumerSettings, EventConsumer
 from shared.messaging import inbox_message
@@ -48,7 +49,7 @@ class Probe:
 
 @asynccontextmanager
 async def running_probe(
-    broker: EmbeddedBroker, databases: Databases, fail: Callable[[Envelope[Event], int], None]
+    broker: EmbeddedBroker, databases: Databases, fail: Callable[[Envelope[Any], int], None]
 ) -> AsyncIterator[Probe]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     common = common_settings_for_tests(broker.bootstrap, prefix)
@@ -56,7 +57,7 @@ async def running_probe(
     bus = Bus(common, client_id="probe")
     probe = Probe(consumer=None, db=db, bus=bus, prefix=prefix)  # type: ignore[arg-type]
 
-    async def handle(session: AsyncSession, event: Envelope[PurchaseRecorded]) -> None:
+    async def handle(event: Envelope[Any], /, *, session: AsyncSession) -> None:
         probe.calls.append(event.id)
         fail(event, probe.calls.count(event.id))
 
@@ -81,7 +82,7 @@ async def running_probe(
         await db.dispose()
 
 
-def never(_event: Envelope[Event], _attempt: int) -> None:
+def never(_event: Envelope[Any], _attempt: int) -> None:
     return None
 
 
@@ -121,7 +122,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_the_event_and_later_one
     customer = uuid.uuid4()  # one key: all three events share a partition
     before, poison, after = purchase(customer), purchase(customer), purchase(customer)
 
-    def fail_on_poison(event: Envelope[Event], _attempt: int) -> None:
+    def fail_on_poison(event: Envelope[Any], _attempt: int) -> None:
         if event.id == poison.id:
             raise ValueError("the ledger rejects this purchase")
 
@@ -193,7 +194,7 @@ async def test_a_record_that_is_not_a_valid_event_is_dead_lettered_with_the_reas
 async def test_a_database_outage_is_retried_until_it_passes_and_nothing_is_dead_lettered(
     broker: EmbeddedBroker, databases: Databases
 ) -> None:
-    def outage_for_three_tries(_event: Envelope[Event], attempt: int) -> None:
+    def outage_for_three_tries(_event: Envelope[Any], attempt: int) -> None:
         if attempt <= 3:
             raise sa_exc.OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
 
@@ -209,5 +210,10 @@ async def test_a_database_outage_is_retried_until_it_passes_and_nothing_is_dead_
         # Three failures with only two retries allowed would have dead-lettered a handler error.
         metric = probe.consumer.metrics.events_dead_lettered
         assert (
-            sum(sample.value for sample in metric.collect()[0].samples if sample.name.endswith("_total")) == 0
+            sum(
+                sample.value
+                for sample in next(iter(metric.collect())).samples
+                if sample.name.endswith("_total")
+            )
+            == 0
         )

@@ -6,6 +6,7 @@ Create Date: 2026-11-23
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,7 +19,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Columns the notification table gains; existing rows (all sent in-app messages) get these values.
-_NOTIFICATION_COLUMNS = (
+_NOTIFICATION_COLUMNS: tuple[tuple[sa.Column[Any], Any], ...] = (
     (sa.Column("step", sa.String(60), nullable=False), sa.text("''")),
     (sa.Column("playbook_version", sa.Integer(), nullable=False), sa.text("0")),
     (sa.Column("candidates", sa.JSON(), nullable=False), sa.text("'[\"in_app\"]'")),
@@ -26,7 +27,7 @@ _NOTIFICATION_COLUMNS = (
     (sa.Column("urgent", sa.Boolean(), nullable=False), sa.false()),
     (sa.Column("attempts", sa.Integer(), nullable=False), sa.text("1")),
 )
-_NULLABLE_NOTIFICATION_COLUMNS = (
+_NULLABLE_NOTIFICATION_COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column("webhook", sa.String(63), nullable=True),
     sa.Column("sms_text", sa.String(500), nullable=True),
     sa.Column("announcement_id", sa.Uuid(), nullable=True),
@@ -40,7 +41,7 @@ _NULLABLE_NOTIFICATION_COLUMNS = (
 )
 
 
-def _timestamps() -> list[sa.Column]:
+def _timestamps() -> list[sa.Column[Any]]:
     return [
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
@@ -213,17 +214,17 @@ def upgrade() -> None:
     )
 
     with op.batch_alter_table("notification") as batch:
-        for column, fill in _NOTIFICATION_COLUMNS:
-            column.server_default = sa.DefaultClause(fill)
-            batch.add_column(column)
-        for column in _NULLABLE_NOTIFICATION_COLUMNS:
-            batch.add_column(column)
+        for added, fill in _NOTIFICATION_COLUMNS:
+            added.server_default = sa.DefaultClause(fill)
+            batch.add_column(added)
+        for added in _NULLABLE_NOTIFICATION_COLUMNS:
+            batch.add_column(added)
         batch.add_column(sa.Column("due_at", UtcDateTime(), nullable=True))
     op.execute("UPDATE notification SET due_at = created_at")
     with op.batch_alter_table("notification") as batch:
         batch.alter_column("due_at", existing_type=UtcDateTime(), nullable=False)
-        for column, _ in _NOTIFICATION_COLUMNS:
-            batch.alter_column(column.name, existing_type=column.type, server_default=None)
+        for added, _ in _NOTIFICATION_COLUMNS:
+            batch.alter_column(added.name, existing_type=added.type, server_default=None)
         batch.create_index("ix_notification_status_due", ["status", "due_at"])
         batch.create_index("ix_notification_announcement_id", ["announcement_id"])
 

@@ -1,4 +1,4 @@
-"""Stored versions of the policy and of the cut points."""
+"""The versioned documents of segmentation: the policy (in force once applied) and the cut points."""
 
 from __future__ import annotations
 
@@ -11,22 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.segmentation import rfm
 from services.segmentation.assessment import NO_CUT_POINTS, CutPoints
 from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation.errors import CutPointsNotFound, PolicyVersionNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion
 from services.segmentation.policy import Policy
-from shared.problems import NotFound
+from shared.pagination import keyset_page
+from shared.versioning import add_next_version
 
 
 async def load_policy(version: int, *, session: AsyncSession) -> Policy:
     row = await session.get(PolicyVersion, version)
     if row is None:
-        raise NotFound(f"There is no policy version {version}.")
+        raise PolicyVersionNotFound(version)
     return Policy.model_validate(row.document)
 
 
 async def policy_row(version: int, *, session: AsyncSession) -> PolicyVersion:
     row = await session.get(PolicyVersion, version)
     if row is None:
-        raise NotFound(f"There is no policy version {version}.")
+        raise PolicyVersionNotFound(version)
     return row
 
 
@@ -34,24 +36,31 @@ async def create_policy(
     *, session: AsyncSession, policy: Policy, note: str | None, actor: str, now: datetime
 ) -> PolicyVersion:
     """Store ``policy`` as the next version; it is in force only once applied."""
-    latest = await session.scalar(sa.select(sa.func.max(PolicyVersion.version))) or 0
-    row = PolicyVersion(
-        version=latest + 1,
-        document=policy.model_dump(mode="json"),
-        note=note,
-        created_by=actor[:200],
-        created_at=now,
+    return await add_next_version(
+        lambda version: PolicyVersion(
+            version=version,
+            document=policy.model_dump(mode="json"),
+            note=note,
+            created_by=actor[:200],
+            created_at=now,
+        ),
+        session=session,
+        version=PolicyVersion.version,
     )
-    session.add(row)
-    await session.flush()
-    return row
 
 
-async def list_policies(*, session: AsyncSession, before: int | None, limit: int) -> list[PolicyVersion]:
-    query = sa.select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(limit)
-    if before is not None:
-        query = query.where(PolicyVersion.version < before)
-    return list((await session.scalars(query)).all())
+async def list_policies(
+    *, session: AsyncSession, limit: int, cursor: str | None
+) -> tuple[list[PolicyVersion], str | None]:
+    """Newest first."""
+    return await keyset_page(
+        sa.select(PolicyVersion),
+        session=session,
+        order=[PolicyVersion.version],
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def cut_points_of(row: CutPointsVersion) -> CutPoints:
@@ -77,7 +86,7 @@ async def load_cut_points(version: int, *, session: AsyncSession) -> CutPoints:
         return NO_CUT_POINTS
     row = await session.get(CutPointsVersion, version)
     if row is None:
-        raise NotFound(f"There are no cut points version {version}.")
+        raise CutPointsNotFound(version)
     return cut_points_of(row)
 
 

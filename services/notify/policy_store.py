@@ -1,4 +1,4 @@
-"""The playbook library and the policy: versioned documents, the highest version in force.
+"""The versioned documents of notify, the playbook library and the policy: the highest version is in force.
 
 Shipped defaults are version 0 of their keys and live in code (``defaults.py``); every save
 over the API adds a version, so history is kept and a run that waits keeps the version it
@@ -19,6 +19,7 @@ from services.notify.defaults import default_playbooks
 from services.notify.models import PlaybookVersion, PolicyVersion
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import Policy
+from shared.versioning import add_next_version
 
 SHIPPED_BY = "csm (shipped default)"
 
@@ -105,19 +106,19 @@ async def history(key: str, *, session: AsyncSession) -> list[Playbook]:
 async def save(
     *, session: AsyncSession, key: str, definition: PlaybookDefinition, actor: str, now: datetime
 ) -> Playbook:
-    """Add a version; two saves racing for the same number fail on the unique key (a 409)."""
-    current = await session.scalar(
-        sa.select(sa.func.max(PlaybookVersion.version)).where(PlaybookVersion.key == key)
+    """Add a version; two saves racing for the same number: the second is a ConcurrentVersion (409)."""
+    row = await add_next_version(
+        lambda version: PlaybookVersion(
+            key=key,
+            version=version,
+            definition=definition.model_dump(mode="json"),
+            created_by=actor,
+            created_at=now,
+        ),
+        session=session,
+        version=PlaybookVersion.version,
+        where=(PlaybookVersion.key == key,),
     )
-    row = PlaybookVersion(
-        key=key,
-        version=(current or 0) + 1,
-        definition=definition.model_dump(mode="json"),
-        created_by=actor,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
     session.info.pop(_SESSION_CACHE, None)
     return _from_row(row)
 
@@ -148,14 +149,12 @@ async def policy(*, session: AsyncSession) -> PolicyInForce:
 
 
 async def save_policy(*, session: AsyncSession, document: Policy, actor: str, now: datetime) -> PolicyInForce:
-    current = await session.scalar(sa.select(sa.func.max(PolicyVersion.version)))
-    row = PolicyVersion(
-        version=(current or 0) + 1,
-        document=document.model_dump(mode="json"),
-        created_by=actor,
-        created_at=now,
+    row = await add_next_version(
+        lambda version: PolicyVersion(
+            version=version, document=document.model_dump(mode="json"), created_by=actor, created_at=now
+        ),
+        session=session,
+        version=PolicyVersion.version,
     )
-    session.add(row)
-    await session.flush()
     session.info.pop(_POLICY_CACHE, None)
     return PolicyInForce(row.version, document, actor, now)
