@@ -139,20 +139,7 @@ async def redact_outbox(customer_ids: list[uuid.UUID], *, session: AsyncSession)
     return len(rows)
 
 
-FILLABLE = (
-    "email",
-    "phone",
-    "backup_phone",
-    "address",
-    "region",
-    "industry",
-    "company_size",
-    "acquisition_source",
-    "acquisition_channel",
-    "account_manager",
-    "notes",
-    "external_id",
-)
+FILLABLE = (*PERSONAL_COLUMNS, "external_id")
 MOVED_WHOLE = (
     Purchase,
     Refund,

@@ -254,22 +254,7 @@ async def move_window(*, session: AsyncSession, old_start: datetime | None, new_
     """Take purchases that left the window out of the figures (or put back those a longer window takes in)."""
     if old_start is not None and old_start == new_start:
         return 0
-    if old_start is None or new_start > old_start:
-        low, high, sign = old_start, new_start, -1
-    else:
-        low, high, sign = new_start, old_start, 1
-    query = (
-        sa.select(
-            Purchase.customer_id,
-            sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
-            sa.func.sum(Purchase.amount_minor),
-        )
-        .where(Purchase.purchased_at < high)
-        .group_by(Purchase.customer_id)
-    )
-    if low is not None:
-        query = query.where(Purchase.purchased_at >= low)
-    moved = (await session.execute(query)).all()
+    moved, sign = await _crossing_the_window_edge(session=session, old_start=old_start, new_start=new_start)
     if moved:
         table = CustomerSegment.__table__
         await session.execute(
@@ -286,6 +271,29 @@ async def move_window(*, session: AsyncSession, old_start: datetime | None, new_
             [{"cid": cid, "df": int(df or 0), "dm": int(dm or 0)} for cid, df, dm in moved],
         )
     return len(moved)
+
+
+async def _crossing_the_window_edge(
+    *, session: AsyncSession, old_start: datetime | None, new_start: datetime
+) -> tuple[Sequence[Any], int]:
+    """Per customer, the purchases between the old and the new start: (customer, count, amount) rows,
+    and -1 when they leave the window (it moved forward) or 1 when a longer window takes them in."""
+    if old_start is None or new_start > old_start:
+        low, high, sign = old_start, new_start, -1
+    else:
+        low, high, sign = new_start, old_start, 1
+    query = (
+        sa.select(
+            Purchase.customer_id,
+            sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
+            sa.func.sum(Purchase.amount_minor),
+        )
+        .where(Purchase.purchased_at < high)
+        .group_by(Purchase.customer_id)
+    )
+    if low is not None:
+        query = query.where(Purchase.purchased_at >= low)
+    return (await session.execute(query)).all(), sign
 
 
 async def refresh_signal_points(*, session: AsyncSession, since: datetime) -> None:
@@ -558,23 +566,7 @@ async def _shift_window_in_memory(
 ) -> None:
     if old_start is not None and old_start == new_start:
         return
-    low, high, sign = (
-        (old_start, new_start, -1)
-        if old_start is None or new_start > old_start
-        else (new_start, old_start, 1)
-    )
-    query = (
-        sa.select(
-            Purchase.customer_id,
-            sa.func.sum(sa.case((Purchase.fully_refunded.is_(False), 1), else_=0)),
-            sa.func.sum(Purchase.amount_minor),
-        )
-        .where(Purchase.purchased_at < high)
-        .group_by(Purchase.customer_id)
-    )
-    if low is not None:
-        query = query.where(Purchase.purchased_at >= low)
-    moved = (await session.execute(query)).all()
+    moved, sign = await _crossing_the_window_edge(session=session, old_start=old_start, new_start=new_start)
     if not moved:
         return
     index = {_uuid(cid): i for i, cid in enumerate(loaded.ids)}
