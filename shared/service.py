@@ -32,6 +32,9 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger("csm.service")
 
+# How long a stopping service waits for its workers and its broker clients.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -165,9 +168,24 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A stop must not hang: what does not end within the grace is named in the log and left.
+            if tasks:
+                done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
+                for task in stuck:
+                    log.error(
+                        "%s did not stop within %s s of being cancelled",
+                        task.get_name(),
+                        SHUTDOWN_GRACE_SECONDS,
+                    )
             tasks.clear()
-            await runtime.bus.stop()
+            try:
+                async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+                    await runtime.bus.stop()
+            except TimeoutError:
+                log.error("%s: the bus did not stop within %s s", spec.name, SHUTDOWN_GRACE_SECONDS)
             await runtime.db.dispose()
 
     return lifespan
