@@ -1,7 +1,9 @@
 """``csm up``: the whole system on embedded defaults, as child processes that die with it.
 
 The broker starts first (unless CSM_KAFKA_BOOTSTRAP names one), then migrations run, then
-the four services. Ctrl-C or SIGTERM stops the services, then the broker. If this process is
+the four services. An embedded broker that dies is started again on its port, and the
+services recover from its empty log by themselves (see ``shared.bus``); a service that dies
+stops everything. Ctrl-C or SIGTERM stops the services, then the broker. If this process is
 killed outright, the kernel kills its children too (PR_SET_PDEATHSIG), as in a crash.
 """
 
@@ -73,6 +75,7 @@ class System:
                 return 1
             self._banner(ports, CommonSettings())
             while not self.stopping.wait(0.5):
+                self._restart_a_dead_broker()
                 for name, child in self.children.items():
                     if child.poll() is not None:
                         self.say(f"{name} exited with status {child.returncode}; stopping everything")
@@ -80,6 +83,21 @@ class System:
             return 0
         finally:
             self.stop()
+
+    def _restart_a_dead_broker(self) -> None:
+        broker = self.broker
+        if broker is None or broker.process is None or broker.process.poll() is None:
+            return
+        self.say(f"broker: exited with status {broker.process.returncode}; starting it again")
+        while not self.stopping.is_set():
+            try:
+                broker.start()
+            except RuntimeError as error:
+                self.say(f"broker: could not start ({error}); retrying")
+                self.stopping.wait(1.0)
+                continue
+            self.say(f"broker: running again on {broker.bootstrap}, with an empty log")
+            return
 
     def _wait_ready(self, ports: dict[str, int], timeout: float = 90.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -5,6 +5,11 @@ are applied one by one so that a single poison record cannot hold back the other
 retries with back-off and then goes to the dead-letter topic with the reason. Failures of
 the database or broker themselves are not the record's fault: they are retried until they
 pass and nothing is dead-lettered or committed meanwhile, so an outage loses nothing.
+
+When the broker's log is new (``Bus.generation`` moved, see ``shared.bus``), the consumer is
+made again and reads the new log from its start; the inbox absorbs what it had already applied.
+A record stamped with another log's epoch was sent before its producer noticed the change; it is
+skipped, because that producer republishes it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,6 +95,26 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line[:300]}"
 
 
+class _NewLog(Exception):
+    """The broker's log changed under the consumer."""
+
+
+class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Moves the first partitions assigned to the start of the log."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.done = False
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if not self.done and assigned:
+            await self.consumer.seek_to_beginning(*assigned)
+            self.done = True
+
+
 class EventConsumer:
     """One consumer group (``csm.<name>``) applying events to one service's database."""
 
@@ -116,11 +141,22 @@ class EventConsumer:
         self.settings = settings
         self.dead_letter_topic = dead_letter_topic(name)
         self.assigned = asyncio.Event()
+        # The bus generation whose log is being read.
+        self.generation = bus.generation
 
     async def run(self) -> None:
         await self.bus.wait_started()
+        from_start = False
+        while True:
+            await self._consume(from_start=from_start)
+            # The broker's log is new: read it from the start.
+            log.warning("consumer %s: the broker's log is new; reading it from the start", self.name)
+            from_start = True
+
+    async def _consume(self, *, from_start: bool) -> None:
+        """Consume until the bus's generation moves on."""
+        self.generation = self.bus.generation
         consumer = AIOKafkaConsumer(
-            *(self.bus.topic(topic) for topic in self.topics),
             bootstrap_servers=self.bus.bootstrap,
             group_id=self.bus.topic(f"csm.{self.name}"),
             client_id=f"csm-{self.name}",
@@ -134,13 +170,20 @@ class EventConsumer:
         try:
             # Started inside the try: a stop during start-up (Ctrl-C while joining the group) still closes it.
             await consumer.start()
-            while True:
+            consumer.subscribe(
+                [self.bus.topic(topic) for topic in self.topics],
+                listener=_FromTheStart(consumer) if from_start else None,
+            )
+            while self.generation == self.bus.generation:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 if consumer.assignment():
                     self.assigned.set()
                 if not batches:
                     continue
-                await self.process([record for records in batches.values() for record in records])
+                try:
+                    await self.process([record for records in batches.values() for record in records])
+                except _NewLog:
+                    return
                 offsets = {partition: records[-1].offset + 1 for partition, records in batches.items()}
                 try:
                     await consumer.commit(offsets)
@@ -154,6 +197,12 @@ class EventConsumer:
         """Apply a batch in one transaction, or one record at a time if the batch fails."""
         work: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Event]]] = []
         for record in records:
+            if self.bus.sent_to_another_log(record.headers):
+                if await self.bus.refresh_epoch() != self.generation:
+                    raise _NewLog
+                if self.bus.sent_to_another_log(record.headers):
+                    self.metrics.events_ignored.labels(self.name).inc()
+                    continue
             try:
                 envelope = decode(record.value, REGISTRY)
             except InvalidEvent as error:
@@ -255,7 +304,11 @@ class EventConsumer:
         while True:
             try:
                 acknowledged = await self.bus.send(
-                    self.dead_letter_topic, key=record.key, value=record.value, headers=headers
+                    self.dead_letter_topic,
+                    key=record.key,
+                    value=record.value,
+                    epoch=self.bus.epoch or "",
+                    headers=headers,
                 )
                 await acknowledged
                 break

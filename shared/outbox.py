@@ -4,6 +4,11 @@ Code that changes state calls ``stage(event, session=session)``; the events are 
 ``outbox_message`` in the same transaction when ``Database.unit_of_work`` commits. The relay
 publishes pending rows in order with acks=all and marks them published. A crash between the
 two publishes a row again; consumers are idempotent, so that changes nothing.
+
+An acknowledgement is trusted only if the broker's log is still the one the batch was sent to
+(see ``shared.bus``): a broker that restarted empty acknowledges records for topics it no longer
+has and drops them. When the log is new, the relay first marks every retained event unpublished
+again, so they go out in their original order before anything newer.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.bus import Bus
+from shared.bus import Bus, Outgoing
 from shared.db import Database, affected_rows, before_commit, utcnow
 from shared.events import CONTENT_TYPE, Envelope, Event, encode, envelope_for
 from shared.messaging import bus_state, inbox_message, outbox_message
@@ -70,12 +75,15 @@ async def _write_staged(*, session: AsyncSession) -> None:
     session.info["csm.staged_events"] = True
 
 
+class PublishIncomplete(Exception):
+    """Some events of a batch were not acknowledged; they are sent again."""
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     batch_size: int = 500
     poll_seconds: float = 1.0
     retention: timedelta = timedelta(days=7)
-    epoch_check_seconds: float = 30.0
     purge_seconds: float = 3600.0
 
 
@@ -87,22 +95,33 @@ class OutboxRelay:
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
+        # The bus generation whose log the outbox has been reconciled with (None: not yet).
+        self.generation: int | None = None
+        self.epoch: str | None = None
+        # True from a replay until the replayed backlog is published.
+        self.recovering = False
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             if self.db.dialect == "postgresql":
                 await stack.enter_async_context(self._leadership())
             await self.bus.wait_started()
-            await self.sync_epoch()
             loop = asyncio.get_running_loop()
-            next_epoch_check = loop.time() + self.settings.epoch_check_seconds
             next_purge = loop.time()
+            delay = 0.2
             while True:
                 self.db.outbox_signal.clear()
-                published = await self._publish_with_retry()
-                if loop.time() >= next_epoch_check:
-                    await self.sync_epoch()
-                    next_epoch_check = loop.time() + self.settings.epoch_check_seconds
+                try:
+                    published = await self.publish_pending()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    # Back to the top: a new broker log is recovered from before the next try.
+                    log.warning("outbox publish failed (%s: %s); retrying", type(error).__name__, error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                delay = 0.2
                 if loop.time() >= next_purge:
                     await self.purge()
                     next_purge = loop.time() + self.settings.purge_seconds
@@ -110,20 +129,10 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.db.outbox_signal.wait(), self.settings.poll_seconds)
 
-    async def _publish_with_retry(self) -> int:
-        delay = 0.2
-        while True:
-            try:
-                return await self.publish_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("outbox publish failed (%s: %s); retrying", type(error).__name__, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
     async def publish_pending(self) -> int:
         """Publish one batch of pending events; returns how many were published."""
+        if self.generation != self.bus.generation:
+            await self.sync_epoch()
         async with self.db.read() as session:
             rows = (
                 await session.execute(
@@ -140,22 +149,35 @@ class OutboxRelay:
             ).all()
         if not rows:
             self.metrics.outbox_pending.set(0)
+            self.recovering = False
             return 0
+        generation, epoch = self.generation, self.epoch
+        assert epoch is not None
         headers = [("content-type", CONTENT_TYPE.encode())]
-        acknowledgements = [
-            await self.bus.send(row.topic, key=row.key, value=row.body, headers=headers) for row in rows
-        ]
-        await asyncio.gather(*acknowledgements)
-        async with self.db.unit_of_work() as session:
-            await session.execute(
-                outbox_message.update()
-                .where(outbox_message.c.seq.in_([row.seq for row in rows]))
-                .values(published_at=utcnow())
-            )
-        for row in rows:
+        acknowledged = await self.bus.publish(
+            [Outgoing(row.topic, row.key.encode() if row.key else None, row.body, headers) for row in rows],
+            epoch=epoch,
+        )
+        if await self.bus.refresh_epoch() != generation:
+            # Acknowledged by a broker whose log is not the one we sent to: nothing is marked.
+            return 0
+        published = [row for row, acked in zip(rows, acknowledged, strict=True) if acked]
+        if published:
+            async with self.db.unit_of_work() as session:
+                await session.execute(
+                    outbox_message.update()
+                    .where(outbox_message.c.seq.in_([row.seq for row in published]))
+                    .values(published_at=utcnow())
+                )
+        for row in published:
             self.metrics.outbox_published.labels(row.topic).inc()
+        if len(published) < len(rows):
+            # What failed is sent again after what was acknowledged: each partition's order holds.
+            raise PublishIncomplete(f"{len(rows) - len(published)} of {len(rows)} events not acknowledged")
         full_batch = len(rows) == self.settings.batch_size
         self.metrics.outbox_pending.set(await self.pending_count() if full_batch else 0)
+        if not full_batch:
+            self.recovering = False
         return len(rows)
 
     async def pending_count(self) -> int:
@@ -168,13 +190,22 @@ class OutboxRelay:
         return int(count or 0)
 
     async def sync_epoch(self) -> None:
-        """If the broker's log is not the one we published to, publish retained events again."""
-        epoch = await self.bus.broker_epoch()
+        """If the broker's log is not the one we published to, mark the retained events unpublished.
+
+        The log is the bus's (``Bus.epoch``); the one published to is kept in the database, so a
+        service that starts against a broker that lost its log while it was down replays as well.
+        """
+        generation = self.bus.generation
+        epoch = self.bus.epoch
+        if epoch is None:
+            raise RuntimeError("the bus has not read the broker's epoch")
         async with self.db.unit_of_work() as session:
             known = await session.scalar(sa.select(bus_state.c.value).where(bus_state.c.name == _EPOCH))
-            if known == epoch:
-                return
-            if known is not None:
+            if known is None:
+                await session.execute(
+                    bus_state.insert().values(name=_EPOCH, value=epoch, updated_at=utcnow())
+                )
+            elif known != epoch:
                 since = utcnow() - self.settings.retention
                 result = await session.execute(
                     outbox_message.update()
@@ -182,16 +213,14 @@ class OutboxRelay:
                     .values(published_at=None)
                 )
                 self.metrics.outbox_replays.inc()
+                self.recovering = True
                 log.warning("broker log changed; replaying %d retained events", affected_rows(result))
                 await session.execute(
                     bus_state.update()
                     .where(bus_state.c.name == _EPOCH)
                     .values(value=epoch, updated_at=utcnow())
                 )
-            else:
-                await session.execute(
-                    bus_state.insert().values(name=_EPOCH, value=epoch, updated_at=utcnow())
-                )
+        self.generation, self.epoch = generation, epoch
         self.db.outbox_signal.set()
 
     async def purge(self) -> None:

@@ -153,6 +153,13 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
         tasks.append(
             asyncio.create_task(runtime.bus.start(topics_of(spec, runtime)), name=f"{spec.name}:bus")
         )
+        every = runtime.settings.common.kafka_epoch_check_seconds
+        tasks.append(
+            asyncio.create_task(
+                _supervise(spec.name, Worker("broker-watch", lambda: runtime.bus.watch(every=every))),
+                name=f"{spec.name}:broker-watch",
+            )
+        )
         if runtime.settings.run_workers:
             workers = [Worker("outbox-relay", runtime.relay.run)]
             if runtime.consumer is not None:
@@ -205,6 +212,22 @@ async def _supervise(service: str, worker: Worker) -> None:
             delay = min(delay * 2, 30.0)
 
 
+def broker_state(runtime: Runtime) -> str:
+    """ok, connecting, unreachable, or recovering (from a new broker log)."""
+    bus = runtime.bus
+    if not bus.connected:
+        return "connecting"
+    if not bus.reachable:
+        return "unreachable"
+    if runtime.settings.run_workers and (
+        runtime.relay.recovering
+        or runtime.relay.generation != bus.generation
+        or (runtime.consumer is not None and runtime.consumer.generation != bus.generation)
+    ):
+        return "recovering"
+    return "ok"
+
+
 def _operations_router(spec: ServiceSpec, runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -214,11 +237,11 @@ def _operations_router(spec: ServiceSpec, runtime: Runtime) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Readiness: the database and the broker answer",
+        summary="Readiness: the database and the broker answer, and no recovery is under way",
         responses={503: {"model": ProblemDetail}},
     )
     async def readyz() -> dict[str, Any]:
-        checks = {"database": "ok", "broker": "ok" if runtime.bus.connected else "connecting"}
+        checks = {"database": "ok", "broker": broker_state(runtime)}
         try:
             await runtime.db.ping()
         except Exception as error:
