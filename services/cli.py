@@ -6,8 +6,9 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 import uvicorn
 
@@ -125,6 +126,75 @@ def broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9092)
         pass
     finally:
         embedded.stop()
+
+
+dead_letters = typer.Typer(
+    help="What a service's consumer gave up on: list, show, replay.", no_args_is_help=True
+)
+app.add_typer(dead_letters, name="dead-letters")
+
+ServiceUrl = Annotated[
+    str | None,
+    typer.Option("--url", help="The service's address; its configured host and port if not given."),
+]
+
+
+def _admin_client(service: str, url: str | None) -> httpx.Client:
+    entry = _entry(service)
+    if url is None:
+        settings = entry.settings()
+        url = f"http://{settings.host}:{settings.port}"
+    token = mint_token(CommonSettings(), subject="csm-cli", role=Role.admin, ttl=timedelta(minutes=5))
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    if response.is_error:
+        typer.echo(f"{response.status_code}: {body.get('detail') or body.get('title')}", err=True)
+        raise typer.Exit(1)
+    return body
+
+
+@dead_letters.command("list")
+def list_dead_letters(
+    service: ServiceName,
+    url: ServiceUrl = None,
+    waiting: Annotated[bool, typer.Option(help="Only those not replayed yet.")] = False,
+) -> None:
+    """List a service's dead letters, newest first."""
+    params: dict[str, str] = {"limit": "200"}
+    if waiting:
+        params["replayed"] = "false"
+    with _admin_client(service, url) as client:
+        cursor: str | None = None
+        while True:
+            page = _answer(
+                client.get("/dead-letters", params={**params, **({"cursor": cursor} if cursor else {})})
+            )
+            for item in page["items"]:
+                state = f"replayed {item['replayed_at']}" if item["replayed_at"] else "waiting"
+                typer.echo(f"{item['id']}  {item['created_at']}  {item['topic']}  {state}  {item['reason']}")
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+
+@dead_letters.command("show")
+def show_dead_letter(service: ServiceName, dead_letter_id: str, url: ServiceUrl = None) -> None:
+    """Print one dead letter with its record, as JSON."""
+    with _admin_client(service, url) as client:
+        typer.echo(
+            json.dumps(_answer(client.get(f"/dead-letters/{dead_letter_id}")), indent=2, ensure_ascii=False)
+        )
+
+
+@dead_letters.command("replay")
+def replay_dead_letter(service: ServiceName, dead_letter_id: str, url: ServiceUrl = None) -> None:
+    """Apply a dead letter again; it takes effect once, and says why if it still fails."""
+    with _admin_client(service, url) as client:
+        result = _answer(client.post(f"/dead-letters/{dead_letter_id}/replay"))
+    typer.echo(f"{result['id']}: {result['outcome']}")
 
 
 def main() -> None:

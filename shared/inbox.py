@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -27,10 +27,11 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import dead_letters
 from shared.bus import Bus
 from shared.db import Database, utcnow
 from shared.events import REGISTRY, Envelope, Event, InvalidEvent, dead_letter_topic, decode
-from shared.messaging import inbox_message
+from shared.messaging import dead_letter, inbox_message
 from shared.observability import Metrics
 
 log = logging.getLogger("csm.inbox")
@@ -93,6 +94,19 @@ def describe(error: BaseException) -> str:
         error = error.orig
     first_line = (str(error).splitlines() or [""])[0]
     return f"{type(error).__name__}: {first_line[:300]}"
+
+
+# What the dead-letter copy adds to the record's own headers.
+_DEAD_LETTER_HEADERS = frozenset(
+    {
+        "csm-dead-letter-reason",
+        "csm-consumer",
+        "csm-original-topic",
+        "csm-original-partition",
+        "csm-original-offset",
+        "csm-attempts",
+    }
+)
 
 
 class _NewLog(Exception):
@@ -222,7 +236,8 @@ class EventConsumer:
             for record, envelope in work:
                 await self._apply_one(record, envelope)
 
-    async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> None:
+    async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> list[Envelope[Event]]:
+        """Apply what the inbox has not seen, in one transaction; returns what was applied."""
         async with self.db.unit_of_work() as session:
             ids = [envelope.id for envelope in envelopes]
             seen: set[uuid.UUID] = set(
@@ -256,6 +271,7 @@ class EventConsumer:
                 )
         for envelope in applied:
             self.metrics.events_consumed.labels(self.name, envelope.type).inc()
+        return applied
 
     async def _apply_one(self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Event]) -> None:
         failures = 0
@@ -291,8 +307,14 @@ class EventConsumer:
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], *, reason: str, kind: str, attempts: int
     ) -> None:
+        """Keep the record in the database with the reason, then on the dead-letter topic for others."""
         reason = reason[:1000]
+        original = [(name, value) for name, value in record.headers if name not in _DEAD_LETTER_HEADERS]
+        await self._retry_transient(
+            lambda: self._keep(record, reason=reason, kind=kind, attempts=attempts, headers=original)
+        )
         headers = [
+            *original,
             ("csm-dead-letter-reason", reason.encode()),
             ("csm-consumer", self.name.encode()),
             ("csm-original-topic", record.topic.encode()),
@@ -326,3 +348,76 @@ class EventConsumer:
             self.dead_letter_topic,
             reason,
         )
+
+    async def _keep(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        *,
+        reason: str,
+        kind: str,
+        attempts: int,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        async with self.db.unit_of_work() as session:
+            await dead_letters.keep(
+                session=session,
+                consumer=self.name,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=headers,
+                kind=kind,
+                reason=reason,
+                attempts=attempts,
+                now=utcnow(),
+            )
+
+    async def _retry_transient(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await attempt()
+                return
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("consumer %s: %s; retrying", self.name, type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def replay(self, dead_letter_id: uuid.UUID) -> Literal["applied", "already-applied"]:
+        """Apply a dead letter again through the inbox; it is marked replayed once it succeeds."""
+        async with self.db.read() as session:
+            row = (
+                await session.execute(
+                    sa.select(dead_letter).where(
+                        dead_letter.c.id == dead_letter_id, dead_letter.c.consumer == self.name
+                    )
+                )
+            ).first()
+        if row is None:
+            raise dead_letters.DeadLetterNotFound()
+        if row.replayed_at is not None:
+            raise dead_letters.DeadLetterAlreadyReplayed(row.replayed_at)
+        try:
+            envelope = decode(row.value, REGISTRY)
+            if envelope.type not in self.handlers:
+                raise InvalidEvent(f"{envelope.type} is not an event the {self.name} consumer applies")
+            applied = await self._apply([envelope])
+        except Exception as error:
+            reason = describe(error)
+            async with self.db.unit_of_work() as session:
+                await session.execute(
+                    dead_letter.update().where(dead_letter.c.id == dead_letter_id).values(replay_error=reason)
+                )
+            raise dead_letters.DeadLetterStillFails(reason) from None
+        async with self.db.unit_of_work() as session:
+            await session.execute(
+                dead_letter.update()
+                .where(dead_letter.c.id == dead_letter_id)
+                .values(replayed_at=utcnow(), replay_error=None)
+            )
+        log.info("consumer %s replayed dead letter %s (%s)", self.name, dead_letter_id, envelope.type)
+        return "applied" if applied else "already-applied"

@@ -1,4 +1,4 @@
-"""The tables every service's database has for its events: outbox, inbox and bus state.
+"""The tables every service's database has for its events: outbox, inbox, bus state, dead letters.
 
 They are Core tables, defined once here; each service's migrations create them through
 ``create_messaging_tables_v1`` and its Alembic env compares against ``MESSAGING_METADATA``.
@@ -50,6 +50,29 @@ bus_state = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# What a consumer gave up on, kept here as well as on its dead-letter topic: a broker that loses
+# its log loses the topic, and an operator replays from here (see ``shared.dead_letters``).
+dead_letter = sa.Table(
+    "dead_letter",
+    MESSAGING_METADATA,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("consumer", sa.String(100), nullable=False),
+    sa.Column("topic", sa.String(249), nullable=False),
+    sa.Column("partition", sa.Integer(), nullable=False),
+    sa.Column("offset", sa.BigInteger(), nullable=False),
+    sa.Column("key", sa.LargeBinary(), nullable=True),
+    sa.Column("value", sa.LargeBinary(), nullable=True),
+    # The record's headers as [name, base64 value] pairs, in their order.
+    sa.Column("headers", sa.JSON(), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("replayed_at", UtcDateTime(), nullable=True),
+    sa.Column("replay_error", sa.Text(), nullable=True),
+    sa.Index("ix_dead_letter_created_at", "created_at", "id"),
 )
 
 
@@ -109,3 +132,31 @@ def add_outbox_key_index_v2() -> None:
 
 def drop_outbox_key_index_v2() -> None:
     op.drop_index("ix_outbox_message_key", table_name="outbox_message")
+
+
+def create_dead_letter_v3() -> None:
+    """Migration step (version 3): dead letters kept in the service's database."""
+    op.create_table(
+        "dead_letter",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("topic", sa.String(249), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=True),
+        sa.Column("value", sa.LargeBinary(), nullable=True),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("replayed_at", UtcDateTime(), nullable=True),
+        sa.Column("replay_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_dead_letter"),
+    )
+    op.create_index("ix_dead_letter_created_at", "dead_letter", ["created_at", "id"])
+
+
+def drop_dead_letter_v3() -> None:
+    op.drop_index("ix_dead_letter_created_at", table_name="dead_letter")
+    op.drop_table("dead_letter")

@@ -24,6 +24,9 @@ from shared.problems import Unprocessable
 
 T = TypeVar("T")
 
+# A column to order a page by: a mapped attribute, or a Core table's column.
+OrderColumn = InstrumentedAttribute[Any] | sa.Column[Any]
+
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
 CursorParam = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
 
@@ -52,7 +55,7 @@ def _not_ours() -> Unprocessable:
     return Unprocessable("Not a cursor this list gave out.", field="cursor", location="query")
 
 
-def _key_value(column: InstrumentedAttribute[Any], raw: object) -> object:
+def _key_value(column: OrderColumn, raw: object) -> object:
     """A cursor's part as the column's own type (the cursor is JSON: times, ids travel as text)."""
     column_type = column.type
     # A decorated type (UtcDateTime) says ``object``; what it stores says more.
@@ -85,7 +88,7 @@ async def keyset_page(
     query: sa.Select[*tuple[Any, ...]],
     *,
     session: AsyncSession,
-    order: Sequence[InstrumentedAttribute[Any]],
+    order: Sequence[OrderColumn],
     limit: int,
     cursor: str | None,
     descending: bool = False,

@@ -22,6 +22,7 @@ from fastapi_offline import FastAPIOffline
 from shared.bus import Bus
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.dead_letters import dead_letters_router
 from shared.events import TOPICS, dead_letter_topic
 from shared.events.asyncapi import asyncapi_document
 from shared.inbox import ApplyBatch, ConsumerSettings, EventConsumer, Handlers, Prepare
@@ -97,6 +98,8 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.include_router(_operations_router(spec, runtime))
+    if runtime.consumer is not None:
+        app.include_router(dead_letters_router(runtime.consumer))
     for router in spec.routers:
         app.include_router(router)
     return app
