@@ -218,7 +218,7 @@ class EventConsumer:
                     self.metrics.events_ignored.labels(self.name).inc()
                     continue
             try:
-                envelope = decode(record.value, REGISTRY)
+                envelope = decode(record.value, REGISTRY, headers=record.headers, key=record.key)
             except InvalidEvent as error:
                 await self._dead_letter(record, reason=str(error), kind="invalid", attempts=1)
                 continue
@@ -402,7 +402,9 @@ class EventConsumer:
         if row.replayed_at is not None:
             raise dead_letters.DeadLetterAlreadyReplayed(row.replayed_at)
         try:
-            envelope = decode(row.value, REGISTRY)
+            envelope = decode(
+                row.value, REGISTRY, headers=dead_letters.headers_from_json(row.headers), key=row.key
+            )
             if envelope.type not in self.handlers:
                 raise InvalidEvent(f"{envelope.type} is not an event the {self.name} consumer applies")
             applied = await self._apply([envelope])

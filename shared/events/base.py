@@ -3,14 +3,21 @@
 Events travel in the CloudEvents Kafka protocol binding, structured mode: the record value is
 the whole envelope as JSON (``content-type: application/cloudevents+json``) and the record key
 is the customer id, so that one customer's events keep their order within a partition.
+
+What csm receives may come from other systems in either mode of the binding: structured, or
+binary (the attributes in ``ce_*`` headers, the record value the data). Their envelopes need not
+carry csm's extensions: the customer comes from the payload, or else from the record key; an id
+that is not a UUID is made one from the source and the id, which CloudEvents keeps unique together.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -80,25 +87,81 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json(serialize_as_any=True).encode()
 
 
-def decode(raw: bytes | None, registry: dict[str, type[Event]]) -> Envelope[Event]:
-    """Parse a record value into a typed envelope, or raise InvalidEvent saying why."""
+class _Received(BaseModel):
+    """A CloudEvents 1.0 envelope as it may arrive: csm's extensions optional, other ones ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: AwareDatetime | None = None
+    datacontenttype: str | None = None
+    partitionkey: str | None = None
+    causationid: uuid.UUID | None = None
+    data: dict[str, Any]
+
+
+# Ids of other systems' events that are not UUIDs become UUIDs in this namespace (with the source).
+_FOREIGN_IDS = uuid.UUID("6f1d3c52-1b7e-4c55-9d0a-3c1f4be2a5d1")
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def decode(
+    raw: bytes | None, registry: dict[str, type[Event]], *, headers: Headers = (), key: bytes | None = None
+) -> Envelope[Event]:
+    """Parse a record (structured or binary mode) into a typed envelope, or raise InvalidEvent saying why."""
     if raw is None:
         raise InvalidEvent("empty record value")
+    binary = {name[3:]: value for name, value in headers if name.startswith("ce_")}
     try:
-        head = Envelope[dict[str, Any]].model_validate_json(raw)
-    except ValidationError as error:
-        raise InvalidEvent(f"not a CloudEvents 1.0 envelope: {_summary(error)}") from None
+        if "specversion" in binary:
+            attributes: dict[str, Any] = {name: value.decode() for name, value in binary.items()}
+            content_type = next((v.decode() for n, v in headers if n.lower() == "content-type"), "")
+            if content_type and "json" not in content_type:
+                raise InvalidEvent(f"binary-mode data must be JSON, not {content_type!r}")
+            head = _Received.model_validate({**attributes, "data": orjson.loads(raw)})
+        else:
+            head = _Received.model_validate_json(raw)
+    except (ValidationError, orjson.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = _summary(error) if isinstance(error, ValidationError) else type(error).__name__
+        raise InvalidEvent(f"not a CloudEvents 1.0 envelope: {reason}") from None
     payload_class = registry.get(head.type)
     if payload_class is None:
         raise InvalidEvent(f"unknown event type {head.type!r}")
+    data = head.data
+    if "customer_id" not in data and key is not None:
+        data = {**data, "customer_id": key.decode(errors="replace")}
     try:
-        payload = payload_class.model_validate(head.data)
+        payload = payload_class.model_validate(data)
     except ValidationError as error:
         raise InvalidEvent(f"invalid {head.type} payload: {_summary(error)}") from None
-    if head.subject != str(payload.customer_id):
+    customer = str(payload.customer_id)
+    if head.subject is not None and _is_uuid(head.subject) and head.subject != customer:
         raise InvalidEvent("subject does not match the payload's customer_id")
-    fields = {name: getattr(head, name) for name in Envelope.model_fields if name != "data"}
-    return Envelope[Event].model_construct(**fields, data=payload)
+    return Envelope[Event].model_construct(
+        specversion="1.0",
+        id=uuid.UUID(head.id) if _is_uuid(head.id) else uuid.uuid5(_FOREIGN_IDS, f"{head.source}\n{head.id}"),
+        source=head.source,
+        type=head.type,
+        subject=customer,
+        time=head.time or datetime.now(UTC),
+        datacontenttype="application/json",
+        partitionkey=head.partitionkey or customer,
+        causationid=head.causationid,
+        data=payload,
+    )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _summary(error: ValidationError) -> str:
