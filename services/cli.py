@@ -95,7 +95,10 @@ def token(
 @app.command()
 def asyncapi() -> None:
     """Print the event catalog as an AsyncAPI 3.0 document."""
-    document = catalog_document(version=VERSION, bootstrap=CommonSettings().kafka_bootstrap)
+    common = CommonSettings()
+    document = catalog_document(
+        version=VERSION, bootstrap=common.kafka_bootstrap, topic_prefix=common.topic_prefix
+    )
     typer.echo(json.dumps(document, indent=2))
 
 

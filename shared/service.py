@@ -269,6 +269,7 @@ def _operations_router(spec: ServiceSpec, runtime: Runtime) -> APIRouter:
             publishes=[TOPICS[spec.name]],
             consumes=sorted(consumed),
             bootstrap=runtime.settings.common.kafka_bootstrap,
+            topic_prefix=runtime.settings.common.topic_prefix,
         )
 
     return router

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from shared.events import ALL_EVENTS, REGISTRY, TOPICS, Envelope, Event, decode, encode, envelope_for
 from shared.events.asyncapi import catalog_document
@@ -96,3 +98,31 @@ def test_the_asyncapi_catalog_describes_every_event_on_its_topic() -> None:
     assert referenced and all(
         name in document["components"]["schemas"] for name in ("PurchaseRecorded", "Tier")
     )
+
+
+def test_what_csm_writes_is_what_its_asyncapi_catalog_says() -> None:
+    document = catalog_document(version="test", bootstrap="kafka:9092", topic_prefix="staging.")
+    messages = {message["name"]: message for message in document["components"]["messages"].values()}
+    for event_type, message in messages.items():
+        schema = {**message["payload"], "components": document["components"]}
+        written = json.loads(encode(envelope_for(example(event_type), source="/tests")))
+        Draft202012Validator(schema).validate(written)
+        assert message["payload"]["properties"]["type"]["const"] == event_type
+        assert "specversion" in message["payload"]["required"]
+        retyped = {**written, "type": "csm.something.else.v1"}
+        assert not Draft202012Validator(schema).is_valid(retyped), "type is pinned per message"
+    money = document["components"]["schemas"]["PurchaseRecorded"]["properties"]["amount"]
+    assert money["type"] == "string" and re.fullmatch(money["pattern"], "199.99")
+    assert not re.fullmatch(money["pattern"], "1e3") and not re.fullmatch(money["pattern"], "-1.00")
+
+
+def test_the_catalog_honours_the_topic_prefix_and_marks_the_intake_as_received() -> None:
+    document = catalog_document(version="test", bootstrap="kafka:9092", topic_prefix="staging.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {"staging." + topic for topic in TOPICS.values()}
+    actions = {
+        operation["messages"][0]["$ref"].rsplit("/", 1)[-1]: operation["action"]
+        for operation in document["operations"].values()
+    }
+    assert actions["csm_complaint_submitted_v1"] == "receive"
+    assert {action for name, action in actions.items() if name != "csm_complaint_submitted_v1"} == {"send"}
