@@ -205,8 +205,13 @@ class Bus:
                 existing = set(await admin.list_topics())
                 epoch_topic = self.topic(EPOCH_TOPIC)
                 partitions = self.settings.kafka_partitions
+                copies = self.settings.kafka_replication_factor
                 missing = [
-                    NewTopic(name, 1 if name == epoch_topic else partitions, 1)
+                    # The epoch is kept for ever: if retention dropped it, every service would
+                    # take the same log for a new one and replay everything it retains.
+                    NewTopic(name, 1, copies, topic_configs={"retention.ms": "-1"})
+                    if name == epoch_topic
+                    else NewTopic(name, partitions, copies)
                     for name in wanted
                     if name not in existing
                 ]

@@ -28,6 +28,8 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_create_topics: bool = True
+    # Copies of each topic the services create: 3 on a production cluster (see the README).
+    kafka_replication_factor: int = Field(default=1, ge=1, le=10)
     # How often every service checks that the broker's log is still the one it writes to.
     kafka_epoch_check_seconds: float = Field(default=2.0, gt=0)
     # Half of this is how long a group join waits for other members; short for tests.
