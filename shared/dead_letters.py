@@ -95,6 +95,24 @@ async def keep(
     return dead_letter_id
 
 
+async def forget(customer_ids: Sequence[uuid.UUID], *, session: AsyncSession) -> int:
+    """Erasure: delete the dead letters that name these customers, in their key or anywhere in the record.
+
+    Dead letters are few, and a record that failed may not even have the customer as its key, so
+    every one is looked through; returns how many were deleted.
+    """
+    needles = [str(customer_id).encode() for customer_id in customer_ids]
+    rows = (await session.execute(sa.select(dead_letter.c.id, dead_letter.c.key, dead_letter.c.value))).all()
+    doomed = [
+        row.id
+        for row in rows
+        if any(needle in (row.key or b"") or needle in (row.value or b"") for needle in needles)
+    ]
+    if doomed:
+        await session.execute(dead_letter.delete().where(dead_letter.c.id.in_(doomed)))
+    return len(doomed)
+
+
 class DeadLetterSummary(BaseModel):
     id: uuid.UUID
     consumer: str

@@ -35,6 +35,7 @@ from services.customer.models import (
 )
 from services.customer.redaction import ERASED_NAME, redact
 from services.customer.schemas import MergeResult
+from shared import dead_letters
 from shared.db import affected_rows
 from shared.events.customer import CustomerErased, CustomerMerged, CustomerStatus, CustomerUpdated
 from shared.messaging import outbox_message
@@ -112,6 +113,7 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
     customer.updated_at = now
     await session.flush()
     await redact_outbox([customer.id, *(record.id for record in merged)], session=session)
+    await dead_letters.forget([customer.id, *(record.id for record in merged)], session=session)
     stage(
         CustomerErased(customer_id=customer.id, erased_at=now),
         session=session,

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from shared.observability import RedactingFilter, redact
-from tests.harness import Stack, auth
+from tests.harness import Stack, auth, eventually
 
 SERVICES = ("customer", "segmentation", "complaints", "notify")
 
@@ -23,9 +23,14 @@ async def test_health_readiness_metrics_and_docs_need_no_token(all_services: Sta
     for name in SERVICES:
         client = all_services[name].client
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        ready = await client.get("/readyz")
-        assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+        async def ready() -> None:
+            # Connecting to the broker (and reading its epoch) goes on after start-up: 503 until then.
+            answer = await client.get("/readyz")  # noqa: B023 - awaited within this iteration
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+        await eventually(ready, timeout=30)
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert "csm_http_requests_total" in metrics.text and "csm_outbox_pending" in metrics.text
