@@ -26,6 +26,7 @@ from shared.dead_letters import dead_letters_router
 from shared.events import TOPICS, dead_letter_topic
 from shared.events.asyncapi import asyncapi_document
 from shared.inbox import ApplyBatch, ConsumerSettings, EventConsumer, Handlers, Prepare
+from shared.limits import BodyLimitMiddleware
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
@@ -74,6 +75,8 @@ class ServiceSpec:
     apply_batch: Callable[[Runtime], ApplyBatch] | None = None
     workers: Callable[[Runtime], Sequence[Worker]] | None = None
     extra_topics: Sequence[str] = ()
+    # Path prefixes of routes that stream a large upload and limit it themselves (see shared.limits).
+    streamed_paths: Sequence[str] = ()
     openapi_tags: Sequence[dict[str, Any]] = ()
 
 
@@ -96,6 +99,9 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed_paths=spec.streamed_paths
+    )
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.include_router(_operations_router(spec, runtime))
     if runtime.consumer is not None:

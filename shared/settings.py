@@ -64,6 +64,8 @@ class ServiceSettings(BaseSettings):
     # Run the outbox relay, consumers and scanners in this process (turn off to scale the
     # HTTP tier separately from the workers).
     run_workers: bool = True
+    # The largest request body a route takes (see shared.limits); streamed uploads have their own.
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     # Published events are kept this long so a broker that lost its log can be refilled.

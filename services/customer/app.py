@@ -26,6 +26,8 @@ SPEC = ServiceSpec(
     routers=[api.router, records_api.router, imports_api.router],
     handlers=consumers.handlers,
     workers=workers,
+    # CSV imports stream their body to a spool and have their own cap (import_max_bytes).
+    streamed_paths=("/imports",),
     openapi_tags=[
         {
             "name": "customers",

@@ -1,0 +1,74 @@
+"""What one request may cost: a cap on its body, checked before any of it is parsed.
+
+Without it one token holder could send 20 MB of JSON with a million keys and keep a service busy
+(and growing) for a minute. A body over the cap is refused with 413 as soon as its declared length
+or the bytes received so far say so, without being handed to the application. Routes that take a
+large upload by streaming it (a CSV import) are named as exceptions and enforce their own limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.problems import problem_response
+
+# A refused body is read and thrown away up to this much, so that the client (still sending) gets
+# the 413 rather than a reset connection; past it the connection is closed mid-body.
+_DRAIN_BYTES = 64_000_000
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, streamed_paths: Sequence[str] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.streamed_paths = tuple(streamed_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.streamed_paths):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        # Read the body here, counting, and hand the application what was read.
+        received: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drained = 0
+        while drained < _DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        response = problem_response(
+            413,
+            "Request body too large",
+            slug="body-too-large",
+            detail=f"The body may be at most {self.max_bytes} bytes.",
+            instance=scope["path"],
+            headers={"Connection": "close"},
+            limit=self.max_bytes,
+        )
+        await response(scope, receive, send)

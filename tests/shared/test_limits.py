@@ -1,0 +1,86 @@
+"""One request cannot cost a service more than its body limit allows (413, at once, nothing parsed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from shared.broker import free_port
+from shared.roles import Role
+from tests.harness import Stack, auth, eventually, problem
+
+
+@pytest.fixture
+async def customer_url(stack: Stack) -> AsyncIterator[str]:
+    """The customer service over real HTTP, so that a large body really travels."""
+    service = await stack.start("customer", run_workers=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    async with httpx.AsyncClient() as probe:
+        await eventually(lambda: _answers(probe, f"http://127.0.0.1:{port}/healthz"))
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await serving
+
+
+async def _answers(client: httpx.AsyncClient, url: str) -> None:
+    try:
+        await client.get(url)
+    except httpx.TransportError as error:
+        raise AssertionError("not listening yet") from error
+
+
+def twenty_megabytes_of_keys() -> bytes:
+    return orjson.dumps({f"k{i}": i for i in range(1_500_000)})
+
+
+async def test_a_huge_body_is_refused_at_once_while_the_service_goes_on_answering(customer_url: str) -> None:
+    body = twenty_megabytes_of_keys()
+    assert len(body) > 20_000_000
+    async with httpx.AsyncClient(base_url=customer_url, timeout=30) as client:
+        huge = asyncio.create_task(
+            client.post("/customers", content=body, headers={**auth(), "content-type": "application/json"})
+        )
+        health = await client.get("/healthz")
+        refused = await huge
+    assert health.status_code == 200
+    assert problem(refused, 413) == "body-too-large"
+    assert refused.json()["limit"] == 1_000_000
+    assert len(refused.content) < 1_000, "the answer is short, not a list of a million errors"
+
+
+async def test_a_body_without_a_declared_length_is_counted_as_it_arrives(customer_url: str) -> None:
+    chunk = b" " * 65_536
+
+    async def endless_whitespace() -> AsyncIterator[bytes]:
+        for _ in range(100):  # 6.5 MB, sent chunked
+            yield chunk
+
+    async with httpx.AsyncClient(base_url=customer_url, timeout=30) as client:
+        refused = await client.post(
+            "/customers", content=endless_whitespace(), headers={**auth(), "content-type": "application/json"}
+        )
+    assert problem(refused, 413) == "body-too-large"
+
+
+async def test_a_body_within_the_limit_and_a_large_streamed_import_go_through(customer_url: str) -> None:
+    async with httpx.AsyncClient(base_url=customer_url, timeout=30) as client:
+        created = await client.post("/customers", json={"name": "Within Limits"}, headers=auth())
+        assert created.status_code == 201, created.text
+        rows = "".join(f"IMP-{i},Customer {i},c{i}@example.com\n" for i in range(50_000))
+        csv = ("external_id,name,email\n" + rows).encode()
+        assert len(csv) > 1_500_000
+        started = await client.post(
+            "/imports/customers",
+            content=csv,
+            headers={**auth(Role.manager), "content-type": "text/csv"},
+        )
+    assert started.status_code == 202, started.text
