@@ -280,9 +280,12 @@ async def list_webhooks(_who: Admin, *, session: ReadSessionDep) -> list[Webhook
 
 @webhooks.put("/{name}", summary="Register or change a webhook endpoint; a new one gets a signing secret")
 async def put_webhook(
-    name: WebhookName, webhook_in: WebhookWrite, _who: Admin, *, session: SessionDep
+    name: WebhookName, webhook_in: WebhookWrite, runtime: RuntimeDep, _who: Admin, *, session: SessionDep
 ) -> WebhookRead:
-    endpoint, secret = await service.put_webhook(session=session, name=name, webhook_in=webhook_in)
+    allowed = cast(NotifySettings, runtime.settings).webhook_allowed_networks
+    endpoint, secret = await service.put_webhook(
+        session=session, name=name, webhook_in=webhook_in, allowed=allowed
+    )
     return WebhookRead(
         name=endpoint.name,
         url=endpoint.url,

@@ -16,6 +16,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -29,6 +30,7 @@ import aiosmtplib
 import httpx
 
 from services.notify.settings import NotifySettings
+from services.notify.webhook_targets import Network, TargetRefused, resolve_and_check
 from shared.events.customer import ContactChannel
 
 
@@ -220,10 +222,16 @@ def sign_webhook(secret: str, *, webhook_id: str, timestamp: int, body: bytes) -
 class WebhookSender:
     """POSTs JSON to a registered endpoint, signed so that the receiver can trust and de-duplicate it."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, allowed: Sequence[Network] = ()) -> None:
         self.client = client
+        self.allowed = allowed
 
     async def send(self, *, url: str, secret: str, payload: dict[str, Any], idempotency_key: str) -> str:
+        try:
+            # Again at send time, after resolution: a name may have been pointed elsewhere since.
+            await resolve_and_check(url, self.allowed, must_resolve=True)
+        except TargetRefused as refused:
+            raise SendFailed(f"webhook target refused: {refused}", permanent=True) from None
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         webhook_id = delivery_id(idempotency_key)
         # Wall-clock time, not business time: it is the receiver's guard against replays.

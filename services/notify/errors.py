@@ -80,3 +80,10 @@ class PlaybookDisabled(Unprocessable):
 
     def __init__(self, playbook: str) -> None:
         super().__init__(f"The playbook {playbook!r} is disabled.", field="playbook")
+
+
+class WebhookTargetRefused(Unprocessable):
+    slug = "webhook-target-refused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Webhooks may not point there: {reason}.", field="url")

@@ -57,7 +57,7 @@ class Senders:
         self.smtp = SmtpSender(settings) if settings.smtp_host else None
         self.http = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
         self.sms = SmsSender(settings, self.http) if settings.sms_api_url else None
-        self.webhooks = WebhookSender(self.http)
+        self.webhooks = WebhookSender(self.http, allowed=settings.webhook_allowed_networks)
 
     async def close(self) -> None:
         if self.smtp is not None:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notify import webhook_targets
 from services.notify.channels import new_webhook_secret
-from services.notify.errors import NotificationNotFound, WebhookNameTaken, WebhookNotFound
+from services.notify.errors import (
+    NotificationNotFound,
+    WebhookNameTaken,
+    WebhookNotFound,
+    WebhookTargetRefused,
+)
 from services.notify.models import Consent, Notification, Preference, WebhookEndpoint
 from services.notify.schemas import (
     ChannelChoice,
@@ -19,6 +26,7 @@ from services.notify.schemas import (
     QuietHoursChoice,
     WebhookWrite,
 )
+from services.notify.webhook_targets import Network
 from shared.pagination import keyset_page
 
 
@@ -111,9 +119,13 @@ async def list_webhooks(*, session: AsyncSession) -> list[WebhookEndpoint]:
 
 
 async def put_webhook(
-    *, session: AsyncSession, name: str, webhook_in: WebhookWrite
+    *, session: AsyncSession, name: str, webhook_in: WebhookWrite, allowed: Sequence[Network]
 ) -> tuple[WebhookEndpoint, str | None]:
     """Create or change an endpoint; returns it and its secret if one was issued now."""
+    try:
+        await webhook_targets.resolve_and_check(str(webhook_in.url), allowed, must_resolve=False)
+    except webhook_targets.TargetRefused as refused:
+        raise WebhookTargetRefused(str(refused)) from None
     endpoint = await session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.name == name))
     issued = None
     if endpoint is None:

@@ -7,7 +7,7 @@ playbooks, kept in the database and changed over the API at run time.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -40,6 +40,9 @@ class NotifySettings(ServiceSettings):
     sms_sender_id: str = "CSM"
 
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Networks webhooks may reach although they are not public (e.g. ["10.20.0.0/16"] for an
+    # internal chat bridge); everything else must be a public address (see webhook_targets).
+    webhook_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
     # Links in messages (surveys, preferences) start with this.
     public_base_url: str = "https://service.csm.example.com"
 

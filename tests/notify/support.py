@@ -26,7 +26,13 @@ from tests.shared.event_examples import example
 # A Monday, 10:00 in Shanghai: outside quiet hours for a customer there.
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
-CHANNEL_SETTINGS = {"smtp_connections": 2, "scan_poll_seconds": 0.05, "send_lease_seconds": 60.0}
+CHANNEL_SETTINGS = {
+    "smtp_connections": 2,
+    "scan_poll_seconds": 0.05,
+    "send_lease_seconds": 60.0,
+    # The test receivers listen on loopback, which webhooks may not reach unless allow-listed.
+    "webhook_allowed_networks": ["127.0.0.0/8"],
+}
 
 
 def event(event_type: str, customer_id: uuid.UUID, **fields: Any) -> Event:

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+from services.notify.channels import SendFailed, WebhookSender
 from services.notify.models import Contact, Notification, Task
+from services.notify.webhook_targets import networks
 from shared.clock import ManualClock
 from shared.roles import Role
 from tests.harness import RunningService, Stack, auth, problem
@@ -370,3 +373,41 @@ async def test_webhook_secrets_are_shown_once_and_can_be_rotated(api: RunningSer
     assert (await api.client.delete("/webhooks/ops-chat", headers=auth(Role.admin))).status_code == 204
     gone = await api.client.delete("/webhooks/ops-chat", headers=auth(Role.admin))
     assert problem(gone, 404) == "webhook-not-found"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:8001/customers", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
+        ("http://2130706433/hook", "127.0.0.1 is a loopback address"),
+        ("http://0x7f.1/hook", "127.0.0.1 is a loopback address"),
+        ("http://[::ffff:169.254.169.254]/", "is a link-local address"),
+        ("http://localhost:6379/", "localhost resolves to 127.0.0.1, a loopback address"),
+        ("https://ops:hunter2@chat.example.com/hook", "may not carry credentials"),
+    ],
+)
+async def test_a_webhook_may_not_point_inside_the_network_or_carry_credentials(
+    api: RunningService, url: str, reason: str
+) -> None:
+    refused = await api.client.put("/webhooks/inside", json={"url": url}, headers=auth(Role.admin))
+    assert problem(refused, 422) == "webhook-target-refused"
+    assert reason in refused.json()["detail"]
+    assert refused.json()["errors"][0]["field"] == "url"
+    assert (await api.client.get("/webhooks", headers=auth(Role.admin))).json() == []
+
+
+async def test_a_webhook_target_is_checked_again_when_sending_after_name_resolution() -> None:
+    sender = WebhookSender(httpx.AsyncClient())
+    with pytest.raises(SendFailed, match=r"localhost resolves to 127\.0\.0\.1") as refused:
+        await sender.send(
+            url="http://localhost:9/hook", secret="whsec_" + "A" * 32, payload={}, idempotency_key="k"
+        )
+    assert refused.value.permanent
+    allowed = WebhookSender(httpx.AsyncClient(), allowed=networks(["127.0.0.0/8"]))
+    with pytest.raises(SendFailed) as unreachable:  # allowed, so it is tried; nothing listens on port 9
+        await allowed.send(
+            url="http://localhost:9/hook", secret="whsec_" + "A" * 32, payload={}, idempotency_key="k"
+        )
+    assert "refused" not in str(unreachable.value) and not unreachable.value.permanent
