@@ -1,10 +1,18 @@
 """Flexible authorisation (弹性授权): staff grant compensation within their role's limit at once;
-above it, the offer waits for a role whose limit covers it instead of being refused."""
+above it, the offer waits for a role whose limit covers it instead of being refused.
+
+The limit is on what one person grants on one complaint in all, not on each offer: five offers
+of 199.99 by an agent whose limit is 200 grant the first and leave the rest waiting, for someone
+who outranks the agent (never a peer). What a person approved of others' offers counts as
+theirs. The complaint's row is locked while an offer or a decision is made, so offers sent at
+the same moment are counted one after another.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +31,7 @@ from services.complaints.workflow import Status
 from shared.auth import Principal
 from shared.money import from_minor, to_minor
 from shared.pagination import keyset_page
+from shared.roles import STAFF_RANK, Role
 
 GRANTED, PENDING, REJECTED = "granted", "pending", "rejected"
 
@@ -51,7 +60,8 @@ async def offer(
     policy = await service.policy_of(complaint, session=session, currency=currency)
     if compensation_in.currency != policy.currency:
         raise WrongCurrency(policy.currency)
-    within_authority = policy.may_grant(principal.role, compensation_in.amount)
+    already = await granted_by(session=session, complaint_id=complaint.id, subject=principal.subject)
+    within_authority = policy.may_grant(principal.role, already + compensation_in.amount)
     compensation = Compensation(
         id=uuid.uuid4(),
         complaint_id=complaint.id,
@@ -62,7 +72,10 @@ async def offer(
         requested_by=principal.subject,
         requested_role=principal.role.value,
         requested_at=now,
-        requires_role=None if within_authority else policy.approver_for(compensation_in.amount).value,
+        # Approved by someone above the person who offered it, not by a peer.
+        requires_role=None
+        if within_authority
+        else policy.approver_for(compensation_in.amount, above=principal.role).value,
         decided_by=principal.subject if within_authority else None,
         decided_at=now if within_authority else None,
     )
@@ -72,6 +85,18 @@ async def offer(
     complaint.updated_at = now
     await session.flush()
     return compensation
+
+
+async def granted_by(*, session: AsyncSession, complaint_id: uuid.UUID, subject: str) -> Decimal:
+    """What ``subject`` has granted on the complaint so far, their own offers and their approvals."""
+    total = await session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Compensation.amount_minor), 0)).where(
+            Compensation.complaint_id == complaint_id,
+            Compensation.status == GRANTED,
+            Compensation.decided_by == subject,
+        )
+    )
+    return from_minor(int(total or 0))
 
 
 async def decide(
@@ -92,7 +117,9 @@ async def decide(
     policy = await service.policy_of(complaint, session=session, currency=currency)
     amount = from_minor(compensation.amount_minor)
     # Deciding either way takes the authority to grant it: a rejection is as much a decision.
-    if not policy.may_grant(principal.role, amount):
+    already = await granted_by(session=session, complaint_id=complaint.id, subject=principal.subject)
+    outranks = STAFF_RANK.get(principal.role, 0) > STAFF_RANK.get(Role(compensation.requested_role), 0)
+    if not outranks or not policy.may_grant(principal.role, amount if not approve else already + amount):
         raise BeyondAuthority(
             amount, compensation.currency, needs=compensation.requires_role, has=principal.role.value
         )

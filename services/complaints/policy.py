@@ -252,10 +252,11 @@ class ComplaintPolicy(BaseModel):
         limit = self.limit_of(role)
         return limit is None or amount <= limit
 
-    def approver_for(self, amount: Decimal) -> Role:
-        """The lowest staff role that may grant ``amount``."""
+    def approver_for(self, amount: Decimal, *, above: Role | None = None) -> Role:
+        """The lowest staff role that may grant ``amount`` (and outranks ``above``, who asked)."""
+        floor = STAFF_RANK.get(above, 0) if above is not None else 0
         for role in sorted(STAFF_RANK, key=STAFF_RANK.__getitem__):
-            if self.may_grant(role, amount):
+            if STAFF_RANK[role] > floor and self.may_grant(role, amount):
                 return role
         raise ValueError(f"no role may grant {amount}")
 

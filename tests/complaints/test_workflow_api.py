@@ -3,6 +3,7 @@ compensation authority, escalation by hand, the policy and who may change it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -329,6 +330,32 @@ async def test_compensation_within_the_agents_limit_is_granted_and_above_it_wait
     assert event["compensation"] == "650.00"
 
 
+async def test_authority_adds_up_one_persons_offers_on_a_complaint_cannot_split_a_large_one(
+    complaints: RunningService,
+) -> None:
+    complaint = await gold_complaint(complaints)
+    # Five offers of 199.99 at once by an agent whose limit is 200: the first is granted, the rest wait.
+    offers = await asyncio.gather(*(offer(complaints, complaint["id"], "199.99") for _ in range(5)))
+    assert all(o.status_code == 201 for o in offers), [o.text for o in offers]
+    assert sorted(o.json()["status"] for o in offers) == ["granted"] + ["pending"] * 4
+    assert {o.json()["requires_role"] for o in offers if o.json()["status"] == "pending"} == {"supervisor"}
+    # Another agent has a limit of their own on the same complaint.
+    colleague = await complaints.client.post(
+        f"/complaints/{complaint['id']}/compensations",
+        json={"amount": "150.00", "currency": "CNY", "reason": "goodwill"},
+        headers=staff(Role.agent, "agent-2"),
+    )
+    assert colleague.json()["status"] == "granted"
+    # An approver's approvals count against their limit (1,000 for a supervisor).
+    waiting = [o.json()["id"] for o in offers if o.json()["status"] == "pending"]
+    for compensation_id in waiting:
+        assert (await decide(complaints, compensation_id, Role.supervisor)).json()["status"] == "granted"
+    beyond = await offer(complaints, complaint["id"], "250.00", role=Role.supervisor)
+    assert beyond.json()["status"] == "pending", "799.96 approved + 250.00 is over the supervisor's 1,000"
+    assert problem(await decide(complaints, beyond.json()["id"], Role.supervisor), 403) == "beyond-authority"
+    assert (await decide(complaints, beyond.json()["id"], Role.manager)).json()["status"] == "granted"
+
+
 async def test_only_managers_change_the_policy_and_new_complaints_follow_it(
     complaints: RunningService,
 ) -> None:
@@ -415,3 +442,18 @@ async def test_the_on_site_promise_is_kept_by_recording_the_visit(
         f"/complaints/{complaint['id']}/visit", json={"visited_at": "2030-01-01T00:00:00Z"}, headers=staff()
     )
     assert future.status_code == 422 and future.json()["errors"][0]["field"] == "visited_at"
+
+
+async def test_a_peer_cannot_approve_what_went_beyond_a_colleagues_authority(
+    complaints: RunningService,
+) -> None:
+    complaint = await gold_complaint(complaints)
+    await offer(complaints, complaint["id"], "199.99")
+    pending = (await offer(complaints, complaint["id"], "100.00")).json()
+    assert (pending["status"], pending["requires_role"]) == ("pending", "supervisor")
+    by_peer = await complaints.client.post(
+        f"/compensations/{pending['id']}/decision",
+        json={"approve": True},
+        headers=staff(Role.agent, "agent-2"),
+    )
+    assert problem(by_peer, 403) == "beyond-authority"
