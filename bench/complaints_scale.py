@@ -390,7 +390,9 @@ async def measure(options: argparse.Namespace, url: str) -> Report:
             )
         )
 
-        settings = ComplaintsSettings(database_url=url, run_workers=False, common=CommonSettings(env="test"))
+        settings = ComplaintsSettings(
+            database_url=url, run_workers=False, common=CommonSettings(env="test", rate_limits_enabled=False)
+        )
         app = create_app(settings, clock=ManualClock(NOW))
         token = mint_token(settings.common, subject="bench-agent", role=Role.agent)
         try:

@@ -558,7 +558,8 @@ async def run(args: argparse.Namespace) -> int:
     servers: list[subprocess.Popen[bytes]] = []
     work = Path(tempfile.mkdtemp(prefix="customer_bench_"))
     try:
-        common = CommonSettings(kafka_bootstrap=broker.bootstrap)
+        # One client at full speed: the limits are not what this measures.
+        common = CommonSettings(kafka_bootstrap=broker.bootstrap, rate_limits_enabled=False)
         settings = CustomerSettings(database_url=url, common=common)
         if not args.database:
             await migrations.upgrade("customer", url)
@@ -620,6 +621,7 @@ async def run(args: argparse.Namespace) -> int:
             "CSM_CUSTOMER_DATABASE_URL": url,
             "CSM_CUSTOMER_RUN_WORKERS": "false",
             "CSM_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "CSM_RATE_LIMITS_ENABLED": "false",
             "CSM_LOG_LEVEL": "WARNING",
         }
         view_port, bare_port = _free_port(), _free_port()

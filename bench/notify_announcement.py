@@ -311,6 +311,7 @@ async def run(args: argparse.Namespace) -> Report:
             customers = await seed(url, args.customers)
             print(f"seeded {len(customers):,} customers in {time.perf_counter() - started:.1f}s")
             common = CommonSettings(
+                rate_limits_enabled=False,  # one client at full speed: the limits are not measured here
                 kafka_bootstrap=broker.bootstrap,
                 topic_prefix=f"b{uuid.uuid4().hex[:8]}.",
                 kafka_session_timeout_ms=2000,

@@ -109,6 +109,7 @@ async def run(args: argparse.Namespace) -> Report:
         prefix = f"b{uuid.uuid4().hex[:8]}."
         common = CommonSettings(
             env="test",
+            rate_limits_enabled=False,  # one client at full speed: the limits are not measured here
             kafka_bootstrap=broker.bootstrap,
             topic_prefix=prefix,
             kafka_session_timeout_ms=6000,

@@ -30,6 +30,7 @@ from shared.limits import BodyLimitMiddleware
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
+from shared.ratelimit import RateLimitMiddleware
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("csm.service")
@@ -102,6 +103,7 @@ def create_service_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed_paths=spec.streamed_paths
     )
+    app.add_middleware(RateLimitMiddleware, settings=settings.common, service=spec.name)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.include_router(_operations_router(spec, runtime))
     if runtime.consumer is not None:

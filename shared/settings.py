@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: fine on a laptop, refused in production.
@@ -40,6 +41,22 @@ class CommonSettings(BaseSettings):
     # The company's reporting currency: purchases, refunds and compensation are in it.
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Requests each client address and each token may make per service (see shared.ratelimit),
+    # in the notation of the ``limits`` library; failed authentication is counted per address.
+    rate_limits_enabled: bool = True
+    rate_limit_storage: str = Field(default="memory://", pattern=r"^(memory|redis|rediss)://")
+    rate_limit_per_address: str = "6000/minute"
+    rate_limit_per_token: str = "3000/minute"
+    rate_limit_failed_auth: str = "20/minute"
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_token", "rate_limit_failed_auth")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate such as '20/minute': {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> CommonSettings:

@@ -94,6 +94,8 @@ def common_settings_for_tests(bootstrap: str, prefix: str) -> CommonSettings:
         # A group join waits half the session timeout for other members: keep it short.
         kafka_session_timeout_ms=2_000,
         kafka_heartbeat_interval_ms=300,
+        # Tests drive services far faster than a person; tests/shared/test_ratelimit.py turns them on.
+        rate_limits_enabled=False,
     )
 
 

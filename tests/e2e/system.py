@@ -27,6 +27,7 @@ class System:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CSM_")},
             "CSM_ENV": "test",
+            "CSM_RATE_LIMITS_ENABLED": "false",
             "CSM_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "CSM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         }

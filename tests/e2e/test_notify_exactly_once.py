@@ -64,6 +64,7 @@ class NotifyProcess:
             "CSM_NOTIFY_SMS_API_URL": f"{http.url}/sms",
             "CSM_NOTIFY_SMS_API_KEY": http.sms_key,
             "CSM_NOTIFY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            "CSM_RATE_LIMITS_ENABLED": "false",
             # A claim lapses after a second, so the restarted process takes the interrupted sends over soon.
             "CSM_NOTIFY_SEND_LEASE_SECONDS": "1",
             "CSM_NOTIFY_SCAN_POLL_SECONDS": "0.1",
