@@ -161,10 +161,11 @@ async def update_complaint(
     complaint_in: ComplaintUpdate,
     clock: ClockDep,
     currency: CurrencyDep,
-    _user: Agent,
+    user: Agent,
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await service.update(
         session=session,
         complaint_id=complaint_id,
@@ -189,6 +190,7 @@ async def move_complaint(
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await service.transition(
         session=session,
         complaint_id=complaint_id,
@@ -226,6 +228,7 @@ async def assign_complaint(
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await service.assign(
         session=session,
         complaint_id=complaint_id,
@@ -242,11 +245,12 @@ async def record_visit(
     complaint_id: ComplaintId,
     clock: ClockDep,
     currency: CurrencyDep,
-    _user: Agent,
+    user: Agent,
     visit_in: Annotated[VisitCreate | None, Body()] = None,
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await service.record_visit(
         session=session,
         complaint_id=complaint_id,
@@ -271,6 +275,7 @@ async def escalate_complaint(
     *,
     session: SessionDep,
 ) -> EscalationRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     climbed = await escalation.escalate_by_hand(
         session=session,
         complaint_id=complaint_id,
@@ -307,6 +312,7 @@ async def resolve_complaint(
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await resolution.resolve(
         session=session,
         complaint_id=complaint_id,
@@ -328,6 +334,7 @@ async def reopen_complaint(
     *,
     session: SessionDep,
 ) -> ComplaintRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     complaint = await resolution.reopen_by_id(
         session=session,
         complaint_id=complaint_id,
@@ -353,6 +360,7 @@ async def offer_compensation(
     *,
     session: SessionDep,
 ) -> CompensationRead:
+    await service.check_may_act(session=session, complaint_id=complaint_id, principal=user)
     offered = await compensation.offer(
         session=session,
         complaint_id=complaint_id,

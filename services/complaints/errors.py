@@ -107,3 +107,15 @@ class WrongCurrency(Unprocessable):
 
     def __init__(self, currency: str) -> None:
         super().__init__(f"Compensation is in the policy's currency, {currency}.", field="currency")
+
+
+class NotYourComplaint(Forbidden):
+    """An agent acts on the complaints they own or are assigned; supervisors and above on any."""
+
+    slug = "not-your-complaint"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "An agent may act only on a complaint they own or are assigned; ask a supervisor, "
+            "or to be assigned."
+        )

@@ -13,6 +13,7 @@ from services.complaints import policy_store
 from services.complaints.errors import (
     ComplaintNotFound,
     ComplaintNotOpen,
+    NotYourComplaint,
     NoVisitRequired,
     TransitionNotAllowed,
 )
@@ -25,6 +26,7 @@ from services.complaints.schemas import (
 )
 from services.complaints.workflow import AWAITING_RESPONSE, IllegalTransition, Status, check, is_open
 from shared import idempotency
+from shared.auth import Principal
 from shared.events.complaints import (
     ComplaintOpened,
     ComplaintStatusChanged,
@@ -32,6 +34,7 @@ from shared.events.complaints import (
 )
 from shared.outbox import stage
 from shared.problems import Unprocessable
+from shared.roles import Role
 
 SOURCE = sla_clocks.SOURCE
 
@@ -138,6 +141,15 @@ async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = Fa
     if complaint is None:
         raise ComplaintNotFound(complaint_id)
     return complaint
+
+
+async def check_may_act(*, session: AsyncSession, complaint_id: uuid.UUID, principal: Principal) -> None:
+    """Refuse an agent who neither owns nor is assigned the complaint (supervisors and above may act)."""
+    if principal.at_least(Role.supervisor):
+        return
+    complaint = await get(session=session, complaint_id=complaint_id)
+    if principal.subject not in (complaint.first_owner, complaint.assignee):
+        raise NotYourComplaint()
 
 
 async def policy_of(complaint: Complaint, *, session: AsyncSession, currency: str) -> ComplaintPolicy:

@@ -73,7 +73,7 @@ async def test_every_transition_is_recorded_with_who_when_and_why(
     complaint = await gold_complaint(complaints)
     clock.advance(timedelta(minutes=20))
     assert (
-        await move(complaints, complaint["id"], "acknowledged", headers=staff(subject="agent-2"))
+        await move(complaints, complaint["id"], "acknowledged", headers=staff(Role.supervisor, "lead-2"))
     ).status_code == 200
     clock.advance(timedelta(minutes=5))
     await move(complaints, complaint["id"], "in_progress", reason="calling the carrier")
@@ -83,12 +83,12 @@ async def test_every_transition_is_recorded_with_who_when_and_why(
     steps = [(s["from_status"], s["to_status"], s["actor"], s["reason"], s["at"]) for s in history["items"]]
     assert steps == [
         (None, "new", "agent-1", None, "2026-11-24T02:00:00Z"),
-        ("new", "acknowledged", "agent-2", None, "2026-11-24T02:20:00Z"),
+        ("new", "acknowledged", "lead-2", None, "2026-11-24T02:20:00Z"),
         ("acknowledged", "in_progress", "agent-1", "calling the carrier", "2026-11-24T02:25:00Z"),
     ]
     changed = await events(complaints, "csm.complaint.status_changed.v1")
     assert [(e["previous_status"], e["status"], e["actor"]) for e in changed] == [
-        ("new", "acknowledged", "agent-2"),
+        ("new", "acknowledged", "lead-2"),
         ("acknowledged", "in_progress", "agent-1"),
     ]
     current = (await complaints.client.get(f"/complaints/{complaint['id']}", headers=staff())).json()
@@ -182,6 +182,7 @@ async def test_a_resolution_after_the_due_time_is_outside_the_sla(
     await move(complaints, complaint["id"], "acknowledged")
     await move(complaints, complaint["id"], "in_progress")
     clock.advance(timedelta(hours=49))
+    await hand_to(complaints, complaint["id"], "agent-2")
     body = (await resolve(complaints, complaint["id"], headers=staff(subject="agent-2"))).json()
     assert body["within_sla"] is False and body["first_contact_resolution"] is False
 
@@ -283,6 +284,15 @@ async def offer(
     )
 
 
+async def hand_to(complaints: RunningService, complaint_id: str, assignee: str) -> None:
+    handed = await complaints.client.post(
+        f"/complaints/{complaint_id}/assignment",
+        json={"assignee": assignee, "reason": "on site tomorrow"},
+        headers=staff(),
+    )
+    assert handed.status_code == 200, handed.text
+
+
 async def decide(complaints: RunningService, compensation_id: str, role: Role, approve: bool = True) -> Any:
     return await complaints.client.post(
         f"/compensations/{compensation_id}/decision",
@@ -339,7 +349,8 @@ async def test_authority_adds_up_one_persons_offers_on_a_complaint_cannot_split_
     assert all(o.status_code == 201 for o in offers), [o.text for o in offers]
     assert sorted(o.json()["status"] for o in offers) == ["granted"] + ["pending"] * 4
     assert {o.json()["requires_role"] for o in offers if o.json()["status"] == "pending"} == {"supervisor"}
-    # Another agent has a limit of their own on the same complaint.
+    # Another agent, once assigned, has a limit of their own on the same complaint.
+    await hand_to(complaints, complaint["id"], "agent-2")
     colleague = await complaints.client.post(
         f"/complaints/{complaint['id']}/compensations",
         json={"amount": "150.00", "currency": "CNY", "reason": "goodwill"},
@@ -457,3 +468,35 @@ async def test_a_peer_cannot_approve_what_went_beyond_a_colleagues_authority(
         headers=staff(Role.agent, "agent-2"),
     )
     assert problem(by_peer, 403) == "beyond-authority"
+
+
+async def test_an_agent_acts_only_on_complaints_they_own_or_are_assigned(complaints: RunningService) -> None:
+    complaint = await gold_complaint(complaints)  # agent-1's
+    stranger = staff(subject="agent-9")
+    attempts = {
+        "compensate": ("post", "compensations", {"amount": "10.00", "currency": "CNY", "reason": "x"}),
+        "reassign to himself": ("post", "assignment", {"assignee": "agent-9", "reason": "mine now"}),
+        "acknowledge": ("post", "transitions", {"to": "acknowledged"}),
+        "escalate": ("post", "escalations", {"reason": "pushy customer"}),
+        "raise the severity": ("patch", "", {"severity": "critical"}),
+    }
+    for what, (method, path, body) in attempts.items():
+        url = f"/complaints/{complaint['id']}" + (f"/{path}" if path else "")
+        refused = await getattr(complaints.client, method)(url, json=body, headers=stranger)
+        assert problem(refused, 403) == "not-your-complaint", what
+    compensations = await complaints.client.get(
+        f"/complaints/{complaint['id']}/compensations", headers=staff()
+    )
+    assert compensations.json()["items"] == [], "nothing the stranger tried took effect"
+    # Assigned, the agent may act; a supervisor may act on any complaint.
+    await hand_to(complaints, complaint["id"], "agent-9")
+    assert (await offer_as(complaints, complaint["id"], stranger)).json()["status"] == "granted"
+    assert (await offer_as(complaints, complaint["id"], staff(Role.supervisor, "lead-1"))).status_code == 201
+
+
+async def offer_as(complaints: RunningService, complaint_id: str, headers: dict[str, str]) -> Any:
+    return await complaints.client.post(
+        f"/complaints/{complaint_id}/compensations",
+        json={"amount": "10.00", "currency": "CNY", "reason": "goodwill"},
+        headers=headers,
+    )
