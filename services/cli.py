@@ -89,7 +89,10 @@ def token(
     hours: Annotated[float, typer.Option(help="Hours until it expires.")] = 12,
 ) -> None:
     """Mint a bearer token for local use (signed with CSM_JWT_SECRET)."""
-    typer.echo(mint_token(CommonSettings(), subject=subject, role=role, ttl=timedelta(hours=hours)))
+    try:
+        typer.echo(mint_token(CommonSettings(), subject=subject, role=role, ttl=timedelta(hours=hours)))
+    except ValueError as refused:
+        raise typer.BadParameter(str(refused), param_hint="--hours") from None
 
 
 @app.command()

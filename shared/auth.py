@@ -40,8 +40,17 @@ def mint_token(
     ttl: timedelta = timedelta(hours=12),
     name: str | None = None,
 ) -> str:
+    if ttl > timedelta(hours=settings.jwt_max_lifetime_hours):
+        raise ValueError(f"a token may live at most {settings.jwt_max_lifetime_hours:g} hours")
     now = datetime.now(UTC)
-    claims = {"sub": subject, "role": role.value, "iss": settings.jwt_issuer, "iat": now, "exp": now + ttl}
+    claims = {
+        "sub": subject,
+        "role": role.value,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl,
+    }
     if name:
         claims["name"] = name
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
@@ -54,12 +63,15 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
             settings.jwt_secret.get_secret_value(),
             algorithms=["HS256"],
             issuer=settings.jwt_issuer,
-            options={"require": ["sub", "role", "exp", "iss"]},
+            audience=settings.jwt_audience,
+            options={"require": ["sub", "role", "exp", "iat", "iss", "aud"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("The token is not valid.") from None
+    if claims["exp"] - claims["iat"] > settings.jwt_max_lifetime_hours * 3600 + 60:
+        raise Unauthorized(f"The token lives longer than {settings.jwt_max_lifetime_hours:g} hours.")
     try:
         role = Role(claims["role"])
     except ValueError:

@@ -72,3 +72,41 @@ class BodyLimitMiddleware:
             limit=self.max_bytes,
         )
         await response(scope, receive, send)
+
+
+_DOCS = ("/docs", "/redoc", "/static-offline-docs")
+_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# The offline Swagger UI and ReDoc pages run an inline script and load their assets from here.
+_DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Headers every answer carries: no sniffing, no framing, no caching of what may be personal data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"].startswith(_DOCS)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-security-policy", (_DOCS_POLICY if docs else _API_POLICY).encode()),
+                ]
+                if not docs:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -9,6 +9,7 @@ consumer and the workers under supervision. Nothing is built at import time.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from shared.dead_letters import dead_letters_router
 from shared.events import TOPICS, dead_letter_topic
 from shared.events.asyncapi import asyncapi_document
 from shared.inbox import ApplyBatch, ConsumerSettings, EventConsumer, Handlers, Prepare
-from shared.limits import BodyLimitMiddleware
+from shared.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
@@ -100,9 +101,11 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    _declare_problems_as_sent(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed_paths=spec.streamed_paths
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings.common, service=spec.name)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.include_router(_operations_router(spec, runtime))
@@ -111,6 +114,36 @@ def create_service_app(
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+def _declare_problems_as_sent(app: FastAPI) -> None:
+    """Make the OpenAPI document say what errors really are: ``application/problem+json``.
+
+    FastAPI declares error bodies as ``application/json`` and its 422 with its own validation
+    schema; the handlers in ``shared.problems`` answer every error as a ProblemDetail.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = build()
+        problem = {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if code[0] in "45" and "application/json" in content:
+                        declared = content.pop("application/json")
+                        content["application/problem+json"] = problem if code == "422" else declared
+        schemas = document.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas and "HTTPValidationError" not in json.dumps(document["paths"]):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -> Runtime:

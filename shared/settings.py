@@ -21,7 +21,8 @@ Environment = Literal["development", "test", "production"]
 class CommonSettings(BaseSettings):
     """What all four services must agree on."""
 
-    model_config = SettingsConfigDict(env_prefix="CSM_", extra="ignore")
+    # A refused setting is never echoed back: the secret is among them.
+    model_config = SettingsConfigDict(env_prefix="CSM_", extra="ignore", hide_input_in_errors=True)
 
     env: Environment = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -38,6 +39,11 @@ class CommonSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_issuer: str = "csm"
+    # Tokens name who they are for; a token for another audience (another system that shares the
+    # issuer) is refused.
+    jwt_audience: str = "csm"
+    # The longest a token may live (its exp minus its iat): a stolen token stops working soon.
+    jwt_max_lifetime_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # The company's reporting currency: purchases, refunds and compensation are in it.
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -66,6 +72,11 @@ class CommonSettings(BaseSettings):
                 raise ValueError("CSM_JWT_SECRET is the development secret; set a real one in production")
             if len(secret) < 32:
                 raise ValueError("CSM_JWT_SECRET must be at least 32 characters in production")
+            if len(set(secret)) < 10:
+                raise ValueError(
+                    "CSM_JWT_SECRET is too easy to guess (fewer than 10 different characters); "
+                    "generate one, e.g. with openssl rand -hex 32"
+                )
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
@@ -62,8 +63,32 @@ async def test_no_token_is_401_with_a_bearer_challenge(customer_service: Stack) 
             algorithm="HS256",
         ),
         jwt.encode({"sub": "x", "role": "admin", "iss": "csm"}, DEVELOPMENT_JWT_SECRET, algorithm="HS256"),
+        jwt.encode(
+            {"sub": "x", "role": "admin", "iss": "csm", "iat": 1796000000, "exp": 4102444800},
+            DEVELOPMENT_JWT_SECRET,
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "admin", "iss": "csm", "aud": "erp", "iat": 1796000000, "exp": 1796003600},
+            DEVELOPMENT_JWT_SECRET,
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "admin", "iss": "csm", "aud": "csm", "iat": 1796000000, "exp": 4902444800},
+            DEVELOPMENT_JWT_SECRET,
+            algorithm="HS256",
+        ),
     ],
-    ids=["garbage", "wrong-secret", "unknown-role", "wrong-issuer", "no-expiry"],
+    ids=[
+        "garbage",
+        "wrong-secret",
+        "unknown-role",
+        "wrong-issuer",
+        "no-expiry",
+        "no-audience",
+        "wrong-audience",
+        "a-century",
+    ],
 )
 async def test_a_bad_token_is_401(customer_service: Stack, token: str) -> None:
     response = await customer_service["customer"].client.get(
@@ -125,12 +150,28 @@ async def test_a_role_without_the_right_is_403() -> None:
         )
 
 
-def test_production_refuses_the_development_secret_and_short_ones() -> None:
+def test_production_refuses_the_development_secret_short_ones_and_guessable_ones_without_echoing_them() -> (
+    None
+):
     with pytest.raises(ValidationError, match="development secret"):
         CommonSettings(env="production")
     with pytest.raises(ValidationError, match="at least 32 characters"):
         CommonSettings(env="production", jwt_secret=SecretStr("short"))
-    CommonSettings(env="production", jwt_secret=SecretStr("x" * 40))
+    with pytest.raises(ValidationError, match="too easy to guess") as guessable:
+        CommonSettings(env="production", jwt_secret="abababababababababababababababab-x")
+    assert "abab" not in str(guessable.value), "the refused secret is not echoed"
+    CommonSettings(env="production", jwt_secret=SecretStr(secrets.token_hex(32)))
+
+
+def test_a_token_may_not_be_minted_for_longer_than_the_maximum() -> None:
+    with pytest.raises(ValueError, match="at most 24 hours"):
+        mint_token(CommonSettings(), subject="x", role=Role.admin, ttl=timedelta(days=36500))
+    refused = subprocess.run(
+        [sys.executable, "-m", "services.cli", "token", "--role", "admin", "--hours", "876000"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "at most 24 hours" in refused.stderr
 
 
 def test_csm_token_mints_a_token_for_the_role_asked() -> None:

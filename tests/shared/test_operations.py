@@ -90,3 +90,37 @@ def test_personal_data_and_tokens_are_masked_in_logs(text: str, cleaned: str | N
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (text,), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == (cleaned if cleaned is not None else text)
+
+
+async def test_every_answer_carries_the_security_headers(all_services: Stack) -> None:
+    client = all_services["customer"].client
+    for response in (
+        await client.get("/customers", headers=auth()),
+        await client.get("/customers"),  # a 401 problem too
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store", "personal data is never cached"
+        assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert response.headers["x-frame-options"] == "DENY"
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert "script-src 'self'" in docs.headers["content-security-policy"], "the offline docs still run"
+    assert "cache-control" not in docs.headers
+
+
+async def test_the_api_documents_declare_errors_as_the_problem_json_they_are(all_services: Stack) -> None:
+    for name in SERVICES:
+        document = (await all_services[name].client.get("/openapi.json")).json()
+        declared = [
+            (path, code, media_type, body.get("schema", {}).get("$ref"))
+            for path, operations in document["paths"].items()
+            for operation in operations.values()
+            for code, response in operation["responses"].items()
+            if code[0] in "45"
+            for media_type, body in response.get("content", {}).items()
+        ]
+        assert declared, name
+        assert {media_type for _, _, media_type, _ in declared} == {"application/problem+json"}, name
+        assert {ref for *_, ref in declared} == {"#/components/schemas/ProblemDetail"}, name
+        assert "HTTPValidationError" not in document["components"]["schemas"], name
