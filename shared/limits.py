@@ -1,4 +1,10 @@
-"""What one request may cost: a cap on its body, checked before any of it is parsed.
+"""What one request may cost, and what no text field may hold, checked before a route sees the body.
+
+A JSON body may also nest at most ``MAX_DEPTH`` levels, and no string in it may hold NUL or
+other control characters (tab, line feed and carriage return excepted): PostgreSQL cannot store
+NUL at all (it used to be a 500), and a terminal escape in a name is an attack on whoever reads
+the logs or an export. Such a body is a 422 naming the field.
+
 
 Without it one token holder could send 20 MB of JSON with a million keys and keep a service busy
 (and growing) for a minute. A body over the cap is refused with 413 as soon as its declared length
@@ -8,8 +14,10 @@ large upload by streaming it (a CSV import) are named as exceptions and enforce 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import problem_response
@@ -48,6 +56,19 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
 
+        if _is_json(scope) and (fault := _text_fault(b"".join(m.get("body", b"") for m in received))):
+            field, reason = fault
+            response = problem_response(
+                422,
+                "Invalid input",
+                slug="validation-error",
+                detail=f"{field}: {reason}",
+                instance=scope["path"],
+                errors=[{"field": field, "location": "body", "message": reason, "type": "text"}],
+            )
+            await response(scope, receive, send)
+            return
+
         async def replay() -> Message:
             return received.pop(0) if received else await receive()
 
@@ -72,6 +93,42 @@ class BodyLimitMiddleware:
             limit=self.max_bytes,
         )
         await response(scope, receive, send)
+
+
+MAX_DEPTH = 32
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    return b"json" in content_type
+
+
+def _text_fault(body: bytes) -> tuple[str, str] | None:
+    """The first field whose text breaks the rules, and why; None if the body is fine (or not JSON)."""
+    try:
+        document = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None  # the route answers that, naming the position
+    stack: list[tuple[str, object, int]] = [("", document, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path or "body", f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, str):
+            if _CONTROL.search(value):
+                return path or "body", "must not contain NUL or other control characters"
+        elif isinstance(value, dict):
+            stack.extend(
+                (f"{path}.{key}" if path else str(key), item, depth + 1) for key, item in value.items()
+            )
+        elif isinstance(value, list):
+            stack.extend(
+                (f"{path}.{index}" if path else str(index), item, depth + 1)
+                for index, item in enumerate(value)
+            )
+    return None
 
 
 _DOCS = ("/docs", "/redoc", "/static-offline-docs")

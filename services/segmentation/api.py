@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.segmentation import analytics, batch, charts, policy_store, service
 from services.segmentation.assessment import model_time
@@ -46,6 +46,9 @@ from shared.pagination import CursorParam, Limit, Page
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix="/segments", tags=["segments"])
+# A version number as the database stores it (a 32-bit integer): larger ones are a 422, not a 500.
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
 cut_points_router = APIRouter(prefix="/cut-points", tags=["policy"])
 analytics_router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -233,7 +236,9 @@ async def list_policies(
 
 
 @policy_router.get("/versions/{version}", summary="One stored version of the policy")
-async def get_policy_version(version: int, _user: AgentOrService, *, session: ReadSessionDep) -> PolicyRead:
+async def get_policy_version(
+    version: VersionNumber, _user: AgentOrService, *, session: ReadSessionDep
+) -> PolicyRead:
     return _policy_read(
         await policy_store.policy_row(version, session=session), await _in_force(session=session)
     )
@@ -272,7 +277,9 @@ def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
 @policy_router.post(
     "/versions/{version}/apply", summary="Put a version in force: re-assess everyone, announce movers"
 )
-async def apply_policy(version: int, clock: ClockDep, user: Manager, *, session: SessionDep) -> OutcomeRead:
+async def apply_policy(
+    version: VersionNumber, clock: ClockDep, user: Manager, *, session: SessionDep
+) -> OutcomeRead:
     row = await policy_store.policy_row(version, session=session)
     now = clock.now()
     row.applied_by, row.applied_at = user.subject[:200], now

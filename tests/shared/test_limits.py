@@ -84,3 +84,41 @@ async def test_a_body_within_the_limit_and_a_large_streamed_import_go_through(cu
             headers={**auth(Role.manager), "content-type": "text/csv"},
         )
     assert started.status_code == 202, started.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Li\u0000Na"}, "name"),
+        ({"name": "Li Na", "notes": "\u001b[2J\u001b[31mpay now"}, "notes"),
+        ({"name": "Li Na", "tags": ["ok", "bad\u0007"]}, "tags.1"),
+        ({"name": "Li Na", "notes": "a" + "\u0085"}, "notes"),
+    ],
+)
+async def test_nul_and_control_characters_are_refused_naming_the_field(
+    customer_url: str, body: dict[str, object], field: str
+) -> None:
+    async with httpx.AsyncClient(base_url=customer_url, timeout=30) as client:
+        refused = await client.post("/customers", json=body, headers=auth())
+    assert problem(refused, 422) == "validation-error"
+    assert refused.json()["errors"][0]["field"] == field
+
+
+async def test_tabs_and_line_breaks_are_text_and_deep_nesting_is_refused(customer_url: str) -> None:
+    async with httpx.AsyncClient(base_url=customer_url, timeout=30) as client:
+        fine = await client.post(
+            "/customers", json={"name": "Li Na", "notes": "line one\n\tline two\r\n"}, headers=auth()
+        )
+        assert fine.status_code == 201, fine.text
+        deep: object = "x"
+        for _ in range(40):
+            deep = [deep]
+        refused = await client.post("/customers", json={"name": "Li Na", "tags": deep}, headers=auth())
+    assert problem(refused, 422) == "validation-error"
+    assert "deeper than 32" in refused.json()["errors"][0]["message"]
+
+
+async def test_a_version_number_beyond_what_the_database_holds_is_a_422(stack: Stack) -> None:
+    segmentation = await stack.start("segmentation", run_workers=False)
+    answer = await segmentation.client.get(f"/policy/versions/{2**70}", headers=auth())
+    assert problem(answer, 422) == "validation-error"
