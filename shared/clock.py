@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, AwareDatetime
@@ -36,9 +36,29 @@ class ManualClock:
         return self._now
 
 
+# What a request may name as a moment: a company's history and plans, not year 1 or 9999 (which
+# overflow date arithmetic, as a 500).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:
+        in_utc = EARLIEST if moment.year < 2000 else LATEST
+    if not EARLIEST <= in_utc < LATEST:
+        raise ValueError(f"must be from {EARLIEST.year} up to {LATEST.year}")
+    return in_utc
+
+
+def _sane_date(day: date) -> date:
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise ValueError(f"must be from {EARLIEST.year} up to {LATEST.year}")
+    return day
 
 
 # An input timestamp: must carry its offset, and is kept in UTC from then on.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+# An input calendar day, in the same range.
+CalendarDate = Annotated[date, AfterValidator(_sane_date)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -40,7 +40,7 @@ from services.segmentation.schemas import (
     SegmentRead,
     TierChangeRead,
 )
-from shared.clock import UtcDatetime
+from shared.clock import CalendarDate, UtcDatetime
 from shared.money import from_minor
 from shared.pagination import CursorParam, Limit, Page
 from shared.problems import Unprocessable
@@ -396,8 +396,8 @@ PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 @analytics_router.get("/retention", summary="Retention and churn per period and tier")
 async def get_retention(
-    start: date,
-    end: date,
+    start: CalendarDate,
+    end: CalendarDate,
     _user: Supervisor,
     period: Literal["month", "quarter", "year"] = "month",
     *,

@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.events.base import Event
 from shared.events.customer import CurrencyCode, Money
@@ -173,6 +173,10 @@ class ComplaintRetargeted(Event):
     retargeted_at: AwareDatetime
 
 
+# Where attachments may be kept: web servers and object stores.
+ATTACHMENT_SCHEMES = frozenset({"http", "https", "s3", "gs"})
+
+
 class AttachmentRef(BaseModel):
     """A file kept elsewhere that belongs to a complaint: csm stores the reference, never the file."""
 
@@ -181,6 +185,15 @@ class AttachmentRef(BaseModel):
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     media_type: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _a_place_to_fetch_from(cls, uri: str) -> str:
+        # Never javascript:, data: or file: — whoever opens the reference would run or read it.
+        scheme, _, rest = uri.partition("://")
+        if scheme.lower() not in ATTACHMENT_SCHEMES or not rest.strip():
+            raise ValueError(f"must be a {', '.join(sorted(ATTACHMENT_SCHEMES))} URL")
+        return uri
 
 
 class ComplaintSubmitted(Event):

@@ -20,7 +20,7 @@ from tests.complaints.helpers import (
     staged,
     staged_types,
 )
-from tests.harness import RunningService, Stack, auth
+from tests.harness import RunningService, Stack, auth, problem
 
 
 @pytest.fixture
@@ -192,3 +192,30 @@ async def test_lists_filter_by_first_owner_and_page_by_cursor(
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
     missing = await complaints.client.get(f"/complaints/{uuid.uuid4()}", headers=staff())
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>x</script>",
+        "file:///etc/passwd",
+        "https://",
+    ],
+)
+async def test_an_attachment_must_be_a_place_to_fetch_from_not_code_or_a_local_file(
+    complaints: RunningService, uri: str
+) -> None:
+    refused = await complaints.client.post(
+        "/complaints",
+        json={
+            "customer_id": str(uuid.uuid4()),
+            "channel": "web",
+            "category": "delivery",
+            "description": "See the attachment.",
+            "attachments": [{"uri": uri}],
+        },
+        headers=staff(),
+    )
+    assert problem(refused, 422) == "validation-error"
+    assert refused.json()["errors"][0]["field"] == "attachments.0.uri"

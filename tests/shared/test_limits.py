@@ -122,3 +122,21 @@ async def test_a_version_number_beyond_what_the_database_holds_is_a_422(stack: S
     segmentation = await stack.start("segmentation", run_workers=False)
     answer = await segmentation.client.get(f"/policy/versions/{2**70}", headers=auth())
     assert problem(answer, 422) == "validation-error"
+
+
+async def test_year_one_and_year_9999_are_refused_not_a_500(stack: Stack) -> None:
+    segmentation = await stack.start("segmentation", run_workers=False)
+    complaints = await stack.start("complaints", run_workers=False)
+    lead = auth(Role.supervisor)
+    retention = await segmentation.client.get(
+        "/analytics/retention", params={"start": "2026-01-01", "end": "9999-12-31"}, headers=lead
+    )
+    assert problem(retention, 422) == "validation-error"
+    assert retention.json()["errors"][0]["field"] == "end"
+    report = await complaints.client.get(
+        "/complaints-analytics",
+        params={"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"},
+        headers=lead,
+    )
+    assert problem(report, 422) == "validation-error"
+    assert {e["field"] for e in report.json()["errors"]} == {"since", "until"}
