@@ -20,7 +20,7 @@ from services.notify.deps import (
 )
 from services.notify.errors import AnnouncementNotFound, PlaybookNotFound
 from services.notify.playbooks import PlaybookDefinition
-from services.notify.policy import Policy
+from services.notify.policy import PolicyDocument
 from services.notify.policy_store import Playbook
 from services.notify.schemas import (
     AnnouncementCreate,
@@ -183,7 +183,9 @@ async def get_policy(_who: Agent, *, session: ReadSessionDep) -> PolicyRead:
 
 
 @policy.put("", summary="Save a new version of the policy; it is in force at once")
-async def put_policy(document: Policy, clock: ClockDep, who: Manager, *, session: SessionDep) -> PolicyRead:
+async def put_policy(
+    document: PolicyDocument, clock: ClockDep, who: Manager, *, session: SessionDep
+) -> PolicyRead:
     saved = await policy_store.save_policy(
         session=session, document=document, actor=who.subject, now=clock.now()
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.segmentation import Tier
@@ -257,3 +258,22 @@ def quiet_hours_for(policy: Policy, own: tuple[str, str] | None) -> QuietHours |
     start, end = (time.fromisoformat(value) for value in own)
     channels = policy.quiet_hours.channels if policy.quiet_hours else QuietHours().channels
     return QuietHours(start=start, end=end, channels=channels)
+
+
+class PolicyDocument(Policy):
+    """A policy as it is saved: whole. A field left out would silently go back to its default."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=lambda schema, _model: schema.update(required=sorted(schema["properties"])),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (missing := [name for name in Policy.model_fields if name not in data]):
+            raise ValueError(
+                f"a policy is saved whole (read it, change it, put it back); missing: {', '.join(missing)}"
+            )
+        return data

@@ -411,3 +411,20 @@ async def test_a_webhook_target_is_checked_again_when_sending_after_name_resolut
             url="http://localhost:9/hook", secret="whsec_" + "A" * 32, payload={}, idempotency_key="k"
         )
     assert "refused" not in str(unreachable.value) and not unreachable.value.permanent
+
+
+async def test_a_policy_is_saved_whole_and_an_empty_one_changes_nothing(api: RunningService) -> None:
+    current = (await api.client.get("/policy", headers=auth())).json()
+    tuned = {**current["policy"], "default_locale": "en-GB"}
+    saved = await api.client.put("/policy", json=tuned, headers=auth(Role.manager))
+    assert saved.status_code == 200, saved.text
+    empty = await api.client.put("/policy", json={}, headers=auth(Role.manager))
+    assert problem(empty, 422) == "validation-error"
+    [error] = empty.json()["errors"]
+    assert "saved whole" in error["message"] and "missing: quiet_hours, marketing_cap" in error["message"]
+    partial = await api.client.put("/policy", json={"default_locale": "zh-CN"}, headers=auth(Role.manager))
+    assert partial.status_code == 422
+    after = (await api.client.get("/policy", headers=auth())).json()
+    assert (after["version"], after["policy"]["default_locale"]) == (saved.json()["version"], "en-GB")
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]["PolicyDocument"]
+    assert set(schema["required"]) == set(schema["properties"])
