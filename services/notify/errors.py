@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 
@@ -87,3 +89,13 @@ class WebhookTargetRefused(Unprocessable):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"Webhooks may not point there: {reason}.", field="url")
+
+
+class CustomerNotKnown(NotFound):
+    slug = "customer-not-known"
+
+    def __init__(self, customer_id: uuid.UUID) -> None:
+        super().__init__(
+            f"notify has heard nothing of customer {customer_id} (yet): no preferences are kept for an id "
+            "that names nobody."
+        )

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -269,11 +268,10 @@ class PolicyDocument(Policy):
         json_schema_extra=lambda schema, _model: schema.update(required=sorted(schema["properties"])),
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _whole(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (missing := [name for name in Policy.model_fields if name not in data]):
+    @model_validator(mode="after")
+    def _whole(self) -> PolicyDocument:
+        if missing := [name for name in Policy.model_fields if name not in self.model_fields_set]:
             raise ValueError(
                 f"a policy is saved whole (read it, change it, put it back); missing: {', '.join(missing)}"
             )
-        return data
+        return self

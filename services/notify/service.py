@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify import webhook_targets
 from services.notify.channels import new_webhook_secret
 from services.notify.errors import (
+    CustomerNotKnown,
     NotificationNotFound,
     WebhookNameTaken,
     WebhookNotFound,
     WebhookTargetRefused,
 )
-from services.notify.models import Consent, Notification, Preference, WebhookEndpoint
+from services.notify.models import Consent, Contact, Notification, Preference, WebhookEndpoint
 from services.notify.schemas import (
     ChannelChoice,
     PreferencesRead,
@@ -100,6 +101,8 @@ async def get_preferences(*, session: AsyncSession, customer_id: uuid.UUID) -> P
 async def set_preferences(
     *, session: AsyncSession, customer_id: uuid.UUID, preferences_in: PreferencesUpdate
 ) -> PreferencesRead:
+    if await session.get(Contact, customer_id) is None:
+        raise CustomerNotKnown(customer_id)
     preference = await session.get(Preference, customer_id)
     if preference is None:
         preference = Preference(customer_id=customer_id)

@@ -432,8 +432,12 @@ async def set_key_account(
     actor: str,
     now: datetime,
 ) -> CustomerSegment:
-    """Designate (or stop designating) a key account; who and why are kept, and the change announced."""
-    segment = await segment_for(customer_id, session=session, ctx=ctx, now=now)
+    """Designate (or stop designating) a key account; who and why are kept, and the change announced.
+
+    Only a customer segmentation knows of (from their events): a designation of an id that names
+    nobody would otherwise make a segment, and an announcement, for no one.
+    """
+    segment = await get(session=session, customer_id=customer_id)
     previous = segment.key_account
     segment.key_account = key_account
     segment.key_account_by, segment.key_account_reason, segment.key_account_at = (

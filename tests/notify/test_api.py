@@ -428,3 +428,12 @@ async def test_a_policy_is_saved_whole_and_an_empty_one_changes_nothing(api: Run
     assert (after["version"], after["policy"]["default_locale"]) == (saved.json()["version"], "en-GB")
     schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]["PolicyDocument"]
     assert set(schema["required"]) == set(schema["properties"])
+
+
+async def test_preferences_are_kept_only_for_a_customer_notify_knows(api: RunningService) -> None:
+    nobody = await api.client.put(
+        f"/customers/{uuid.uuid4()}/preferences",
+        json={"quiet_hours": {"start": "22:00", "end": "07:00"}},
+        headers=auth(Role.service),
+    )
+    assert problem(nobody, 404) == "customer-not-known"

@@ -48,6 +48,12 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
         f"/segments/{b}/key-account", json={"key_account": True, "reason": "x"}, headers=auth(Role.agent)
     )
     assert refused.status_code == 403
+    nobody = await seg.client.put(
+        f"/segments/{uuid.uuid4()}/key-account",
+        json={"key_account": True, "reason": "strategic"},
+        headers=manager,
+    )
+    assert problem(nobody, 404) == "segment-not-found", "no segment is made for an id that names nobody"
 
     # What-if changes nothing; apply moves and announces.
     document = DEFAULT_POLICY.model_dump(mode="json")
