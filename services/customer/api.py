@@ -18,6 +18,7 @@ from services.customer.deps import (
     Supervisor,
     ViewDep,
 )
+from services.customer.errors import AccountManagerNeedsSupervisor
 from services.customer.record_schemas import Customer360
 from services.customer.schemas import (
     CustomerCreate,
@@ -28,17 +29,21 @@ from services.customer.schemas import (
     MergeRequest,
     MergeResult,
 )
+from shared.auth import Principal
 from shared.events.customer import CustomerKind, CustomerStatus
 from shared.events.segmentation import Tier
 from shared.pagination import CursorParam, Limit, Page
+from shared.roles import Role
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a customer")
 async def create_customer(
-    customer_in: CustomerCreate, clock: ClockDep, _user: AgentOrService, *, session: SessionDep
+    customer_in: CustomerCreate, clock: ClockDep, user: AgentOrService, *, session: SessionDep
 ) -> CustomerRead:
+    if customer_in.account_manager is not None:
+        _may_name_account_manager(user)
     customer = await service.register(session=session, customer_in=customer_in, now=clock.now())
     return service.read_model(customer)
 
@@ -100,10 +105,12 @@ async def update_customer(
     customer_id: uuid.UUID,
     customer_in: CustomerUpdate,
     clock: ClockDep,
-    _user: AgentOrService,
+    user: AgentOrService,
     *,
     session: SessionDep,
 ) -> CustomerRead:
+    if "account_manager" in customer_in.model_fields_set:
+        _may_name_account_manager(user)
     customer = await service.update(
         session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
     )
@@ -165,3 +172,9 @@ async def merge_customers(
     return await erasure.merge(
         session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()
     )
+
+
+def _may_name_account_manager(user: Principal) -> None:
+    """An agent may not make himself (or anyone) a customer's account manager; systems may sync it."""
+    if user.role is not Role.service and not user.at_least(Role.supervisor):
+        raise AccountManagerNeedsSupervisor()

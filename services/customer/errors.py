@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
-from shared.problems import Conflict, NotFound, Problem, Unprocessable
+from shared.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 
 class CustomerNotFound(NotFound):
@@ -122,3 +123,20 @@ class NotCsv(Problem):
 
     def __init__(self) -> None:
         super().__init__("Send the file as text/csv.")
+
+
+class AccountManagerNeedsSupervisor(Forbidden):
+    slug = "account-manager-needs-supervisor"
+
+    def __init__(self) -> None:
+        super().__init__("Naming a customer's account manager takes a supervisor or above.")
+
+
+class LargeManualPurchase(Forbidden):
+    slug = "large-manual-purchase"
+
+    def __init__(self, limit: Decimal, currency: str) -> None:
+        super().__init__(
+            f"A purchase over {limit} {currency} recorded by hand takes a manager; "
+            "systems that record sales use a service token."
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -18,6 +18,7 @@ from services.customer.deps import (
     SessionDep,
     SettingsDep,
 )
+from services.customer.errors import LargeManualPurchase
 from services.customer.record_schemas import (
     AttachmentCreate,
     AttachmentRead,
@@ -39,8 +40,10 @@ from services.customer.record_schemas import (
     RelationshipUpdate,
 )
 from services.customer.schemas import ContactCreate, ContactRead, ContactUpdate
+from services.customer.settings import CustomerSettings
 from shared.events.customer import ContactChannel, Purpose
 from shared.pagination import CursorParam, Limit, Page
+from shared.roles import Role
 
 router = APIRouter(prefix="/customers/{customer_id}", tags=["customer records"])
 
@@ -59,10 +62,17 @@ async def record_purchase(
     response: Response,
     clock: ClockDep,
     runtime: RuntimeDep,
-    _user: AgentOrService,
+    user: AgentOrService,
     *,
     session: SessionDep,
 ) -> PurchaseRead:
+    settings = cast(CustomerSettings, runtime.settings)
+    if (
+        user.role is not Role.service
+        and purchase_in.amount > settings.manual_purchase_limit
+        and not user.at_least(Role.manager)
+    ):
+        raise LargeManualPurchase(settings.manual_purchase_limit, settings.common.currency)
     purchase, created = await purchases.record_purchase(
         session=session,
         customer_id=customer_id,

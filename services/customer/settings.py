@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +17,9 @@ class CustomerSettings(ServiceSettings):
     port: int = 8001
     # What the 360 view shows: the latest so many of each.
     view_recent_purchases: int = Field(default=10, ge=0, le=200)
+    # A purchase recorded by hand (a staff token) above this amount takes a manager: a purchase
+    # moves the customer in the pyramid. Systems recording sales use a service token.
+    manual_purchase_limit: Decimal = Field(default=Decimal("50000"), ge=0)
     view_recent_interactions: int = Field(default=10, ge=0, le=200)
     view_recent_notifications: int = Field(default=10, ge=0, le=200)
     view_open_complaints: int = Field(default=20, ge=0, le=200)

@@ -9,12 +9,15 @@ import sqlalchemy as sa
 
 from shared.db import Database
 from shared.messaging import outbox_message
+from shared.roles import Role
 from tests.harness import RunningService, Stack, auth
 
 
 async def register(stack: Stack, **fields: object) -> dict[str, Any]:
+    # Naming an account manager is a supervisor's act; the rest an agent's.
+    who = auth(Role.supervisor) if "account_manager" in fields else auth()
     response = await stack["customer"].client.post(
-        "/customers", json={"name": "Li Na", **fields}, headers=auth()
+        "/customers", json={"name": "Li Na", **fields}, headers=who
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

@@ -69,7 +69,7 @@ async def fill_in_everything(stack: Stack, customer_id: str) -> None:
         ("patch", base, {"tags": ["oolong lover"], "account_manager": "am-1"}),
     ]
     for method, url, body in calls:
-        response = await getattr(client, method)(url, json=body, headers=auth())
+        response = await getattr(client, method)(url, json=body, headers=auth(Role.supervisor))
         assert response.status_code in (200, 201), f"{url}: {response.text}"
     purchase = (await client.get(f"{base}/purchases", headers=auth())).json()["items"][0]
     refund = await client.post(

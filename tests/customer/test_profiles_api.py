@@ -192,3 +192,21 @@ async def test_every_endpoint_needs_a_token_with_the_right_role(customers: Stack
         if path not in open_paths:
             for operation in operations.values():
                 assert operation.get("security"), f"{path} has no security"
+
+
+async def test_an_agent_cannot_name_an_account_manager_a_supervisor_or_a_system_can(customers: Stack) -> None:
+    client = customers["customer"].client
+    refused = await client.post(
+        "/customers", json={"name": "Li Na", "account_manager": "agent-1"}, headers=auth(subject="agent-1")
+    )
+    assert problem(refused, 403) == "account-manager-needs-supervisor"
+    customer = await register(customers)
+    himself = await client.patch(
+        f"/customers/{customer['id']}", json={"account_manager": "agent-1"}, headers=auth(subject="agent-1")
+    )
+    assert problem(himself, 403) == "account-manager-needs-supervisor"
+    for who in (auth(Role.supervisor), auth(Role.service)):
+        named = await client.patch(
+            f"/customers/{customer['id']}", json={"account_manager": "am-3"}, headers=who
+        )
+        assert named.status_code == 200 and named.json()["account_manager"] == "am-3"

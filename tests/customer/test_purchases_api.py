@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from shared.db import Database
 from shared.messaging import outbox_message
+from shared.roles import Role
 from tests.customer.helpers import staged
 from tests.harness import Stack, auth, problem
 
@@ -180,3 +181,29 @@ async def test_of_a_customers_purchases_arriving_at_once_exactly_one_is_the_firs
     assert len(recorded) == 24
     firsts = sorted(e["data"]["customer_id"] for e in recorded if e["data"]["first_purchase"])
     assert firsts == sorted(str(person["id"]) for person in people)
+
+
+async def test_a_large_purchase_recorded_by_hand_takes_a_manager_a_system_records_any(
+    customers: Stack,
+) -> None:
+    client = customers["customer"].client
+    created = await client.post("/customers", json={"name": "Li Na"}, headers=auth())
+    base = f"/customers/{created.json()['id']}/purchases"
+
+    def order(name: str, amount: str) -> dict[str, str]:
+        return {"order_id": name, "amount": amount, "currency": "CNY"}
+
+    assert (await client.post(base, json=order("SO-1", "50000.00"), headers=auth())).status_code == 201
+    huge = await client.post(base, json=order("SO-2", "999999999999.99"), headers=auth())
+    assert problem(huge, 403) == "large-manual-purchase"
+    assert problem(
+        await client.post(base, json=order("SO-3", "50000.01"), headers=auth(Role.supervisor)), 403
+    )
+    assert (
+        await client.post(base, json=order("SO-4", "80000.00"), headers=auth(Role.manager))
+    ).status_code == 201
+    assert (
+        await client.post(base, json=order("SO-5", "900000.00"), headers=auth(Role.service))
+    ).status_code == 201
+    orders = (await client.get(base, headers=auth())).json()["items"]
+    assert sorted(o["order_id"] for o in orders) == ["SO-1", "SO-4", "SO-5"]
