@@ -57,6 +57,11 @@ class Outgoing:
     headers: Headers = ()
 
 
+def _stamped(headers: Headers, epoch: str) -> list[tuple[str, bytes]]:
+    """``headers`` with the epoch of the log the record is meant for (any earlier stamp replaced)."""
+    return [*(h for h in headers if h[0] != EPOCH_HEADER), (EPOCH_HEADER, epoch.encode())]
+
+
 class _NoAutoCreate(MetadataRequest):  # type: ignore[misc]
     """A metadata request that never asks the broker to create the topic it names.
 
@@ -239,9 +244,8 @@ class Bus:
         """
         if isinstance(key, str):
             key = key.encode()
-        stamped = [*(h for h in headers if h[0] != EPOCH_HEADER), (EPOCH_HEADER, epoch.encode())]
         acknowledgement: asyncio.Future[object] = await self.producer.send(
-            self.topic(topic), value=value, key=key, headers=stamped
+            self.topic(topic), value=value, key=key, headers=_stamped(headers, epoch)
         )
         return acknowledgement
 
@@ -271,10 +275,7 @@ class Bus:
                 end = start
                 while end < len(indexes):
                     record = records[indexes[end]]
-                    headers = [
-                        *(h for h in record.headers if h[0] != EPOCH_HEADER),
-                        (EPOCH_HEADER, epoch.encode()),
-                    ]
+                    headers = _stamped(record.headers, epoch)
                     if (
                         batch.append(key=record.key, value=record.value, timestamp=None, headers=headers)
                         is None
@@ -317,12 +318,6 @@ class Bus:
             if name == EPOCH_HEADER:
                 return value.decode(errors="replace") != self.epoch
         return False
-
-    async def broker_epoch(self) -> str:
-        """The identity of the broker's log, as last read (see ``refresh_epoch``)."""
-        await self.refresh_epoch()
-        assert self.epoch is not None
-        return self.epoch
 
     async def _current_epoch(self) -> str:
         """The first record of the epoch topic, written (with the topic) if absent."""

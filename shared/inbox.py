@@ -96,19 +96,6 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line[:300]}"
 
 
-# What the dead-letter copy adds to the record's own headers.
-_DEAD_LETTER_HEADERS = frozenset(
-    {
-        "csm-dead-letter-reason",
-        "csm-consumer",
-        "csm-original-topic",
-        "csm-original-partition",
-        "csm-original-offset",
-        "csm-attempts",
-    }
-)
-
-
 class _NewLog(Exception):
     """The broker's log changed under the consumer."""
 
@@ -309,12 +296,7 @@ class EventConsumer:
     ) -> None:
         """Keep the record in the database with the reason, then on the dead-letter topic for others."""
         reason = reason[:1000]
-        original = [(name, value) for name, value in record.headers if name not in _DEAD_LETTER_HEADERS]
-        await self._retry_transient(
-            lambda: self._keep(record, reason=reason, kind=kind, attempts=attempts, headers=original)
-        )
-        headers = [
-            *original,
+        added = [
             ("csm-dead-letter-reason", reason.encode()),
             ("csm-consumer", self.name.encode()),
             ("csm-original-topic", record.topic.encode()),
@@ -322,6 +304,13 @@ class EventConsumer:
             ("csm-original-offset", str(record.offset).encode()),
             ("csm-attempts", str(attempts).encode()),
         ]
+        # The record's own headers, without those of an earlier dead-lettering.
+        replaced = {name for name, _ in added}
+        original = [(name, value) for name, value in record.headers if name not in replaced]
+        await self._retry_transient(
+            lambda: self._keep(record, reason=reason, kind=kind, attempts=attempts, headers=original)
+        )
+        headers = [*original, *added]
         delay = 0.5
         while True:
             try:
