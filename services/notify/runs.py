@@ -67,6 +67,8 @@ class Effects:
     failed: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    template_problems: list[tuple[str, str]] = field(default_factory=list)
+    """(step id, reason) of each template that failed to render: its step failed, the rest went on."""
 
     def __bool__(self) -> bool:
         return bool(self.notifications or self.failed or self.tasks or self.runs)
@@ -205,6 +207,7 @@ async def perform(
                 detail = templates.render(step.detail, context) if step.detail else None
             except templates.TemplateProblem as problem:
                 title, detail = f"{step.task} ({playbook.key})", str(problem)
+                effects.template_problems.append((step.id, str(problem)))
             person, role = _assignee(step, contact, occasion.material)
             effects.tasks.append(
                 {
@@ -283,6 +286,7 @@ async def perform(
                 failed_at=now,
             )
             effects.failed.append(row)
+            effects.template_problems.append((step.id, str(problem)))
 
 
 def _run_row(playbook: Playbook, occasion: Occasion, progress: Progress, now: datetime) -> dict[str, Any]:

@@ -7,9 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from services.notify.models import Task
 from shared.events import Event
+from shared.messaging import dead_letter
 from shared.roles import Role
 from tests.harness import auth, eventually
 from tests.notify.fixtures import http_receiver, mailbox, notify
@@ -66,6 +68,35 @@ async def test_a_first_purchase_is_thanked_at_once_and_a_care_call_task_follows_
     assert await notify.tasks(repeat_buyer) == []
     created = await notify.published("csm.task.created.v1", expect=2)
     assert [(e["data"]["kind"], e["data"]["assignee"]) for e in created] == [("care_call", "am-wang")]
+
+
+async def test_a_playbook_whose_template_fails_fails_alone_and_the_event_is_still_served(
+    notify: Notify,
+) -> None:
+    """A manager's template that fails at render time fails its own step, visibly, with its reason;
+    the event is applied (not dead-lettered) and the event's other playbooks still run."""
+    definition = (await notify.client.get("/playbooks/first_purchase_care", headers=auth())).json()
+    broken = definition["definition"]
+    broken["name"] = "A thank-you that cannot render"
+    broken["steps"] = [broken["steps"][0]]
+    broken["steps"][0]["template"] = {
+        "zh": {"title": "谢谢", "body": "{% for i in range(100001) %}{{ i }}{% endfor %}"}
+    }
+    saved = await notify.client.put("/playbooks/broken_thanks", json=broken, headers=auth(Role.manager))
+    assert saved.status_code == 200, saved.text
+
+    customer = await notify.register()
+    published = await notify.publish(
+        event("csm.purchase.recorded.v1", customer, first_purchase=True, order_id="SO-90")
+    )
+    await notify.consumed(*published)
+    found = {n.playbook: n for n in await notify.settled(customer, 2)}
+    assert found["first_purchase_care"].status == "sent"
+    assert "SO-90" in text(notify.mailbox.to("li.na@example.com")[0])
+    failed = found["broken_thanks"]
+    assert failed.status == "failed" and "Range too big" in (failed.last_error or "")
+    async with notify.service.runtime.db.read() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(dead_letter)) == 0
 
 
 async def test_an_imported_first_purchase_is_history_and_is_not_thanked(notify: Notify) -> None:

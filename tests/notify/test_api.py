@@ -437,3 +437,37 @@ async def test_preferences_are_kept_only_for_a_customer_notify_knows(api: Runnin
         headers=auth(Role.service),
     )
     assert problem(nobody, 404) == "customer-not-known"
+
+
+async def test_a_dry_run_of_a_hostile_draft_is_refused_naming_the_step(api: RunningService) -> None:
+    customer = uuid.uuid4()
+    await add(
+        api,
+        Contact(
+            customer_id=customer, known=True, name="李娜", email="li@example.com", phone=None,
+            locale="zh-CN", time_zone="Asia/Shanghai", status="active", key_account=False,
+            account_manager=None,
+        ),
+    )  # fmt: skip
+    draft = (await api.client.get("/playbooks/first_purchase_care", headers=auth())).json()["definition"]
+    draft["steps"][0]["template"]["zh"]["body"] = (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    )
+    data = {
+        "customer_id": str(customer), "purchase_id": str(uuid.uuid4()), "order_id": "SO-7", "amount": "99.00",
+        "currency": "CNY", "channel": "web", "purchased_at": START.isoformat(), "item_count": 1,
+        "first_purchase": True,
+    }  # fmt: skip
+    request = {
+        "event": {"type": "csm.purchase.recorded.v1", "data": data},
+        "playbook_key": "first_purchase_care",
+        "draft": draft,
+    }
+    refused = await api.client.post("/playbooks/dry-run", json=request, headers=auth(Role.agent))
+    assert problem(refused, 422) == "validation-error"
+    assert refused.json()["errors"][0]["field"] == "draft.steps.0"
+    assert "more than 100,000 loop steps" in refused.json()["detail"]
+
+    draft["steps"][0]["template"]["zh"]["body"] = "{{ 'a' * 200000000 }}"
+    too_long = await api.client.post("/playbooks/dry-run", json=request, headers=auth(Role.agent))
+    assert "longer than 100,000 characters" in too_long.json()["detail"]

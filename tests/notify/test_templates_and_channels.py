@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,3 +123,55 @@ def test_webhook_signatures_follow_the_standard_webhooks_specification() -> None
     assert Webhook(secret).verify(body, headers) == {"title": "投诉升级"}
     with pytest.raises(Exception, match="signature"):
         Webhook(new_webhook_secret()).verify(body, headers)
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("{{ 'a' * 200000000 }}", "longer than 100,000 characters"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop steps"),
+        ("{% for i in range(100001) %}{% endfor %}", "Range too big"),
+        ("{{ 'a'.ljust(1000000000) }}", "longer than"),
+        ("{{ '{:>999999999}'.format('a') }}", "format() is not available"),
+        ("{{ '{:>999999999}'['format']('a') }}", "format() is not available"),
+        ("{{ '%999999999s' % 'a' }}", "pads text"),
+        ("{{ '%999999999s'|format('a') }}", "pads text"),
+        ("{{ ('a' * 1000)|replace('a', 'b' * 1000) }}", "longer than"),
+        ("{{ range(100000)|join('a' * 1000) }}", "longer than"),
+        ("{{ 'a'|center(1000000000) }}", "No filter named 'center'"),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s~ns.s %}{% endfor %}",
+            "longer",
+        ),
+        (
+            "{% set ns = namespace(n=3) %}{% for i in range(40) %}{% set ns.n = ns.n * ns.n %}{% endfor %}",
+            "bits",
+        ),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "too deeply"),
+        ("{% set items = [1] %}{{ items.append(2) }}", "unsafe"),
+        ("{% set x %}{% for i in range(99999) %}{{ 'a' * 50000 }}{% endfor %}{% endset %}", "longer than"),
+    ],
+)
+def test_a_template_cannot_spend_more_than_its_budget(source: str, reason: str) -> None:
+    with pytest.raises(templates.TemplateProblem, match=re.escape(reason)):
+        templates.check(source)
+        templates.render(source, {})
+
+
+def test_a_template_that_runs_out_of_time_stops_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work that is neither long loops nor long text (a search repeated over a long string) has a clock."""
+    slow = "{{ range(100000)|map('string')|select('in', 'a' * 99999)|list|length }}"
+    monkeypatch.setattr(templates, "TIME_BUDGET", 0.001)
+    with pytest.raises(templates.TemplateProblem, match=r"longer than 0\.001 s"):
+        templates.render(slow, {})
+    with templates.time_budget(0.0), pytest.raises(templates.TemplateProblem, match="longer than"):
+        templates.render("{% for i in range(10) %}{{ i }}{% endfor %}", {})
+
+
+def test_ordinary_templates_are_unaffected_by_the_budget() -> None:
+    source = (
+        "{{ name ~ '!' }} {{ '%.2f'|format(amount) }} {{ items|join(', ') }} "
+        "{% for i in range(3) %}{{ loop.index }}{% endfor %} {{ 'ab' * 2 }} {{ 2 ** 10 }} {{ name|upper }}"
+    )
+    context = {"name": "Li", "amount": 3.14159, "items": ["tea", "cups"]}
+    assert templates.render(source, context) == "Li! 3.14 tea, cups 123 abab 1024 LI"
