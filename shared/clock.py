@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, AwareDatetime
@@ -62,3 +62,13 @@ def _sane_date(day: date) -> date:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 # An input calendar day, in the same range.
 CalendarDate = Annotated[date, AfterValidator(_sane_date)]
+
+
+def _wall_clock(moment: time) -> time:
+    if moment.tzinfo is not None:
+        raise ValueError("a time of day on the customer's own clock: give it without an offset")
+    return moment
+
+
+# A time of day on someone's local clock (quiet hours): an offset would be silently meaningless.
+LocalTime = Annotated[time, AfterValidator(_wall_clock)]

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.clock import LocalTime
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.segmentation import Tier
 
@@ -30,8 +31,8 @@ class QuietHours(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start: time = time(21, 0)
-    end: time = time(8, 0)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
     channels: tuple[ContactChannel, ...] = (ContactChannel.email, ContactChannel.sms, ContactChannel.in_app)
 
 

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import Policy
+from shared.clock import LocalTime
 from shared.events.customer import ContactChannel, Purpose
 
 _INPUT = ConfigDict(extra="forbid")
@@ -56,8 +57,8 @@ class ChannelChoice(BaseModel):
 class QuietHoursChoice(BaseModel):
     model_config = _INPUT
 
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _a_window(self) -> QuietHoursChoice:

@@ -152,6 +152,12 @@ async def test_bad_input_elsewhere_is_a_422_naming_the_field(api: RunningService
             {"quiet_hours": {"start": "22:00", "end": "22:00"}},
             "quiet_hours",
         ),
+        (
+            "PUT",
+            f"/customers/{customer}/preferences",
+            {"quiet_hours": {"start": "22:00+08:00", "end": "07:00"}},
+            "quiet_hours.start",
+        ),
         ("PUT", "/policy", {"default_time_zone": "Mars/Olympus"}, "default_time_zone"),
         ("POST", "/announcements", {"topic": " ", "title": "t", "body": "b"}, "topic"),
         (
