@@ -187,4 +187,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
         route = getattr(request.scope.get("route"), "path", "unmatched")
         log.exception("unhandled error on %s %s", request.method, route)
-        return problem_response(500, "Internal error", slug="internal-error", instance=request.url.path)
+        # The server closes the connection after an unhandled error: say so, so that a client does
+        # not send its next request down a connection that is about to be reset.
+        return problem_response(
+            500,
+            "Internal error",
+            slug="internal-error",
+            instance=request.url.path,
+            headers={"Connection": "close"},
+        )

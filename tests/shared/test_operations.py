@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from shared.observability import RedactingFilter, redact
+from shared.problems import install_problem_handlers
 from tests.harness import Stack, auth, eventually
 
 SERVICES = ("customer", "segmentation", "complaints", "notify")
@@ -124,3 +127,21 @@ async def test_the_api_documents_declare_errors_as_the_problem_json_they_are(all
         assert {media_type for _, _, media_type, _ in declared} == {"application/problem+json"}, name
         assert {ref for *_, ref in declared} == {"#/components/schemas/ProblemDetail"}, name
         assert "HTTPValidationError" not in document["components"]["schemas"], name
+
+
+async def test_an_unexpected_error_is_a_problem_that_closes_the_connection() -> None:
+    """The server drops the connection after an unhandled error; the answer says so beforehand."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://csm") as client:
+        answer = await client.get("/boom")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["connection"] == "close"
+    assert "a bug" not in answer.text, "the reason is logged, not told"
