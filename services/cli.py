@@ -87,12 +87,23 @@ def token(
     role: Annotated[Role, typer.Option(help="The role the token carries.")],
     subject: Annotated[str, typer.Option(help="Who the token speaks for.")] = "local-user",
     hours: Annotated[float, typer.Option(help="Hours until it expires.")] = 12,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="For --role service: what it may do, as <service>:read or <service>:write "
+            "(repeat the option); without one, a service token may do nothing."
+        ),
+    ] = None,
 ) -> None:
     """Mint a bearer token for local use (signed with CSM_JWT_SECRET)."""
     try:
-        typer.echo(mint_token(CommonSettings(), subject=subject, role=role, ttl=timedelta(hours=hours)))
+        typer.echo(
+            mint_token(
+                CommonSettings(), subject=subject, role=role, ttl=timedelta(hours=hours), scopes=scope or ()
+            )
+        )
     except ValueError as refused:
-        raise typer.BadParameter(str(refused), param_hint="--hours") from None
+        raise typer.BadParameter(str(refused), param_hint="--scope" if scope else "--hours") from None
 
 
 @app.command()

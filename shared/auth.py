@@ -1,12 +1,15 @@
 """Bearer tokens (JWT, HS256) with roles.
 
 Staff roles are ranked: an endpoint that requires ``agent`` accepts a supervisor, manager or
-admin too. ``service`` is for other systems and is accepted only where an endpoint says so.
+admin too. ``service`` is for other systems and is accepted only where an endpoint says so, and
+then only with the scope for it in the token: ``<service>:read`` to read from a service (GET),
+``<service>:write`` to change anything in it, e.g. ``customer:write complaints:write`` for a shop
+that records purchases and opens complaints. A service token carries no scope unless given one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -27,6 +30,7 @@ class Principal:
     subject: str
     role: Role
     name: str | None = None
+    scopes: frozenset[str] = frozenset()
 
     def at_least(self, role: Role) -> bool:
         return STAFF_RANK.get(self.role, 0) >= STAFF_RANK[role]
@@ -39,9 +43,16 @@ def mint_token(
     role: Role,
     ttl: timedelta = timedelta(hours=12),
     name: str | None = None,
+    scopes: Iterable[str] = (),
 ) -> str:
     if ttl > timedelta(hours=settings.jwt_max_lifetime_hours):
         raise ValueError(f"a token may live at most {settings.jwt_max_lifetime_hours:g} hours")
+    scopes = sorted(set(scopes))
+    if scopes and role is not Role.service:
+        raise ValueError("scopes are for service accounts; staff have their role")
+    for scope in scopes:
+        if scope.partition(":")[2] not in ACCESS:
+            raise ValueError(f"{scope!r} is not a scope: give <service>:read or <service>:write")
     now = datetime.now(UTC)
     claims = {
         "sub": subject,
@@ -53,6 +64,8 @@ def mint_token(
     }
     if name:
         claims["name"] = name
+    if scopes:
+        claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -76,7 +89,22 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
         role = Role(claims["role"])
     except ValueError:
         raise Unauthorized("The token names an unknown role.") from None
-    return Principal(subject=str(claims["sub"]), role=role, name=claims.get("name"))
+    scope = claims.get("scope", "")
+    return Principal(
+        subject=str(claims["sub"]),
+        role=role,
+        name=claims.get("name"),
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+    )
+
+
+ACCESS = ("read", "write")
+_READING = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_for(service: str, method: str) -> str:
+    """The scope a service account needs for a request: reading or writing, in this service."""
+    return f"{service}:{'read' if method.upper() in _READING else 'write'}"
 
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `csm token --role ROLE`.")
@@ -95,10 +123,13 @@ def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable
     if minimum not in STAFF_RANK:
         raise ValueError("the minimum must be a staff role; admit service accounts with service=True")
 
-    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    async def check(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if principal.role is Role.service:
             if service:
-                return principal
+                needed = scope_for(request.app.state.runtime.name, request.method)
+                if needed in principal.scopes:
+                    return principal
+                raise Forbidden(f"This needs a service token with the scope {needed}.", scope=needed)
         elif principal.at_least(minimum):
             return principal
         raise Forbidden(

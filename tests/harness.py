@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from services.registry import SERVICES
 from shared import migrations
-from shared.auth import mint_token
+from shared.auth import ACCESS, mint_token
 from shared.clock import Clock
 from shared.roles import Role
 from shared.service import Runtime
@@ -99,8 +99,16 @@ def common_settings_for_tests(bootstrap: str, prefix: str) -> CommonSettings:
     )
 
 
-def auth(role: Role = Role.agent, subject: str = "tester") -> dict[str, str]:
-    token = mint_token(common_settings_for_tests("unused", ""), subject=subject, role=role)
+EVERY_SCOPE = tuple(f"{service}:{access}" for service in SERVICES for access in ACCESS)
+
+
+def auth(
+    role: Role = Role.agent, subject: str = "tester", *, scopes: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Headers with a token; a service token may do everything unless ``scopes`` says otherwise."""
+    if scopes is None:
+        scopes = EVERY_SCOPE if role is Role.service else ()
+    token = mint_token(common_settings_for_tests("unused", ""), subject=subject, role=role, scopes=scopes)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -183,3 +183,39 @@ def test_csm_token_mints_a_token_for_the_role_asked() -> None:
     ).stdout.strip()
     principal = decode_token(CommonSettings(), printed)
     assert (principal.subject, principal.role) == ("amy", Role.supervisor)
+
+
+async def test_a_service_account_may_do_only_what_its_scopes_say(customer_service: Stack) -> None:
+    client = customer_service["customer"].client
+    body = {"name": "李娜", "email": "li.na@example.com"}
+
+    nothing = auth(Role.service, "shop", scopes=())
+    assert assert_problem(await client.get(CUSTOMER, headers=nothing), 403)["scope"] == "customer:read"
+    assert assert_problem(await client.post("/customers", json=body, headers=nothing), 403)["scope"] == (
+        "customer:write"
+    )
+
+    writer = auth(Role.service, "shop", scopes=["customer:write"])
+    created = await client.post("/customers", json=body, headers=writer)
+    assert created.status_code == 201, created.text
+    path = f"/customers/{created.json()['id']}"
+    assert (await client.get(path, headers=writer)).status_code == 403, "writing does not let it read"
+
+    other_service = auth(Role.service, "shop", scopes=["complaints:read", "complaints:write"])
+    assert (await client.get(path, headers=other_service)).status_code == 403
+    reader = auth(Role.service, "crm", scopes=["customer:read"])
+    assert (await client.get(path, headers=reader)).status_code == 200
+    assert (await client.post("/customers", json=body, headers=reader)).status_code == 403
+
+
+def test_only_service_accounts_carry_scopes_and_only_real_ones() -> None:
+    settings = CommonSettings(env="test")
+    token = mint_token(
+        settings, subject="shop", role=Role.service, scopes=["customer:write", "customer:write"]
+    )
+    assert decode_token(settings, token).scopes == {"customer:write"}
+    assert decode_token(settings, mint_token(settings, subject="s", role=Role.service)).scopes == set()
+    with pytest.raises(ValueError, match="service accounts"):
+        mint_token(settings, subject="a", role=Role.agent, scopes=["customer:read"])
+    with pytest.raises(ValueError, match="not a scope"):
+        mint_token(settings, subject="s", role=Role.service, scopes=["customer:everything"])
