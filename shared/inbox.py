@@ -209,6 +209,9 @@ class EventConsumer:
             except InvalidEvent as error:
                 await self._dead_letter(record, reason=str(error), kind="invalid", attempts=1)
                 continue
+            if (misplaced := self._misplaced(envelope, record.topic)) is not None:
+                await self._dead_letter(record, reason=misplaced, kind="invalid", attempts=1)
+                continue
             if envelope.type in self.handlers:
                 work.append((record, envelope))
             else:
@@ -222,6 +225,18 @@ class EventConsumer:
         except Exception:
             for record, envelope in work:
                 await self._apply_one(record, envelope)
+
+    def _misplaced(self, envelope: Envelope[Event], topic: str) -> str | None:
+        """Why an event may not be taken from ``topic``, if it may not.
+
+        Each event type has one topic, and on a secured broker only the service that owns it may
+        write there (see the README on Kafka security): an event found on another service's topic
+        was forged or misrouted (a ``customer.erased`` on the complaints topic, say).
+        """
+        expected = self.bus.topic(envelope.data.topic)
+        if topic == expected:
+            return None
+        return f"{envelope.type} comes only on {expected}, not on {topic}: not applied"
 
     async def _apply(self, envelopes: Sequence[Envelope[Event]]) -> list[Envelope[Event]]:
         """Apply what the inbox has not seen, in one transaction; returns what was applied."""
@@ -396,6 +411,8 @@ class EventConsumer:
             )
             if envelope.type not in self.handlers:
                 raise InvalidEvent(f"{envelope.type} is not an event the {self.name} consumer applies")
+            if (misplaced := self._misplaced(envelope, row.topic)) is not None:
+                raise InvalidEvent(misplaced)
             applied = await self._apply([envelope])
         except Exception as error:
             reason = describe(error)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.broker import EmbeddedBroker
 from shared.bus import Bus
 from shared.db import Database
-from shared.events import Envelope, dead_letter_topic, encode
+from shared.events import Envelope, Event, dead_letter_topic, encode
+from shared.events.complaints import ComplaintOpened
 from shared.events.customer import PurchaseRecorded
 from shared.inbox import ConsumerSettings, EventConsumer
 from shared.messaging import inbox_message
@@ -49,7 +50,10 @@ class Probe:
 
 @asynccontextmanager
 async def running_probe(
-    broker: EmbeddedBroker, databases: Databases, fail: Callable[[Envelope[Any], int], None]
+    broker: EmbeddedBroker,
+    databases: Databases,
+    fail: Callable[[Envelope[Any], int], None],
+    also: tuple[type[Event], ...] = (),
 ) -> AsyncIterator[Probe]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     common = common_settings_for_tests(broker.bootstrap, prefix)
@@ -65,13 +69,13 @@ async def running_probe(
         name="probe",
         db=db,
         bus=bus,
-        handlers={PurchaseRecorded: handle},
+        handlers={PurchaseRecorded: handle, **dict.fromkeys(also, handle)},
         metrics=Metrics(),
         settings=ConsumerSettings(
             batch_size=100, retry_backoff=(0.05, 0.05), session_timeout_ms=2000, heartbeat_interval_ms=300
         ),
     )
-    await bus.start([TOPIC, dead_letter_topic("probe")])
+    await bus.start([TOPIC, *(event.topic for event in also), dead_letter_topic("probe")])
     task = asyncio.create_task(probe.consumer.run())
     try:
         yield probe
@@ -217,3 +221,27 @@ async def test_a_database_outage_is_retried_until_it_passes_and_nothing_is_dead_
             )
             == 0
         )
+
+
+async def test_an_event_on_a_topic_other_than_its_own_is_refused_as_forged(
+    broker: EmbeddedBroker, databases: Databases
+) -> None:
+    """Only the customer service may write the customer topic (on a secured broker); a customer event
+    that another service's principal could write, on that service's topic, is not believed."""
+    customer = uuid.uuid4()
+    forged, genuine = purchase(customer), purchase(customer)
+    async with running_probe(broker, databases, never, also=(ComplaintOpened,)) as probe:
+        await produce_events(broker.bootstrap, probe.topic(ComplaintOpened.topic), [forged])
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), [genuine])
+        dead = await read_all(broker.bootstrap, probe.topic(dead_letter_topic("probe")), expect=1)
+
+        async def genuine_applied() -> bool:
+            return genuine.id in await probe.applied()
+
+        await wait_for(genuine_applied)
+        assert forged.id not in await probe.applied() and forged.id not in probe.calls
+    reason = dict(dead[0].headers)["csm-dead-letter-reason"].decode()
+    assert reason == (
+        f"csm.purchase.recorded.v1 comes only on {probe.topic(TOPIC)}, "
+        f"not on {probe.topic(ComplaintOpened.topic)}: not applied"
+    )
