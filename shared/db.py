@@ -110,6 +110,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
+            # What is deleted or overwritten is zeroed, not left in free pages (erasure).
+            "PRAGMA secure_delete=ON",
         ):
             cursor.execute(pragma)
         cursor.close()
@@ -154,6 +156,8 @@ class Database:
                 await hook(session=session)
         if session.info.pop("csm.staged_events", False):
             self.outbox_signal.set()
+        if session.info.pop(_ERASED, False):
+            await self.leave_no_copies()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -162,12 +166,37 @@ class Database:
             yield session
             await session.rollback()
 
+    async def leave_no_copies(self) -> None:
+        """After an erasure: on SQLite, fold the write-ahead log into the file and empty it, so that
+        no earlier version of an erased row stays on disk (freed pages are zeroed: secure_delete).
+        PostgreSQL reclaims dead row versions by (auto)vacuum; see the README on erasure."""
+        if self.dialect == "sqlite":
+            await checkpoint(self.engine)
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_ERASED = "csm.erased"
+
+
+async def checkpoint(engine: AsyncEngine) -> None:
+    """Fold a SQLite database's write-ahead log into its file and truncate the log.
+
+    Run on the driver's connection, outside any transaction (a checkpoint cannot run inside one).
+    """
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+
+
+def erased_in(session: AsyncSession) -> None:
+    """Mark the session's transaction as an erasure: once committed, no copy is left on disk."""
+    session.info[_ERASED] = True
 
 
 def before_commit(hook: BeforeCommit, *, session: AsyncSession) -> None:

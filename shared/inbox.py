@@ -15,6 +15,7 @@ skipped, because that producer republishes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,8 +32,10 @@ from shared import dead_letters
 from shared.bus import Bus
 from shared.db import Database, utcnow
 from shared.events import REGISTRY, Envelope, Event, InvalidEvent, dead_letter_topic, decode
+from shared.events.base import Headers
 from shared.messaging import dead_letter, inbox_message
 from shared.observability import Metrics
+from shared.sealing import SEALED_MARK, Sealer, erasure_of
 
 log = logging.getLogger("csm.inbox")
 
@@ -130,8 +133,10 @@ class EventConsumer:
         settings: ConsumerSettings,
         prepare: Prepare | None = None,
         apply_batch: ApplyBatch | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.name = name
+        self.sealer = sealer
         self.prepare = prepare
         self.apply_batch = apply_batch
         self.db = db
@@ -197,6 +202,7 @@ class EventConsumer:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction, or one record at a time if the batch fails."""
         work: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Event]]] = []
+        await self._load_keys(records)
         for record in records:
             if self.bus.sent_to_another_log(record.headers):
                 if await self.bus.refresh_epoch() != self.generation:
@@ -205,13 +211,15 @@ class EventConsumer:
                     self.metrics.events_ignored.labels(self.name).inc()
                     continue
             try:
-                envelope = decode(record.value, REGISTRY, headers=record.headers, key=record.key)
+                envelope = await self._decode(record.value, headers=record.headers, key=record.key)
             except InvalidEvent as error:
                 await self._dead_letter(record, reason=str(error), kind="invalid", attempts=1)
                 continue
             if (misplaced := self._misplaced(envelope, record.topic)) is not None:
                 await self._dead_letter(record, reason=misplaced, kind="invalid", attempts=1)
                 continue
+            if self.sealer is not None and (erased := erasure_of(envelope.data)) is not None:
+                self.sealer.forget(erased)  # this process never opens their data again
             if envelope.type in self.handlers:
                 work.append((record, envelope))
             else:
@@ -225,6 +233,29 @@ class EventConsumer:
         except Exception:
             for record, envelope in work:
                 await self._apply_one(record, envelope)
+
+    async def _load_keys(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """One trip to the key store for the customers whose sealed data this batch carries."""
+        if self.sealer is None:
+            return
+        customers = set()
+        for record in records:
+            if record.key and record.value and SEALED_MARK in record.value:
+                with contextlib.suppress(ValueError):
+                    customers.add(uuid.UUID(record.key.decode(errors="replace")))
+        await self.sealer.load(customers)
+
+    async def _decode(self, raw: bytes | None, *, headers: Headers, key: bytes | None) -> Envelope[Event]:
+        if self.sealer is None:
+            return decode(raw, REGISTRY, headers=headers, key=key)
+        try:
+            return decode(raw, REGISTRY, headers=headers, key=key, opener=self.sealer.open)
+        except KeyError as missing:  # sealed for a customer whose key this batch did not load
+            await self.sealer.load([missing.args[0]])
+        try:
+            return decode(raw, REGISTRY, headers=headers, key=key, opener=self.sealer.open)
+        except KeyError:
+            raise InvalidEvent("sealed personal data whose key the key store does not have") from None
 
     def _misplaced(self, envelope: Envelope[Event], topic: str) -> str | None:
         """Why an event may not be taken from ``topic``, if it may not.
@@ -406,8 +437,8 @@ class EventConsumer:
         if row.replayed_at is not None:
             raise dead_letters.DeadLetterAlreadyReplayed(row.replayed_at)
         try:
-            envelope = decode(
-                row.value, REGISTRY, headers=dead_letters.headers_from_json(row.headers), key=row.key
+            envelope = await self._decode(
+                row.value, headers=dead_letters.headers_from_json(row.headers), key=row.key
             )
             if envelope.type not in self.handlers:
                 raise InvalidEvent(f"{envelope.type} is not an event the {self.name} consumer applies")

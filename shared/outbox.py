@@ -17,18 +17,23 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.bus import Bus, Outgoing
 from shared.db import Database, affected_rows, before_commit, utcnow
-from shared.events import CONTENT_TYPE, Envelope, Event, encode, envelope_for
+from shared.events import CONTENT_TYPE, REGISTRY, Envelope, Event, encode, envelope_for
+from shared.events.customer import CustomerErased
 from shared.messaging import bus_state, inbox_message, outbox_message
 from shared.observability import Metrics
+from shared.sealing import Sealer, personal_fields, redacted
 
 log = logging.getLogger("csm.outbox")
 
@@ -75,6 +80,30 @@ async def _write_staged(*, session: AsyncSession) -> None:
     session.info["csm.staged_events"] = True
 
 
+async def redact(customer_ids: Iterable[uuid.UUID], *, session: AsyncSession) -> int:
+    """Rewrite the retained events of erased customers without their personal fields; returns how many.
+
+    Published events stay in the outbox for a while to refill a broker that lost its log; an
+    erased person's must not keep what names them there either.
+    """
+    keys = [str(customer_id) for customer_id in customer_ids]
+    types = [event_type for event_type in REGISTRY if personal_fields(event_type)]
+    rows = (
+        await session.execute(
+            sa.select(outbox_message.c.seq, outbox_message.c.event_type, outbox_message.c.body).where(
+                outbox_message.c.key.in_(keys), outbox_message.c.event_type.in_(types)
+            )
+        )
+    ).all()
+    for row in rows:
+        envelope = orjson.loads(row.body)
+        envelope["data"] = redacted(row.event_type, envelope["data"])
+        await session.execute(
+            outbox_message.update().where(outbox_message.c.seq == row.seq).values(body=orjson.dumps(envelope))
+        )
+    return len(rows)
+
+
 class PublishIncomplete(Exception):
     """Some events of a batch were not acknowledged; they are sent again."""
 
@@ -90,8 +119,17 @@ class RelaySettings:
 class OutboxRelay:
     """Publishes committed events in commit order; one active relay per database."""
 
-    def __init__(self, *, db: Database, bus: Bus, metrics: Metrics, settings: RelaySettings) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: Bus,
+        metrics: Metrics,
+        settings: RelaySettings,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.db = db
+        self.sealer = sealer
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
@@ -140,6 +178,7 @@ class OutboxRelay:
                         outbox_message.c.seq,
                         outbox_message.c.topic,
                         outbox_message.c.key,
+                        outbox_message.c.event_type,
                         outbox_message.c.body,
                     )
                     .where(outbox_message.c.published_at.is_(None))
@@ -154,8 +193,12 @@ class OutboxRelay:
         generation, epoch = self.generation, self.epoch
         assert epoch is not None
         headers = [("content-type", CONTENT_TYPE.encode())]
+        bodies = await self._sealed(rows) if self.sealer is not None else [row.body for row in rows]
         acknowledged = await self.bus.publish(
-            [Outgoing(row.topic, row.key.encode() if row.key else None, row.body, headers) for row in rows],
+            [
+                Outgoing(row.topic, row.key.encode() if row.key else None, body, headers)
+                for row, body in zip(rows, bodies, strict=True)
+            ],
             epoch=epoch,
         )
         if await self.bus.refresh_epoch() != generation:
@@ -179,6 +222,28 @@ class OutboxRelay:
         if not full_batch:
             self.recovering = False
         return len(rows)
+
+    async def _sealed(self, rows: Sequence[Any]) -> list[bytes]:
+        """The bodies as they go on the broker: personal fields sealed with each customer's key.
+
+        An erasure among them destroys its customer's key once the batch is sealed: what went
+        before it is readable until the erasure is applied; nothing of theirs is readable after.
+        """
+        assert self.sealer is not None
+        personal = {row.seq for row in rows if personal_fields(row.event_type)}
+        await self.sealer.load({uuid.UUID(row.key) for row in rows if row.seq in personal}, create=True)
+        bodies = []
+        for row in rows:
+            if row.seq in personal:
+                envelope = orjson.loads(row.body)
+                envelope["data"] = self.sealer.seal(row.event_type, envelope["data"], uuid.UUID(row.key))
+                bodies.append(orjson.dumps(envelope))
+            else:
+                bodies.append(row.body)
+        erased = [uuid.UUID(row.key) for row in rows if row.event_type == CustomerErased.type]
+        if erased:
+            await self.sealer.erase(erased, at=utcnow())
+        return bodies
 
     async def pending_count(self) -> int:
         async with self.db.read() as session:

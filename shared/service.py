@@ -32,6 +32,7 @@ from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
 from shared.ratelimit import RateLimitMiddleware
+from shared.sealing import KeyStore, Sealer
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("csm.service")
@@ -59,6 +60,7 @@ class Runtime:
     bus: Bus
     metrics: Metrics
     relay: OutboxRelay
+    sealer: Sealer
     consumer: EventConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -150,10 +152,12 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
     db = Database(settings.database_url)
     bus = Bus(settings.common, client_id=f"csm-{spec.name}")
     metrics = Metrics()
+    sealer = Sealer(KeyStore(settings.common.keys_database_url))
     relay = OutboxRelay(
         db=db,
         bus=bus,
         metrics=metrics,
+        sealer=sealer,
         settings=RelaySettings(
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
@@ -161,7 +165,14 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
         ),
     )
     runtime = Runtime(
-        name=spec.name, settings=settings, clock=clock, db=db, bus=bus, metrics=metrics, relay=relay
+        name=spec.name,
+        settings=settings,
+        clock=clock,
+        db=db,
+        bus=bus,
+        metrics=metrics,
+        relay=relay,
+        sealer=sealer,
     )
     if spec.handlers is not None:
         runtime.consumer = EventConsumer(
@@ -179,6 +190,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
             ),
             prepare=spec.prepare(runtime) if spec.prepare is not None else None,
             apply_batch=spec.apply_batch(runtime) if spec.apply_batch is not None else None,
+            sealer=sealer,
         )
     return runtime
 
@@ -238,6 +250,7 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
             except TimeoutError:
                 log.error("%s: the bus did not stop within %s s", spec.name, SHUTDOWN_GRACE_SECONDS)
             await runtime.db.dispose()
+            await runtime.sealer.store.close()
 
     return lifespan
 

@@ -37,6 +37,9 @@ class CommonSettings(BaseSettings):
     # Half of this is how long a group join waits for other members; short for tests.
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # Where the customers' keys live that seal personal data in events (shared.sealing): one store
+    # every service reaches (a PostgreSQL database in production; see the README on erasure).
+    keys_database_url: str = "sqlite+aiosqlite:///./var/keys.db"
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_issuer: str = "csm"
     # Tokens name who they are for; a token for another audience (another system that shares the

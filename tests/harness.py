@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,6 +22,7 @@ from shared import migrations
 from shared.auth import ACCESS, mint_token
 from shared.clock import Clock
 from shared.roles import Role
+from shared.sealing import KeyStore, Sealer
 from shared.service import Runtime
 from shared.settings import CommonSettings
 
@@ -85,9 +87,14 @@ def postgres_from_env() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
 
-def common_settings_for_tests(bootstrap: str, prefix: str) -> CommonSettings:
+_KEYS = Path(tempfile.mkdtemp(prefix="csm-test-keys-"))
+
+
+def common_settings_for_tests(bootstrap: str, prefix: str, keys_url: str | None = None) -> CommonSettings:
+    """Settings for a test; the customers' keys in a store of their own unless ``keys_url`` says."""
     return CommonSettings(
         env="test",
+        keys_database_url=keys_url or f"sqlite+aiosqlite:///{_KEYS / (prefix or 'none')}keys.db",
         kafka_bootstrap=bootstrap,
         topic_prefix=prefix,
         kafka_partitions=3,
@@ -141,12 +148,14 @@ class Stack:
         self.bootstrap = bootstrap
         self.databases = databases
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        # The key store the stack's services share (shared.sealing), beside its databases.
+        self.keys_url = f"sqlite+aiosqlite:///{databases.directory / self.prefix}keys.db"
         self.services: dict[str, RunningService] = {}
         self._exit = AsyncExitStack()
 
     @property
     def common(self) -> CommonSettings:
-        return common_settings_for_tests(self.bootstrap, self.prefix)
+        return common_settings_for_tests(self.bootstrap, self.prefix, self.keys_url)
 
     async def start(
         self, name: str, *, clock: Clock | None = None, database_url: str | None = None, **overrides: Any
@@ -169,6 +178,16 @@ class Stack:
         service = RunningService(name=name, app=app, client=client, database_url=url)
         self.services[name] = service
         return service
+
+    async def opened(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """An event's data as it was on the broker, its sealed personal fields opened (shared.sealing)."""
+        sealer = Sealer(KeyStore(self.keys_url))
+        customer = uuid.UUID(envelope["data"]["customer_id"])
+        try:
+            await sealer.load([customer])
+            return sealer.open(envelope["type"], envelope["data"], customer)
+        finally:
+            await sealer.store.close()
 
     def __getitem__(self, name: str) -> RunningService:
         return self.services[name]

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.complaints import customers, service
 from services.complaints.models import Complaint
 from services.complaints.schemas import ComplaintCreate
-from shared import dead_letters
+from shared import erasure
 from shared.events import Envelope
 from shared.events.complaints import ComplaintSubmitted
 from shared.events.customer import CustomerErased, CustomerMerged
@@ -34,7 +34,7 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await customers.erase(session=session, customer_id=event.data.customer_id, now=clock.now())
-        await dead_letters.forget([event.data.customer_id], session=session)
+        await erasure.forget([event.data.customer_id], session=session)
 
     async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
         await customers.merge(

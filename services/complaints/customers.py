@@ -14,6 +14,7 @@ from services.complaints.models import (
     Compensation,
     Complaint,
     CustomerTier,
+    Escalation,
     SlaClock,
     Survey,
     Transition,
@@ -114,6 +115,7 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
         )
     )
     await session.execute(sa.update(Transition).where(Transition.complaint_id.in_(ids)).values(reason=None))
+    await session.execute(sa.update(Escalation).where(Escalation.complaint_id.in_(ids)).values(reason=""))
     await session.execute(sa.update(Compensation).where(Compensation.complaint_id.in_(ids)).values(reason=""))
     await session.execute(sa.update(Survey).where(Survey.complaint_id.in_(ids)).values(comment=None))
     await session.execute(

@@ -35,7 +35,7 @@ from services.customer.models import (
 )
 from services.customer.redaction import ERASED_NAME, redact
 from services.customer.schemas import MergeResult
-from shared import dead_letters
+from shared import erasure
 from shared.db import affected_rows
 from shared.events.customer import CustomerErased, CustomerMerged, CustomerStatus, CustomerUpdated
 from shared.messaging import outbox_message
@@ -108,18 +108,33 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
     for table in PERSONAL_TABLES:
         await session.execute(sa.delete(table).where(table.customer_id == customer.id))
     await session.execute(sa.update(Refund).where(Refund.customer_id == customer.id).values(reason=None))
+    await _unname_line_items(customer.id, session=session)
     _clear_person(customer)
     customer.status = CustomerStatus.erased.value
     customer.updated_at = now
     await session.flush()
     await redact_outbox([customer.id, *(record.id for record in merged)], session=session)
-    await dead_letters.forget([customer.id, *(record.id for record in merged)], session=session)
+    await erasure.forget([customer.id, *(record.id for record in merged)], session=session)
     stage(
         CustomerErased(customer_id=customer.id, erased_at=now),
         session=session,
         source=service.SOURCE,
         time=now,
     )
+
+
+async def _unname_line_items(customer_id: uuid.UUID, *, session: AsyncSession) -> None:
+    """Line items keep what was bought (SKU, quantity, price), not the words typed with it."""
+    rows = (
+        await session.execute(
+            sa.select(Purchase.id, Purchase.line_items).where(
+                Purchase.customer_id == customer_id, Purchase.line_items.is_not(None)
+            )
+        )
+    ).all()
+    for purchase_id, items in rows:
+        kept = [{k: v for k, v in item.items() if k != "name"} for item in items or []]
+        await session.execute(sa.update(Purchase).where(Purchase.id == purchase_id).values(line_items=kept))
 
 
 async def redact_outbox(customer_ids: list[uuid.UUID], *, session: AsyncSession) -> int:

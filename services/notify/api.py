@@ -19,6 +19,7 @@ from services.notify.deps import (
     SessionDep,
 )
 from services.notify.errors import AnnouncementNotFound, PlaybookNotFound
+from services.notify.models import Notification
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import PolicyDocument
 from services.notify.policy_store import Playbook
@@ -38,9 +39,11 @@ from services.notify.schemas import (
     WebhookWrite,
 )
 from services.notify.settings import NotifySettings
+from shared.auth import Principal
 from shared.clock import UtcDatetime
 from shared.events.customer import ContactChannel
 from shared.pagination import CursorParam, Limit, Page
+from shared.roles import Role
 
 notifications = APIRouter(prefix="/notifications", tags=["notifications"])
 customers = APIRouter(prefix="/customers", tags=["preferences"])
@@ -78,18 +81,14 @@ async def list_notifications(
         limit=limit,
         cursor=cursor,
     )
-    return Page[NotificationRead](
-        items=[NotificationRead.model_validate(n) for n in found], next_cursor=next_cursor
-    )
+    return Page[NotificationRead](items=[_as_seen_by(_who, n) for n in found], next_cursor=next_cursor)
 
 
 @notifications.get("/{notification_id}", summary="One message and its delivery status")
 async def get_notification(
     notification_id: uuid.UUID, _who: AgentOrService, *, session: ReadSessionDep
 ) -> NotificationRead:
-    return NotificationRead.model_validate(
-        await service.get_notification(session=session, notification_id=notification_id)
-    )
+    return _as_seen_by(_who, await service.get_notification(session=session, notification_id=notification_id))
 
 
 @notifications.post("/{notification_id}/read", summary="The customer's app showed this in-app message")
@@ -97,7 +96,18 @@ async def mark_read(
     notification_id: uuid.UUID, clock: ClockDep, _who: AgentOrService, *, session: SessionDep
 ) -> NotificationRead:
     found = await service.mark_read(session=session, notification_id=notification_id, now=clock.now())
-    return NotificationRead.model_validate(found)
+    return _as_seen_by(_who, found)
+
+
+WEBHOOK_FAILURE_HIDDEN = "the webhook target did not accept it (details for admins)"
+
+
+def _as_seen_by(who: Principal, notification: Notification) -> NotificationRead:
+    """What a webhook target answered is for admins only: to anyone else it would map the network."""
+    read = NotificationRead.model_validate(notification)
+    if read.channel is ContactChannel.webhook and read.last_error and who.role is not Role.admin:
+        read.last_error = WEBHOOK_FAILURE_HIDDEN
+    return read
 
 
 @customers.get(

@@ -13,7 +13,7 @@ from services.notify.models import ComplaintRef, Contact
 from services.notify.playbooks import EventTrigger
 from services.notify.runs import Effects, Occasion, start
 from services.notify.settings import NotifySettings
-from shared import dead_letters
+from shared import erasure
 from shared.events import Envelope, Event
 from shared.events.complaints import (
     ComplaintEscalated,
@@ -121,7 +121,7 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await projection.erase(session=session, customer_id=event.data.customer_id)
-        await dead_letters.forget([event.data.customer_id], session=session)
+        await erasure.forget([event.data.customer_id], session=session)
 
     async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
         await projection.merge(session=session, survivor=event.data.customer_id, merged=event.data.merged_id)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.segmentation import service
 from services.segmentation.models import Purchase
 from services.segmentation.service import Context, Segmenter
-from shared import dead_letters
+from shared import erasure
 from shared.events import Envelope, Event
 from shared.events.complaints import ComplaintOpened, ComplaintResolved, SurveyAnswered
 from shared.events.customer import (
@@ -178,7 +178,7 @@ def handlers(runtime: Runtime) -> Handlers:
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await service.erase(session=session, customer_id=event.data.customer_id)
-        await dead_letters.forget([event.data.customer_id], session=session)
+        await erasure.forget([event.data.customer_id], session=session)
 
     async def on_merged(event: Envelope[CustomerMerged], *, session: AsyncSession) -> None:
         ctx = await context(session=session)

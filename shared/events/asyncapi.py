@@ -71,6 +71,9 @@ def asyncapi_document(
             "payload": schema,
             "bindings": {"kafka": {"key": {"type": "string", "description": "The customer id."}}},
         }
+        if event.personal:
+            # Personal fields travel as "csm:sealed:v1:..." strings, sealed per customer (README: Security).
+            messages[message_id]["x-csm-sealed"] = [f"data.{path}" for path in event.personal]
         channel = channels.setdefault(
             _identifier(event.topic), {"address": topic_prefix + event.topic, "messages": {}}
         )

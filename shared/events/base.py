@@ -13,7 +13,7 @@ that is not a UUID is made one from the source and the id, which CloudEvents kee
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -30,6 +30,9 @@ class Event(BaseModel):
 
     type: ClassVar[str]
     topic: ClassVar[str]
+    # Fields (dotted paths into the payload) that name or describe the person: they travel sealed
+    # with the customer's key and are unreadable once the customer is erased (shared.sealing).
+    personal: ClassVar[tuple[str, ...]] = ()
 
     customer_id: uuid.UUID
 
@@ -110,8 +113,16 @@ _FOREIGN_IDS = uuid.UUID("6f1d3c52-1b7e-4c55-9d0a-3c1f4be2a5d1")
 Headers = Sequence[tuple[str, bytes]]
 
 
+Opener = Callable[[str, dict[str, Any], uuid.UUID], dict[str, Any]]
+
+
 def decode(
-    raw: bytes | None, registry: dict[str, type[Event]], *, headers: Headers = (), key: bytes | None = None
+    raw: bytes | None,
+    registry: dict[str, type[Event]],
+    *,
+    headers: Headers = (),
+    key: bytes | None = None,
+    opener: Opener | None = None,
 ) -> Envelope[Event]:
     """Parse a record (structured or binary mode) into a typed envelope, or raise InvalidEvent saying why."""
     if raw is None:
@@ -135,6 +146,11 @@ def decode(
     data = head.data
     if "customer_id" not in data and key is not None:
         data = {**data, "customer_id": key.decode(errors="replace")}
+    if opener is not None and payload_class.personal and _is_uuid(str(data.get("customer_id"))):
+        try:
+            data = opener(head.type, data, uuid.UUID(str(data["customer_id"])))
+        except ValueError as error:
+            raise InvalidEvent(f"invalid {head.type} payload: {error}") from None
     try:
         payload = payload_class.model_validate(data)
     except ValidationError as error:

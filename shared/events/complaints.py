@@ -96,6 +96,7 @@ class ComplaintResolved(Event):
 class ComplaintReopened(Event):
     type: ClassVar[str] = "csm.complaint.reopened.v1"
     topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("reason",)
 
     complaint_id: uuid.UUID
     reason: str
@@ -129,6 +130,7 @@ class SlaBreached(Event):
 class ComplaintEscalated(Event):
     type: ClassVar[str] = "csm.complaint.escalated.v1"
     topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("reason",)
 
     complaint_id: uuid.UUID
     level: int = Field(ge=0)

@@ -97,9 +97,20 @@ class CustomerProfile(BaseModel):
     account_manager: str | None = None
 
 
+# What of a profile names or reaches the person: sealed on the broker (shared.sealing).
+PROFILE_PERSONAL = (
+    "profile.name",
+    "profile.email",
+    "profile.phone",
+    "profile.backup_phone",
+    "profile.region",
+)
+
+
 class CustomerRegistered(Event):
     type: ClassVar[str] = "csm.customer.registered.v1"
     topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = PROFILE_PERSONAL
 
     profile: CustomerProfile
     registered_at: AwareDatetime
@@ -111,6 +122,7 @@ class CustomerRegistered(Event):
 class CustomerUpdated(Event):
     type: ClassVar[str] = "csm.customer.updated.v1"
     topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = PROFILE_PERSONAL
 
     profile: CustomerProfile
     changed: tuple[str, ...]
@@ -166,6 +178,7 @@ class PurchaseRefunded(Event):
 class InteractionLogged(Event):
     type: ClassVar[str] = "csm.interaction.logged.v1"
     topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("outcome",)
 
     interaction_id: uuid.UUID
     channel: InteractionChannel

@@ -29,6 +29,8 @@ class NotificationSent(Event):
 class NotificationFailed(Event):
     type: ClassVar[str] = "csm.notification.failed.v1"
     topic: ClassVar[str] = TOPIC
+    # A provider's refusal may quote the address it refused.
+    personal: ClassVar[tuple[str, ...]] = ("reason",)
 
     notification_id: uuid.UUID
     channel: ContactChannel

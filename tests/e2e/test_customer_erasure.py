@@ -17,11 +17,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared import dead_letters
 from shared.db import Database, utcnow
-from shared.events.customer import CustomerErased
+from shared.events.customer import CustomerErased, CustomerRegistered
 from shared.messaging import dead_letter, inbox_message, outbox_message
 from shared.roles import Role
+from shared.sealing import ERASED, PREFIX, KeyStore, Sealer
 from tests.customer.helpers import leaks, staged
 from tests.harness import RunningService, Stack, auth, eventually
+from tests.shared.bus_helpers import read_all
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +81,18 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     cid = registered.json()["id"]
     base = f"/customers/{cid}"
     for method, url, body in [
-        ("post", f"{base}/purchases", {"order_id": "SO-OUYANG", "amount": "12000.00", "currency": "CNY"}),
+        (
+            "post",
+            f"{base}/purchases",
+            {
+                "order_id": "SO-OUYANG",
+                "amount": "12000.00",
+                "currency": "CNY",
+                "line_items": [
+                    {"sku": "TEA-1", "name": "Engraved: Ouyang Xiuying", "unit_price": "12000.00"}
+                ],
+            },
+        ),
         (
             "post",
             f"{base}/contacts",
@@ -101,6 +114,7 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     ]:
         response = await getattr(client, method)(url, json=body, headers=auth())
         assert response.status_code in (200, 201), response.text
+    complaint = await a_complaint_told_with_the_persons_words(stack, cid)
 
     async def everyone_caught_up() -> None:
         for name in SERVICES:
@@ -109,6 +123,13 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     await eventually(everyone_caught_up, timeout=60)
     assert await leaks(stack["customer"].database_url, *SECRETS), (
         "the customer service had the data to begin with"
+    )
+    before = await everything_on_the_broker(stack)
+    assert PREFIX.encode() in before and not [s for s in SECRETS if s.encode() in before], (
+        "personal data travels sealed"
+    )
+    assert await opened_profile_names(stack, uuid.UUID(cid)) == {"Ouyang Xiuying"}, (
+        "and every csm service can open it while the person is a customer"
     )
 
     # Each service dead-lettered a record about the person once (it was later fixed by hand), and
@@ -161,9 +182,106 @@ async def test_after_erasure_no_service_holds_the_persons_data(stack: Stack) -> 
     assert found == {name: [] for name in SERVICES}
     for name in SERVICES:
         assert await dead_letter_keys(stack[name].database_url) == [SOMEONE_ELSE.encode()], name
+    escalations = await stack["complaints"].client.get(
+        f"/complaints/{complaint}/escalations", headers=auth(Role.supervisor)
+    )
+    assert escalations.status_code == 200 and not [s for s in SECRETS if s in escalations.text]
+
+    # The broker's log cannot be edited: what it holds of the person can no longer be opened.
+    after = await everything_on_the_broker(stack)
+    assert not [s for s in SECRETS if s.encode() in after]
+    assert await opened_profile_names(stack, uuid.UUID(cid)) == {ERASED}
+    if stack.databases.kind == "sqlite":
+        files = [
+            path
+            for path in stack.databases.directory.iterdir()
+            if stack.prefix in path.name or any(path.name.startswith(s.database_url.rsplit("/", 1)[1])
+                                                for s in stack.services.values())
+        ]  # fmt: skip
+        assert {path.suffix for path in files} >= {".db"}
+        on_disk = {path.name: path.read_bytes() for path in files}
+        assert {name: [s for s in SECRETS if s.encode() in raw] for name, raw in on_disk.items()} == {
+            name: [] for name in on_disk
+        }, "nothing left in the files, their free pages or their write-ahead logs"
 
 
 SOMEONE_ELSE = str(uuid.UUID(int=7))
+
+
+async def a_complaint_told_with_the_persons_words(stack: Stack, customer_id: str) -> str:
+    """A complaint whose description, escalation, resolution and survey all quote the person."""
+    complaints = stack["complaints"].client
+    agent = auth(Role.agent, "agent-ouyang")
+    opened = await complaints.post(
+        "/complaints",
+        json={
+            "customer_id": customer_id,
+            "channel": "phone",
+            "category": "product_quality",
+            "description": "Ouyang Xiuying (+8613955556666) says the tea arrived crushed",
+        },
+        headers=agent,
+    )
+    assert opened.status_code == 201, opened.text
+    path = f"/complaints/{opened.json()['id']}"
+    for url, body, headers in [
+        (f"{path}/escalations", {"reason": "threatens to go to press, +8613955556666"}, agent),
+        (
+            f"{path}/resolution",
+            {"summary": "Called Ouyang Xiuying back on +8613977778888", "root_cause": "product_defect"},
+            auth(Role.supervisor),
+        ),
+        (
+            f"{path}/survey",
+            {"csat": 5, "comment": "Ouyang Xiuying is happy now"},
+            auth(Role.service, "survey"),
+        ),
+    ]:
+        response = await complaints.post(url, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+    return str(opened.json()["id"])
+
+
+async def everything_on_the_broker(stack: Stack) -> bytes:
+    """Keys, values and headers of every record of every topic of the stack, from the beginning."""
+    reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False, group_id=None)
+    await reader.start()
+    try:
+        topics = [topic for topic in await reader.topics() if topic.startswith(stack.prefix)]
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in reader.partitions_for_topic(topic) or ()
+        ]
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        ends = await reader.end_offsets(partitions)
+        chunks: list[bytes] = []
+        while [p for p in partitions if await reader.position(p) < ends[p]]:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                for record in records:
+                    chunks += [record.key or b"", record.value or b""]
+                    chunks += [value for _, value in record.headers]
+        assert len(topics) >= 8, topics  # four service topics, their dead-letter topics, intake
+        return b"\n".join(chunks)
+    finally:
+        await reader.stop()
+
+
+async def opened_profile_names(stack: Stack, customer_id: uuid.UUID) -> set[str]:
+    """The names the customer's registration on the broker opens to, with the services' key store."""
+    sealer = Sealer(KeyStore(stack.keys_url))
+    records = await read_all(stack.bootstrap, stack.prefix + CustomerRegistered.topic, expect=1)
+    try:
+        names = set()
+        for record in records:
+            envelope = orjson.loads(record.value)
+            if envelope["type"] == CustomerRegistered.type and envelope["data"]["customer_id"] == str(
+                customer_id
+            ):
+                await sealer.load([customer_id])
+                names.add(sealer.open(envelope["type"], envelope["data"], customer_id)["profile"]["name"])
+        return names
+    finally:
+        await sealer.store.close()
 
 
 async def keep_dead_letters(url: str, *, person: str) -> None:

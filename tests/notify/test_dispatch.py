@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from services.notify.api import WEBHOOK_FAILURE_HIDDEN
 from shared.roles import Role
+from shared.sealing import PREFIX
 from tests.harness import Stack, auth, eventually
 from tests.notify.receivers import HttpReceiver, Mailbox
 from tests.notify.support import Notify, event, start_notify, subject
@@ -48,7 +50,8 @@ async def test_a_permanent_refusal_fails_at_once_and_says_so(notify: Notify) -> 
     [failed] = await notify.settled(customer, 1)
     assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "SMS provider answered 400")
     [announced] = await notify.published("csm.notification.failed.v1", expect=1)
-    assert announced["data"] | {"failed_at": None} == {
+    assert announced["data"]["reason"].startswith(PREFIX), "a provider's answer may quote the address"
+    assert (await notify.stack.opened(announced)) | {"failed_at": None} == {
         "customer_id": str(customer),
         "notification_id": str(failed.id),
         "channel": "sms",
@@ -191,3 +194,22 @@ async def test_an_alert_to_a_webhook_nobody_registered_is_suppressed_with_the_re
     )
     [alert] = await notify.settled(customer, 1)
     assert (alert.status, alert.last_error) == ("suppressed", "no enabled webhook named complaint-alerts")
+
+
+async def test_what_a_webhook_target_answered_is_for_admins_only(notify: Notify) -> None:
+    """A target's answers would let anyone who reads messages map the network behind it."""
+    await notify.register_webhook()
+    notify.http.webhook_refusals.append(403)
+    customer = await notify.register()
+    await notify.consumed(
+        *await notify.publish(event("csm.complaint.sla_breached.v1", customer, complaint_id=uuid.uuid4()))
+    )
+    [alert] = await notify.settled(customer, 1)
+    assert alert.status == "failed" and "403" in (alert.last_error or "")
+    for role, shown in [(Role.admin, alert.last_error), (Role.supervisor, WEBHOOK_FAILURE_HIDDEN)]:
+        listed = await notify.client.get(
+            "/notifications", params={"customer_id": str(customer)}, headers=auth(role)
+        )
+        assert [n["last_error"] for n in listed.json()["items"]] == [shown]
+        one = await notify.client.get(f"/notifications/{alert.id}", headers=auth(role))
+        assert one.json()["last_error"] == shown

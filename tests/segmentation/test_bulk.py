@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def records(envelopes: list[Envelope[Event]]) -> list[ConsumerRecord[bytes, bytes]]:
     return [
         ConsumerRecord(
-            topic="csm.customer",
+            topic="bulk." + envelope.data.topic,
             partition=0,
             offset=n,
             timestamp=0,
