@@ -19,7 +19,7 @@ from pydantic import (
 
 from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity, SlaTarget
 from shared.events.customer import CustomerKind, CustomerStatus, SalesChannel
-from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, ValueGroup
+from shared.events.segmentation import ChurnRisk, LoyaltyStage, MoveCause, Tier, ValueGroup
 
 Scalar = str | int | float | bool | None
 Facts = dict[str, Scalar]
@@ -61,6 +61,9 @@ FACTS: dict[str, FactSpec] = {
     "event.value_group": _choice("the RFM value group the event states", ValueGroup),
     "event.risk": _choice("the churn risk the event states", ChurnRisk),
     "event.previous_risk": _choice("the churn risk before the change", ChurnRisk),
+    "event.cause": _choice(
+        "what moved the customer: customer_event, recompute, policy, imported or manual", MoveCause
+    ),
     "event.first_purchase": FactSpec(FactKind.flag, "the purchase is the customer's first"),
     "event.channel": _choice("the channel of the purchase or complaint", ANY_CHANNEL),
     "event.amount": FactSpec(FactKind.number, "the purchase amount"),
@@ -99,9 +102,12 @@ TRIGGER_EVENTS: dict[str, frozenset[str]] = {
             "event.segment",
             "event.stage",
             "event.value_group",
+            "event.cause",
         }
     ),
-    "csm.segment.risk_changed.v1": frozenset({"event.risk", "event.previous_risk", "event.tier"}),
+    "csm.segment.risk_changed.v1": frozenset(
+        {"event.risk", "event.previous_risk", "event.tier", "event.cause"}
+    ),
     "csm.complaint.opened.v1": frozenset(
         {
             "event.tier",

@@ -70,6 +70,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [
             {"fact": "event.tier_move", "one_of": ["up", "new"]},
             {"fact": "event.tier", "one_of": ["gold", "platinum"]},
+            # Only the customer's own doing is celebrated: a recompute, a policy apply, imported
+            # history or a merge moves people who did nothing new (no welcome storm).
+            {"fact": "event.cause", "equals": "customer_event"},
         ],
         "steps": [
             {
@@ -110,7 +113,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "win_back": {
         "name": "A win-back offer when a customer is at risk; a manager's call for high tiers",
         "trigger": {"kind": "event", "event": "csm.segment.risk_changed.v1"},
-        "conditions": [{"fact": "event.risk", "one_of": ["at_risk", "lost"]}],
+        "conditions": [
+            {"fact": "event.risk", "one_of": ["at_risk", "lost"]},
+            # A lapse is noticed by the scheduled recompute (time passed): that is news. A policy
+            # apply or imported history re-labels many people at once: that is not.
+            {"fact": "event.cause", "none_of": ["policy", "imported", "manual"]},
+        ],
         "steps": [
             {
                 "kind": "message",

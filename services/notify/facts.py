@@ -42,12 +42,14 @@ def event_facts(event: Event) -> Facts:
                 "event.segment": event.segment,
                 "event.stage": _value(event.stage),
                 "event.value_group": _value(event.value_group),
+                "event.cause": event.cause.value,
             }
         case RiskChanged():
             return {
                 "event.risk": event.risk.value,
                 "event.previous_risk": _value(event.previous_risk),
                 "event.tier": event.tier.value,
+                "event.cause": event.cause.value,
             }
         case ComplaintOpened():
             return {

@@ -41,6 +41,7 @@ from services.segmentation.schemas import (
     TierChangeRead,
 )
 from shared.clock import CalendarDate, UtcDatetime
+from shared.events.segmentation import MoveCause
 from shared.money import from_minor
 from shared.pagination import CursorParam, Limit, Page
 from shared.problems import Unprocessable
@@ -284,7 +285,11 @@ async def apply_policy(
     now = clock.now()
     row.applied_by, row.applied_at = user.subject[:200], now
     outcome = await batch.recompute(
-        session=session, now=now, trigger=f"policy v{version} applied", policy_version=version
+        session=session,
+        now=now,
+        trigger=f"policy v{version} applied",
+        policy_version=version,
+        cause=MoveCause.policy,
     )
     return _outcome_read(outcome)
 

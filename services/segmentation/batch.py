@@ -49,7 +49,15 @@ from services.segmentation.models import (
 from services.segmentation.policy import Policy
 from services.segmentation.policy_store import bgnbd_document, load_cut_points, load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
-from shared.events.segmentation import ChurnRisk, LoyaltyStage, RiskChanged, Tier, TierChanged, ValueGroup
+from shared.events.segmentation import (
+    ChurnRisk,
+    LoyaltyStage,
+    MoveCause,
+    RiskChanged,
+    Tier,
+    TierChanged,
+    ValueGroup,
+)
 from shared.outbox import stage
 from shared.versioning import latest_version
 
@@ -327,6 +335,7 @@ async def recompute(
     trigger: str,
     policy_version: int | None = None,
     actor: str = "system",
+    cause: MoveCause = MoveCause.recompute,
 ) -> Outcome:
     """The batch, in the caller's transaction. With ``policy_version``, that policy is put in force first."""
     started = time.perf_counter()
@@ -385,7 +394,7 @@ async def recompute(
     )
     outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
     await _write_changes(
-        loaded, result, policy, state.policy_version, version, now, trigger, outcome, session=session
+        loaded, result, policy, state.policy_version, version, now, trigger, outcome, cause, session=session
     )
     outcome.seconds = time.perf_counter() - started
     log.info(
@@ -408,6 +417,7 @@ async def _write_changes(
     now: datetime,
     trigger: str,
     outcome: Outcome,
+    cause: MoveCause,
     *,
     session: AsyncSession,
 ) -> None:
@@ -453,8 +463,8 @@ async def _write_changes(
             key_account=(key_account, key_account),
             risk=(stored["risk"][i], new["risk"][i]),
         )
-        cause = RiskCause(int(result.risk_cause[i]))
-        reason = _batch_reason(change, new["tier_rule"][i], explain_risk(cause, policy), trigger)
+        risk_cause = RiskCause(int(result.risk_cause[i]))
+        reason = _batch_reason(change, new["tier_rule"][i], explain_risk(risk_cause, policy), trigger)
         customer_id = _uuid(loaded.ids[i])
         dims = change.dimensions()
         history.append(
@@ -494,6 +504,7 @@ async def _write_changes(
                     stage=LoyaltyStage(change.stage[1]),
                     reason=reason,
                     policy_version=policy_version,
+                    cause=cause,
                     changed_at=now,
                 ),
                 session=session,
@@ -510,6 +521,7 @@ async def _write_changes(
                     probability_alive=None if np.isnan(p_alive) else float(p_alive),
                     reason=reason,
                     policy_version=policy_version,
+                    cause=cause,
                     changed_at=now,
                 ),
                 session=session,

@@ -28,6 +28,7 @@ from shared.events.customer import PurchaseRecorded
 from shared.events.segmentation import (
     ChurnRisk,
     LoyaltyStage,
+    MoveCause,
     RiskChanged,
     Tier,
     TierChanged,
@@ -242,8 +243,12 @@ async def reassess(
     cause_type: str | None = None,
     was_key_account: bool | None = None,
     history: list[dict[str, Any]] | None = None,
+    move: MoveCause | None = None,
 ) -> Change | None:
     """Assess the customer again; record and announce what changed (one history row per cause).
+
+    ``move`` says what moved them (see ``MoveCause``); by default: imported history if the cause
+    event was imported, the customer's own doing if there is a cause event, else a recompute.
 
     ``segment`` may be any object with the row's attributes; with ``history``, the history row is
     appended there (for a bulk insert) instead of added to the session.
@@ -263,6 +268,9 @@ async def reassess(
     if not dimensions:
         return None
     cause_type = cause_type or (cause.type if cause else None)
+    imported = bool(cause and getattr(cause.data, "imported", False))
+    if move is None:
+        move = MoveCause.imported if imported else MoveCause.customer_event if cause else MoveCause.recompute
     record_change(
         segment,
         change,
@@ -273,8 +281,9 @@ async def reassess(
         cause_id=cause.id if cause else None,
         cause_type=cause_type,
         probability_alive=verdict.probability_alive,
-        imported=bool(cause and getattr(cause.data, "imported", False)),
+        imported=imported,
         history=history,
+        move=move,
     )
     return change
 
@@ -292,6 +301,7 @@ def record_change(
     probability_alive: float | None,
     imported: bool = False,
     history: list[dict[str, Any]] | None = None,
+    move: MoveCause = MoveCause.customer_event,
 ) -> None:
     """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
     dimensions = change.dimensions()
@@ -335,6 +345,7 @@ def record_change(
                 policy_version=ctx.policy_version,
                 cause_event_id=cause_id,
                 imported=imported,
+                cause=move,
                 changed_at=now,
             ),
             session=session,
@@ -354,6 +365,7 @@ def record_change(
                 policy_version=ctx.policy_version,
                 cause_event_id=cause_id,
                 imported=imported,
+                cause=move,
                 changed_at=now,
             ),
             session=session,
@@ -453,6 +465,7 @@ async def set_key_account(
         cause=None,
         cause_type=f"key account set by {actor}"[:100],
         was_key_account=previous,
+        move=MoveCause.manual,
     )
     return segment
 
@@ -514,7 +527,15 @@ async def merge(
         survivor.key_account_by, survivor.key_account_at = duplicate.key_account_by, duplicate.key_account_at
         survivor.key_account_reason = duplicate.key_account_reason
     await session.delete(duplicate)
-    await reassess(survivor, session=session, ctx=ctx, now=now, cause=cause, was_key_account=was_key_account)
+    await reassess(
+        survivor,
+        session=session,
+        ctx=ctx,
+        now=now,
+        cause=cause,
+        was_key_account=was_key_account,
+        move=MoveCause.manual,  # staff merged two records: nothing the customer did
+    )
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

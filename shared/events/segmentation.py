@@ -51,6 +51,28 @@ class ChurnRisk(StrEnum):
     lost = "lost"
 
 
+class MoveCause(StrEnum):
+    """What moved a customer: only their own doing is news to them."""
+
+    # Something the customer just did: a purchase, a refund, an interaction, a signal.
+    customer_event = "customer_event"
+    # The scheduled or on-demand recompute: time passed, cut points moved with everyone's spending.
+    recompute = "recompute"
+    # A manager applied a new policy.
+    policy = "policy"
+    # Imported history: a migration from the company's old system.
+    imported = "imported"
+    # A person decided it (a key-account designation).
+    manual = "manual"
+
+
+_CAUSE = Field(
+    default=MoveCause.customer_event,
+    description="What moved the customer; by default only a customer_event move is celebrated to "
+    "the customer (see the README on the causes of moves).",
+)
+
+
 class TierChanged(Event):
     """The customer's place in the pyramid (or segment, stage or key-account flag) changed."""
 
@@ -71,6 +93,7 @@ class TierChanged(Event):
     imported: bool = Field(
         default=False, description="The cause was imported history (a migration), not something done today."
     )
+    cause: MoveCause = _CAUSE
     changed_at: AwareDatetime
 
 
@@ -90,6 +113,7 @@ class RiskChanged(Event):
     imported: bool = Field(
         default=False, description="The cause was imported history (a migration), not something done today."
     )
+    cause: MoveCause = _CAUSE
     changed_at: AwareDatetime
 
 

@@ -159,6 +159,31 @@ async def test_an_upgrade_to_gold_or_platinum_is_welcomed_and_platinum_gets_an_a
     assert len(await notify.notifications(english)) == 1, "a downgrade is not welcomed"
 
 
+async def test_only_a_move_the_customer_caused_is_welcomed(notify: Notify) -> None:
+    """A recompute, a policy apply, imported history or a merge moves people who did nothing new:
+    no welcome storm. A purchase that lifts someone to gold is still celebrated."""
+    batch_moved = {
+        cause: await notify.register(email=f"{cause}@example.com")
+        for cause in ("recompute", "policy", "imported", "manual")
+    }
+    bought = await notify.register(email="bought@example.com")
+    published = await notify.publish(
+        *(
+            event("csm.segment.tier_changed.v1", customer, previous_tier="iron", tier="gold", cause=cause)
+            for cause, customer in batch_moved.items()
+        ),
+        event(
+            "csm.segment.tier_changed.v1", bought, previous_tier="iron", tier="gold", cause="customer_event"
+        ),
+    )
+    await notify.consumed(*published)
+    [welcome] = await notify.settled(bought, 1)
+    assert (welcome.playbook, welcome.status) == ("tier_upgrade_welcome", "sent")
+    for cause, customer in batch_moved.items():
+        assert await notify.notifications(customer) == [], cause
+        assert notify.mailbox.to(f"{cause}@example.com") == [], cause
+
+
 async def test_a_customer_at_risk_gets_a_win_back_offer_and_high_tiers_a_managers_call(
     notify: Notify,
 ) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 from services.segmentation.policy import DEFAULT_POLICY
 from shared.clock import ManualClock
 from shared.events import envelope_for
+from shared.events.segmentation import TierChanged
 from shared.roles import Role
+from tests.customer.helpers import staged
 from tests.harness import Stack, auth, eventually, problem
 from tests.shared.bus_helpers import produce_events, purchase
 from tests.shared.event_examples import example
@@ -69,6 +71,11 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
     assert moved["tier"] == "gold" and moved["policy_version"] == stored.json()["version"]
     assert moved["cut_points_version"] == applied.json()["cut_points_version"]
     assert (await seg.client.get("/policy", headers=auth())).json()["version"] == stored.json()["version"]
+    # Each move says what caused it: a purchase, a person's decision, a policy.
+    moves = [(e["data"]["customer_id"], e["data"]["cause"]) for e in await staged(seg, TierChanged.type)]
+    assert sorted(moves[:3]) == sorted((str(x), "customer_event") for x in (a, b, c))
+    assert moves[3] == (str(b), "manual")
+    assert (str(c), "policy") in moves[4:] and {cause for _, cause in moves[4:]} == {"policy"}
 
     # Bad input names the field.
     bad = dict(document, window_days=0)
