@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from shared.events.asyncapi import catalog_document
 from shared.observability import configure_logging
 from shared.roles import Role
 from shared.settings import CommonSettings
+from shared.settings import var_dir as default_var_dir
 
 app = typer.Typer(help="csm: customer service management.", no_args_is_help=True, add_completion=False)
 app.add_typer(customer_cli.app, name="import")
@@ -37,13 +39,22 @@ def _entry(name: str) -> ServiceEntry:
 @app.command()
 def up(
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 9092,
-    var_dir: Annotated[Path, typer.Option(help="Where the SQLite files and logs go.")] = Path("var"),
+    var_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the SQLite databases, the key store and the logs go (CSM_VAR_DIR); "
+            "var/ of the checkout by default. Other commands find them there through CSM_VAR_DIR."
+        ),
+    ] = None,
 ) -> None:
     """Start the whole system on embedded defaults: broker, migrations, four services."""
     from services.supervisor import System
 
+    if var_dir is not None:
+        # The services, the migrations and the key store all read it (shared.settings.var_dir).
+        os.environ["CSM_VAR_DIR"] = str(var_dir.expanduser().resolve())
     configure_logging(CommonSettings().log_level)
-    raise typer.Exit(System(var_dir=var_dir, kafka_port=kafka_port, say=typer.echo).run())
+    raise typer.Exit(System(var_dir=default_var_dir(), kafka_port=kafka_port, say=typer.echo).run())
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 class Clock(Protocol):
@@ -58,8 +58,22 @@ def _sane_date(day: date) -> date:
     return day
 
 
-# An input timestamp: must carry its offset, and is kept in UTC from then on.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+def _not_a_number(value: object) -> object:
+    """A moment is written in ISO 8601; a number is never guessed to be a Unix timestamp.
+
+    ``19970101`` is a date in someone's layout, not 1970-08-20 03:15:01 UTC.
+    """
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError(
+            "must be an ISO 8601 date and time with its offset, e.g. 2026-12-04T09:30:00+08:00, not a number"
+        )
+    return value
+
+
+# An input timestamp: ISO 8601 with its offset, kept in UTC from then on.
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
 # An input calendar day, in the same range.
 CalendarDate = Annotated[date, AfterValidator(_sane_date)]
 

@@ -1,6 +1,7 @@
 """Database plumbing: the column types and naming every service uses, the engine, and the one commit point.
 
-Each service owns one database: SQLite by default (a file under ./var/), PostgreSQL by URL.
+Each service owns one database: SQLite by default (a file in the var directory; see
+``shared.settings.var_dir``), PostgreSQL by URL.
 Code that changes state only ``flush()``es; ``Database.unit_of_work`` is where it commits,
 together with the events staged in the same session (see ``shared.outbox``).
 """

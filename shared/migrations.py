@@ -11,10 +11,12 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, MetaData
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import create_engine, is_sqlite
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
@@ -41,6 +43,22 @@ async def revision(service: str, url: str, message: str) -> None:
     await _with_connection(
         service, url, lambda config: command.revision(config, message=message, autogenerate=True)
     )
+
+
+async def is_current(service: str, url: str) -> bool:
+    """Whether ``service``'s database at ``url`` exists and has the latest schema."""
+    head = ScriptDirectory.from_config(alembic_config(service, url)).get_current_head()
+    if is_sqlite(url) and not await asyncio.to_thread(Path(make_url(url).database or "").exists):
+        return False  # do not leave an empty file behind by looking
+    engine: AsyncEngine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    return bool(current == head)
 
 
 async def _with_connection(service: str, url: str, run: Callable[[Config], object]) -> None:

@@ -6,6 +6,8 @@ reads its own values (database URL, port) under ``CSM_<SERVICE>_``.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 import limits
@@ -16,6 +18,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEVELOPMENT_JWT_SECRET = "csm-development-secret-not-for-production-use"
 
 Environment = Literal["development", "test", "production"]
+
+
+def var_dir() -> Path:
+    """Where the embedded defaults keep their files: the same for every command, wherever it runs.
+
+    ``CSM_VAR_DIR`` if set; else ``var/`` of the project csm runs from (a checkout); else, for an
+    installed package, ``$XDG_DATA_HOME/csm`` (``~/.local/share/csm``).
+    """
+    if configured := os.environ.get("CSM_VAR_DIR"):
+        return Path(configured).expanduser().resolve()
+    project = Path(__file__).resolve().parents[1]
+    if (project / "pyproject.toml").is_file():
+        return project / "var"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "csm"
+
+
+def sqlite_url(name: str) -> str:
+    """The embedded default database ``name``: a SQLite file in ``var_dir()``."""
+    return f"sqlite+aiosqlite:///{var_dir() / name}.db"
 
 
 class CommonSettings(BaseSettings):
@@ -39,7 +61,7 @@ class CommonSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     # Where the customers' keys live that seal personal data in events (shared.sealing): one store
     # every service reaches (a PostgreSQL database in production; see the README on erasure).
-    keys_database_url: str = "sqlite+aiosqlite:///./var/keys.db"
+    keys_database_url: str = Field(default_factory=lambda: sqlite_url("keys"))
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_issuer: str = "csm"
     # Tokens name who they are for; a token for another audience (another system that shares the

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, sqlite_url
 
 
 class ComplaintsSettings(ServiceSettings):
@@ -12,7 +12,7 @@ class ComplaintsSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSM_COMPLAINTS_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./var/complaints.db"
+    database_url: str = Field(default_factory=lambda: sqlite_url("complaints"))
     port: int = 8003
     # How often the deadline scanner looks for warnings, breaches and escalations that are due.
     scan_interval_seconds: float = Field(default=5.0, gt=0)

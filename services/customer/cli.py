@@ -16,17 +16,23 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import make_url
 
 from services.customer.importing import (
+    CUSTOMER_COLUMNS,
+    PURCHASE_COLUMNS,
     BadFile,
     BatchResult,
+    DateLayout,
     Importer,
     read_rows,
     rejected_csv_header,
     rejected_csv_row,
 )
+from services.customer.purchases import PurchaseWindow
 from services.customer.record_schemas import ImportKind, ImportSummary
 from services.customer.settings import CustomerSettings
+from shared import migrations
 from shared.clock import SystemClock
 from shared.db import Database
 
@@ -48,6 +54,16 @@ BatchOption = Annotated[
     int | None, typer.Option(help="Rows per transaction (CSM_CUSTOMER_IMPORT_BATCH_SIZE).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        help="How the file writes dates, in strptime notation (e.g. %Y%m%d or '%d/%m/%Y %H:%M'); "
+        "ISO 8601 if not given. A number is never read as a Unix timestamp."
+    ),
+]
+TimeZoneOption = Annotated[
+    str, typer.Option(help="The zone of dates written without an offset (IANA name, e.g. Asia/Shanghai).")
+]
 
 
 class _Counting(io.RawIOBase):
@@ -75,6 +91,7 @@ async def import_file(
     batch_size: int | None = None,
     show_progress: bool = True,
     console: Console | None = None,
+    layout: DateLayout | None = None,
 ) -> ImportSummary:
     """Import one file; what the command and the benchmark both run."""
     console = console or Console(stderr=True)
@@ -84,6 +101,8 @@ async def import_file(
         clock=SystemClock(),
         currency=settings.common.currency,
         batch_size=batch_size or settings.import_batch_size,
+        window=PurchaseWindow.of(settings),
+        layout=layout,
     )
     size = path.stat().st_size  # noqa: ASYNC240 (the command does nothing else meanwhile)
     with path.open("rb") as raw, rejected_path.open("w", newline="", encoding="utf-8") as rejected_file:
@@ -117,20 +136,44 @@ async def import_file(
     return summary
 
 
-def _run(kind: ImportKind, file: Path, rejected: Path | None, batch_size: int | None, quiet: bool) -> None:
+def _run(
+    kind: ImportKind,
+    file: Path,
+    rejected: Path | None,
+    batch_size: int | None,
+    quiet: bool,
+    date_format: str | None,
+    time_zone: str,
+) -> None:
     console = Console(stderr=True)
     rejected_path = rejected or file.with_suffix(".rejected.csv")
+    settings = CustomerSettings()
+    if not asyncio.run(migrations.is_current("customer", settings.database_url)):
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        console.print(
+            f"[red]Nothing imported:[/red] the customer database ({where}) is not set up or not up to "
+            "date. Run `csm migrate customer` (or `csm up`) first; CSM_VAR_DIR or "
+            "CSM_CUSTOMER_DATABASE_URL say where it is."
+        )
+        raise typer.Exit(2)
+    try:
+        layout = DateLayout(date_format, time_zone)
+    except (ValueError, KeyError):
+        raise typer.BadParameter(
+            f"{time_zone!r} is not an IANA time zone", param_hint="--time-zone"
+        ) from None
     started = time.perf_counter()
     try:
         summary = asyncio.run(
             import_file(
                 kind,
                 file,
-                settings=CustomerSettings(),
+                settings=settings,
                 rejected_path=rejected_path,
                 batch_size=batch_size,
                 show_progress=not quiet,
                 console=console,
+                layout=layout,
             )
         )
     except BadFile as bad:
@@ -148,23 +191,36 @@ def _run(kind: ImportKind, file: Path, rejected: Path | None, batch_size: int | 
         rejected_path.unlink(missing_ok=True)
 
 
-@app.command()
+@app.command(
+    help=f"""Import customers; a customer whose external_id is already here is left as it is.
+
+Columns (a header row names them, in any order; external_id and name are required):
+{", ".join(CUSTOMER_COLUMNS)}. tags are separated by ";"; customer_since is a date and time."""
+)
 def customers(
     file: FileArgument,
     rejected: RejectedOption = None,
     batch_size: BatchOption = None,
     quiet: QuietOption = False,
+    date_format: DateFormatOption = None,
+    time_zone: TimeZoneOption = "UTC",
 ) -> None:
-    """Import customers; a customer whose external_id is already here is left as it is."""
-    _run(ImportKind.customers, file, rejected, batch_size, quiet)
+    _run(ImportKind.customers, file, rejected, batch_size, quiet, date_format, time_zone)
 
 
-@app.command()
+@app.command(
+    help=f"""Import purchases; an order already here is kept as it is.
+
+Columns (a header row names them, in any order; order_id, amount, currency and one of
+customer_external_id or customer_id are required): {", ".join(PURCHASE_COLUMNS)}. amount is a
+decimal (0 for a free or fully discounted order); purchased_at is a date and time."""
+)
 def purchases(
     file: FileArgument,
     rejected: RejectedOption = None,
     batch_size: BatchOption = None,
     quiet: QuietOption = False,
+    date_format: DateFormatOption = None,
+    time_zone: TimeZoneOption = "UTC",
 ) -> None:
-    """Import purchases (customer by customer_external_id or customer_id); an order already here is kept."""
-    _run(ImportKind.purchases, file, rejected, batch_size, quiet)
+    _run(ImportKind.purchases, file, rejected, batch_size, quiet, date_format, time_zone)

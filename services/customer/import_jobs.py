@@ -26,12 +26,14 @@ from services.customer.importing import (
     COLUMNS,
     BadFile,
     BatchResult,
+    DateLayout,
     Importer,
     Rejection,
     read_rows,
     rejected_csv_header,
 )
 from services.customer.models import ImportChunk, ImportJob, ImportRejection
+from services.customer.purchases import PurchaseWindow
 from services.customer.record_schemas import ImportJobRead, ImportKind
 from services.customer.settings import CustomerSettings
 from shared.service import Runtime
@@ -57,12 +59,26 @@ def job_read(job: ImportJob) -> ImportJobRead:
 
 
 async def receive(
-    *, runtime: Runtime, kind: ImportKind, body: AsyncIterator[bytes], created_by: str, now: datetime
+    *,
+    runtime: Runtime,
+    kind: ImportKind,
+    body: AsyncIterator[bytes],
+    created_by: str,
+    now: datetime,
+    layout: DateLayout,
 ) -> ImportJob:
     """Store an uploaded file as a pending job, a piece per transaction so memory stays flat."""
     settings = runtime.settings
     assert isinstance(settings, CustomerSettings)
-    job = ImportJob(id=uuid7(), kind=kind.value, status="receiving", created_by=created_by, created_at=now)
+    job = ImportJob(
+        id=uuid7(),
+        kind=kind.value,
+        status="receiving",
+        created_by=created_by,
+        created_at=now,
+        date_format=layout.date_format,
+        time_zone=layout.time_zone,
+    )
     async with runtime.db.unit_of_work() as session:
         session.add(job)
     size, seq, pending = 0, 0, bytearray()
@@ -185,11 +201,14 @@ class ImportWorker:
             job = await session.get(ImportJob, job_id)
             assert job is not None
             kind, done = ImportKind(job.kind), job.rows
+            layout = DateLayout(job.date_format, job.time_zone)
         importer = Importer(
             db=self.runtime.db,
             clock=self.runtime.clock,
             currency=self.runtime.settings.common.currency,
             batch_size=self.settings.import_batch_size,
+            window=PurchaseWindow.of(self.settings),
+            layout=layout,
         )
 
         async def record(result: BatchResult, *, session: AsyncSession) -> None:

@@ -12,7 +12,9 @@ import csv
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -23,7 +25,7 @@ from services.customer import service
 from services.customer.bulk import insert_rows, one_of, outbox_row, stage_many
 from services.customer.erasure import external_id_digest
 from services.customer.models import Customer, CustomerTag, Erasure, Purchase, PurchaseSummary
-from services.customer.purchases import SummaryDelta
+from services.customer.purchases import PurchaseWindow, SummaryDelta
 from services.customer.record_schemas import ImportKind, ImportSummary, PurchaseCreate
 from services.customer.schemas import CustomerCreate
 from shared.clock import Clock
@@ -62,6 +64,7 @@ PURCHASE_COLUMNS = (
     "item_count",
     "purchased_at",
 )
+PURCHASE_FIELDS = ("order_id", "amount", "currency", "channel", "item_count", "purchased_at")
 COLUMNS = {ImportKind.customers: CUSTOMER_COLUMNS, ImportKind.purchases: PURCHASE_COLUMNS}
 REQUIRED = {
     ImportKind.customers: {"external_id", "name"},
@@ -132,11 +135,71 @@ def _present(row: dict[str, str], names: Iterable[str]) -> dict[str, Any]:
     return {name: row[name] for name in names if row.get(name)}
 
 
+@dataclass(frozen=True)
+class DateLayout:
+    """How a file writes its moments: ISO 8601 unless a layout is declared (``--date-format``).
+
+    A declared layout is read with ``strptime`` (e.g. ``%Y%m%d``, ``%d/%m/%Y %H:%M``); a moment
+    written without an offset is in ``time_zone``. Numbers are never taken for Unix timestamps.
+    """
+
+    date_format: str | None = None
+    time_zone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        ZoneInfo(self.time_zone)  # an unknown zone fails here, before any row is read
+
+    def read(self, text: str) -> str:
+        """``text`` as ISO 8601 with an offset, or ValueError saying why it is not a moment."""
+        if self.date_format is not None:
+            try:
+                moment = datetime.strptime(text, self.date_format)
+            except ValueError:
+                raise ValueError(f"{text!r} is not written as {self.date_format}") from None
+        else:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not an ISO 8601 date and time; declare another layout with --date-format"
+                ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(self.time_zone))
+        return moment.astimezone(UTC).isoformat()
+
+
+MOMENT_COLUMNS = ("purchased_at", "customer_since")
+
+
+def _read_moments(row: dict[str, Any], layout: DateLayout) -> str | None:
+    """Rewrite the row's moments as ISO 8601 in place; the reason if one cannot be read."""
+    for column in MOMENT_COLUMNS:
+        if row.get(column):
+            if layout.date_format is None and row[column].strip().lstrip("+-").replace(".", "", 1).isdigit():
+                return f"{column}: {row[column]!r} is a number, not a date (declare a --date-format)"
+            try:
+                row[column] = layout.read(row[column])
+            except ValueError as error:
+                return f"{column}: {error}"
+    return None
+
+
 class Importer:
     """Imports rows into one database; the CLI, the HTTP jobs and the benchmark share it."""
 
-    def __init__(self, *, db: Database, clock: Clock, currency: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        currency: str,
+        batch_size: int,
+        window: PurchaseWindow,
+        layout: DateLayout | None = None,
+    ) -> None:
         self.db = db
+        self.window = window
+        self.layout = layout or DateLayout()
         self.clock = clock
         self.currency = currency
         self.batch_size = batch_size
@@ -204,6 +267,9 @@ class Importer:
                 result.rejections.append(Rejection(line, "more values than columns", row))
                 continue
             values = _present(row, CUSTOMER_COLUMNS)
+            if (unreadable := _read_moments(values, self.layout)) is not None:
+                result.rejections.append(Rejection(line, unreadable, row))
+                continue
             if "tags" in values:
                 values["tags"] = [t for t in values["tags"].split(TAG_SEPARATOR) if t.strip()]
             try:
@@ -285,12 +351,19 @@ class Importer:
             if row.pop("__extra__", None):
                 result.rejections.append(Rejection(line, "more values than columns", row))
                 continue
+            values = _present(
+                row, ("order_id", "amount", "currency", "channel", "item_count", "purchased_at")
+            )
+            if (unreadable := _read_moments(values, self.layout)) is not None:
+                result.rejections.append(Rejection(line, unreadable, row))
+                continue
             try:
-                purchase_in = PurchaseCreate.model_validate(
-                    _present(row, ("order_id", "amount", "currency", "channel", "item_count", "purchased_at"))
-                )
+                purchase_in = PurchaseCreate.model_validate(values)
             except ValidationError as error:
                 result.rejections.append(Rejection(line, _reason(error), row))
+                continue
+            if (problem := self.window.problem(purchase_in.purchased_at, now=now)) is not None:
+                result.rejections.append(Rejection(line, f"purchased_at: {problem}", row))
                 continue
             if purchase_in.currency != self.currency:
                 result.rejections.append(

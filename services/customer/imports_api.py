@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from services.customer import import_jobs
 from services.customer.deps import ClockDep, Manager, ReadSessionDep, RuntimeDep
 from services.customer.errors import NotCsv
-from services.customer.importing import COLUMNS
+from services.customer.importing import COLUMNS, DateLayout
 from services.customer.record_schemas import ImportJobRead, ImportKind
+from shared.problems import Unprocessable
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 
@@ -29,13 +31,39 @@ router = APIRouter(prefix="/imports", tags=["imports"])
     },
 )
 async def start_import(
-    kind: ImportKind, request: Request, runtime: RuntimeDep, clock: ClockDep, manager: Manager
+    kind: ImportKind,
+    request: Request,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    manager: Manager,
+    date_format: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="How the file writes dates, in strptime notation (e.g. %Y%m%d); ISO 8601 if not "
+            "given. A number is never read as a Unix timestamp.",
+        ),
+    ] = None,
+    time_zone: Annotated[
+        str, Query(max_length=60, description="The zone of dates written without an offset.")
+    ] = "UTC",
 ) -> ImportJobRead:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ("text/csv", "application/csv"):
         raise NotCsv()
+    try:
+        layout = DateLayout(date_format, time_zone)
+    except (ValueError, KeyError):
+        raise Unprocessable(
+            f"{time_zone!r} is not an IANA time zone.", field="time_zone", location="query"
+        ) from None
     job = await import_jobs.receive(
-        runtime=runtime, kind=kind, body=request.stream(), created_by=manager.subject, now=clock.now()
+        runtime=runtime,
+        kind=kind,
+        body=request.stream(),
+        created_by=manager.subject,
+        now=clock.now(),
+        layout=layout,
     )
     return import_jobs.job_read(job)
 

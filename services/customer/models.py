@@ -324,6 +324,10 @@ class ImportJob(Base):
     # pending, running, done or failed
     status: Mapped[str] = mapped_column(String(20))
     created_by: Mapped[str] = mapped_column(String(100))
+    # How the file writes its dates (strptime notation; ISO 8601 when None), and the zone of
+    # those written without an offset.
+    date_format: Mapped[str | None] = mapped_column(String(100), default=None)
+    time_zone: Mapped[str] = mapped_column(String(60), default="UTC")
     rows: Mapped[int] = mapped_column(Integer, default=0)
     imported: Mapped[int] = mapped_column(Integer, default=0)
     already_imported: Mapped[int] = mapped_column(Integer, default=0)

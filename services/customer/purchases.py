@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from services.customer.ids import uuid7
 from services.customer.ledger import RefundRefused, refund_amount
 from services.customer.models import Purchase, PurchaseSummary, Refund
 from services.customer.record_schemas import PurchaseCreate, PurchaseRead, RefundCreate, RefundRead
+from services.customer.settings import CustomerSettings
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.money import from_minor, to_minor
 from shared.outbox import stage
@@ -149,6 +150,33 @@ def recorded_event(
     )
 
 
+@dataclass(frozen=True)
+class PurchaseWindow:
+    """When a purchase may have happened: from the company's earliest records up to now, give or
+    take the drift of the clocks of the systems that record sales."""
+
+    earliest: datetime
+    skew: timedelta
+
+    @classmethod
+    def of(cls, settings: CustomerSettings) -> PurchaseWindow:
+        earliest = datetime.combine(settings.earliest_purchase, time(0), tzinfo=UTC)
+        return cls(earliest=earliest, skew=timedelta(seconds=settings.clock_skew_seconds))
+
+    def problem(self, moment: datetime | None, *, now: datetime) -> str | None:
+        """Why ``moment`` cannot be when a purchase happened, or None if it can."""
+        if moment is None:
+            return None
+        if moment < self.earliest:
+            return (
+                f"before {self.earliest.date().isoformat()}, the earliest purchase date "
+                "(CSM_CUSTOMER_EARLIEST_PURCHASE)"
+            )
+        if moment > now + self.skew:
+            return "in the future"
+        return None
+
+
 def new_purchase_row(
     customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime
 ) -> dict[str, Any]:
@@ -177,6 +205,7 @@ async def record_purchase(
     customer_id: uuid.UUID,
     purchase_in: PurchaseCreate,
     currency: str,
+    window: PurchaseWindow,
     now: datetime,
 ) -> tuple[Purchase, bool]:
     """Record a purchase once per order id; returns it and whether it is new.
@@ -185,6 +214,8 @@ async def record_purchase(
     one after another: exactly one of two arriving at once is their first (one thank-you, not two),
     and their events are staged in the order they commit.
     """
+    if (problem := window.problem(purchase_in.purchased_at, now=now)) is not None:
+        raise Unprocessable(f"The purchase date is {problem}.", field="purchased_at")
     customer = await service.get(session=session, customer_id=customer_id, for_update=True)
     if purchase_in.currency != currency:
         raise Unprocessable(

@@ -33,6 +33,9 @@ from shared.events.customer import (
 )
 
 Amount = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+# What an order cost: zero for a free sample or a fully discounted order (it counts as a purchase,
+# for frequency and recency, and adds nothing to what the customer spent); never negative.
+OrderAmount = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Reference = Annotated[str, _bounded(100)]
 
@@ -46,7 +49,7 @@ class LineItem(_Input):
 
 class PurchaseCreate(_Input):
     order_id: Reference
-    amount: Amount
+    amount: OrderAmount
     currency: Currency
     channel: SalesChannel = SalesChannel.store
     item_count: Annotated[int, Field(ge=0, le=100_000)] | None = Field(

@@ -78,6 +78,7 @@ async def record_purchase(
         customer_id=customer_id,
         purchase_in=purchase_in,
         currency=runtime.settings.common.currency,
+        window=purchases.PurchaseWindow.of(settings),
         now=clock.now(),
     )
     if not created:

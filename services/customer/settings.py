@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, sqlite_url
 
 
 class CustomerSettings(ServiceSettings):
@@ -13,7 +14,7 @@ class CustomerSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSM_CUSTOMER_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./var/customer.db"
+    database_url: str = Field(default_factory=lambda: sqlite_url("customer"))
     port: int = 8001
     # What the 360 view shows: the latest so many of each.
     view_recent_purchases: int = Field(default=10, ge=0, le=200)
@@ -33,8 +34,11 @@ class CustomerSettings(ServiceSettings):
     # Duplicate detection: how alike two names must be (0..1) to make a pair worth a look.
     duplicate_name_similarity: float = Field(default=0.85, ge=0, le=1)
     duplicate_candidates: int = Field(default=20, ge=1, le=200)
-    # An interaction may be logged a little ahead of the server's clock (devices drift), not more.
+    # An interaction or a purchase may be dated a little ahead of the server's clock (devices
+    # drift), not more.
     clock_skew_seconds: int = Field(default=300, ge=0)
+    # No purchase is older than this (a date before it is a typo or a wrongly read layout).
+    earliest_purchase: date = date(1970, 1, 1)
     # Bulk import: rows written (with their events) per transaction.
     import_batch_size: int = Field(default=2000, ge=1, le=50_000)
     # Uploaded import files and their rejected rows are kept this long, then purged.

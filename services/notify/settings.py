@@ -10,13 +10,13 @@ from __future__ import annotations
 from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, sqlite_url
 
 
 class NotifySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CSM_NOTIFY_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./var/notify.db"
+    database_url: str = Field(default_factory=lambda: sqlite_url("notify"))
     port: int = 8004
     # A complaint's acknowledgement should leave at once: fetch new events every 50 ms at most.
     consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)

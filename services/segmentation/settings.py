@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, sqlite_url
 
 
 class SegmentationSettings(ServiceSettings):
@@ -11,7 +11,7 @@ class SegmentationSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSM_SEGMENTATION_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./var/segmentation.db"
+    database_url: str = Field(default_factory=lambda: sqlite_url("segmentation"))
     port: int = 8002
     # How often the scheduler looks whether the batch is due (its due time is in the database).
     batch_check_seconds: float = Field(default=60.0, gt=0)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from services.customer.purchases import PurchaseWindow
 from shared.db import Database
 from shared.messaging import outbox_message
 from shared.roles import Role
@@ -69,3 +71,7 @@ async def leaks(url: str, *secrets: str) -> list[tuple[str, str]]:
         for secret in secrets
         if secret.lower() in text.lower()
     ]
+
+
+# What the service's defaults allow: purchases from 1970 up to five minutes ahead of the clock.
+WINDOW = PurchaseWindow(earliest=datetime(1970, 1, 1, tzinfo=UTC), skew=timedelta(minutes=5))

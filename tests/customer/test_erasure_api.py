@@ -11,7 +11,7 @@ from services.customer.models import Purchase, PurchaseSummary
 from shared.db import Database
 from shared.events.notify import TOPIC as NOTIFY
 from shared.roles import Role
-from tests.customer.helpers import leaks, register, staged
+from tests.customer.helpers import WINDOW, leaks, register, staged
 from tests.customer.test_view_api import event, publish
 from tests.harness import Stack, auth, eventually
 
@@ -162,7 +162,7 @@ async def test_an_erased_customer_is_not_brought_back_by_an_import_or_by_late_ev
     from services.customer.record_schemas import ImportKind
 
     runtime = stack["customer"].runtime
-    importer = Importer(db=runtime.db, clock=runtime.clock, currency="CNY", batch_size=10)
+    importer = Importer(db=runtime.db, clock=runtime.clock, currency="CNY", batch_size=10, window=WINDOW)
     rows = read_rows(
         ["external_id,name", "ERP-QXY,Qiu Xiaoyun", "ERP-NEW,Somebody New"], ImportKind.customers
     )

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from services.customer.cli import import_file
-from services.customer.importing import BadFile
+from services.customer.importing import CUSTOMER_COLUMNS, PURCHASE_COLUMNS, BadFile, DateLayout
 from services.customer.record_schemas import ImportKind
 from services.customer.settings import CustomerSettings
 from shared.roles import Role
-from tests.customer.helpers import staged
+from tests.customer.helpers import WINDOW, staged
 from tests.harness import Stack, auth, eventually
 
 CUSTOMERS = """external_id,name,kind,email,phone,tags,customer_since,industry
@@ -248,7 +248,7 @@ async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_l
 
         # The dead worker had committed the first two rows.
         first_two = read_rows(CUSTOMERS.splitlines()[:3], ImportKind.customers)
-        await Importer(db=db, clock=SystemClock(), currency="CNY", batch_size=2).run(
+        await Importer(db=db, clock=SystemClock(), currency="CNY", batch_size=2, window=WINDOW).run(
             ImportKind.customers, first_two
         )
         async with db.unit_of_work() as session:
@@ -287,3 +287,112 @@ async def test_an_import_whose_worker_died_is_taken_over_and_resumes_after_its_l
     )
     names = [e["data"]["profile"]["name"] for e in await staged(taken_over, "csm.customer.registered.v1")]
     assert names == ["Li Na", "Acme Trading", "Wang, Fang"], "each row imported once, across the two workers"
+
+
+DATED = """order_id,customer_external_id,amount,currency,purchased_at
+D-1,C1,10.00,CNY,19970101
+D-2,C1,0,CNY,19970215
+D-3,C1,10.00,CNY,19650101
+D-4,C1,10.00,CNY,21000101
+D-5,C1,10.00,CNY,1997-01-01
+"""
+
+
+async def test_dates_are_iso_unless_a_layout_is_declared_and_a_number_is_never_a_timestamp(
+    stack: Stack, tmp_path: Path
+) -> None:
+    service = await stack.start("customer", run_workers=False)
+    settings = CustomerSettings(database_url=service.database_url, common=stack.common)
+    write(tmp_path / "c.csv", CUSTOMERS)
+    await import_file(
+        ImportKind.customers, tmp_path / "c.csv", settings=settings, rejected_path=tmp_path / "cr.csv",
+        show_progress=False,
+    )  # fmt: skip
+    purchases = write(tmp_path / "p.csv", DATED)
+
+    undeclared = await import_file(
+        ImportKind.purchases,
+        purchases,
+        settings=settings,
+        rejected_path=tmp_path / "r1.csv",
+        show_progress=False,
+    )
+    assert (undeclared.imported, undeclared.rejected) == (1, 4), "only the ISO date goes in"
+    reasons = [row["reason"] for row in csv.DictReader((tmp_path / "r1.csv").open(encoding="utf-8"))]
+    assert reasons[0] == "purchased_at: '19970101' is a number, not a date (declare a --date-format)"
+
+    declared = await import_file(
+        ImportKind.purchases,
+        purchases,
+        settings=settings,
+        rejected_path=tmp_path / "r2.csv",
+        show_progress=False,
+        layout=DateLayout("%Y%m%d", "Asia/Shanghai"),
+    )
+    assert (declared.imported, declared.rejected) == (2, 3)
+    assert [row["reason"] for row in csv.DictReader((tmp_path / "r2.csv").open(encoding="utf-8"))] == [
+        "purchased_at: before 1970-01-01, the earliest purchase date (CSM_CUSTOMER_EARLIEST_PURCHASE)",
+        "purchased_at: in the future",
+        "purchased_at: '1997-01-01' is not written as %Y%m%d",
+    ]
+    recorded = {e["data"]["order_id"]: e["data"] for e in await staged(service, "csm.purchase.recorded.v1")}
+    assert recorded["D-1"]["purchased_at"] == "1996-12-31T16:00:00Z", "midnight in Shanghai, in UTC"
+    assert recorded["D-2"]["amount"] == "0.00", "a free order is a purchase too"
+
+
+async def test_the_import_commands_list_their_columns_and_take_a_date_layout() -> None:
+    csm = str(Path(sys.executable).parent / "csm")
+    for kind, columns in ((ImportKind.customers, CUSTOMER_COLUMNS), (ImportKind.purchases, PURCHASE_COLUMNS)):
+        shown = await asyncio.to_thread(
+            subprocess.run, [csm, "import", kind.value, "--help"], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        flat = " ".join(shown.stdout.replace("│", " ").split())
+        assert ", ".join(columns) in flat and "--date-format" in flat and "--time-zone" in flat
+
+
+async def test_an_http_import_takes_the_files_date_layout_too(stack: Stack) -> None:
+    service = await stack.start("customer", import_poll_seconds=0.1)
+    client = service.client
+    headers = {**auth(Role.manager), "content-type": "text/csv"}
+    registered = await client.post("/customers", json={"external_id": "C1", "name": "Li Na"}, headers=auth())
+    assert registered.status_code == 201, registered.text
+    body = b"order_id,customer_external_id,amount,currency,purchased_at\nH-1,C1,10.00,CNY,19970101\n"
+    layout = {"date_format": "%Y%m%d", "time_zone": "Asia/Shanghai"}
+    bad_zone = await client.post(
+        "/imports/purchases", params={"time_zone": "Mars/Base"}, content=body, headers=headers
+    )
+    assert bad_zone.status_code == 422 and bad_zone.json()["errors"][0]["field"] == "time_zone"
+    job = (await client.post("/imports/purchases", params=layout, content=body, headers=headers)).json()
+
+    async def done() -> None:
+        found = (await client.get(f"/imports/{job['id']}", headers=headers)).json()
+        assert (found["status"], found["imported"]) == ("done", 1), found
+
+    await eventually(done)
+    [recorded] = await staged(service, "csm.purchase.recorded.v1")
+    assert recorded["data"]["purchased_at"] == "1996-12-31T16:00:00Z"
+
+
+async def test_every_command_finds_the_same_databases_wherever_it_runs(tmp_path: Path) -> None:
+    """csm migrate and csm import, run from different directories, use the var directory's files."""
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSM_")} | {"CSM_VAR_DIR": str(var)}
+    csm = str(Path(sys.executable).parent / "csm")
+    file = write(tmp_path / "customers.csv", CUSTOMERS)
+    elsewhere = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for directory in elsewhere:
+        directory.mkdir()
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([csm, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+    not_set_up = await asyncio.to_thread(run, "import", "customers", str(file), "--quiet", cwd=elsewhere[0])
+    assert not_set_up.returncode == 2 and "csm migrate customer" in not_set_up.stderr
+    assert "Traceback" not in not_set_up.stderr and not var.exists(), "looking made no empty database"
+    migrated = await asyncio.to_thread(run, "migrate", "customer", cwd=elsewhere[1])
+    assert migrated.returncode == 0, migrated.stderr
+    imported = await asyncio.to_thread(run, "import", "customers", str(file), "--quiet", cwd=elsewhere[2])
+    assert imported.returncode == 0 and "3 imported" in imported.stdout, imported.stderr
+    assert (var / "customer.db").is_file()
+    assert not [p for d in elsewhere for p in d.rglob("*.db")], "no database anywhere else"

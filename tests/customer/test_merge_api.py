@@ -10,7 +10,7 @@ import pytest
 from shared.clock import ManualClock
 from shared.events.complaints import TOPIC as COMPLAINTS
 from shared.roles import Role
-from tests.customer.helpers import business, register, staged
+from tests.customer.helpers import WINDOW, business, register, staged
 from tests.customer.test_view_api import event, publish
 from tests.harness import Stack, auth, eventually, problem
 
@@ -148,7 +148,7 @@ async def test_merging_moves_history_fills_blanks_and_retires_the_duplicate(stac
     from services.customer.record_schemas import ImportKind
 
     runtime = stack["customer"].runtime
-    importer = Importer(db=runtime.db, clock=clock, currency="CNY", batch_size=10)
+    importer = Importer(db=runtime.db, clock=clock, currency="CNY", batch_size=10, window=WINDOW)
     rows = read_rows(
         ["order_id,customer_external_id,amount,currency", "SO-9,ERP-77,5.00,CNY"], ImportKind.purchases
     )

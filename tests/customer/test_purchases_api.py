@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -111,12 +112,15 @@ async def test_an_order_id_reused_for_a_different_purchase_is_409(customers: Sta
     [
         ({"amount": "12.345"}, "amount"),
         ({"amount": "-1"}, "amount"),
-        ({"amount": "0"}, "amount"),
         ({"amount": "lots"}, "amount"),
         ({"currency": "yuan"}, "currency"),
         ({"currency": "USD"}, "currency"),
         ({"order_id": ""}, "order_id"),
         ({"purchased_at": "2026-11-01T10:00:00"}, "purchased_at"),
+        ({"purchased_at": "19970101"}, "purchased_at"),  # never read as a Unix timestamp
+        ({"purchased_at": 852076800}, "purchased_at"),
+        ({"purchased_at": "1969-12-31T23:59:59+00:00"}, "purchased_at"),  # before the earliest date
+        ({"purchased_at": "2190-01-01T00:00:00+00:00"}, "purchased_at"),  # in the future
         ({"channel": "pigeon"}, "channel"),
         ({"coupon": "X"}, "coupon"),
     ],
@@ -131,6 +135,22 @@ async def test_a_bad_purchase_is_422_naming_the_field(
     )
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+async def test_a_free_order_is_a_purchase_that_adds_nothing_to_what_was_spent(customers: Stack) -> None:
+    customer = await register(customers)
+    base = f"/customers/{customer['id']}"
+    client = customers["customer"].client
+    for order, amount in (("SO-FREE", "0"), ("SO-PAID", "25.00")):
+        response = await client.post(
+            f"{base}/purchases", json={"order_id": order, "amount": amount, "currency": "CNY"}, headers=auth()
+        )
+        assert response.status_code == 201, response.text
+    free, paid = await staged(customers["customer"], "csm.purchase.recorded.v1")
+    assert (Decimal(free["data"]["amount"]), free["data"]["first_purchase"]) == (Decimal(0), True)
+    assert paid["data"]["first_purchase"] is False, "the free order was the first purchase"
+    totals = (await client.get(f"{base}/360", headers=auth())).json()["totals"]
+    assert (totals["purchases"], Decimal(totals["spent"])) == (2, Decimal("25.00"))
 
 
 async def test_a_purchase_may_be_dated_in_the_past_for_imports(customers: Stack) -> None:
