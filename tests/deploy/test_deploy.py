@@ -72,6 +72,14 @@ def test_every_csm_command_the_deployment_runs_exists() -> None:
     assert used <= csm_commands()
 
 
+def containers(name: str) -> list[dict[str, Any]]:
+    """The containers of the Deployments and Jobs in a Kubernetes file."""
+    found: list[dict[str, Any]] = []
+    for doc in k8s_documents(name):
+        found += doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    return found
+
+
 def test_every_variable_the_deployment_sets_is_a_setting() -> None:
     named = set()
     for spec in COMPOSE["services"].values():
@@ -79,6 +87,9 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
     for name in ("config.yaml", "secret.example.yaml"):
         for doc in k8s_documents(name):
             named |= set(doc.get("data", {})) | set(doc.get("stringData", {}))
+    for name in ("migrate-job.yaml", *(f"{service}.yaml" for service in SERVICES)):
+        for container in containers(name):
+            named |= {variable["name"] for variable in container.get("env", [])}
     assert named, "nothing found: the test would pass vacuously"
     assert [variable for variable in sorted(named) if not is_setting(variable)] == []
 
@@ -121,7 +132,7 @@ def test_the_kafka_topics_are_the_catalogs() -> None:
 
 
 # Kafka principals and ACLs. A grant is (principal, operation, resource type, name, pattern type),
-# read from the kafka-init script of docker-compose.yml.
+# read from the kafka-init script of docker-compose.yml and from the KafkaUsers of deploy/k8s.
 INIT_SCRIPT = ROOT / "deploy" / "kafka" / "init.sh"
 
 
@@ -198,6 +209,25 @@ def compose_grants() -> set[Grant]:
             for kind, name in resources
         }
     assert grants, "no acl lines found: the test would pass vacuously"
+    return grants
+
+
+def k8s_grants() -> set[Grant]:
+    grants: set[Grant] = set()
+    for user in k8s_documents("kafka-users.yaml"):
+        for rule in user["spec"]["authorization"]["acls"]:
+            resource = rule["resource"]
+            pattern = {"literal": "literal", "prefix": "prefixed"}[resource.get("patternType", "literal")]
+            grants |= {
+                Grant(
+                    f"User:{user['metadata']['name']}",
+                    operation,
+                    resource["type"],
+                    resource.get("name", ""),
+                    pattern,
+                )
+                for operation in rule["operations"]
+            }
     return grants
 
 
@@ -295,8 +325,49 @@ def test_compose_acls_let_each_service_write_only_its_own_topics(consumed: dict[
     } <= created
 
 
-def test_the_deployments_kafka_settings_are_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each csm process of docker-compose.yml loads its settings as it would there."""
+def test_kubernetes_kafka_users_let_each_service_write_only_its_own_topics(
+    consumed: dict[str, set[str]],
+) -> None:
+    grants = k8s_grants()
+    assert_each_service_writes_only_its_own_topics(grants, consumed)
+    assert {grant.principal for grant in grants} == set(map(principal, SERVICES))
+    topics = {doc["spec"]["topicName"] for doc in k8s_documents("kafka-topics.yaml")}
+    assert {grant.name for grant in grants if grant.resource == "topic"} <= topics
+    (cluster,) = {
+        doc["metadata"]["labels"]["strimzi.io/cluster"] for doc in k8s_documents("kafka-topics.yaml")
+    }
+    for user in k8s_documents("kafka-users.yaml"):
+        assert user["apiVersion"] == "kafka.strimzi.io/v1beta2" and user["kind"] == "KafkaUser"
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert user["spec"]["authorization"]["type"] == "simple"
+    assert "kafka-users.yaml" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_each_kubernetes_deployment_is_its_kafka_user(service: str) -> None:
+    (container,) = containers(f"{service}.yaml")
+    env = {variable["name"]: variable for variable in container["env"]}
+    user = f"csm-{service}"
+    assert user in {doc["metadata"]["name"] for doc in k8s_documents("kafka-users.yaml")}
+    assert env["CSM_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["CSM_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    assert env["CSM_KAFKA_SASL_USERNAME"]["value"] == user
+    # Strimzi's User Operator puts the password in a Secret named after the KafkaUser, key `password`.
+    assert env["CSM_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": user, "key": "password"}
+    # The CA file is in a mounted Secret volume.
+    cafile = Path(env["CSM_KAFKA_SSL_CAFILE"]["value"])
+    (mount,) = [mount for mount in container["volumeMounts"] if Path(mount["mountPath"]) == cafile.parent]
+    (deployment, _) = k8s_documents(f"{service}.yaml")
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert cafile.name in {item["path"] for item in volume["secret"]["items"]}
+    assert "CSM_KAFKA_BOOTSTRAP" in k8s_documents("config.yaml")[0]["data"]
+
+
+def test_the_deployments_kafka_settings_are_accepted_in_production(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each csm process of docker-compose.yml and deploy/k8s loads its settings as it would there."""
     given: dict[str, str] = {}
     for name, spec in COMPOSE["services"].items():
         if spec.get("command", [""])[0] != "csm":
@@ -306,3 +377,21 @@ def test_the_deployments_kafka_settings_are_accepted_in_production(monkeypatch: 
                 patch.setenv(variable, interpolated(str(value), given))
             common = SERVICES[name].settings().common if name in SERVICES else CommonSettings()
             assert common.env == "production", name
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("a CA certificate, in the pod\n")
+    shared = {
+        **k8s_documents("config.yaml")[0]["data"],
+        **k8s_documents("secret.example.yaml")[0]["stringData"],
+    }
+    for name in ("migrate-job.yaml", *(f"{service}.yaml" for service in SERVICES)):
+        (container,) = containers(name)
+        with monkeypatch.context() as patch:
+            for variable, value in shared.items():
+                patch.setenv(variable, value)
+            for variable in container.get("env", []):
+                value = variable.get("value", secrets.token_hex(32))
+                patch.setenv(
+                    variable["name"], str(ca) if variable["name"] == "CSM_KAFKA_SSL_CAFILE" else value
+                )
+            assert CommonSettings().env == "production", name
