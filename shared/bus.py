@@ -27,6 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.metadata import MetadataRequest
 
 from shared.events import EPOCH_TOPIC
+from shared.kafka_security import security_options
 from shared.settings import CommonSettings
 
 log = logging.getLogger("csm.bus")
@@ -126,11 +127,13 @@ class Bus:
                     request_timeout_ms=30_000,
                     max_batch_size=_BATCH_BYTES,
                     max_request_size=_BATCH_BYTES + 48_576,
+                    **security_options(self.settings),
                 )
                 reader = AIOKafkaConsumer(
                     bootstrap_servers=self.bootstrap,
                     client_id=f"{self.client_id}-epoch",
                     enable_auto_commit=False,
+                    **security_options(self.settings),
                 )
                 try:
                     await producer.start()
@@ -202,7 +205,10 @@ class Bus:
         """Create the topics that do not exist yet; the epoch topic always has one partition."""
         wanted = sorted({self.topic(name) for name in topics} | {self.topic(EPOCH_TOPIC)})
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-admin", request_timeout_ms=10_000
+            bootstrap_servers=self.bootstrap,
+            client_id=f"{self.client_id}-admin",
+            request_timeout_ms=10_000,
+            **security_options(self.settings),
         )
         async with asyncio.timeout(30):
             await admin.start()

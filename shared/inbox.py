@@ -33,6 +33,7 @@ from shared.bus import Bus
 from shared.db import Database, utcnow
 from shared.events import REGISTRY, Envelope, Event, InvalidEvent, dead_letter_topic, decode
 from shared.events.base import Headers
+from shared.kafka_security import security_options
 from shared.messaging import dead_letter, inbox_message
 from shared.observability import Metrics
 from shared.sealing import SEALED_MARK, Sealer, erasure_of
@@ -172,6 +173,7 @@ class EventConsumer:
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
             max_poll_records=self.settings.batch_size,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            **security_options(self.bus.settings),
         )
         try:
             # Started inside the try: a stop during start-up (Ctrl-C while joining the group) still closes it.

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Literal
 
 import limits
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: fine on a laptop, refused in production.
 DEVELOPMENT_JWT_SECRET = "csm-development-secret-not-for-production-use"
 
 Environment = Literal["development", "test", "production"]
+
+# How csm's Kafka clients reach the brokers (see shared.kafka_security and the README, "Kafka security").
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 
 def var_dir() -> Path:
@@ -79,6 +83,21 @@ class CommonSettings(BaseSettings):
     rate_limit_per_address: str = "6000/minute"
     rate_limit_per_token: str = "3000/minute"
     rate_limit_failed_auth: str = "20/minute"
+    # Kafka security: TLS (with a client certificate for mutual TLS) and SASL (SCRAM or PLAIN).
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files: the CA that signed the brokers' certificates (without one, the system's trust
+    # store), and this client's certificate and key for mutual TLS (the key's passphrase if it has one).
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # Off only for a broker whose certificate does not name the address it is reached at.
+    kafka_ssl_check_hostname: bool = True
+    # Production refuses PLAINTEXT (no authentication, no encryption) unless this says it is meant.
+    kafka_allow_plaintext: bool = False
 
     @field_validator("rate_limit_per_address", "rate_limit_per_token", "rate_limit_failed_auth")
     @classmethod
@@ -88,6 +107,25 @@ class CommonSettings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"not a rate such as '20/minute': {error}") from None
         return value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "kafka_ssl_key_password",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An environment variable set to nothing (a template's blank) means the setting is not given.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> CommonSettings:
@@ -101,6 +139,49 @@ class CommonSettings(BaseSettings):
                 raise ValueError(
                     "CSM_JWT_SECRET is too easy to guess (fewer than 10 different characters); "
                     "generate one, e.g. with openssl rand -hex 32"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> CommonSettings:
+        """Refuse Kafka security settings that would be ignored, or would connect with less than asked.
+
+        The messages name variables, never values: the password is among them.
+        """
+        protocol = self.kafka_security_protocol
+        sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+        tls = protocol in ("SSL", "SASL_SSL")
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if sasl and not (self.kafka_sasl_username and password):
+            raise ValueError(
+                f"CSM_KAFKA_SECURITY_PROTOCOL={protocol} needs CSM_KAFKA_SASL_USERNAME and "
+                "CSM_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_username or password):
+            raise ValueError(
+                f"CSM_KAFKA_SASL_USERNAME and CSM_KAFKA_SASL_PASSWORD are used only with SASL_SSL or "
+                f"SASL_PLAINTEXT, and CSM_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both CSM_KAFKA_SSL_CERTFILE and CSM_KAFKA_SSL_KEYFILE")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError("CSM_KAFKA_SSL_KEY_PASSWORD is given without CSM_KAFKA_SSL_KEYFILE")
+        if not tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile):
+            raise ValueError(
+                f"CSM_KAFKA_SSL_CAFILE, _CERTFILE and _KEYFILE are used only with SSL or SASL_SSL, and "
+                f"CSM_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        if self.env == "production":
+            if protocol == "PLAINTEXT" and not self.kafka_allow_plaintext:
+                raise ValueError(
+                    "CSM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT (no authentication, no encryption) is refused in "
+                    "production; use SASL_SSL, SSL or SASL_PLAINTEXT, or set CSM_KAFKA_ALLOW_PLAINTEXT=true "
+                    "if that is meant"
+                )
+            if protocol == "SASL_PLAINTEXT" and self.kafka_sasl_mechanism == "PLAIN":
+                raise ValueError(
+                    "SASL PLAIN over SASL_PLAINTEXT sends the Kafka password readable; in production use "
+                    "CSM_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 (or SCRAM-SHA-256), or SASL_SSL"
                 )
         return self
 

@@ -160,7 +160,8 @@ def test_production_refuses_the_development_secret_short_ones_and_guessable_ones
     with pytest.raises(ValidationError, match="too easy to guess") as guessable:
         CommonSettings(env="production", jwt_secret="abababababababababababababababab-x")
     assert "abab" not in str(guessable.value), "the refused secret is not echoed"
-    CommonSettings(env="production", jwt_secret=SecretStr(secrets.token_hex(32)))
+    # (Kafka security has its own production rule, tests/shared/test_kafka_security.py.)
+    CommonSettings(env="production", jwt_secret=SecretStr(secrets.token_hex(32)), kafka_allow_plaintext=True)
 
 
 def test_a_token_may_not_be_minted_for_longer_than_the_maximum() -> None:
