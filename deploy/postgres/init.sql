@@ -3,3 +3,5 @@ CREATE DATABASE csm_customer;
 CREATE DATABASE csm_segmentation;
 CREATE DATABASE csm_complaints;
 CREATE DATABASE csm_notify;
+-- The customers' keys that seal personal data in events, shared by the four services.
+CREATE DATABASE csm_keys;

@@ -103,6 +103,16 @@ def test_each_service_database_is_created_by_the_postgres_init_script() -> None:
         assert url.rsplit("/", 1)[1] in created
 
 
+def test_the_four_services_share_one_key_store_that_the_init_script_creates() -> None:
+    """Erasure destroys a customer's key in one store; a service with its own would keep reading."""
+    created = set(re.findall(r"CREATE DATABASE (\w+);", (ROOT / "deploy/postgres/init.sql").read_text()))
+    urls = {compose_env(name).get("CSM_KEYS_DATABASE_URL") for name in SERVICES}
+    [url] = urls
+    assert url is not None and url.startswith("postgresql+asyncpg://") and url.rsplit("/", 1)[1] in created
+    secret = k8s_documents("secret.example.yaml")[0]["stringData"]
+    assert secret["CSM_KEYS_DATABASE_URL"].rsplit("/", 1)[1] in created
+
+
 def test_the_dockerfile_copies_what_exists() -> None:
     for line in (ROOT / "deploy/Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):
