@@ -351,12 +351,17 @@ async def recompute(
 
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
-    # The state row's lock serialises batches, so the next number is free; the fit is seeded with it.
+    # The state row's lock serialises batches, so the next number is free.
     version = await latest_version(session=session, version=CutPointsVersion.version) + 1
     moment = now.timestamp()
     previous = await load_cut_points(state.cut_points_version, session=session)
     cut_points, extra = compute_cut_points(
-        loaded.population, policy, version=version, now=moment, seed=version, previous_fit=previous.bgnbd
+        loaded.population,
+        policy,
+        version=version,
+        now=moment,
+        seed=policy.bgnbd.seed,
+        previous_fit=previous.bgnbd,
     )
     thresholds = cut_points.rfm
     session.add(

@@ -152,6 +152,8 @@ class BgNbdPolicy(_Strict):
     enabled: bool = True
     # The fit uses a random sample this large: the estimates' error is already tiny at this size.
     sample_size: int = Field(default=20_000, ge=100)
+    # The sample is drawn with this seed: the same purchases give the same fit at every recompute.
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     min_customers: int = Field(default=100, ge=10, description="No fit below this many buyers.")
     time_unit_days: float = Field(
         default=7.0, gt=0, description="The model's time unit (weeks, as in the paper)."

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import httpx
+import numpy as np
 import orjson
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
@@ -15,13 +17,15 @@ from fastapi import FastAPI
 
 from services.segmentation.app import create_app
 from services.segmentation.models import CustomerSegment, Purchase, TierChange
+from services.segmentation.policy import DEFAULT_POLICY
 from services.segmentation.settings import SegmentationSettings
 from shared.clock import ManualClock
 from shared.events import Envelope, Event, encode, envelope_for
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.inbox import EventConsumer
 from shared.messaging import outbox_message
-from tests.harness import Databases, common_settings_for_tests
+from shared.roles import Role
+from tests.harness import Databases, auth, common_settings_for_tests
 from tests.shared.event_examples import example
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -180,3 +184,33 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
             assert ledger.fully_refunded and ledger.amount_minor == 0
     finally:
         await app.state.runtime.db.dispose()
+
+
+async def test_the_same_purchases_give_the_same_fit_at_every_recompute(databases: Databases) -> None:
+    """The BG/NBD fit samples buyers with a fixed seed: recomputing changes nothing if nothing changed."""
+    rng = random.Random(5)
+    history = [
+        purchase(customer, "100.00", rng.uniform(0, 700))
+        for customer in (uuid.uuid4() for _ in range(400))
+        for _ in range(rng.randint(1, 5))
+    ]
+    app, consumer = await service(databases, bulk=True)
+    manager = auth(Role.manager)
+    document = DEFAULT_POLICY.model_dump(mode="json")
+    document["bgnbd"]["sample_size"] = 200  # fewer than the buyers: the sample matters
+    try:
+        await consumer.process(records(history))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://seg") as client:
+            stored = await client.put("/policy", json={"policy": document}, headers=manager)
+            assert stored.status_code == 201, stored.text
+            await client.post(f"/policy/versions/{stored.json()['version']}/apply", headers=manager)
+            fits = []
+            for _ in range(3):
+                assert (await client.post("/cut-points/recompute", headers=manager)).status_code == 200
+                fits.append((await client.get("/cut-points", headers=manager)).json()["bgnbd"])
+    finally:
+        await app.state.runtime.db.dispose()
+    assert fits[0] is not None
+    names = ("r", "alpha", "a", "b")
+    for fit in fits[1:]:
+        assert np.allclose([fit[n] for n in names], [fits[0][n] for n in names], rtol=1e-4), (fits[0], fit)
