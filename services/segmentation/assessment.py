@@ -193,6 +193,11 @@ def model_time(facts: Facts, now: datetime, unit_days: float) -> tuple[float, fl
     return float(x), (t_x if x > 0 else 0.0), age
 
 
+def _lapsed(risk: ChurnRisk, window_frequency: int) -> bool:
+    """Lost, or no purchase in the window: recency scores 1 however the population is spread."""
+    return risk is ChurnRisk.lost or window_frequency <= 0
+
+
 def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -> Assessment:
     bought = facts.lifetime_frequency > 0 and facts.last_purchase_at is not None
     scores: tuple[int, int, int] | None = None
@@ -237,6 +242,10 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
         policy=policy,
     )
     risk = RISK_OF_CAUSE[cause]
+    if scores is not None and _lapsed(risk, facts.frequency):
+        # Whatever the quintiles say, a lapsed customer is not recent: never loyal or a champion.
+        scores = (1, scores[1], scores[2])
+        segment = rfm.segment_table(policy.segment_rules)[(1, rfm.frequency_monetary(scores[1], scores[2]))]
     if facts.key_account:
         tier, rule = policy.key_account_tier, f"{policy.key_account_tier.value}: designated key account"
     else:
@@ -405,6 +414,10 @@ def assess_population(
         default=RiskCause.steady,
     ).astype(np.int64)
     risk_code = np.array([RISKS.index(RISK_OF_CAUSE[c]) for c in RiskCause], dtype=np.int64)[cause]
+    if cut_points.rfm is not None:
+        lapsed = scored & ((risk_code == RISKS.index(ChurnRisk.lost)) | (population.frequency <= 0))
+        r_score = np.where(lapsed, 1, r_score)
+        segment = np.where(bought, lookup[np.clip(r_score, 0, 5), np.clip(fm_score, 0, 5)], -1)
     tier = np.full(n, TIERS.index(Tier.lead), dtype=np.int64)
     rule = np.full(n, len(policy.tier_rules), dtype=np.int64)  # "no rule admitted"
     undecided = np.ones(n, dtype=bool)

@@ -256,3 +256,38 @@ def test_spending_more_never_lowers_the_tier(minor: int, frequency: int, extra: 
     base = assess(Facts(frequency, minor, frequency, day, day), DEFAULT_POLICY, cut, NOW).tier
     richer = assess(Facts(frequency, minor + extra, frequency, day, day), DEFAULT_POLICY, cut, NOW).tier
     assert tier_rank(richer) <= tier_rank(base)
+
+
+def test_a_lapsed_customer_is_never_loyal_or_a_champion_however_the_quintiles_fall() -> None:
+    """In a history that ended long ago everyone is 'recent' relative to everyone else; the
+    labels still say what the risk says."""
+    long_ago = NOW - timedelta(days=28 * 365)
+    lapsed = [
+        Facts(n, 10_000 * n, n, long_ago - timedelta(days=400), long_ago + timedelta(days=d))
+        for n, d in ((8, 30), (6, 20), (5, 10), (3, 5), (1, 1))
+    ]
+    cut = _cut_points(
+        [int((NOW - f.last_purchase_at).days) for f in lapsed],  # type: ignore[operator]
+        [f.frequency for f in lapsed],
+        [f.monetary_minor for f in lapsed],
+    )
+    verdicts = [assess(f, DEFAULT_POLICY, cut, NOW) for f in lapsed]
+    assert {v.risk for v in verdicts} == {ChurnRisk.lost}
+    assert not {v.segment for v in verdicts} & {RfmSegment.loyal, RfmSegment.champions}
+    assert verdicts[0].segment is RfmSegment.cant_lose_them, "the best of them, lapsed"
+    arrays = Population(
+        frequency=np.array([f.frequency for f in lapsed], np.int64),
+        monetary_minor=np.array([f.monetary_minor for f in lapsed], np.int64),
+        lifetime_frequency=np.array([f.lifetime_frequency for f in lapsed], np.int64),
+        first_purchase=np.array([f.first_purchase_at.timestamp() for f in lapsed]),  # type: ignore[union-attr]
+        last_purchase=np.array([f.last_purchase_at.timestamp() for f in lapsed]),  # type: ignore[union-attr]
+        engaged=np.zeros(5, bool),
+        last_nps=np.full(5, np.nan),
+        signal_points=np.zeros(5),
+        key_account=np.zeros(5, bool),
+    )
+    batch = assess_population(arrays, DEFAULT_POLICY, cut, NOW.timestamp())
+    assert [SEGMENTS[code] for code in batch.segment] == [v.segment for v in verdicts]
+
+    recent = Facts(8, 80_000, 8, NOW - timedelta(days=40), NOW - timedelta(days=1))
+    assert assess(recent, DEFAULT_POLICY, cut, NOW).segment is RfmSegment.champions
