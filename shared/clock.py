@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, WithJsonSchema
 
 
 class Clock(Protocol):
@@ -85,4 +85,17 @@ def _wall_clock(moment: time) -> time:
 
 
 # A time of day on someone's local clock (quiet hours): an offset would be silently meaningless.
-LocalTime = Annotated[time, AfterValidator(_wall_clock)]
+# Documented as what it is, HH:MM[:SS[.ffffff]]: OpenAPI's ``format: time`` is RFC 3339's full-time,
+# which must carry an offset, so every answer holding one broke its own document.
+LocalTime = Annotated[
+    time,
+    AfterValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "A time of day on the local clock, without an offset: HH:MM[:SS[.ffffff]].",
+            "examples": ["21:00"],
+        }
+    ),
+]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import schemathesis
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
@@ -126,6 +127,18 @@ def problem(response: httpx.Response, status: int) -> str:
     body: dict[str, Any] = response.json()
     assert body["status"] == status and body["type"].startswith("https://csm.dev/problems/"), body
     return str(body["type"]).rsplit("/", 1)[-1]
+
+
+async def assert_documented(
+    client: httpx.AsyncClient, method: str, path: str, answer: httpx.Response
+) -> None:
+    """``answer`` is what the service's live OpenAPI document says ``method path`` answers (a path template).
+
+    Status, content type, headers and body are checked by schemathesis, formats included.
+    """
+    document = (await client.get("/openapi.json")).json()
+    operation = schemathesis.openapi.from_dict(document)[path][method]
+    operation.validate_response(answer)
 
 
 @dataclass

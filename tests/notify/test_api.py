@@ -16,7 +16,7 @@ from services.notify.models import Contact, Notification, Task
 from services.notify.webhook_targets import networks
 from shared.clock import ManualClock
 from shared.roles import Role
-from tests.harness import RunningService, Stack, auth, problem
+from tests.harness import RunningService, Stack, assert_documented, auth, problem
 from tests.notify.support import START
 
 
@@ -477,3 +477,13 @@ async def test_a_dry_run_of_a_hostile_draft_is_refused_naming_the_step(api: Runn
     draft["steps"][0]["template"]["zh"]["body"] = "{{ 'a' * 200000000 }}"
     too_long = await api.client.post("/playbooks/dry-run", json=request, headers=auth(Role.agent))
     assert "longer than 100,000 characters" in too_long.json()["detail"]
+
+
+async def test_the_policy_says_its_quiet_hours_as_documented(api: RunningService) -> None:
+    """A time of day on the customer's clock has no offset: the document must not call it an RFC 3339 time."""
+    shipped = await api.client.get("/policy", headers=auth())
+    await assert_documented(api.client, "GET", "/policy", shipped)
+    tuned = {**shipped.json()["policy"], "quiet_hours": {"start": "22:30", "end": "07:00"}}
+    saved = await api.client.put("/policy", json=tuned, headers=auth(Role.manager))
+    assert saved.json()["policy"]["quiet_hours"]["start"] == "22:30:00", saved.text
+    await assert_documented(api.client, "PUT", "/policy", saved)
