@@ -26,6 +26,7 @@ import io
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -43,6 +44,7 @@ from schemathesis import Case, HookContext
 from schemathesis.core.result import Err
 from schemathesis.pytest.lazy import get_all_tests
 
+from services.notify.models import Task
 from shared.broker import EmbeddedBroker
 from shared.events import encode, envelope_for
 from shared.roles import Role
@@ -204,6 +206,8 @@ async def _seed_segmentation(service: RunningService) -> dict[str, list[str]]:
     customer = await _consumed(
         service, "csm.customer.registered.v1", "csm.purchase.recorded.v1", "csm.complaint.opened.v1"
     )
+    segment = await service.client.get(f"/segments/{customer}", headers=auth(Role.admin, subject="fuzz-seed"))
+    assert segment.is_success, segment.text
     return {"customer_id": [str(customer)]}
 
 
@@ -233,10 +237,28 @@ async def _seed_notify(service: RunningService) -> dict[str, list[str]]:
     announcement = await _made(
         client, "POST", "/announcements", {"topic": "solar", "title": "New panels", "body": "They are here."}
     )
+    # A playbook's tasks fall due later, to a worker that does not run here: one open task, as it makes them.
+    task = Task(
+        id=uuid.uuid4(),
+        idempotency_key=str(uuid.uuid4()),
+        customer_id=customer,
+        kind="care_call",
+        playbook="first_purchase_care",
+        step="care_call",
+        title="回访",
+        purpose="service",
+        assignee=None,
+        assignee_role="agent",
+        status="open",
+        due_at=datetime.now(UTC) + timedelta(days=1),
+        created_at=datetime.now(UTC),
+    )
+    async with service.runtime.db.unit_of_work() as session:
+        session.add(task)
     return {
         "customer_id": [str(customer)],
         "announcement_id": [announcement],
-        "task_id": await _ids(client, "/tasks"),
+        "task_id": [str(task.id)],
         "notification_id": await _ids(client, f"/notifications?customer_id={customer}"),
         "key": ["first_purchase_care"],
     }
