@@ -18,6 +18,11 @@ from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, ValueGroup
 Score = Annotated[int, Field(ge=1, le=5)]
 
 
+# A century: a company's whole history fits in a window (a 1990s ledger analysed today needs
+# over 30 years), and the window's start stays a date (no overflow).
+MAX_WINDOW_DAYS = 36_600
+
+
 class AbcClass(StrEnum):
     A = "A"
     B = "B"
@@ -114,7 +119,7 @@ class LoyaltyPolicy(_Strict):
 class SignalPoints(_Strict):
     """How much each behaviour adds to a customer's risk points, which count for ``window_days``."""
 
-    window_days: int = Field(default=90, ge=1)
+    window_days: int = Field(default=90, ge=1, le=MAX_WINDOW_DAYS)
     late_payment: float = Field(default=1.0, ge=0)
     rude_to_staff: float = Field(default=1.0, ge=0)
     usage_drop: float = Field(default=1.0, ge=0)
@@ -165,7 +170,10 @@ class Policy(_Strict):
     """One version of the segmentation policy."""
 
     window_days: int = Field(
-        default=365, ge=1, le=3650, description="Frequency and monetary count this window."
+        default=365,
+        ge=1,
+        le=MAX_WINDOW_DAYS,
+        description="Frequency and monetary count this window; long enough for a company's whole history.",
     )
     cut_points_method: Literal["quintiles", "fixed"] = "quintiles"
     fixed_cut_points: FixedCutPoints | None = None

@@ -120,3 +120,18 @@ async def test_key_accounts_what_if_apply_erasure_merge_and_analytics(stack: Sta
 
     await eventually(merged_and_erased)
     assert (await seg.client.get(f"/segments/{b}/history", headers=auth())).json()["items"] == []
+
+
+async def test_a_window_may_hold_a_companys_whole_history_but_no_more_than_a_century(stack: Stack) -> None:
+    seg = await stack.start("segmentation", clock=ManualClock(NOW), run_workers=False)
+    manager = auth(Role.manager)
+    document = DEFAULT_POLICY.model_dump(mode="json")
+    for window, status in ((30 * 366, 200), (36_600, 200), (36_601, 422)):
+        for part in ("window_days", "signals"):
+            candidate = dict(document)
+            if part == "signals":
+                candidate["signals"] = {**document["signals"], "window_days": window}
+            else:
+                candidate["window_days"] = window
+            answer = await seg.client.post("/policy/what-if", json=candidate, headers=manager)
+            assert answer.status_code == status, (part, window, answer.text)
