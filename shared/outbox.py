@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,24 +80,32 @@ async def _write_staged(*, session: AsyncSession) -> None:
     session.info["csm.staged_events"] = True
 
 
-async def redact(customer_ids: Iterable[uuid.UUID], *, session: AsyncSession) -> int:
-    """Rewrite the retained events of erased customers without their personal fields; returns how many.
+async def redact(
+    customer_ids: Iterable[uuid.UUID],
+    *,
+    session: AsyncSession,
+    types: Iterable[str] | None = None,
+    rewrite: Callable[[str, dict[str, Any]], dict[str, Any]] = redacted,
+) -> int:
+    """Rewrite the retained events of erased customers without their personal data; returns how many.
 
     Published events stay in the outbox for a while to refill a broker that lost its log; an
-    erased person's must not keep what names them there either.
+    erased person's must not keep what names them there either. By default the events with
+    personal fields lose those (``shared.sealing``); a service may say which ``types`` and how.
     """
     keys = [str(customer_id) for customer_id in customer_ids]
-    types = [event_type for event_type in REGISTRY if personal_fields(event_type)]
+    if types is None:
+        types = [event_type for event_type in REGISTRY if personal_fields(event_type)]
     rows = (
         await session.execute(
             sa.select(outbox_message.c.seq, outbox_message.c.event_type, outbox_message.c.body).where(
-                outbox_message.c.key.in_(keys), outbox_message.c.event_type.in_(types)
+                outbox_message.c.key.in_(keys), outbox_message.c.event_type.in_(list(types))
             )
         )
     ).all()
     for row in rows:
         envelope = orjson.loads(row.body)
-        envelope["data"] = redacted(row.event_type, envelope["data"])
+        envelope["data"] = rewrite(row.event_type, envelope["data"])
         await session.execute(
             outbox_message.update().where(outbox_message.c.seq == row.seq).values(body=orjson.dumps(envelope))
         )

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,10 +34,9 @@ from services.customer.models import (
 )
 from services.customer.redaction import ERASED_NAME, redact
 from services.customer.schemas import MergeResult
-from shared import erasure
+from shared import erasure, outbox
 from shared.db import affected_rows
 from shared.events.customer import CustomerErased, CustomerMerged, CustomerStatus, CustomerUpdated
-from shared.messaging import outbox_message
 from shared.outbox import stage
 
 # Rows that describe the person and go with them; purchases and refunds stay, as anonymous figures.
@@ -113,8 +111,10 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
     customer.status = CustomerStatus.erased.value
     customer.updated_at = now
     await session.flush()
-    await redact_outbox([customer.id, *(record.id for record in merged)], session=session)
-    await erasure.forget([customer.id, *(record.id for record in merged)], session=session)
+    everyone = [customer.id, *(record.id for record in merged)]
+    # The profile events lose more than their sealed fields: nothing of the person stays.
+    await outbox.redact(everyone, session=session, types=PERSONAL_EVENTS, rewrite=redact)
+    await erasure.forget(everyone, session=session)
     stage(
         CustomerErased(customer_id=customer.id, erased_at=now),
         session=session,
@@ -135,25 +135,6 @@ async def _unname_line_items(customer_id: uuid.UUID, *, session: AsyncSession) -
     for purchase_id, items in rows:
         kept = [{k: v for k, v in item.items() if k != "name"} for item in items or []]
         await session.execute(sa.update(Purchase).where(Purchase.id == purchase_id).values(line_items=kept))
-
-
-async def redact_outbox(customer_ids: list[uuid.UUID], *, session: AsyncSession) -> int:
-    """Rewrite this person's retained events without their personal data; returns how many."""
-    rows = (
-        await session.execute(
-            sa.select(outbox_message.c.seq, outbox_message.c.event_type, outbox_message.c.body).where(
-                outbox_message.c.key.in_([str(i) for i in customer_ids]),
-                outbox_message.c.event_type.in_(PERSONAL_EVENTS),
-            )
-        )
-    ).all()
-    for row in rows:
-        envelope = orjson.loads(row.body)
-        envelope["data"] = redact(row.event_type, envelope["data"])
-        await session.execute(
-            outbox_message.update().where(outbox_message.c.seq == row.seq).values(body=orjson.dumps(envelope))
-        )
-    return len(rows)
 
 
 FILLABLE = (*PERSONAL_COLUMNS, "external_id")
