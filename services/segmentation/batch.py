@@ -47,7 +47,7 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.policy_store import bgnbd_document, load_cut_points, load_policy
+from services.segmentation.policy_store import bgnbd_document, load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
 from shared.events.segmentation import (
     ChurnRisk,
@@ -103,7 +103,11 @@ def _epoch(column: str, dialect: str) -> str:
 def _load(connection: Connection) -> Loaded:
     dialect = connection.dialect.name
     selected = [_epoch(name, dialect) if name.endswith("_at") else name for name in COLUMNS]
-    rows = connection.exec_driver_sql(f"SELECT {', '.join(selected)} FROM customer_segment").fetchall()
+    # In key order, so that the fit's seeded sample is the same customers whatever order the
+    # database keeps its rows in (PostgreSQL moves rows it updates).
+    rows = connection.exec_driver_sql(
+        f"SELECT {', '.join(selected)} FROM customer_segment ORDER BY customer_id"
+    ).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
     raw = dict(zip(COLUMNS, columns, strict=True))
 
@@ -132,7 +136,6 @@ def compute_cut_points(
     version: int,
     now: float,
     seed: int,
-    previous_fit: bgnbd.BgNbdParameters | None = None,
 ) -> tuple[CutPoints, dict[str, Any]]:
     """Cut points, ABC thresholds, the 80/20 figure and the BG/NBD fit of the current population."""
     bought = population.lifetime_frequency > 0
@@ -150,11 +153,7 @@ def compute_cut_points(
         thresholds = None
     money = population.monetary_minor[bought]
     abc = rfm.abc_thresholds(money, a_share=policy.abc_a_share, b_share=policy.abc_b_share)
-    fit = (
-        fit_bgnbd(population, policy, now=now, seed=seed, initial=previous_fit)
-        if policy.bgnbd.enabled
-        else None
-    )
+    fit = fit_bgnbd(population, policy, now=now, seed=seed) if policy.bgnbd.enabled else None
     cut_points = CutPoints(version=version, rfm=thresholds, abc=abc, bgnbd=fit.parameters if fit else None)
     extra = {
         "population": buyers,
@@ -170,7 +169,6 @@ def fit_bgnbd(
     *,
     now: float,
     seed: int,
-    initial: bgnbd.BgNbdParameters | None = None,
 ) -> bgnbd.BgNbdFit | None:
     """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
     bought = np.flatnonzero(population.lifetime_frequency > 0)
@@ -188,8 +186,9 @@ def fit_bgnbd(
     if not np.any(x > 0):
         return None
     try:
-        # Starting from yesterday's estimates, a day's change takes a few steps instead of dozens.
-        return bgnbd.fit(x, t_x, age, initial=initial)
+        # Always from the same starting point: yesterday's estimates would make today's fit depend
+        # on the path taken (and wander where the likelihood is flat), not only on the purchases.
+        return bgnbd.fit(x, t_x, age)
     except (ValueError, FloatingPointError) as error:
         log.warning("BG/NBD fit failed: %s", error)
         return None
@@ -354,14 +353,12 @@ async def recompute(
     # The state row's lock serialises batches, so the next number is free.
     version = await latest_version(session=session, version=CutPointsVersion.version) + 1
     moment = now.timestamp()
-    previous = await load_cut_points(state.cut_points_version, session=session)
     cut_points, extra = compute_cut_points(
         loaded.population,
         policy,
         version=version,
         now=moment,
         seed=policy.bgnbd.seed,
-        previous_fit=previous.bgnbd,
     )
     thresholds = cut_points.rfm
     session.add(
