@@ -37,7 +37,6 @@ import requests
 import requests.adapters
 import schemathesis
 import urllib3
-from aiokafka import ConsumerRecord
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import strategies as st
 from schemathesis import Case, HookContext
@@ -46,9 +45,10 @@ from schemathesis.pytest.lazy import get_all_tests
 
 from services.notify.models import Task
 from shared.broker import EmbeddedBroker
-from shared.events import encode, envelope_for
+from shared.events import envelope_for
 from shared.roles import Role
 from tests.harness import Databases, RunningService, Stack, auth, eventually
+from tests.shared.bus_helpers import as_consumed
 from tests.shared.event_examples import example
 
 SERVICES = ("customer", "segmentation", "complaints", "notify")
@@ -147,22 +147,7 @@ async def _consumed(service: RunningService, *event_types: str) -> uuid.UUID:
     consumer = service.runtime.consumer
     assert consumer is not None
     envelopes = [envelope_for(example(kind, customer), source="/tests/fuzz") for kind in event_types]
-    records = [
-        ConsumerRecord(
-            topic=service.runtime.bus.topic(envelope.data.topic),
-            partition=0,
-            offset=offset,
-            timestamp=0,
-            timestamp_type=0,
-            key=envelope.partitionkey.encode(),
-            value=encode(envelope),
-            checksum=None,
-            serialized_key_size=0,
-            serialized_value_size=0,
-            headers=(),
-        )
-        for offset, envelope in enumerate(envelopes)
-    ]
+    records = as_consumed(envelopes, prefix=service.runtime.bus.settings.topic_prefix)
     await consumer.process(records)
     return customer
 

@@ -20,7 +20,7 @@ from shared.db import Database, utcnow
 from shared.events.customer import CustomerErased, CustomerRegistered
 from shared.messaging import dead_letter, inbox_message, outbox_message
 from shared.roles import Role
-from shared.sealing import ERASED, PREFIX, KeyStore, Sealer
+from shared.sealing import ERASED, PREFIX
 from tests.customer.helpers import leaks, staged
 from tests.harness import RunningService, Stack, auth, eventually
 from tests.shared.bus_helpers import read_all
@@ -268,20 +268,15 @@ async def everything_on_the_broker(stack: Stack) -> bytes:
 
 async def opened_profile_names(stack: Stack, customer_id: uuid.UUID) -> set[str]:
     """The names the customer's registration on the broker opens to, with the services' key store."""
-    sealer = Sealer(KeyStore(stack.keys_url))
     records = await read_all(stack.bootstrap, stack.prefix + CustomerRegistered.topic, expect=1)
-    try:
-        names = set()
-        for record in records:
-            envelope = orjson.loads(record.value)
-            if envelope["type"] == CustomerRegistered.type and envelope["data"]["customer_id"] == str(
-                customer_id
-            ):
-                await sealer.load([customer_id])
-                names.add(sealer.open(envelope["type"], envelope["data"], customer_id)["profile"]["name"])
-        return names
-    finally:
-        await sealer.store.close()
+    names = set()
+    for record in records:
+        envelope = orjson.loads(record.value)
+        if envelope["type"] == CustomerRegistered.type and envelope["data"]["customer_id"] == str(
+            customer_id
+        ):
+            names.add((await stack.opened(envelope))["profile"]["name"])
+    return names
 
 
 async def keep_dead_letters(url: str, *, person: str) -> None:

@@ -20,34 +20,20 @@ from services.segmentation.models import CustomerSegment, Purchase, TierChange
 from services.segmentation.policy import DEFAULT_POLICY
 from services.segmentation.settings import SegmentationSettings
 from shared.clock import ManualClock
-from shared.events import Envelope, Event, encode, envelope_for
+from shared.events import Envelope, Event, envelope_for
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.inbox import EventConsumer
 from shared.messaging import outbox_message
 from shared.roles import Role
 from tests.harness import Databases, auth, common_settings_for_tests
+from tests.shared.bus_helpers import as_consumed
 from tests.shared.event_examples import example
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def records(envelopes: list[Envelope[Event]]) -> list[ConsumerRecord[bytes, bytes]]:
-    return [
-        ConsumerRecord(
-            topic="bulk." + envelope.data.topic,
-            partition=0,
-            offset=n,
-            timestamp=0,
-            timestamp_type=0,
-            key=envelope.partitionkey.encode(),
-            value=encode(envelope),
-            checksum=None,
-            serialized_key_size=0,
-            serialized_value_size=0,
-            headers=(),
-        )
-        for n, envelope in enumerate(envelopes)
-    ]
+    return as_consumed(envelopes, prefix="bulk.")
 
 
 def purchase(customer: uuid.UUID, amount: str, days_ago: float, **fields: Any) -> Envelope[Event]:

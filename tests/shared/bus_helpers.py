@@ -65,3 +65,24 @@ async def read_all(
     finally:
         await consumer.stop()
     return records
+
+
+def as_consumed(envelopes: list[Envelope[Event]], *, prefix: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records a consumer would fetch for these events, each on its own topic (``prefix`` first),
+    for handing straight to ``EventConsumer.process`` without a broker."""
+    return [
+        ConsumerRecord(
+            topic=prefix + envelope.data.topic,
+            partition=0,
+            offset=offset,
+            timestamp=0,
+            timestamp_type=0,
+            key=envelope.partitionkey.encode(),
+            value=encode(envelope),
+            checksum=None,
+            serialized_key_size=0,
+            serialized_value_size=0,
+            headers=(),
+        )
+        for offset, envelope in enumerate(envelopes)
+    ]
