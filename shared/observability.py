@@ -79,6 +79,19 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+class StatusNoted:
+    """A ``send`` that passes every message on and remembers the status the response started with."""
+
+    def __init__(self, send: Send, *, default: int) -> None:
+        self.send = send
+        self.status = default
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class MetricsMiddleware:
     """Counts and times requests by route template (never by raw path: ids would explode the series)."""
 
@@ -91,17 +104,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noted = StatusNoted(send, default=500)
         try:
-            await self.app(scope, receive, send_and_note_status)
+            await self.app(scope, receive, noted)
         finally:
+            status = noted.status
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]

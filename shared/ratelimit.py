@@ -20,8 +20,9 @@ import time
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.observability import StatusNoted
 from shared.problems import problem_response
 from shared.settings import CommonSettings
 
@@ -72,16 +73,9 @@ class RateLimitMiddleware:
                 return
         except Exception as error:  # the counting store is down: let the request through
             log.warning("rate limits not counted (%s)", type(error).__name__)
-        status = 0
-
-        async def noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, noting_status)
-        if status == 401:
+        noted = StatusNoted(send, default=0)
+        await self.app(scope, receive, noted)
+        if noted.status == 401:
             try:
                 await self.limiter.hit(self.failed_auth, "auth-failures", address)
             except Exception as error:
