@@ -58,14 +58,17 @@ def _sane_date(day: date) -> date:
     return day
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` is written as a number (``19970101``, ``852076800.5``), not as a moment."""
+    return text.strip().lstrip("+-").replace(".", "", 1).isdigit()
+
+
 def _not_a_number(value: object) -> object:
     """A moment is written in ISO 8601; a number is never guessed to be a Unix timestamp.
 
     ``19970101`` is a date in someone's layout, not 1970-08-20 03:15:01 UTC.
     """
-    if isinstance(value, bool | int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and is_number(value)):
         raise ValueError(
             "must be an ISO 8601 date and time with its offset, e.g. 2026-12-04T09:30:00+08:00, not a number"
         )

@@ -28,7 +28,7 @@ from services.customer.models import Customer, CustomerTag, Erasure, Purchase, P
 from services.customer.purchases import PurchaseWindow, SummaryDelta
 from services.customer.record_schemas import ImportKind, ImportSummary, PurchaseCreate
 from services.customer.schemas import CustomerCreate
-from shared.clock import Clock
+from shared.clock import Clock, is_number
 from shared.db import Database
 from shared.events.customer import CustomerStatus
 from shared.money import to_minor
@@ -175,7 +175,7 @@ def _read_moments(row: dict[str, Any], layout: DateLayout) -> str | None:
     """Rewrite the row's moments as ISO 8601 in place; the reason if one cannot be read."""
     for column in MOMENT_COLUMNS:
         if row.get(column):
-            if layout.date_format is None and row[column].strip().lstrip("+-").replace(".", "", 1).isdigit():
+            if layout.date_format is None and is_number(row[column]):
                 return f"{column}: {row[column]!r} is a number, not a date (declare a --date-format)"
             try:
                 row[column] = layout.read(row[column])
