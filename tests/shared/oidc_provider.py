@@ -123,3 +123,29 @@ class Provider:
         self._server.shutdown()
         self._thread.join()
         self._server.server_close()
+
+
+class KeySet:
+    """A JWKS document served on a loopback port, for a provider whose keys are given by URL."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        app = flask.Flask(__name__)
+        app.add_url_rule("/keys", "keys", lambda: flask.jsonify(self.document))
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/keys"
+
+    def __enter__(self) -> KeySet:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()

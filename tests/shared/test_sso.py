@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 
@@ -27,7 +27,7 @@ from shared.problems import install_problem_handlers
 from shared.roles import Role
 from shared.settings import DEVELOPMENT_JWT_SECRET, CommonSettings
 from tests.harness import Stack, auth, problem
-from tests.shared.oidc_provider import Provider
+from tests.shared.oidc_provider import KeySet, Provider
 
 # The provider's own use of authlib calls what authlib has deprecated; that is not csm's to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.*")
@@ -74,10 +74,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def claims_for(provider: Provider, **more: Any) -> dict[str, Any]:
+def claims_for(issuer: str, **more: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
-        "iss": provider.issuer,
+        "iss": issuer,
         "aud": "csm",
         "sub": "mallory",
         "iat": now,
@@ -205,21 +205,23 @@ async def test_forged_tokens_are_401(provider: Provider, desk: httpx.AsyncClient
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = {
         "unknown key": jwt.encode(
-            claims_for(provider), stranger, algorithm="RS256", headers={"kid": "not-published"}
+            claims_for(provider.issuer), stranger, algorithm="RS256", headers={"kid": "not-published"}
         ),
-        "unknown key, no kid": jwt.encode(claims_for(provider), stranger, algorithm="RS256"),
+        "unknown key, no kid": jwt.encode(claims_for(provider.issuer), stranger, algorithm="RS256"),
         "the published kid, another key": jwt.encode(
-            claims_for(provider), stranger, algorithm="RS256", headers={"kid": published["kid"]}
+            claims_for(provider.issuer), stranger, algorithm="RS256", headers={"kid": published["kid"]}
         ),
         # Algorithm confusion: the provider's public key used as an HMAC secret.
         "HS256 with the public key": unsigned(
             {"alg": "HS256", "typ": "JWT", "kid": published["kid"]},
-            claims_for(provider),
+            claims_for(provider.issuer),
             lambda signing_input: hmac.new(public_pem, signing_input, hashlib.sha256).digest(),
         ),
-        "alg none": unsigned({"alg": "none", "typ": "JWT"}, claims_for(provider)),
-        "alg None": unsigned({"alg": "None", "typ": "JWT", "kid": published["kid"]}, claims_for(provider)),
-        "RS384": jwt.encode(claims_for(provider), stranger, algorithm="RS384"),
+        "alg none": unsigned({"alg": "none", "typ": "JWT"}, claims_for(provider.issuer)),
+        "alg None": unsigned(
+            {"alg": "None", "typ": "JWT", "kid": published["kid"]}, claims_for(provider.issuer)
+        ),
+        "RS384": jwt.encode(claims_for(provider.issuer), stranger, algorithm="RS384"),
     }
     for name, token in forged.items():
         answer = await desk.get("/me", headers=bearer(token))
@@ -249,7 +251,10 @@ async def test_a_flood_of_unknown_keys_asks_the_provider_once(provider: Provider
         stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         for _ in range(25):
             token = jwt.encode(
-                claims_for(provider), stranger, algorithm="RS256", headers={"kid": secrets.token_hex(8)}
+                claims_for(provider.issuer),
+                stranger,
+                algorithm="RS256",
+                headers={"kid": secrets.token_hex(8)},
             )
             assert (await desk.get("/me", headers=bearer(token))).status_code == 401
         assert provider.jwks_fetches == 2, "one refetch for the first unknown key, none for the rest"
@@ -327,3 +332,36 @@ def test_single_sign_on_settings_are_whole() -> None:
     with pytest.raises(ValidationError, match="http\\(s\\) URL"):
         CommonSettings(env="test", oidc_issuer="sso.example.com", oidc_audience="csm")
     assert CommonSettings(env="test").oidc_role_claim == "csm_role"
+
+
+async def test_es256_tokens_are_checked_with_keys_from_the_jwks_url_given() -> None:
+    curve = ec.generate_private_key(ec.SECP256R1())
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    published = {
+        "keys": [
+            {
+                **json.loads(jwt.algorithms.ECAlgorithm.to_jwk(curve.public_key())),
+                "kid": "ec-1",
+                "use": "sig",
+            },
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1"},
+            # A symmetric key in the set is never used: the provider's tokens are checked by public keys.
+            {"kty": "oct", "k": base64.urlsafe_b64encode(b"k" * 32).rstrip(b"=").decode(), "kid": "oct-1"},
+        ]
+    }
+    issuer = "https://sso.example.com/realms/csm"  # nothing is fetched from it: the keys' URL is given
+    with KeySet(published) as key_set:
+        settings = CommonSettings(
+            env="test", oidc_issuer=issuer, oidc_audience="csm", oidc_jwks_url=key_set.url
+        )
+        async with client_of(whoami(settings)) as desk:
+            claims = claims_for(issuer, csm_role="agent")
+
+            def signed(key: Any, algorithm: str, kid: str) -> dict[str, str]:
+                return bearer(jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid}))
+
+            assert (await desk.get("/me", headers=signed(curve, "ES256", "ec-1"))).status_code == 200
+            assert (await desk.get("/me", headers=signed(rsa_key, "RS256", "rsa-1"))).status_code == 200
+            # A key serves its own algorithm only.
+            assert (await desk.get("/me", headers=signed(curve, "ES256", "rsa-1"))).status_code == 401
+            assert (await desk.get("/me", headers=signed(b"k" * 32, "HS256", "oct-1"))).status_code == 401
