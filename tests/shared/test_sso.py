@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -222,6 +223,13 @@ async def test_forged_tokens_are_401(provider: Provider, desk: httpx.AsyncClient
             {"alg": "None", "typ": "JWT", "kid": published["kid"]}, claims_for(provider.issuer)
         ),
         "RS384": jwt.encode(claims_for(provider.issuer), stranger, algorithm="RS384"),
+        # A key the token brings along is never trusted: keys come from the provider's set only.
+        "its own key in the header": jwt.encode(
+            claims_for(provider.issuer),
+            stranger,
+            algorithm="RS256",
+            headers={"jwk": json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(stranger.public_key()))},
+        ),
     }
     for name, token in forged.items():
         answer = await desk.get("/me", headers=bearer(token))
@@ -259,6 +267,22 @@ async def test_a_flood_of_unknown_keys_asks_the_provider_once(provider: Provider
             assert (await desk.get("/me", headers=bearer(token))).status_code == 401
         assert provider.jwks_fetches == 2, "one refetch for the first unknown key, none for the rest"
         assert (await desk.get("/me", headers=bearer(await provider.token("bo", AGENT)))).status_code == 200
+
+
+async def test_requests_arriving_together_share_one_fetch_of_the_keys(provider: Provider) -> None:
+    tokens = [bearer(await provider.token(f"agent-{n}", AGENT)) for n in range(3)]
+    async with client_of(whoami(sso(provider.issuer))) as desk:
+        answers = await asyncio.gather(*(desk.get("/me", headers=tokens[n % 3]) for n in range(20)))
+    assert {answer.status_code for answer in answers} == {200}
+    assert provider.jwks_fetches == 1
+
+
+async def test_a_discovery_document_for_another_issuer_is_not_believed(provider: Provider) -> None:
+    # The provider's document names its issuer without the final slash configured here.
+    async with client_of(whoami(sso(provider.issuer + "/"))) as desk:
+        answer = await desk.get("/me", headers=bearer(await provider.token("amy", AGENT)))
+    assert problem(answer, 503) == "identity-provider-unreachable"
+    assert provider.jwks_fetches == 0
 
 
 class Ticking:
