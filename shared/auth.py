@@ -1,4 +1,11 @@
-"""Bearer tokens (JWT, HS256) with roles.
+"""Bearer tokens (JWT) with roles: local ones (HS256), and the company's OpenID Connect provider's.
+
+Local tokens are minted by ``csm token`` (and the console's development sign-in) with
+``CSM_JWT_SECRET``; in production that secret must be a real one (``shared.settings``), so tokens
+signed with the development secret are refused there. With ``CSM_OIDC_ISSUER`` set, tokens the
+provider signed (RS256 or ES256, see ``shared.oidc``) are accepted too; the csm role is read from
+``CSM_OIDC_ROLE_CLAIM``. Which way a token is checked follows from its algorithm, and each way
+admits only its own: a provider's public key never checks an HS256 signature.
 
 Staff roles are ranked: an endpoint that requires ``agent`` accepts a supervisor, manager or
 admin too. ``service`` is for other systems and is accepted only where an endpoint says so, and
@@ -12,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.oidc import PROVIDER_ALGORITHMS, NoRole, ProviderKeys, display_name, provider_claims, role_in
 from shared.problems import Forbidden, Unauthorized
 from shared.roles import STAFF_RANK, Role
 from shared.settings import CommonSettings
@@ -70,6 +78,7 @@ def mint_token(
 
 
 def decode_token(settings: CommonSettings, token: str) -> Principal:
+    """The caller of a local token (HS256, signed with ``CSM_JWT_SECRET``); else 401."""
     try:
         claims = jwt.decode(
             token,
@@ -107,7 +116,54 @@ def scope_for(service: str, method: str) -> str:
     return f"{service}:{'read' if method.upper() in _READING else 'write'}"
 
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `csm token --role ROLE`.")
+class TokenVerifier:
+    """Checks bearer tokens of both kinds; holds the provider's keys, so one lives as long as its app."""
+
+    def __init__(self, settings: CommonSettings, *, provider: ProviderKeys | None = None) -> None:
+        self.settings = settings
+        self.provider = provider
+        if provider is None and settings.oidc_issuer:
+            self.provider = ProviderKeys(issuer=settings.oidc_issuer, jwks_url=settings.oidc_jwks_url)
+
+    async def principal(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthorized("The token is not valid.") from None
+        if header.get("alg") == "HS256":
+            return decode_token(self.settings, token)
+        if header.get("alg") not in PROVIDER_ALGORITHMS:
+            raise Unauthorized("The token is not valid.")
+        if self.provider is None:
+            raise Unauthorized(
+                "Tokens from an identity provider are not accepted: CSM_OIDC_ISSUER is not set."
+            )
+        claims = await provider_claims(
+            self.provider, token, header=header, audience=self.settings.oidc_audience
+        )
+        role = role_in(claims, self.settings.oidc_role_claim)
+        if role is None:
+            raise NoRole(
+                f"The identity provider's token carries no csm role in its claim "
+                f"{self.settings.oidc_role_claim!r}: it needs one of agent, supervisor, manager or admin, "
+                "given to the person at the identity provider.",
+                claim=self.settings.oidc_role_claim,
+            )
+        return Principal(subject=str(claims["sub"]), role=role, name=display_name(claims))
+
+
+def token_verifier(app: Any) -> TokenVerifier:
+    """The app's verifier, made on first use from its settings (an app built by any factory has one)."""
+    verifier: TokenVerifier | None = getattr(app.state, "token_verifier", None)
+    if verifier is None:
+        verifier = app.state.token_verifier = TokenVerifier(app.state.settings.common)
+    return verifier
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from `csm token --role ROLE`, or from the identity provider (CSM_OIDC_ISSUER).",
+)
 
 
 async def authenticated(
@@ -115,7 +171,7 @@ async def authenticated(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("A bearer token is required.")
-    return decode_token(request.app.state.settings.common, credentials.credentials)
+    return await token_verifier(request.app).principal(credentials.credentials)
 
 
 def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable[Principal]]:

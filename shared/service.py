@@ -22,6 +22,7 @@ from fastapi_offline import FastAPIOffline
 
 from shared.bus import Bus
 from shared.clock import Clock, SystemClock
+from shared.cors import CrossOriginMiddleware
 from shared.db import Database
 from shared.dead_letters import dead_letters_router
 from shared.events import TOPICS, dead_letter_topic
@@ -110,6 +111,9 @@ def create_service_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings.common, service=spec.name)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    # Outermost, so that even a refusal (413, 429) reaches an allowed front end readable.
+    if settings.common.cors_origins:
+        app.add_middleware(CrossOriginMiddleware, origins=settings.common.cors_origins)
     app.include_router(_operations_router(spec, runtime))
     if runtime.consumer is not None:
         app.include_router(dead_letters_router(runtime.consumer))

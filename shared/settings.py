@@ -7,6 +7,7 @@ reads its own values (database URL, port) under ``CSM_<SERVICE>_``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,10 @@ Environment = Literal["development", "test", "production"]
 # How csm's Kafka clients reach the brokers (see shared.kafka_security and the README, "Kafka security").
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
+
+
+# An origin as a browser sends it in the Origin header: scheme, host (a name, IPv4 or [IPv6]), port.
+_ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
 
 def var_dir() -> Path:
@@ -83,6 +88,18 @@ class CommonSettings(BaseSettings):
     rate_limit_per_address: str = "6000/minute"
     rate_limit_per_token: str = "3000/minute"
     rate_limit_failed_auth: str = "20/minute"
+    # Single sign-on (shared.oidc): tokens from the company's OpenID Connect provider, besides the local
+    # (HS256) ones. Without an issuer only local tokens are accepted. The keys come from the provider's
+    # JWKS, discovered from <issuer>/.well-known/openid-configuration unless a URL is given.
+    oidc_issuer: str = ""
+    # Provider tokens must be for this audience (the client or API id csm is registered under there).
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    # The claim that carries the csm role: a string or a list (the highest staff role counts), reached
+    # by a dotted path such as realm_access.roles (Keycloak).
+    oidc_role_claim: str = Field(default="csm_role", min_length=1)
+    # Origins of front-end apps allowed to call the APIs from a browser (shared.cors); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
     # Kafka security: TLS (with a client certificate for mutual TLS) and SASL (SCRAM or PLAIN).
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
@@ -140,6 +157,40 @@ class CommonSettings(BaseSettings):
                     "CSM_JWT_SECRET is too easy to guess (fewer than 10 different characters); "
                     "generate one, e.g. with openssl rand -hex 32"
                 )
+        return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        # A browser sends an origin as scheme://host[:port], lower case and without a slash: an entry
+        # written another way would silently never match.
+        normalised = []
+        for origin in origins:
+            written = origin.strip().rstrip("/").lower()
+            if not _ORIGIN.fullmatch(written):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], such as "
+                    "https://desk.example.com (each allowed origin is listed; there is no wildcard)"
+                )
+            normalised.append(written)
+        return normalised
+
+    @model_validator(mode="after")
+    def _oidc_is_whole(self) -> CommonSettings:
+        if not self.oidc_issuer:
+            if self.oidc_audience or self.oidc_jwks_url:
+                raise ValueError("CSM_OIDC_AUDIENCE and CSM_OIDC_JWKS_URL are used only with CSM_OIDC_ISSUER")
+            return self
+        if not self.oidc_audience:
+            raise ValueError(
+                "CSM_OIDC_ISSUER needs CSM_OIDC_AUDIENCE: the audience provider tokens must name"
+            )
+        for name, url in (("CSM_OIDC_ISSUER", self.oidc_issuer), ("CSM_OIDC_JWKS_URL", self.oidc_jwks_url)):
+            if url and not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name} must be an http(s) URL")
+            # Whoever can change the keys in transit can sign in as anyone.
+            if url and self.env == "production" and not url.startswith("https://"):
+                raise ValueError(f"{name} must be an https URL in production")
         return self
 
     @model_validator(mode="after")
