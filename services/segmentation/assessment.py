@@ -13,8 +13,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.segmentation import bgnbd, rfm
-from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation import btyd, rfm
 from services.segmentation.policy import AbcClass, Policy, RfmSegment, TierRule
 from services.segmentation.rfm import AbcThresholds, RfmThresholds
 from shared.events.segmentation import TIER_ORDER, ChurnRisk, LoyaltyStage, Tier, ValueGroup
@@ -32,7 +31,7 @@ class CutPoints:
     # Named as the fields of the batch's result; the types are imported by name, as ``rfm`` is taken.
     rfm: RfmThresholds | None
     abc: AbcThresholds
-    bgnbd: BgNbdParameters | None
+    bgnbd: btyd.Parameters | None
 
 
 NO_CUT_POINTS = CutPoints(version=0, rfm=None, abc=rfm.AbcThresholds(None, None), bgnbd=None)
@@ -223,8 +222,8 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     expected: float | None = None
     times = model_time(facts, now, policy.bgnbd.time_unit_days)
     if cut_points.bgnbd is not None and times is not None and policy.bgnbd.enabled:
-        p_alive = bgnbd.probability_alive(cut_points.bgnbd, *times)
-        expected = bgnbd.expected_purchases(
+        p_alive = btyd.probability_alive(cut_points.bgnbd, *times)
+        expected = btyd.expected_purchases(
             cut_points.bgnbd, *times, policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
         )
     since_last = days_between(now, facts.last_purchase_at) if bought and facts.last_purchase_at else 0.0
@@ -391,7 +390,7 @@ def assess_population(
         age = np.where(bought, np.maximum(t_x, (now - population.first_purchase) / unit), 0.0)
         x = np.maximum(repeats, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
-        p_alive = np.where(bought, bgnbd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        p_alive = np.where(bought, btyd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
 
     risk = policy.risk
     cause = np.select(

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation import bgnbd, rfm
+from services.segmentation import btyd, rfm
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
@@ -47,7 +47,7 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.policy_store import bgnbd_document, load_policy
+from services.segmentation.policy_store import load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
 from shared.events.segmentation import (
     ChurnRisk,
@@ -158,7 +158,7 @@ def compute_cut_points(
     extra = {
         "population": buyers,
         "top_share_of_revenue": rfm.top_share_of_revenue(money, top_share=policy.pareto_top_share),
-        "bgnbd": bgnbd_document(fit),
+        "bgnbd": btyd.document(fit),
     }
     return cut_points, extra
 
@@ -169,7 +169,7 @@ def fit_bgnbd(
     *,
     now: float,
     seed: int,
-) -> bgnbd.BgNbdFit | None:
+) -> btyd.Fit | None:
     """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
     bought = np.flatnonzero(population.lifetime_frequency > 0)
     if len(bought) < policy.bgnbd.min_customers:
@@ -188,9 +188,9 @@ def fit_bgnbd(
     try:
         # Always from the same starting point: yesterday's estimates would make today's fit depend
         # on the path taken (and wander where the likelihood is flat), not only on the purchases.
-        return bgnbd.fit(x, t_x, age)
+        return btyd.fit(policy.bgnbd.model, x, t_x, age)
     except (ValueError, FloatingPointError) as error:
-        log.warning("BG/NBD fit failed: %s", error)
+        log.warning("%s fit failed: %s", policy.bgnbd.model.value, error)
         return None
 
 
