@@ -50,6 +50,9 @@ class Facts:
     last_nps: int | None = None
     signal_points: float = 0.0
     key_account: bool = False
+    # Days with a purchase (several orders on one day are one transaction to the models); None:
+    # as many as purchases.
+    purchase_days: int | None = None
 
 
 class RiskCause(IntEnum):
@@ -183,12 +186,13 @@ def explain_risk(cause: RiskCause, policy: Policy) -> str:
 
 
 def model_time(facts: Facts, now: datetime, unit_days: float) -> tuple[float, float, float] | None:
-    """(x, t_x, T) of the BG/NBD model in its time unit, or None for a customer who never bought."""
+    """(x, t_x, T) of the buying model in its time unit (x: repeat purchase days), or None for a customer
+    who never bought."""
     if facts.lifetime_frequency <= 0 or facts.first_purchase_at is None or facts.last_purchase_at is None:
         return None
     t_x = max(0.0, days_between(facts.last_purchase_at, facts.first_purchase_at)) / unit_days
     age = max(t_x, days_between(now, facts.first_purchase_at) / unit_days)
-    x = facts.lifetime_frequency - 1
+    x = max(0, (facts.lifetime_frequency if facts.purchase_days is None else facts.purchase_days) - 1)
     return float(x), (t_x if x > 0 else 0.0), age
 
 
@@ -294,6 +298,8 @@ class Population:
     last_nps: Floats
     signal_points: Floats
     key_account: Bools
+    # As Facts.purchase_days; None: as many as purchases.
+    purchase_days: Ints | None = None
 
     def __len__(self) -> int:
         return len(self.frequency)
@@ -388,7 +394,8 @@ def assess_population(
             bought, np.maximum(0.0, population.last_purchase - population.first_purchase) / unit, 0.0
         )
         age = np.where(bought, np.maximum(t_x, (now - population.first_purchase) / unit), 0.0)
-        x = np.maximum(repeats, 0).astype(float)
+        days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+        x = np.maximum(days - 1, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
         p_alive = np.where(bought, btyd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
 

@@ -84,6 +84,7 @@ COLUMNS = (
     "monetary_score",
     "abc_class",
     "value_group",
+    "purchase_days",
 )
 
 
@@ -124,6 +125,7 @@ def _load(connection: Connection) -> Loaded:
         last_nps=floats("last_nps"),
         signal_points=np.array(raw["signal_points"], dtype=np.float64),
         key_account=np.array(raw["key_account"], dtype=bool),
+        purchase_days=np.array(raw["purchase_days"], dtype=np.int64),
     )
     stored = {name: np.array(raw[name], dtype=object) for name in COLUMNS[10:]}
     return Loaded(ids=list(raw["customer_id"]), population=population, stored=stored)
@@ -179,7 +181,9 @@ def fit_bgnbd(
         bought = rng.choice(bought, policy.bgnbd.sample_size, replace=False)
     unit = policy.bgnbd.time_unit_days
     first = population.first_purchase[bought]
-    x = (population.lifetime_frequency[bought] - 1).astype(float)
+    days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+    # Repeat purchase *days*: the models' transactions (several orders on one day are one).
+    x = np.maximum(days[bought] - 1, 0).astype(float)
     t_x = np.round(np.maximum(0.0, population.last_purchase[bought] - first) / DAY_SECONDS) / unit
     age = np.maximum(t_x, np.round((now - first) / DAY_SECONDS) / unit)
     t_x = np.where(x > 0, t_x, 0.0)
