@@ -92,6 +92,9 @@ class Customer(TimestampMixin, Base):
     tier_changed_at: Mapped[datetime | None]
     churn_risk: Mapped[str | None] = mapped_column(String(20))
     probability_alive: Mapped[float | None] = mapped_column(Float)
+    # Purchase days segmentation's buying model expects over the next expected_purchases_days.
+    expected_purchases: Mapped[float | None] = mapped_column(Float)
+    expected_purchases_days: Mapped[int | None] = mapped_column(Integer)
     risk_changed_at: Mapped[datetime | None]
 
 

@@ -245,6 +245,8 @@ class View:
                         "key_account",
                         "churn_risk",
                         "probability_alive",
+                        "expected_purchases",
+                        "expected_purchases_days",
                         "tier_changed_at",
                         "risk_changed_at",
                     )

@@ -319,6 +319,8 @@ class PopulationAssessment:
     stage: Ints
     risk_cause: Ints
     probability_alive: Floats
+    # Purchase days expected over the policy's horizon (NaN: no model, or never bought).
+    expected_purchases: Floats
 
 
 def recency_days(population: Population, now: float) -> Ints:
@@ -388,6 +390,7 @@ def assess_population(
     lapse = since_last / rhythm
 
     p_alive = np.full(n, np.nan)
+    expected = np.full(n, np.nan)
     if cut_points.bgnbd is not None and policy.bgnbd.enabled:
         unit = policy.bgnbd.time_unit_days * DAY_SECONDS
         t_x = np.where(
@@ -398,6 +401,11 @@ def assess_population(
         x = np.maximum(days - 1, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
         p_alive = np.where(bought, btyd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        horizon = policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
+        with np.errstate(all="ignore"):
+            expected = np.where(
+                bought, btyd.expected_purchases_many(cut_points.bgnbd, x, t_x, age, horizon), np.nan
+            )
 
     risk = policy.risk
     cause = np.select(
@@ -464,6 +472,7 @@ def assess_population(
         stage=stage.astype(np.int64),
         risk_cause=cause,
         probability_alive=p_alive,
+        expected_purchases=expected,
     )
 
 

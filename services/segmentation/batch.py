@@ -495,7 +495,7 @@ async def _write_changes(
                 "changed_at": now,
             }
         )
-        p_alive = result.probability_alive[i]
+        p_alive, expected = result.probability_alive[i], result.expected_purchases[i]
         if set(dims) - {"risk"}:
             stage(
                 TierChanged(
@@ -525,6 +525,8 @@ async def _write_changes(
                     risk=ChurnRisk(change.risk[1]),
                     tier=Tier(change.tier[1]),
                     probability_alive=None if np.isnan(p_alive) else float(p_alive),
+                    expected_purchases=None if np.isnan(expected) else max(0.0, float(expected)),
+                    expected_purchases_days=None if np.isnan(expected) else policy.bgnbd.horizon_days,
                     reason=reason,
                     policy_version=policy_version,
                     cause=cause,

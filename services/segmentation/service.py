@@ -313,6 +313,7 @@ async def reassess(
         cause_id=cause.id if cause else None,
         cause_type=cause_type,
         probability_alive=verdict.probability_alive,
+        expected_purchases=verdict.expected_purchases,
         imported=imported,
         history=history,
         move=move,
@@ -331,6 +332,7 @@ def record_change(
     cause_id: uuid.UUID | None,
     cause_type: str | None,
     probability_alive: float | None,
+    expected_purchases: float | None = None,
     imported: bool = False,
     history: list[dict[str, Any]] | None = None,
     move: MoveCause = MoveCause.customer_event,
@@ -393,6 +395,10 @@ def record_change(
                 risk=ChurnRisk(change.risk[1]),
                 tier=Tier(change.tier[1]),
                 probability_alive=probability_alive,
+                expected_purchases=_expected(expected_purchases),
+                expected_purchases_days=ctx.policy.bgnbd.horizon_days
+                if expected_purchases is not None
+                else None,
                 reason=reason,
                 policy_version=ctx.policy_version,
                 cause_event_id=cause_id,
@@ -583,3 +589,8 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _expected(value: float | None) -> float | None:
+    """An expectation to announce: none where the model could not say (NaN), never below zero."""
+    return None if value is None or value != value else max(0.0, value)
