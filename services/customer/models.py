@@ -177,10 +177,11 @@ class Purchase(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # As paid, in the currency paid, and the rate (reporting units per unit paid) it was converted at;
     # refunds are given in the currency paid and converted at the same rate.
-    original_amount_minor: Mapped[int] = mapped_column(BigInteger)
-    original_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
-    original_currency: Mapped[str] = mapped_column(String(3))
-    exchange_rate: Mapped[str] = mapped_column(String(40))
+    # (The server defaults only stood for the rows of before, filled by migration 0007.)
+    original_amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    original_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    original_currency: Mapped[str] = mapped_column(String(3), server_default="")
+    exchange_rate: Mapped[str] = mapped_column(String(40), server_default="1")
     channel: Mapped[str] = mapped_column(String(20))
     item_count: Mapped[int] = mapped_column(Integer)
     line_items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -208,7 +209,8 @@ class Refund(TimestampMixin, Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     reference: Mapped[str] = mapped_column(String(100))
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # in the reporting currency
-    original_amount_minor: Mapped[int] = mapped_column(BigInteger)  # in the currency the purchase was paid
+    # In the currency the purchase was paid (the server default only stood for refunds of before).
+    original_amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     reason: Mapped[str | None] = mapped_column(String(500))
     refunded_at: Mapped[datetime]
 

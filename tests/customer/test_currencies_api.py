@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import sqlalchemy as sa
+import uvicorn
+from typer.testing import CliRunner, Result
 
+from services import cli
 from services.customer.cli import import_file
 from services.customer.exchange_rates import RateTable, convert, refund_in_reporting
 from services.customer.record_schemas import ImportKind
 from services.customer.settings import CustomerSettings
+from shared import migrations
+from shared.broker import free_port
+from shared.db import create_engine
 from shared.roles import Role
 from tests.customer.helpers import register, staged
-from tests.harness import Stack, auth
+from tests.harness import Stack, auth, eventually
 
 
 @pytest.fixture
@@ -201,3 +210,68 @@ async def test_an_imported_row_without_a_rate_is_refused_with_its_line_and_reaso
         ("IM-1", "72.00", "10.00", "USD"),
         ("IM-4", "10.00", "10.00", "CNY"),
     ]
+
+
+async def test_the_csm_rates_command_states_and_lists_rates(customers: Stack) -> None:
+    app = customers["customer"].app
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+
+    async def csm(*arguments: str) -> Result:
+        # In a thread: the command blocks, and the service answers on this loop.
+        return await asyncio.to_thread(lambda: CliRunner().invoke(cli.app, [*arguments, "--url", url]))
+
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            await eventually(lambda: _answers(client))
+        added = await csm("rates", "add", "usd", "7.2", "--from", "2026-01-01T00:00:00Z")
+        assert added.exit_code == 0, added.output
+        assert "USD = 7.2 CNY from 2026-01-01T00:00:00Z" in added.output
+        refused = await csm("rates", "add", "USD", "7.3", "--from", "2026-01-01T00:00:00Z")
+        assert refused.exit_code == 1 and "409" in refused.output
+        listed = await csm("rates", "list", "--currency", "USD")
+        assert (
+            listed.exit_code == 0 and "USD  7.2 CNY  from 2026-01-01T00:00:00Z  by csm-cli" in listed.output
+        )
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _answers(client: httpx.AsyncClient) -> None:
+    try:
+        response = await client.get("/readyz")
+    except httpx.TransportError as error:  # not listening yet
+        raise AssertionError(type(error).__name__) from error
+    assert response.status_code == 200, response.text
+
+
+async def test_the_migration_keeps_earlier_purchases_as_paid_in_the_reporting_currency(
+    customers: Stack,
+) -> None:
+    customer = (await register(customers))["id"]
+    bought = await buy(customers, customer, "OLD-1", "12.34", "CNY", "2026-01-01T10:00:00Z")
+    refund = {"reference": "R-1", "amount": "2.34", "currency": "CNY"}
+    url = f"/customers/{customer}/purchases/{bought.json()['id']}/refunds"
+    assert (await customers["customer"].client.post(url, json=refund, headers=auth())).status_code == 201
+    database = customers["customer"].database_url
+    # As the purchase was before currencies: the columns go, and come back filled from what was kept.
+    await migrations.downgrade("customer", database, "0006")
+    await migrations.upgrade("customer", database)
+    engine = create_engine(database)
+    try:
+        async with engine.connect() as connection:
+            purchase = (
+                await connection.execute(
+                    sa.text(
+                        "SELECT original_amount_minor, original_refunded_minor, original_currency,"
+                        " exchange_rate FROM purchase"
+                    )
+                )
+            ).one()
+            refunded = await connection.scalar(sa.text("SELECT original_amount_minor FROM refund"))
+    finally:
+        await engine.dispose()
+    assert (tuple(purchase), refunded) == ((1234, 234, "CNY", "1"), 234)

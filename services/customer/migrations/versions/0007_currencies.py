@@ -38,37 +38,29 @@ def upgrade() -> None:
         ["reporting_currency", "currency", "effective_from"],
         unique=True,
     )
-    with op.batch_alter_table("purchase") as table:
-        table.add_column(sa.Column("original_amount_minor", sa.BigInteger(), nullable=True))
-        table.add_column(sa.Column("original_refunded_minor", sa.BigInteger(), nullable=True))
-        table.add_column(sa.Column("original_currency", sa.String(3), nullable=True))
-        table.add_column(sa.Column("exchange_rate", sa.String(40), nullable=True))
-    with op.batch_alter_table("refund") as table:
-        table.add_column(sa.Column("original_amount_minor", sa.BigInteger(), nullable=True))
+    # Added NOT NULL with defaults, then filled: no table is rebuilt (SQLite would have to drop
+    # purchase, which refunds refer to). The defaults only stand for rows of before.
+    for name, kind, default in (
+        ("original_amount_minor", sa.BigInteger(), "0"),
+        ("original_refunded_minor", sa.BigInteger(), "0"),
+        ("original_currency", sa.String(3), ""),
+        ("exchange_rate", sa.String(40), "1"),
+    ):
+        op.add_column("purchase", sa.Column(name, kind, nullable=False, server_default=default))
+    op.add_column(
+        "refund", sa.Column("original_amount_minor", sa.BigInteger(), nullable=False, server_default="0")
+    )
     op.execute(
         "UPDATE purchase SET original_amount_minor = amount_minor, original_refunded_minor = refunded_minor,"
         " original_currency = currency, exchange_rate = '1'"
     )
     op.execute("UPDATE refund SET original_amount_minor = amount_minor")
-    with op.batch_alter_table("purchase") as table:
-        for name in ("original_amount_minor", "original_refunded_minor"):
-            table.alter_column(name, existing_type=sa.BigInteger(), nullable=False)
-        table.alter_column("original_currency", existing_type=sa.String(3), nullable=False)
-        table.alter_column("exchange_rate", existing_type=sa.String(40), nullable=False)
-    with op.batch_alter_table("refund") as table:
-        table.alter_column("original_amount_minor", existing_type=sa.BigInteger(), nullable=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("refund") as table:
-        table.drop_column("original_amount_minor")
-    with op.batch_alter_table("purchase") as table:
-        for name in (
-            "exchange_rate",
-            "original_currency",
-            "original_refunded_minor",
-            "original_amount_minor",
-        ):
-            table.drop_column(name)
+    # Dropped in place, for the same reason (alembic would rebuild the table on SQLite; 3.35+ can drop).
+    op.execute("ALTER TABLE refund DROP COLUMN original_amount_minor")
+    for name in ("exchange_rate", "original_currency", "original_refunded_minor", "original_amount_minor"):
+        op.execute(f"ALTER TABLE purchase DROP COLUMN {name}")
     op.drop_index("ix_exchange_rate_pair_from", table_name="exchange_rate")
     op.drop_table("exchange_rate")
