@@ -331,11 +331,13 @@ class NotificationBrief(BaseModel):
 class PurchaseBrief(BaseModel):
     id: uuid.UUID
     order_id: str
-    amount: Decimal
+    amount: Decimal = Field(description="In the reporting currency (the totals' currency).")
     refunded: Decimal
     channel: SalesChannel
     item_count: int
     purchased_at: datetime
+    original_amount: Decimal = Field(description="As paid, in original_currency.")
+    original_currency: str
 
 
 class InteractionBrief(BaseModel):

@@ -135,6 +135,12 @@ async def test_a_purchase_in_another_currency_is_converted_at_the_rate_in_force_
     assert Decimal(first["exchange_rate"]) == Decimal("7.2")
     totals = (await client.get(f"/customers/{customer}/360", headers=auth())).json()["totals"]
     assert (totals["spent"], totals["currency"]) == ("147.00", "CNY")  # 72 + 70 + 5, never 10 + 10 + 5
+    recent = (await client.get(f"/customers/{customer}/360", headers=auth())).json()["recent_purchases"]
+    assert [(p["amount"], p["original_amount"], p["original_currency"]) for p in recent] == [
+        ("5.00", "5.00", "CNY"),
+        ("70.00", "10.00", "USD"),
+        ("72.00", "10.00", "USD"),
+    ]
 
     listed = (await client.get("/exchange-rates", params={"currency": "USD"}, headers=auth())).json()
     assert [Decimal(r["rate"]) for r in listed["items"]] == [Decimal("7.0"), Decimal("7.2")]
