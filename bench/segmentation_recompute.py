@@ -112,6 +112,7 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
                 last=pl.col("at").max(),
                 frequency=(pl.col("at") >= start).sum(),
                 monetary=pl.when(pl.col("at") >= start).then(pl.col("amount_minor")).otherwise(0).sum(),
+                purchase_days=(pl.col("at") // 86_400).n_unique(),
             )
             .sort("customer")
         )
@@ -124,11 +125,13 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
             "lifetime_monetary_minor, first_purchase_at, last_purchase_at, engaged, signal_points, "
             "key_account, "
             "tier, initial_tier, tier_rule, stage, risk, risk_reason, policy_version, cut_points_version, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'lead', 'lead', 'lead: none', "
-            "'suspicion', 'low', '', 1, 0, ?, ?)",
+            "created_at, updated_at, purchase_days) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'lead', 'lead', "
+            "'lead: none', 'suspicion', 'low', '', 1, 0, ?, ?, ?)",
             (
-                (hex_ids[c], f, m, lf, lm, fi, la, created, created)
-                for (c, lf, lm, _, _, f, m), fi, la in zip(figures.iter_rows(), firsts, lasts, strict=True)
+                (hex_ids[c], f, m, lf, lm, fi, la, created, created, days)
+                for (c, lf, lm, _, _, f, m, days), fi, la in zip(
+                    figures.iter_rows(), firsts, lasts, strict=True
+                )
             ),
         )
         connection.executemany(

@@ -225,6 +225,59 @@ def replay_dead_letter(service: ServiceName, dead_letter_id: str, url: ServiceUr
     typer.echo(f"{result['id']}: {result['outcome']}")
 
 
+rates = typer.Typer(
+    help="The exchange rates purchases in other currencies are converted at (the customer service).",
+    no_args_is_help=True,
+)
+app.add_typer(rates, name="rates")
+
+
+@rates.command("add")
+def add_rate(
+    currency: Annotated[str, typer.Argument(help="The currency, e.g. USD.")],
+    rate: Annotated[str, typer.Argument(help="Units of the reporting currency one unit is worth.")],
+    effective_from: Annotated[
+        str, typer.Option("--from", help="From this moment (ISO 8601, with its offset) on.")
+    ],
+    url: ServiceUrl = None,
+) -> None:
+    """State a rate from a moment on; the same rate again changes nothing."""
+    with _admin_client("customer", url) as client:
+        stated = _answer(
+            client.post(
+                "/exchange-rates",
+                json={"currency": currency.upper(), "rate": rate, "effective_from": effective_from},
+            )
+        )
+    typer.echo(
+        f"{stated['currency']} = {stated['rate']} {stated['reporting_currency']} "
+        f"from {stated['effective_from']}"
+    )
+
+
+@rates.command("list")
+def list_rates(
+    currency: Annotated[str | None, typer.Option(help="Only this currency's rates.")] = None,
+    url: ServiceUrl = None,
+) -> None:
+    """List the rates, newest first."""
+    params = {"limit": "200", **({"currency": currency.upper()} if currency else {})}
+    with _admin_client("customer", url) as client:
+        cursor: str | None = None
+        while True:
+            page = _answer(
+                client.get("/exchange-rates", params={**params, **({"cursor": cursor} if cursor else {})})
+            )
+            for item in page["items"]:
+                typer.echo(
+                    f"{item['currency']}  {item['rate']} {item['reporting_currency']}  "
+                    f"from {item['effective_from']}  by {item['stated_by']}"
+                )
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+
 def main() -> None:
     app()
 

@@ -72,6 +72,8 @@ async def on_risk_changed(event: Envelope[RiskChanged], *, session: AsyncSession
         return
     customer.churn_risk = change.risk.value
     customer.probability_alive = change.probability_alive
+    customer.expected_purchases = change.expected_purchases
+    customer.expected_purchases_days = change.expected_purchases_days
     customer.risk_changed_at = change.changed_at
 
 

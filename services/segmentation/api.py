@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from services.segmentation import analytics, batch, charts, policy_store, service
 from services.segmentation.assessment import model_time
-from services.segmentation.bgnbd import expected_purchases, probability_alive
+from services.segmentation.btyd import expected_purchases, probability_alive
 from services.segmentation.consumers import segmenter_of
 from services.segmentation.deps import (
     AgentOrService,

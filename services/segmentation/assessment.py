@@ -13,8 +13,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.segmentation import bgnbd, rfm
-from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation import btyd, rfm
 from services.segmentation.policy import AbcClass, Policy, RfmSegment, TierRule
 from services.segmentation.rfm import AbcThresholds, RfmThresholds
 from shared.events.segmentation import TIER_ORDER, ChurnRisk, LoyaltyStage, Tier, ValueGroup
@@ -32,7 +31,7 @@ class CutPoints:
     # Named as the fields of the batch's result; the types are imported by name, as ``rfm`` is taken.
     rfm: RfmThresholds | None
     abc: AbcThresholds
-    bgnbd: BgNbdParameters | None
+    bgnbd: btyd.Parameters | None
 
 
 NO_CUT_POINTS = CutPoints(version=0, rfm=None, abc=rfm.AbcThresholds(None, None), bgnbd=None)
@@ -51,6 +50,9 @@ class Facts:
     last_nps: int | None = None
     signal_points: float = 0.0
     key_account: bool = False
+    # Days with a purchase (several orders on one day are one transaction to the models); None:
+    # as many as purchases.
+    purchase_days: int | None = None
 
 
 class RiskCause(IntEnum):
@@ -184,12 +186,13 @@ def explain_risk(cause: RiskCause, policy: Policy) -> str:
 
 
 def model_time(facts: Facts, now: datetime, unit_days: float) -> tuple[float, float, float] | None:
-    """(x, t_x, T) of the BG/NBD model in its time unit, or None for a customer who never bought."""
+    """(x, t_x, T) of the buying model in its time unit (x: repeat purchase days), or None for a customer
+    who never bought."""
     if facts.lifetime_frequency <= 0 or facts.first_purchase_at is None or facts.last_purchase_at is None:
         return None
     t_x = max(0.0, days_between(facts.last_purchase_at, facts.first_purchase_at)) / unit_days
     age = max(t_x, days_between(now, facts.first_purchase_at) / unit_days)
-    x = facts.lifetime_frequency - 1
+    x = max(0, (facts.lifetime_frequency if facts.purchase_days is None else facts.purchase_days) - 1)
     return float(x), (t_x if x > 0 else 0.0), age
 
 
@@ -223,8 +226,8 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     expected: float | None = None
     times = model_time(facts, now, policy.bgnbd.time_unit_days)
     if cut_points.bgnbd is not None and times is not None and policy.bgnbd.enabled:
-        p_alive = bgnbd.probability_alive(cut_points.bgnbd, *times)
-        expected = bgnbd.expected_purchases(
+        p_alive = btyd.probability_alive(cut_points.bgnbd, *times)
+        expected = btyd.expected_purchases(
             cut_points.bgnbd, *times, policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
         )
     since_last = days_between(now, facts.last_purchase_at) if bought and facts.last_purchase_at else 0.0
@@ -295,6 +298,8 @@ class Population:
     last_nps: Floats
     signal_points: Floats
     key_account: Bools
+    # As Facts.purchase_days; None: as many as purchases.
+    purchase_days: Ints | None = None
 
     def __len__(self) -> int:
         return len(self.frequency)
@@ -314,6 +319,8 @@ class PopulationAssessment:
     stage: Ints
     risk_cause: Ints
     probability_alive: Floats
+    # Purchase days expected over the policy's horizon (NaN: no model, or never bought).
+    expected_purchases: Floats
 
 
 def recency_days(population: Population, now: float) -> Ints:
@@ -383,15 +390,22 @@ def assess_population(
     lapse = since_last / rhythm
 
     p_alive = np.full(n, np.nan)
+    expected = np.full(n, np.nan)
     if cut_points.bgnbd is not None and policy.bgnbd.enabled:
         unit = policy.bgnbd.time_unit_days * DAY_SECONDS
         t_x = np.where(
             bought, np.maximum(0.0, population.last_purchase - population.first_purchase) / unit, 0.0
         )
         age = np.where(bought, np.maximum(t_x, (now - population.first_purchase) / unit), 0.0)
-        x = np.maximum(repeats, 0).astype(float)
+        days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+        x = np.maximum(days - 1, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
-        p_alive = np.where(bought, bgnbd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        p_alive = np.where(bought, btyd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        horizon = policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
+        with np.errstate(all="ignore"):
+            expected = np.where(
+                bought, btyd.expected_purchases_many(cut_points.bgnbd, x, t_x, age, horizon), np.nan
+            )
 
     risk = policy.risk
     cause = np.select(
@@ -458,6 +472,7 @@ def assess_population(
         stage=stage.astype(np.int64),
         risk_cause=cause,
         probability_alive=p_alive,
+        expected_purchases=expected,
     )
 
 

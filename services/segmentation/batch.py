@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation import bgnbd, rfm
+from services.segmentation import btyd, rfm
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
@@ -47,7 +47,7 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.policy_store import bgnbd_document, load_policy
+from services.segmentation.policy_store import load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
 from shared.events.segmentation import (
     ChurnRisk,
@@ -84,6 +84,7 @@ COLUMNS = (
     "monetary_score",
     "abc_class",
     "value_group",
+    "purchase_days",
 )
 
 
@@ -124,6 +125,7 @@ def _load(connection: Connection) -> Loaded:
         last_nps=floats("last_nps"),
         signal_points=np.array(raw["signal_points"], dtype=np.float64),
         key_account=np.array(raw["key_account"], dtype=bool),
+        purchase_days=np.array(raw["purchase_days"], dtype=np.int64),
     )
     stored = {name: np.array(raw[name], dtype=object) for name in COLUMNS[10:]}
     return Loaded(ids=list(raw["customer_id"]), population=population, stored=stored)
@@ -158,7 +160,7 @@ def compute_cut_points(
     extra = {
         "population": buyers,
         "top_share_of_revenue": rfm.top_share_of_revenue(money, top_share=policy.pareto_top_share),
-        "bgnbd": bgnbd_document(fit),
+        "bgnbd": btyd.document(fit),
     }
     return cut_points, extra
 
@@ -169,7 +171,7 @@ def fit_bgnbd(
     *,
     now: float,
     seed: int,
-) -> bgnbd.BgNbdFit | None:
+) -> btyd.Fit | None:
     """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
     bought = np.flatnonzero(population.lifetime_frequency > 0)
     if len(bought) < policy.bgnbd.min_customers:
@@ -179,7 +181,9 @@ def fit_bgnbd(
         bought = rng.choice(bought, policy.bgnbd.sample_size, replace=False)
     unit = policy.bgnbd.time_unit_days
     first = population.first_purchase[bought]
-    x = (population.lifetime_frequency[bought] - 1).astype(float)
+    days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+    # Repeat purchase *days*: the models' transactions (several orders on one day are one).
+    x = np.maximum(days[bought] - 1, 0).astype(float)
     t_x = np.round(np.maximum(0.0, population.last_purchase[bought] - first) / DAY_SECONDS) / unit
     age = np.maximum(t_x, np.round((now - first) / DAY_SECONDS) / unit)
     t_x = np.where(x > 0, t_x, 0.0)
@@ -188,9 +192,9 @@ def fit_bgnbd(
     try:
         # Always from the same starting point: yesterday's estimates would make today's fit depend
         # on the path taken (and wander where the likelihood is flat), not only on the purchases.
-        return bgnbd.fit(x, t_x, age)
+        return btyd.fit(policy.bgnbd.model, x, t_x, age)
     except (ValueError, FloatingPointError) as error:
-        log.warning("BG/NBD fit failed: %s", error)
+        log.warning("%s fit failed: %s", policy.bgnbd.model.value, error)
         return None
 
 
@@ -491,7 +495,7 @@ async def _write_changes(
                 "changed_at": now,
             }
         )
-        p_alive = result.probability_alive[i]
+        p_alive, expected = result.probability_alive[i], result.expected_purchases[i]
         if set(dims) - {"risk"}:
             stage(
                 TierChanged(
@@ -521,6 +525,8 @@ async def _write_changes(
                     risk=ChurnRisk(change.risk[1]),
                     tier=Tier(change.tier[1]),
                     probability_alive=None if np.isnan(p_alive) else float(p_alive),
+                    expected_purchases=None if np.isnan(expected) else max(0.0, float(expected)),
+                    expected_purchases_days=None if np.isnan(expected) else policy.bgnbd.horizon_days,
                     reason=reason,
                     policy_version=policy_version,
                     cause=cause,

@@ -80,7 +80,8 @@ def handlers(runtime: Runtime) -> Handlers:
     async def on_purchase(event: Envelope[PurchaseRecorded], *, session: AsyncSession) -> None:
         purchase, ctx, now = event.data, await context(session=session), clock.now()
         segment = await service.segment_for(purchase.customer_id, session=session, ctx=ctx, now=now)
-        session.add(Purchase(**service.count_purchase(segment, purchase, ctx)))
+        known_days = await service.purchase_days_of({purchase.customer_id}, session=session)
+        session.add(Purchase(**service.count_purchase(segment, purchase, ctx, known_days=known_days)))
         await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
     async def on_refund(event: Envelope[PurchaseRefunded], *, session: AsyncSession) -> None:

@@ -30,6 +30,8 @@ class CustomerSegment(Base):
     monetary_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     lifetime_frequency: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_monetary_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Days (UTC) with a purchase not refunded in full: the transactions of the buying models.
+    purchase_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_purchase_at: Mapped[datetime | None]
     last_purchase_at: Mapped[datetime | None]
     engaged: Mapped[bool] = mapped_column(Boolean, default=False)

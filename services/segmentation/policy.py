@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.segmentation.btyd import DEFAULT_MODEL, BuyingModel
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, ValueGroup, tier_rank
 
 Score = Annotated[int, Field(ge=1, le=5)]
@@ -154,7 +155,11 @@ class RiskPolicy(_Strict):
 
 
 class BgNbdPolicy(_Strict):
+    """The buy-till-you-die model behind P(alive) and expected purchases (the section keeps its old name)."""
+
     enabled: bool = True
+    # A policy stored before the choice existed takes the default: see btyd.py for the evidence.
+    model: BuyingModel = DEFAULT_MODEL
     # The fit uses a random sample this large: the estimates' error is already tiny at this size.
     sample_size: int = Field(default=20_000, ge=100)
     # The sample is drawn with this seed: the same purchases give the same fit at every recompute.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,6 +87,7 @@ def facts_of(segment: CustomerSegment) -> Facts:
         last_nps=segment.last_nps,
         signal_points=segment.signal_points,
         key_account=segment.key_account,
+        purchase_days=segment.purchase_days,
     )
 
 
@@ -129,6 +130,7 @@ _NOTHING_KNOWN = dict(
     monetary_minor=0,
     lifetime_frequency=0,
     lifetime_monetary_minor=0,
+    purchase_days=0,
     engaged=False,
     signal_points=0.0,
     key_account=False,
@@ -140,10 +142,40 @@ def blank_verdict(ctx: Context, now: datetime) -> Assessment:
     return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, now)
 
 
-def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Context) -> dict[str, Any]:
-    """Count a purchase into the customer's figures; returns the ledger row to keep for it."""
+def purchase_day(moment: datetime) -> date:
+    """The (UTC) day of a purchase: the models' unit of transaction."""
+    return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date()
+
+
+async def purchase_days_of(
+    customer_ids: set[uuid.UUID], *, session: AsyncSession
+) -> set[tuple[uuid.UUID, date]]:
+    """The days on which these customers bought (per the ledger, purchases refunded in full left out)."""
+    rows = await session.execute(
+        sa.select(Purchase.customer_id, Purchase.purchased_at).where(
+            Purchase.customer_id.in_(customer_ids), Purchase.fully_refunded.is_(False)
+        )
+    )
+    return {(customer_id, purchase_day(moment)) for customer_id, moment in rows}
+
+
+def count_purchase(
+    segment: CustomerSegment,
+    purchase: PurchaseRecorded,
+    ctx: Context,
+    *,
+    known_days: set[tuple[uuid.UUID, date]],
+) -> dict[str, Any]:
+    """Count a purchase into the customer's figures; returns the ledger row to keep for it.
+
+    ``known_days`` (from ``purchase_days_of``) tells whether the purchase is on a new day; it is updated.
+    """
     amount = to_minor(purchase.amount)
     segment.lifetime_frequency += 1
+    day = (purchase.customer_id, purchase_day(purchase.purchased_at))
+    if day not in known_days:
+        known_days.add(day)
+        segment.purchase_days += 1
     segment.lifetime_monetary_minor += amount
     if ctx.in_window(purchase.purchased_at):
         segment.frequency += 1
@@ -281,6 +313,7 @@ async def reassess(
         cause_id=cause.id if cause else None,
         cause_type=cause_type,
         probability_alive=verdict.probability_alive,
+        expected_purchases=verdict.expected_purchases,
         imported=imported,
         history=history,
         move=move,
@@ -299,6 +332,7 @@ def record_change(
     cause_id: uuid.UUID | None,
     cause_type: str | None,
     probability_alive: float | None,
+    expected_purchases: float | None = None,
     imported: bool = False,
     history: list[dict[str, Any]] | None = None,
     move: MoveCause = MoveCause.customer_event,
@@ -361,6 +395,10 @@ def record_change(
                 risk=ChurnRisk(change.risk[1]),
                 tier=Tier(change.tier[1]),
                 probability_alive=probability_alive,
+                expected_purchases=_expected(expected_purchases),
+                expected_purchases_days=ctx.policy.bgnbd.horizon_days
+                if expected_purchases is not None
+                else None,
                 reason=reason,
                 policy_version=ctx.policy_version,
                 cause_event_id=cause_id,
@@ -402,16 +440,19 @@ async def add_signal(
 
 
 async def refresh_purchase_span(segment: CustomerSegment, *, session: AsyncSession) -> None:
-    """First and last purchase again from the ledger, after a purchase was refunded in full."""
+    """First and last purchase and the purchase days again from the ledger, after a purchase was
+    refunded in full (or a duplicate's purchases moved in)."""
     await session.flush()
-    first, last = (
-        await session.execute(
-            sa.select(sa.func.min(Purchase.purchased_at), sa.func.max(Purchase.purchased_at)).where(
+    moments = (
+        await session.scalars(
+            sa.select(Purchase.purchased_at).where(
                 Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
             )
         )
-    ).one()
-    segment.first_purchase_at, segment.last_purchase_at = first, last
+    ).all()
+    segment.first_purchase_at = min(moments, default=None)
+    segment.last_purchase_at = max(moments, default=None)
+    segment.purchase_days = len({purchase_day(moment) for moment in moments})
 
 
 async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> CustomerSegment:
@@ -518,6 +559,10 @@ async def merge(
     survivor.lifetime_monetary_minor += duplicate.lifetime_monetary_minor
     survivor.first_purchase_at = _earliest(survivor.first_purchase_at, duplicate.first_purchase_at)
     survivor.last_purchase_at = _latest(survivor.last_purchase_at, duplicate.last_purchase_at)
+    # Both may have bought on one day: count the days of the ledger they now share.
+    survivor.purchase_days = len(
+        {day for _, day in await purchase_days_of({customer_id}, session=session)}
+    ) or (survivor.purchase_days + duplicate.purchase_days)
     survivor.engaged = survivor.engaged or duplicate.engaged
     survivor.signal_points += duplicate.signal_points
     if survivor.last_nps is None:
@@ -544,3 +589,8 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _expected(value: float | None) -> float | None:
+    """An expectation to announce: none where the model could not say (NaN), never below zero."""
+    return None if value is None or value != value else max(0.0, value)

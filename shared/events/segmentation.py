@@ -107,6 +107,12 @@ class RiskChanged(Event):
     risk: ChurnRisk
     tier: Tier
     probability_alive: float | None = Field(default=None, ge=0, le=1)
+    expected_purchases: float | None = Field(
+        default=None,
+        ge=0,
+        description="Purchase days the buying model expects in the next expected_purchases_days.",
+    )
+    expected_purchases_days: int | None = Field(default=None, ge=1)
     reason: str
     policy_version: int = Field(ge=0)
     cause_event_id: uuid.UUID | None = None
