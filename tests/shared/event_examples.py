@@ -109,6 +109,20 @@ FIELDS: dict[str, dict[str, Any]] = {
         "within_sla": True,
         "resolved_at": MOMENT,
     },
+    "csm.complaint.replied.v1": {
+        "complaint_id": FIXED_ID,
+        "reply_id": FIXED_ID,
+        "channel": "email",
+        "subject": "Re: the parcel [#C-3F2A1B4C]",
+        "body": "We have sent a new parcel today.",
+        "thread": {
+            "message_id": "<reply.1@csm.example.com>",
+            "in_reply_to": "<first@example.com>",
+            "references": ["<first@example.com>"],
+        },
+        "replied_by": "agent-1",
+        "replied_at": MOMENT,
+    },
     "csm.complaint.reopened.v1": {
         "complaint_id": FIXED_ID,
         "reason": "poor survey score",
