@@ -12,7 +12,13 @@ from services.complaints.schemas import ComplaintCreate
 from shared import erasure
 from shared.events import Envelope
 from shared.events.complaints import ComplaintSubmitted
-from shared.events.customer import CustomerErased, CustomerMerged, CustomerRegistered, CustomerUpdated
+from shared.events.customer import (
+    ContactChanged,
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+)
 from shared.events.segmentation import TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
@@ -41,6 +47,15 @@ def handlers(runtime: Runtime) -> Handlers:
             customer_id=event.data.customer_id,
             source="profile",
             email=event.data.profile.email,
+        )
+
+    async def on_contact(event: Envelope[ContactChanged], *, session: AsyncSession) -> None:
+        change = event.data
+        await customers.set_address(
+            session=session,
+            customer_id=change.customer_id,
+            source=f"contact:{change.contact_id}",
+            email=None if change.removed else change.email,
         )
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
@@ -85,6 +100,7 @@ def handlers(runtime: Runtime) -> Handlers:
         TierChanged: on_tier_changed,
         CustomerRegistered: on_profile,
         CustomerUpdated: on_profile,
+        ContactChanged: on_contact,
         CustomerErased: on_erased,
         CustomerMerged: on_merged,
         ComplaintSubmitted: on_submitted,

@@ -1,9 +1,8 @@
-"""The ways mail reaches the complaints service: an SMTP listener (the embedded default) and IMAP polling.
+"""How mail reaches the complaints service: an SMTP listener for the service mailbox.
 
 The listener is aiosmtpd's SMTP protocol served on the service's own event loop, so a mail is
 filed in the database before the sender hears 250: a mail the sender was told we have is never
-lost, and one we could not file is answered 451 and sent again by the sender's server. IMAP
-polling (``imap.py``) files each unseen message the same way and marks it seen only after.
+lost, and one we could not file is answered 451 and sent again by the sender's server.
 """
 
 from __future__ import annotations

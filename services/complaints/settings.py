@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, sqlite_url
@@ -27,24 +25,15 @@ class ComplaintsSettings(ServiceSettings):
     # mail for the service mailbox on this host and port; None: no listener.
     mail_listen_host: str = "127.0.0.1"
     mail_listen_port: int | None = Field(default=None, ge=1, le=65535)
-    # The address customers write to: replies come from it and their Message-IDs carry its domain.
+    # The address customers write to: replies' Message-IDs carry its domain, and mail from it is
+    # never taken for a customer's (a loop). Notify's CSM_NOTIFY_MAIL_FROM should be the same.
     mail_address: str = "service@csm.example.com"
     # Who owns a complaint that arrived by mail until a person takes it (首问负责: the mailbox).
     mail_first_owner: str = "mailbox"
-    # A mail from an address no customer has: "triage" (it waits for a person to place it).
-    mail_unknown_sender: Literal["triage"] = "triage"
     # Limits: a mail larger than this is refused at the door (SMTP 552); a bigger attachment is
     # left out (the message says so) and the rest of the mail is kept.
     mail_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     mail_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     mail_max_attachments: int = Field(default=20, ge=0, le=100)
-    # IMAP polling of a mailbox (production): host None means no polling.
-    imap_host: str | None = None
-    imap_port: int = Field(default=993, ge=1, le=65535)
-    imap_security: Literal["tls", "none"] = "tls"
-    imap_username: str | None = None
-    imap_password: SecretStr | None = None
-    imap_folder: str = "INBOX"
-    imap_poll_seconds: float = Field(default=30.0, gt=0)
     # Where staff reach this service: links to the files that came with mail start here.
     public_base_url: str = "http://127.0.0.1:8003"

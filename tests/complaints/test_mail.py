@@ -22,6 +22,7 @@ from shared.db import Database
 from shared.events import envelope_for
 from shared.events.customer import TOPIC as CUSTOMER_TOPIC
 from shared.events.customer import (
+    ContactChanged,
     CustomerErased,
     CustomerKind,
     CustomerProfile,
@@ -386,3 +387,40 @@ async def test_internal_notes_are_for_staff_only(stack: Stack, complaints: Runni
     assert "complaint.replied" not in str(await staged_types(complaints))
     current = (await complaints.client.get(f"/complaints/{complaint['id']}", headers=staff())).json()
     assert current["first_response_at"] is None, "a note is not a response to the customer"
+
+
+async def test_a_named_contacts_address_reaches_the_business_customer_until_the_contact_goes(
+    stack: Stack, complaints: RunningService
+) -> None:
+    company, contact = uuid.uuid4(), uuid.uuid4()
+
+    async def contact_changed(email: str | None, *, removed: bool = False) -> None:
+        event = ContactChanged(
+            customer_id=company, contact_id=contact, email=email, removed=removed, changed_at=T0
+        )
+        await produce_events(
+            stack.bootstrap, stack.prefix + CUSTOMER_TOPIC, [envelope_for(event, source="/tests")]
+        )
+
+    await contact_changed("zhang.wei@acme.example.com")
+
+    async def known() -> None:
+        query = sa.select(CustomerAddress.email).where(CustomerAddress.customer_id == company)
+        assert await rows(complaints, query) == ["zhang.wei@acme.example.com"]
+
+    await eventually(known)
+    await send(complaints, mail(sender="zhang.wei@acme.example.com"))
+    assert len(await complaints_of(complaints, company)) == 1
+
+    await contact_changed(None, removed=True)
+
+    async def forgotten() -> None:
+        assert (
+            await rows(complaints, sa.select(CustomerAddress).where(CustomerAddress.customer_id == company))
+            == []
+        )
+
+    await eventually(forgotten)
+    await send(complaints, mail(sender="zhang.wei@acme.example.com", subject="Another matter"))
+    assert len(await complaints_of(complaints, company)) == 1
+    assert len((await complaints.client.get("/mail-triage", headers=staff())).json()["items"]) == 1

@@ -60,6 +60,12 @@ FIELDS: dict[str, dict[str, Any]] = {
         "source": "web form",
         "changed_at": MOMENT,
     },
+    "csm.customer.contact_changed.v1": {
+        "contact_id": FIXED_ID,
+        "email": "zhang.wei@example.com",
+        "removed": False,
+        "changed_at": MOMENT,
+    },
     "csm.customer.interests_changed.v1": {"interests": ["tea", "gardening"], "changed_at": MOMENT},
     "csm.segment.tier_changed.v1": {
         "previous_tier": "iron",
