@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers, conversation_api, mail_listener, management_api, scanner
+from services.complaints import api, consumers, conversation_api, imap, mail_listener, management_api, scanner
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -18,7 +18,11 @@ SPEC = ServiceSpec(
     version=VERSION,
     routers=[api.router, conversation_api.router, management_api.router],
     handlers=consumers.handlers,
-    workers=lambda runtime: [*scanner.workers(runtime), *mail_listener.workers(runtime)],
+    workers=lambda runtime: [
+        *scanner.workers(runtime),
+        *mail_listener.workers(runtime),
+        *imap.workers(runtime),
+    ],
     openapi_tags=[
         {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
         {

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, sqlite_url
@@ -35,5 +37,16 @@ class ComplaintsSettings(ServiceSettings):
     mail_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     mail_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     mail_max_attachments: int = Field(default=20, ge=0, le=100)
+    # IMAP polling of the company's service mailbox (production); no host, no polling. Each
+    # unseen message is filed as if it came to the listener, then marked seen.
+    imap_host: str | None = None
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    # "tls" (implicit, port 993) or "none" (a server on this host or a trusted network only).
+    imap_security: Literal["tls", "none"] = "tls"
+    imap_username: str | None = None
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_poll_seconds: float = Field(default=30.0, gt=0)
+    imap_timeout_seconds: float = Field(default=30.0, gt=0)
     # Where staff reach this service: links to the files that came with mail start here.
     public_base_url: str = "http://127.0.0.1:8003"
