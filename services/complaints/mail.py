@@ -40,6 +40,8 @@ class Inbound:
 
     message_id: str
     sender: str | None
+    # The sender's display name, if the From header gives one.
+    sender_name: str | None
     subject: str
     body: str
     in_reply_to: str | None
@@ -98,6 +100,14 @@ def address_of(value: str | None) -> str | None:
     return pairs[0].strip().lower() if pairs else None
 
 
+def name_of(value: str | None) -> str | None:
+    """The display name of a header such as From, if it has one."""
+    if not value:
+        return None
+    names = [name.strip() for name, _ in getaddresses([value]) if name.strip()]
+    return names[0][:200] if names else None
+
+
 def parse(raw: bytes, *, envelope_sender: str | None) -> Inbound:
     """Read a mail. ``envelope_sender`` is SMTP's MAIL FROM ("" or "<>": the null sender), None if unknown."""
     message = message_from_bytes(raw, policy=policy.default)
@@ -110,6 +120,7 @@ def parse(raw: bytes, *, envelope_sender: str | None) -> Inbound:
     return Inbound(
         message_id=message_id,
         sender=sender,
+        sender_name=name_of(str(message.get("From", ""))),
         subject=" ".join(str(message.get("Subject", "")).split()),
         body=_text_of(message),
         in_reply_to=in_reply_to.group(0) if in_reply_to else None,

@@ -25,7 +25,8 @@ from services.complaints.errors import MailNotInTriage
 from services.complaints.models import Complaint, ConversationMessage, CustomerAddress, MailAttachment
 from services.complaints.schemas import ComplaintCreate
 from services.complaints.settings import ComplaintsSettings
-from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity
+from shared.events.complaints import ComplaintCategory, ComplaintChannel, SenderIntroduced, Severity
+from shared.outbox import stage
 from shared.pagination import keyset_page
 
 log = logging.getLogger("csm.complaints.mail")
@@ -90,6 +91,8 @@ async def receive(
         await conversation.customer_wrote(complaint, session=session, now=now, currency=currency)
         await session.flush()
         return Received(Outcome.joined, complaint.id)
+    if not customers and inbound.sender and settings.mail_unknown_sender == "new_customer":
+        customers = [introduce(inbound.sender, inbound.sender_name, session=session, now=now)]
     if len(customers) == 1:
         entry.customer_id = customers[0]
         entry.attachments = _keep_attachments(inbound, entry, session=session, settings=settings)
@@ -105,6 +108,22 @@ async def receive(
 
 def _with_reason(inbound: mail.Inbound, reason: str) -> mail.Inbound:
     return replace(inbound, automatic=reason)
+
+
+def introduce(address: str, name: str | None, *, session: AsyncSession, now: datetime) -> uuid.UUID:
+    """Make an unknown sender a customer: known here at once (their next mail finds them), and
+    announced so that the customer service registers them under the same id."""
+    customer_id = uuid.uuid4()
+    session.add(CustomerAddress(customer_id=customer_id, source="profile", email=address))
+    stage(
+        SenderIntroduced(
+            customer_id=customer_id, name=name or address.partition("@")[0], email=address, introduced_at=now
+        ),
+        session=session,
+        source=service.SOURCE,
+        time=now,
+    )
+    return customer_id
 
 
 async def customers_of(address: str | None, *, session: AsyncSession) -> list[uuid.UUID]:

@@ -32,6 +32,10 @@ class ComplaintsSettings(ServiceSettings):
     mail_address: str = "service@csm.example.com"
     # Who owns a complaint that arrived by mail until a person takes it (首问负责: the mailbox).
     mail_first_owner: str = "mailbox"
+    # A mail from an address no customer has: "triage" waits for a person to place it;
+    # "new_customer" makes the sender a customer (the customer service registers them) and opens
+    # their complaint at once.
+    mail_unknown_sender: Literal["triage", "new_customer"] = "triage"
     # Limits: a mail larger than this is refused at the door (SMTP 552); a bigger attachment is
     # left out (the message says so) and the rest of the mail is kept.
     mail_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

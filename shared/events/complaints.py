@@ -251,6 +251,22 @@ class ComplaintReplied(Event):
     replied_at: AwareDatetime
 
 
+class SenderIntroduced(Event):
+    """Mail came from an address no customer has, and the policy makes such senders customers.
+
+    ``customer_id`` is the new customer's id, chosen by complaints (whose complaint already names
+    it); the customer service registers the customer under it.
+    """
+
+    type: ClassVar[str] = "csm.complaint.sender_introduced.v1"
+    topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("name", "email")
+
+    name: str
+    email: str
+    introduced_at: AwareDatetime
+
+
 EVENTS: tuple[type[Event], ...] = (
     ComplaintOpened,
     ComplaintStatusChanged,
@@ -263,4 +279,5 @@ EVENTS: tuple[type[Event], ...] = (
     ComplaintSubmitted,
     ComplaintRetargeted,
     ComplaintReplied,
+    SenderIntroduced,
 )

@@ -424,3 +424,30 @@ async def test_a_named_contacts_address_reaches_the_business_customer_until_the_
     await send(complaints, mail(sender="zhang.wei@acme.example.com", subject="Another matter"))
     assert len(await complaints_of(complaints, company)) == 1
     assert len((await complaints.client.get("/mail-triage", headers=staff())).json()["items"]) == 1
+
+
+async def test_under_the_new_customer_policy_an_unknown_sender_becomes_a_customer(stack: Stack) -> None:
+    complaints = await stack.start(
+        "complaints",
+        clock=ManualClock(T0),
+        scan_interval_seconds=3600,
+        mail_listen_port=free_port(),
+        mail_unknown_sender="new_customer",
+    )
+    customer_service = await stack.start("customer")
+    await send(complaints, mail(sender="zhou.min@example.org", body="The heater is broken."))
+    await send(complaints, mail(sender="Zhou.Min@example.org", subject="And the fan", body="The fan too."))
+    [introduced] = [
+        json.loads(body)["data"] for kind, body in await staged(complaints) if "sender_introduced" in kind
+    ]
+    customer = uuid.UUID(introduced["customer_id"])
+    assert (introduced["name"], introduced["email"]) == ("Li Na", "zhou.min@example.org")
+    assert len(await complaints_of(complaints, customer)) == 2, "the second mail found the new customer"
+    assert (await complaints.client.get("/mail-triage", headers=staff())).json()["items"] == []
+
+    async def registered_by_the_customer_service() -> None:
+        found = await customer_service.client.get(f"/customers/{customer}", headers=staff())
+        assert found.status_code == 200
+        assert (found.json()["name"], found.json()["email"]) == ("Li Na", "zhou.min@example.org")
+
+    await eventually(registered_by_the_customer_service)

@@ -129,6 +129,11 @@ FIELDS: dict[str, dict[str, Any]] = {
         "replied_by": "agent-1",
         "replied_at": MOMENT,
     },
+    "csm.complaint.sender_introduced.v1": {
+        "name": "Li Na",
+        "email": "li.na@example.com",
+        "introduced_at": MOMENT,
+    },
     "csm.complaint.reopened.v1": {
         "complaint_id": FIXED_ID,
         "reason": "poor survey score",
