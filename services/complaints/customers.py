@@ -113,7 +113,20 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
         (await session.scalars(sa.select(Complaint.id).where(Complaint.customer_id == customer_id))).all()
     )
     await session.execute(sa.delete(CustomerTier).where(CustomerTier.customer_id == customer_id))
+    addresses = list(
+        (
+            await session.scalars(
+                sa.select(CustomerAddress.email).where(CustomerAddress.customer_id == customer_id)
+            )
+        ).all()
+    )
     await session.execute(sa.delete(CustomerAddress).where(CustomerAddress.customer_id == customer_id))
+    # Mail from their addresses still waiting in triage is theirs too.
+    await session.execute(
+        sa.update(ConversationMessage)
+        .where(ConversationMessage.triage.is_not(None), ConversationMessage.sender.in_(addresses))
+        .values(sender=None, subject=None, body="", attachments=[])
+    )
     await session.execute(sa.delete(MailAttachment).where(MailAttachment.customer_id == customer_id))
     # Their mail and the replies to it: what was said goes, that something was said stays.
     await session.execute(

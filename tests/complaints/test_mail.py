@@ -30,7 +30,7 @@ from shared.events.customer import (
     CustomerUpdated,
 )
 from shared.roles import Role
-from tests.complaints.helpers import TUESDAY_10_SHANGHAI, open_complaint, staff, staged, staged_types
+from tests.complaints.helpers import TUESDAY_10_SHANGHAI, move, open_complaint, staff, staged, staged_types
 from tests.harness import RunningService, Stack, eventually
 from tests.shared.bus_helpers import produce_events
 
@@ -294,6 +294,8 @@ async def test_attachments_are_kept_by_reference_within_the_limits(
 async def test_erasure_takes_the_customers_mail_addresses_and_files(
     stack: Stack, complaints: RunningService
 ) -> None:
+    # Written before the customer service had announced them: it waits in triage.
+    await send(complaints, mail(body="My flat number is 3."))
     customer = await registered(stack, complaints)
     message = mail(body="I live at 12 Garden Road.")
     message.add_attachment(b"id card", maintype="image", subtype="jpeg", filename="id.jpg")
@@ -314,9 +316,11 @@ async def test_erasure_takes_the_customers_mail_addresses_and_files(
     await eventually(purged)
     assert await rows(complaints, sa.select(CustomerAddress)) == []
     assert await rows(complaints, sa.select(MailAttachment)) == []
+    [waiting] = (await complaints.client.get("/mail-triage", headers=staff())).json()["items"]
+    assert (waiting["body"], waiting["sender"]) == ("", None), "their mail in triage is theirs too"
     # The address is no longer known: a mail from it now waits in triage.
     await send(complaints, mail())
-    assert len((await complaints.client.get("/mail-triage", headers=staff())).json()["items"]) == 1
+    assert len((await complaints.client.get("/mail-triage", headers=staff())).json()["items"]) == 2
 
 
 async def test_an_agent_reply_is_threaded_and_is_the_first_response(
@@ -451,3 +455,24 @@ async def test_under_the_new_customer_policy_an_unknown_sender_becomes_a_custome
         assert (found.json()["name"], found.json()["email"]) == ("Li Na", "zhou.min@example.org")
 
     await eventually(registered_by_the_customer_service)
+
+
+async def test_the_customers_answer_puts_a_complaint_waiting_on_them_back_to_work(
+    stack: Stack, complaints: RunningService
+) -> None:
+    customer = await registered(stack, complaints)
+    await send(complaints, mail(message_id="<first@example.com>"))
+    [complaint] = await complaints_of(complaints, customer)
+    for status in ("acknowledged", "in_progress", "waiting_on_customer"):
+        moved = await move(complaints, complaint["id"], status, headers=SUPERVISOR)
+        assert moved.status_code == 200, moved.text
+    await send(complaints, mail(body="Here is the serial number.", In_Reply_To="<first@example.com>"))
+    current = (await complaints.client.get(f"/complaints/{complaint['id']}", headers=staff())).json()
+    assert current["status"] == "in_progress"
+
+
+async def test_mail_from_the_service_mailbox_itself_is_ignored(
+    stack: Stack, complaints: RunningService
+) -> None:
+    await send(complaints, mail(sender=MAILBOX))
+    assert await rows(complaints, sa.select(ConversationMessage)) == []
