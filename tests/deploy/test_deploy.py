@@ -135,6 +135,13 @@ def test_each_kubernetes_deployment_matches_its_service(service: str) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert k8s_service["spec"]["ports"][0]["port"] == port
     assert set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]) >= {f"{service}.yaml"}
+    if service == "complaints":
+        # The mailbox's SMTP listener: listening where the container and the Service say.
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        listen = int(env["CSM_COMPLAINTS_MAIL_LISTEN_PORT"])
+        assert env["CSM_COMPLAINTS_MAIL_LISTEN_HOST"] == "0.0.0.0"
+        assert {"name": "smtp", "containerPort": listen} in container["ports"]
+        assert {"name": "smtp", "port": listen, "targetPort": "smtp"} in k8s_service["spec"]["ports"]
 
 
 def test_the_kafka_topics_are_the_catalogs() -> None:
