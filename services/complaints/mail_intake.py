@@ -57,13 +57,12 @@ async def receive(
     settings: ComplaintsSettings,
     now: datetime,
 ) -> Received:
+    """File one mail (see the module's docstring for what becomes of it)."""
     inbound = mail.parse(raw, envelope_sender=envelope_sender)
-    if await session.scalar(
-        sa.select(ConversationMessage.id).where(ConversationMessage.message_id == inbound.message_id)
-    ):
+    if await stored(inbound.message_id, session=session):
         return Received(Outcome.repeat)
     if inbound.automatic is None and inbound.sender == settings.mail_address.lower():
-        inbound = _with_reason(inbound, "sent from the service's own address")
+        inbound = replace(inbound, automatic="sent from the service's own address")
     if inbound.automatic is not None:
         log.info("mail %s ignored: %s", inbound.message_id, inbound.automatic)
         return Received(Outcome.ignored, reason=inbound.automatic)
@@ -106,8 +105,11 @@ async def receive(
     return Received(Outcome.triaged, reason=entry.triage)
 
 
-def _with_reason(inbound: mail.Inbound, reason: str) -> mail.Inbound:
-    return replace(inbound, automatic=reason)
+async def stored(message_id: str, *, session: AsyncSession) -> bool:
+    found = await session.scalar(
+        sa.select(ConversationMessage.id).where(ConversationMessage.message_id == message_id)
+    )
+    return found is not None
 
 
 def introduce(address: str, name: str | None, *, session: AsyncSession, now: datetime) -> uuid.UUID:

@@ -14,7 +14,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import IntegrityError
 
-from services.complaints import mail_intake
+from services.complaints import mail, mail_intake
 from services.complaints.settings import ComplaintsSettings
 from shared.clock import Clock
 from shared.db import Database
@@ -33,7 +33,13 @@ async def file_mail(
                 raw, session=session, envelope_sender=envelope_sender, settings=settings, now=clock.now()
             )
     except IntegrityError:
-        # Two deliveries of one Message-ID raced; the other one's commit stands.
+        # Two deliveries of one Message-ID raced, and the other one's commit stands; anything
+        # else is a failure to file, which the sender must hear about (451) and retry.
+        async with db.read() as session:
+            if not await mail_intake.stored(
+                mail.parse(raw, envelope_sender=None).message_id, session=session
+            ):
+                raise
         return mail_intake.Received(mail_intake.Outcome.repeat)
     log.info("mail %s: %s", received.outcome.value, received.complaint_id or received.reason or "")
     return received
