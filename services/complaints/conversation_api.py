@@ -131,6 +131,15 @@ async def place_triaged(
     return read
 
 
+@router.delete(
+    "/mail-triage/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Dismiss a triaged mail nobody will place (spam, a wrong address): its content is deleted",
+)
+async def dismiss_triaged(message_id: uuid.UUID, _user: Agent, *, session: SessionDep) -> None:
+    await mail_intake.dismiss(session=session, message_id=message_id)
+
+
 @router.get(
     "/mail-attachments/{attachment_id}",
     summary="A file that came with a mail",

@@ -265,6 +265,20 @@ async def place(
     return await open_from(entry, settings=settings, session=session, now=now)
 
 
+async def dismiss(*, session: AsyncSession, message_id: uuid.UUID) -> None:
+    """A triaged mail nobody will place (spam, a wrong address): its content and files go.
+
+    The row stays, empty and out of the list, so that the same mail delivered again is still
+    known by its Message-ID and does not come back to the list.
+    """
+    entry = await session.get(ConversationMessage, message_id, with_for_update=True)
+    if entry is None or entry.triage is None:
+        raise MailNotInTriage(message_id)
+    await session.execute(sa.delete(MailAttachment).where(MailAttachment.message_id == entry.id))
+    entry.triage, entry.sender, entry.subject, entry.body, entry.attachments = None, None, None, "", []
+    await session.flush()
+
+
 async def triaged(
     *, session: AsyncSession, limit: int, cursor: str | None
 ) -> tuple[list[ConversationMessage], str | None]:

@@ -476,3 +476,20 @@ async def test_mail_from_the_service_mailbox_itself_is_ignored(
 ) -> None:
     await send(complaints, mail(sender=MAILBOX))
     assert await rows(complaints, sa.select(ConversationMessage)) == []
+
+
+async def test_a_dismissed_triaged_mail_is_emptied_and_does_not_come_back(complaints: RunningService) -> None:
+    spam = mail(sender="offers@spam.example", subject="Cheap watches")
+    spam.add_attachment(b"payload", maintype="application", subtype="zip", filename="watches.zip")
+    await send(complaints, spam)
+    [waiting] = (await complaints.client.get("/mail-triage", headers=staff())).json()["items"]
+    dismissed = await complaints.client.delete(f"/mail-triage/{waiting['id']}", headers=staff())
+    assert dismissed.status_code == 204
+    assert (await complaints.client.get("/mail-triage", headers=staff())).json()["items"] == []
+    assert await rows(complaints, sa.select(MailAttachment)) == []
+    [kept] = await rows(complaints, sa.select(ConversationMessage.body))
+    assert kept == ""
+    await send(complaints, spam)  # delivered again: known by its Message-ID, not listed again
+    assert (await complaints.client.get("/mail-triage", headers=staff())).json()["items"] == []
+    again = await complaints.client.delete(f"/mail-triage/{waiting['id']}", headers=staff())
+    assert again.status_code == 404
