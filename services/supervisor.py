@@ -61,6 +61,8 @@ class System:
                 self.say(f"broker: {os.environ['CSM_KAFKA_BOOTSTRAP']} (from CSM_KAFKA_BOOTSTRAP)")
             migrate_all()
             self.say("databases: migrated")
+            # The complaints mailbox listens for mail on 2525 unless told otherwise.
+            os.environ.setdefault("CSM_COMPLAINTS_MAIL_LISTEN_PORT", "2525")
             for name in SERVICES:
                 self.children[name] = subprocess.Popen(
                     [sys.executable, "-m", "services.cli", "serve", name],
@@ -124,6 +126,7 @@ class System:
         token = mint_token(common, subject="local-admin", role=Role.admin, name="Local administrator")
         lines = ["", "csm is up. API docs:"]
         lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in ports.items()]
+        lines += [f"Complaints by e-mail: SMTP on 127.0.0.1:{os.environ['CSM_COMPLAINTS_MAIL_LISTEN_PORT']}"]
         lines += ["", "Admin token (valid 12 hours; Authorize in the docs with it):", f"  {token}", ""]
         lines += [
             "Other roles: csm token --role agent|supervisor|manager|admin|service",

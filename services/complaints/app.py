@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers, management_api, scanner
+from services.complaints import api, consumers, conversation_api, imap, mail_listener, management_api, scanner
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -16,11 +16,19 @@ SPEC = ServiceSpec(
     description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
     "promises that warn, breach and escalate.",
     version=VERSION,
-    routers=[api.router, management_api.router],
+    routers=[api.router, conversation_api.router, management_api.router],
     handlers=consumers.handlers,
-    workers=scanner.workers,
+    workers=lambda runtime: [
+        *scanner.workers(runtime),
+        *mail_listener.workers(runtime),
+        *imap.workers(runtime),
+    ],
     openapi_tags=[
         {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
+        {
+            "name": "conversation",
+            "description": "Each complaint's messages, replies and internal notes; mail awaiting triage.",
+        },
         {"name": "management", "description": "The complaint policy and the analytics."},
     ],
 )

@@ -310,9 +310,16 @@ async def update_contact(
 
 @router.delete("/contacts/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a contact")
 async def remove_contact(
-    customer_id: uuid.UUID, contact_id: uuid.UUID, _user: AgentOrService, *, session: SessionDep
+    customer_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    clock: ClockDep,
+    _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> None:
-    await relationship.remove_contact(session=session, customer_id=customer_id, contact_id=contact_id)
+    await relationship.remove_contact(
+        session=session, customer_id=customer_id, contact_id=contact_id, now=clock.now()
+    )
 
 
 @router.get("/relationship", summary="Past, current and expected cooperation, competitors, notes")

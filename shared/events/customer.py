@@ -208,6 +208,19 @@ class ConsentChanged(Event):
     changed_at: AwareDatetime
 
 
+class ContactChanged(Event):
+    """A named contact at a business customer was added, changed or removed: who writes for it."""
+
+    type: ClassVar[str] = "csm.customer.contact_changed.v1"
+    topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("email",)
+
+    contact_id: uuid.UUID
+    email: str | None = None
+    removed: bool = False
+    changed_at: AwareDatetime
+
+
 class InterestsChanged(Event):
     type: ClassVar[str] = "csm.customer.interests_changed.v1"
     topic: ClassVar[str] = TOPIC
@@ -226,4 +239,5 @@ EVENTS: tuple[type[Event], ...] = (
     InteractionLogged,
     ConsentChanged,
     InterestsChanged,
+    ContactChanged,
 )

@@ -24,12 +24,15 @@ class System:
         self.tmp = tmp
         self.ports = {name: free_port() for name in SERVICES}
         self.kafka_port = free_port()
+        # The complaints mailbox's SMTP listener, on a port of this system's own.
+        self.mail_port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CSM_")},
             "CSM_ENV": "test",
             "CSM_RATE_LIMITS_ENABLED": "false",
             "CSM_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "CSM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            "CSM_COMPLAINTS_MAIL_LISTEN_PORT": str(self.mail_port),
         }
         for name in SERVICES:
             self.env[f"CSM_{name.upper()}_PORT"] = str(self.ports[name])

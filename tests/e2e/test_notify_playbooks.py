@@ -230,7 +230,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
     no_phone = await notify.register(
         name="Tom Lee", email="tom@example.com", phone=None, locale="en-US", time_zone="America/New_York"
     )
-    complaint = uuid.uuid4()
+    complaint, toms = uuid.uuid4(), uuid.uuid4()
     published = await notify.publish(
         event(
             "csm.complaint.opened.v1",
@@ -243,7 +243,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
         event(
             "csm.complaint.opened.v1",
             no_phone,
-            complaint_id=uuid.uuid4(),
+            complaint_id=toms,
             tier="platinum",
             opened_at=night,
             first_response_due_at=night + timedelta(hours=1),
@@ -267,7 +267,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
 
     await notify.settled(no_phone, 1)
     [mail] = notify.mailbox.to("tom@example.com")
-    assert subject(mail).startswith("We have received your complaint (ref. ")
+    assert subject(mail) == f"We have received your complaint [#C-{str(toms)[:8].upper()}]"
     assert "within 1 hour (by 23 Nov 11:30)" in text(mail), "one hour, in New York time"
 
 
