@@ -7,13 +7,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test lint format bench install clean
+.PHONY: up test lint format bench install clean browser
 
 up: $(INSTALLED)
 	$(BIN)/csm up
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(BIN)/pytest
+
+# The console's browser tests drive Debian's chromium through Playwright, which downloads no browser of its
+# own; a CJK font lets the screenshots show the Chinese pages. Installed here when missing.
+BROWSER_PACKAGES := chromium fonts-wqy-zenhei
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; } || \
+		echo "could not install $(BROWSER_PACKAGES): the console's browser tests skip (and fail in CI)"
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import phonenumbers
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -102,13 +103,19 @@ async def complete_task(
     return back_to(safe_next(next))
 
 
-def _search_field(query: str) -> str:
-    """What the person typed: an e-mail address, a phone number, or (anything else) the start of a name."""
+def search_by(query: str, *, region: str) -> tuple[str, str]:
+    """What the person typed, as the customer search takes it: an e-mail address; a phone number, written
+    as people write them (``139 1234 5678`` in the console's region, or ``+86 …``), in E.164; or else the
+    start of a name."""
     if "@" in query:
-        return "email"
+        return "email", query
     if re.fullmatch(r"[+\d][\d\s()-]{4,}", query):
-        return "phone"
-    return "name"
+        try:
+            number = phonenumbers.parse(query, region)
+        except phonenumbers.NumberParseException:
+            return "phone", query
+        return "phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return "name", query
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -118,8 +125,7 @@ async def find_customers(
     query = q.strip()
     customers: list[dict[str, Any]] | None = None
     if query:
-        field = _search_field(query)
-        value = re.sub(r"[\s()-]", "", query) if field == "phone" else query
+        field, value = search_by(query, region=request.app.state.settings.phone_region)
         page = await _backends(request).get(person, "customer", "/customers", limit=50, **{field: value})
         customers = page["items"]
     return render(request, "customers.html", q=query, customers=customers)

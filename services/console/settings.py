@@ -31,6 +31,8 @@ class ConsoleSettings(BaseSettings):
     # Send the session cookie over HTTPS only. Browsers keep a Secure cookie from http://localhost and
     # http://127.0.0.1 too, so the embedded default works; turn off only behind a plain-HTTP name.
     cookie_secure: bool = True
+    # Where a phone number typed without a country code is from (ISO 3166 region), for the customer search.
+    phone_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
     # The company's OpenID Connect provider; without an issuer, no single sign-on is offered.
     oidc_issuer: str | None = Field(default=None, validation_alias=AliasChoices("CSM_OIDC_ISSUER"))
     oidc_role_claim: str = Field(default="csm_role", validation_alias=AliasChoices("CSM_OIDC_ROLE_CLAIM"))

@@ -1,0 +1,169 @@
+"""The console in a real browser, on the real system (`csm up` with its broker, services and console):
+an agent signs in, sees their complaint with its clocks and their task on My work, claims and completes the
+task, finds the customer by phone and reads the 360 view, in Chinese and English. Every page loads from the
+console alone (no CDN), and a screenshot of each is kept."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Page, Request, expect
+
+from services.registry import SERVICES
+from shared.roles import Role
+from tests.console.browser import artifact, chromium, chromium_path
+from tests.e2e.system import System
+from tests.harness import Databases, auth, eventually
+
+pytestmark = pytest.mark.e2e
+
+AGENT = "agent.li"
+PHONE = "+8613912345678"
+
+
+@pytest.fixture
+async def system(tmp_path: Path, databases: Databases) -> AsyncIterator[System]:
+    chromium_path()  # skip (or fail in CI) before starting anything
+    urls = {name: await databases.create(name, migrate=False) for name in SERVICES}
+    running = System(tmp_path, urls)
+    running.start()
+    try:
+        await running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+async def seeded(system: System) -> dict[str, Any]:
+    """A customer with a purchase, and a complaint of the agent's that a poor survey reopened with a task."""
+    agent = auth(Role.agent, subject=AGENT)
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Zhao Min", "phone": PHONE, "email": "zhao.min@example.com"},
+            headers=agent,
+        )
+        assert customer.status_code == 201, customer.text
+        customer_id = customer.json()["id"]
+        bought = await client.post(
+            f"{system.url('customer')}/customers/{customer_id}/purchases",
+            json={"order_id": "SO-7001", "amount": "899.00", "currency": "CNY"},
+            headers=agent,
+        )
+        assert bought.status_code == 201, bought.text
+        complaints = system.url("complaints")
+        opened = await client.post(
+            f"{complaints}/complaints",
+            json={
+                "customer_id": customer_id,
+                "channel": "phone",
+                "category": "delivery",
+                "description": "The parcel arrived crushed.",
+            },
+            headers=agent,
+        )
+        assert opened.status_code == 201, opened.text
+        complaint_id = opened.json()["id"]
+        for step, body in (
+            ("transitions", {"to": "acknowledged"}),
+            ("resolution", {"summary": "Sent a new one.", "root_cause": "carrier_delay"}),
+            ("survey", {"csat": 1, "comment": "Still unhappy."}),
+        ):
+            answer = await client.post(
+                f"{complaints}/complaints/{complaint_id}/{step}", json=body, headers=agent
+            )
+            assert answer.status_code in (200, 201), (step, answer.text)
+
+        async def the_follow_up_task() -> dict[str, Any]:
+            tasks = await client.get(
+                f"{system.url('notify')}/tasks", params={"assignee": AGENT}, headers=agent
+            )
+            items: list[dict[str, Any]] = tasks.json()["items"]
+            assert items, tasks.text
+            return items[0]
+
+        task = await eventually(the_follow_up_task, timeout=60)
+    return {"customer_id": customer_id, "complaint_id": complaint_id, "task": task}
+
+
+def only_from(origin: str, requests: list[Request]) -> list[str]:
+    return [request.url for request in requests if not request.url.startswith(origin)]
+
+
+async def sign_in(page: Page, console: str, *, role: str, subject: str, name: str) -> None:
+    await page.goto(f"{console}/work")
+    assert "/sign-in" in page.url
+    await page.select_option("#role", role)
+    await page.fill("#subject", subject)
+    await page.fill("#name", name)
+    await page.click("form[action='/sign-in/development'] button[type=submit]")
+    await page.wait_for_url(f"{console}/work")
+
+
+async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in_the_browser(
+    system: System,
+) -> None:
+    facts = await seeded(system)
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        context = await browser.new_context(locale="zh-CN")
+        page = await context.new_page()
+        requests: list[Request] = []
+
+        def seen(request: Request) -> None:
+            requests.append(request)
+
+        page.on("request", seen)
+
+        await sign_in(page, console, role="agent", subject=AGENT, name="Li Lei")
+        assert not [c for c in await context.cookies() if c["name"] == "csm_console" and not c["httpOnly"]]
+        assert await page.evaluate("document.cookie") == "", "the session is out of the page's reach"
+        await expect(page.get_by_test_id("subject")).to_have_text(AGENT)
+        await expect(page.locator("h1")).to_have_text("我的工作")
+
+        complaint = page.locator(f"[data-testid=complaint][data-id='{facts['complaint_id']}']")
+        await expect(complaint).to_contain_text("reopened")
+        await expect(complaint.locator(".clock").first).to_be_visible()
+        task = page.get_by_test_id("task").filter(has_text="满意度差评回访")
+        await expect(task).to_be_visible()
+        await page.screenshot(path=artifact("my-work.zh.png"), full_page=True)
+
+        await task.get_by_role("button", name="认领").click()
+        await page.wait_for_url(f"{console}/work")
+        await task.get_by_label("处理结果").fill("Called back; a voucher agreed.")
+        await task.get_by_role("button", name="完成").click()
+        await page.wait_for_url(f"{console}/work")
+        await expect(page.get_by_test_id("task").filter(has_text="满意度差评回访")).to_have_count(0)
+
+        await page.select_option("#language", "en")
+        await expect(page.locator("h1")).to_have_text("My work")
+
+        await page.click("nav >> text=Customers")
+        await page.fill("#q", "139 1234 5678")
+        await page.press("#q", "Enter")
+        await page.get_by_test_id("customer").get_by_role("link", name="Zhao Min").click()
+        await expect(page.get_by_test_id("customer-name")).to_contain_text("Zhao Min")
+        await expect(page.locator("#purchases + ul")).to_contain_text("SO-7001")
+        await expect(
+            page.locator(f"[data-testid=complaint][data-id='{facts['complaint_id']}']")
+        ).to_be_visible()
+        await page.screenshot(path=artifact("customer.en.png"), full_page=True)
+
+        await page.goto(f"{console}/customers")
+        await page.screenshot(path=artifact("customers.en.png"), full_page=True)
+        await page.click("header form[action='/sign-out'] button")
+        await page.wait_for_url(f"{console}/sign-in")
+        await page.screenshot(path=artifact("sign-in.en.png"), full_page=True)
+
+        assert only_from(console, requests) == [], "every asset comes from the console"
+        await context.close()
+
+    async with httpx.AsyncClient() as client:
+        done = await client.get(
+            f"{system.url('notify')}/tasks/{facts['task']['id']}", headers=auth(Role.agent, subject=AGENT)
+        )
+    assert done.json()["status"] == "done" and done.json()["completed_by"] == AGENT
