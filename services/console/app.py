@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console import pages, signin
+from services.console import complaint_pages, pages, signin
 from services.console.backends import Backends, ServiceRefused, TokenRefused
 from services.console.csrf import CsrfRefused
 from services.console.session import SignInRequired, sign_out
@@ -96,6 +96,7 @@ def create_app(
     app.state.oauth = signin.register_provider(settings)
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(complaint_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -6,7 +6,6 @@ console alone (no CDN), and a screenshot of each is kept."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +24,12 @@ AGENT = "agent.li"
 PHONE = "+8613912345678"
 
 
-@pytest.fixture
-async def system(tmp_path: Path, databases: Databases) -> AsyncIterator[System]:
+@pytest.fixture(scope="module")
+async def system(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> AsyncIterator[System]:
+    """One running system for the module's tests: each makes its own customers and people."""
     chromium_path()  # skip (or fail in CI) before starting anything
     urls = {name: await databases.create(name, migrate=False) for name in SERVICES}
-    running = System(tmp_path, urls)
+    running = System(tmp_path_factory.mktemp("console-system"), urls)
     running.start()
     try:
         await running.wait_ready()
@@ -167,3 +167,91 @@ async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in
             f"{system.url('notify')}/tasks/{facts['task']['id']}", headers=auth(Role.agent, subject=AGENT)
         )
     assert done.json()["status"] == "done" and done.json()["completed_by"] == AGENT
+
+
+async def a_new_complaint(system: System, *, agent: str, name: str) -> str:
+    headers = auth(Role.agent, subject=agent)
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers", json={"name": name}, headers=headers
+        )
+        assert customer.status_code == 201, customer.text
+        opened = await client.post(
+            f"{system.url('complaints')}/complaints",
+            json={
+                "customer_id": customer.json()["id"],
+                "channel": "web",
+                "category": "product_quality",
+                "description": "The kettle stopped heating after a week.",
+            },
+            headers=headers,
+        )
+        assert opened.status_code == 201, opened.text
+        return str(opened.json()["id"])
+
+
+async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_approves_what_goes_beyond(
+    system: System,
+) -> None:
+    complaint_id = await a_new_complaint(system, agent="agent.wu", name="Qian Jun")
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        agent = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(agent, console, role="agent", subject="agent.wu", name="Wu Lan")
+        await agent.locator(f"[data-testid=complaint][data-id='{complaint_id}'] a").click()
+        await agent.wait_for_url(f"{console}/complaints/{complaint_id}")
+        status = agent.get_by_test_id("status")
+        await expect(status).to_have_text("new")
+
+        await agent.get_by_role("button", name="Acknowledge").click()
+        await expect(status).to_have_text("acknowledged")
+        await agent.get_by_role("button", name="Start work").click()
+        await expect(status).to_have_text("in_progress")
+
+        await expect(agent.get_by_test_id("limit")).to_have_text("200 CNY")
+        offer = agent.get_by_role("form", name="Offer compensation")
+        await offer.get_by_label("Amount").fill("150")
+        await offer.get_by_label("Reason").fill("A week without a kettle")
+        await offer.get_by_role("button", name="Offer compensation").click()
+        await expect(agent.get_by_test_id("granted")).to_have_text("150.00 CNY")
+
+        await offer.get_by_label("Amount").fill("300")
+        await offer.get_by_label("Reason").fill("A replacement kettle")
+        await offer.get_by_role("button", name="Offer compensation").click()
+        await expect(agent.get_by_role("alert")).to_contain_text("a supervisor must approve it")
+        await expect(agent.get_by_test_id("compensation").filter(has_text="300.00")).to_contain_text(
+            "pending"
+        )
+        await expect(agent.get_by_test_id("granted")).to_have_text("150.00 CNY")
+
+        async def resolve() -> None:
+            form = agent.get_by_role("form", name="Resolve")
+            await form.get_by_label("Summary").fill("Replaced the heating element.")
+            await form.get_by_label("Root cause").select_option("product_defect")
+            await form.get_by_role("button", name="Resolve").click()
+
+        # The service's refusal reaches the person as it is, and nothing changes.
+        await resolve()
+        await expect(agent.get_by_role("alert")).to_contain_text("awaits approval")
+        await expect(status).to_have_text("in_progress")
+
+        supervisor = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(supervisor, console, role="supervisor", subject="sup.zhang", name="Zhang Wei")
+        await supervisor.get_by_role("link", name="Approvals").click()
+        waiting = supervisor.get_by_test_id("pending").filter(has_text="A replacement kettle")
+        await expect(waiting).to_contain_text("300.00 CNY")
+        await supervisor.screenshot(path=artifact("approvals.en.png"), full_page=True)
+        await waiting.get_by_role("button", name="Approve").click()
+        await expect(
+            supervisor.get_by_test_id("pending").filter(has_text="A replacement kettle")
+        ).to_have_count(0)
+
+        await agent.reload()
+        await expect(agent.get_by_test_id("granted")).to_have_text("450.00 CNY")
+        await expect(agent.get_by_test_id("compensation").filter(has_text="300.00")).to_contain_text(
+            "granted (sup.zhang)"
+        )
+        await resolve()
+        await expect(status).to_have_text("resolved")
+        await expect(agent.get_by_test_id("transition")).to_have_count(4)
+        await agent.screenshot(path=artifact("complaint.en.png"), full_page=True)

@@ -4,6 +4,7 @@ OpenID Connect provider (PKCE), the session cookie, CSRF, and no page without a 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -118,14 +119,19 @@ async def test_every_route_but_signing_in_and_health_needs_a_session() -> None:
     services = Recording()
     async with console(settings_for_tests(), services=services) as (app, client):
         guarded = [route for route in _routes(app.routes) if route.path not in PUBLIC]
-        assert {route.path for route in guarded} >= {"/work", "/customers", "/customers/{customer_id}"}
+        assert {route.path for route in guarded} >= {
+            "/work",
+            "/customers/{customer_id}",
+            "/complaints/{complaint_id}",
+            "/approvals",
+        }
         for route in guarded:
-            path = route.path.replace("{customer_id}", str(uuid.uuid4())).replace(
-                "{task_id}", str(uuid.uuid4())
-            )
+            path = re.sub(r"\{[a-z_]+_id\}", lambda _: str(uuid.uuid4()), route.path)
             assert "{" not in path, path
             for method in route.methods or ():
-                answer = await client.request(method, path, data={"csrf": "x", "outcome": "done"})
+                answer = await client.request(
+                    method, path, data={"csrf": "x", "outcome": "done", "to": "closed"}
+                )
                 assert answer.status_code == 303, (method, path, answer.status_code)
                 assert answer.headers["location"].startswith("/sign-in"), (method, path)
         assert services.calls == []
