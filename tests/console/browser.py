@@ -11,9 +11,11 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright
 
 # Where the screenshots of each page are kept: CSM_TEST_ARTIFACTS, or var/test-artifacts of the checkout.
 ARTIFACTS = Path(
@@ -46,3 +48,21 @@ def artifact(name: str) -> Path:
     folder = ARTIFACTS / "console"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+async def accessibility_faults(page: Page) -> list[str]:
+    """The serious and critical violations axe-core finds (the copy axe-playwright-python ships)."""
+    results = await Axe().run(page)
+    violations: list[dict[str, Any]] = results.response["violations"]
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def kept(page: Page, name: str) -> None:
+    """Keep a screenshot of the page, and hold it to the accessibility check."""
+    await page.screenshot(path=artifact(name), full_page=True)
+    faults = await accessibility_faults(page)
+    assert faults == [], f"{name}: {faults}"

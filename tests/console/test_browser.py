@@ -14,7 +14,7 @@ from playwright.async_api import Page, Request, expect
 
 from services.registry import SERVICES
 from shared.roles import Role
-from tests.console.browser import artifact, chromium, chromium_path
+from tests.console.browser import chromium, chromium_path, kept
 from tests.e2e.system import System
 from tests.harness import Databases, auth, eventually
 
@@ -130,7 +130,7 @@ async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in
         await expect(complaint.locator(".clock").first).to_be_visible()
         task = page.get_by_test_id("task").filter(has_text="满意度差评回访")
         await expect(task).to_be_visible()
-        await page.screenshot(path=artifact("my-work.zh.png"), full_page=True)
+        await kept(page, "my-work.zh.png")
 
         await task.get_by_role("button", name="认领").click()
         await page.wait_for_url(f"{console}/work")
@@ -151,13 +151,13 @@ async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in
         await expect(
             page.locator(f"[data-testid=complaint][data-id='{facts['complaint_id']}']")
         ).to_be_visible()
-        await page.screenshot(path=artifact("customer.en.png"), full_page=True)
+        await kept(page, "customer.en.png")
 
         await page.goto(f"{console}/customers")
-        await page.screenshot(path=artifact("customers.en.png"), full_page=True)
+        await kept(page, "customers.en.png")
         await page.click("header form[action='/sign-out'] button")
         await page.wait_for_url(f"{console}/sign-in")
-        await page.screenshot(path=artifact("sign-in.en.png"), full_page=True)
+        await kept(page, "sign-in.en.png")
 
         assert only_from(console, requests) == [], "every asset comes from the console"
         await context.close()
@@ -240,7 +240,7 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
         await supervisor.get_by_role("link", name="Approvals").click()
         waiting = supervisor.get_by_test_id("pending").filter(has_text="A replacement kettle")
         await expect(waiting).to_contain_text("300.00 CNY")
-        await supervisor.screenshot(path=artifact("approvals.en.png"), full_page=True)
+        await kept(supervisor, "approvals.en.png")
         await waiting.get_by_role("button", name="Approve").click()
         await expect(
             supervisor.get_by_test_id("pending").filter(has_text="A replacement kettle")
@@ -254,4 +254,4 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
         await resolve()
         await expect(status).to_have_text("resolved")
         await expect(agent.get_by_test_id("transition")).to_have_count(4)
-        await agent.screenshot(path=artifact("complaint.en.png"), full_page=True)
+        await kept(agent, "complaint.en.png")
