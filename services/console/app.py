@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.console import complaint_pages, pages, signin
-from services.console.backends import Backends, ServiceRefused, TokenRefused
+from services.console.backends import Backends, ServiceRefused, ServiceUnreachable, TokenRefused
 from services.console.csrf import CsrfRefused
 from services.console.session import SignInRequired, sign_out
 from services.console.settings import ConsoleSettings
@@ -125,6 +125,12 @@ def create_app(
             notify(request, error.detail)
             return back_to(_came_from(request))
         return render(request, "error.html", status_code=error.status, message=error.detail)
+
+    @app.exception_handler(ServiceUnreachable)
+    async def unreachable(request: Request, error: ServiceUnreachable) -> Response:
+        return render(
+            request, "error.html", status_code=503, message_key="error.unreachable", service=error.service
+        )
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, _error: CsrfRefused) -> Response:

@@ -21,6 +21,14 @@ class ServiceRefused(Exception):
         self.detail = detail
 
 
+class ServiceUnreachable(Exception):
+    """A service did not answer at all: the page says which, rather than failing blindly."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(service)
+        self.service = service
+
+
 class TokenRefused(ServiceRefused):
     """A service no longer accepts the person's token (401): they sign in again."""
 
@@ -46,12 +54,15 @@ class Backends:
         return await self._call(person, "POST", service, path, json=body)
 
     async def _call(self, person: Person, method: str, service: Service, path: str, **sent: Any) -> Any:
-        response = await self.client.request(
-            method,
-            self.urls[service].rstrip("/") + path,
-            headers={"Authorization": f"Bearer {person.token}"},
-            **sent,
-        )
+        try:
+            response = await self.client.request(
+                method,
+                self.urls[service].rstrip("/") + path,
+                headers={"Authorization": f"Bearer {person.token}"},
+                **sent,
+            )
+        except httpx.TransportError:
+            raise ServiceUnreachable(service) from None
         if response.status_code == 401:
             raise TokenRefused(401, _detail(response))
         if response.is_error:

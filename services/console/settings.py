@@ -3,6 +3,8 @@ shared with the services as ``CSM_OIDC_ISSUER`` and ``CSM_OIDC_ROLE_CLAIM``)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,10 @@ class ConsoleSettings(BaseSettings):
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
     oidc_scope: str = "openid profile email"
+    # The provider's token the console sends to the services, which verify it as a JWT: the access token,
+    # or the ID token (its audience is the console's client id) for a provider whose access tokens are
+    # opaque strings rather than JWTs.
+    oidc_token_for_services: Literal["access_token", "id_token"] = "access_token"
     # This console's own address as the provider redirects back to it; from the request if not set.
     public_url: str | None = None
 

@@ -136,7 +136,7 @@ async def oidc_callback(request: Request) -> Response:
             subject=str(claims["sub"]),
             role=role,
             name=str(claims.get("name") or claims.get("email") or claims["sub"]),
-            token=str(token["access_token"]),
+            token=str(token[_settings(request).oidc_token_for_services]),
             expires_at=float(token.get("expires_at") or time.time() + 3600),
             via="oidc",
             id_token=token.get("id_token"),

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from fastapi.routing import APIRoute
 from oidc_provider_mock import run_server_in_thread
@@ -197,3 +198,36 @@ async def test_a_provider_account_without_a_csm_role_is_not_signed_in(provider: 
         landed = await _through_provider(client, provider, "no.role@example.com")
         assert landed.status_code == 303 and landed.headers["location"] == "/sign-in?failed=no_role"
         assert (await client.get("/work")).headers["location"].startswith("/sign-in")
+
+
+@pytest.mark.parametrize("sent", ["access_token", "id_token"])
+async def test_the_console_calls_the_services_with_the_providers_token(provider: str, sent: str) -> None:
+    services = Recording()
+    settings = settings_for_tests(
+        oidc_issuer=provider,
+        oidc_client_id="csm-console",
+        oidc_client_secret=SecretStr("console-secret"),
+        oidc_token_for_services=sent,
+    )
+    async with httpx.AsyncClient() as admin:
+        await admin.put(
+            f"{provider}/users/zhou.min",
+            content=json.dumps({"csm_role": "agent"}),
+            headers={"content-type": "application/json"},
+        )
+    async with console(settings, services=services) as (_app, client):
+        await _through_provider(client, provider, "zhou.min")
+        await client.get("/work")
+    [call, *_] = services.calls
+    scheme, _, bearer = call.headers["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    if sent == "id_token":
+        claims = jwt.decode(bearer, options={"verify_signature": False})
+        assert (
+            claims["sub"] == "zhou.min"
+            and claims["aud"] in ("csm-console", ["csm-console"])
+            and claims["iss"] == provider
+        )
+    else:
+        # This provider's access tokens are opaque: the one it issued, not the ID token.
+        assert bearer.count(".") != 2 and len(bearer) >= 20
