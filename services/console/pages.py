@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse, Response
 from services.console.backends import Backends, ServiceRefused
 from services.console.clocks import read_clock, urgency
 from services.console.csrf import CsrfChecked
+from services.console.customer_actions import INTERACTION_KINDS
 from services.console.session import Person, SignedIn
 from services.console.views import back_to, render, safe_next
-from shared.events.complaints import Severity
+from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity
+from shared.events.customer import BehaviourSignal, InteractionChannel, Sentiment
 from shared.events.segmentation import TIER_ORDER
 
 router = APIRouter()
@@ -148,6 +150,13 @@ async def customer_360(request: Request, customer_id: uuid.UUID, person: SignedI
         segment=segment,
         complaints=sorted((_with_clocks(c, now) for c in complaints["items"]), key=lambda c: c["urgency"]),
         tasks=[task for task in tasks["items"] if task["status"] != "done"],
+        interaction_channels=[c.value for c in InteractionChannel],
+        interaction_kinds=INTERACTION_KINDS,
+        sentiments=[s.value for s in Sentiment],
+        signals=[s.value for s in BehaviourSignal],
+        complaint_channels=[c.value for c in ComplaintChannel],
+        categories=[c.value for c in ComplaintCategory],
+        severities=[s.value for s in Severity],
     )
 
 

@@ -255,3 +255,64 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
         await expect(status).to_have_text("resolved")
         await expect(agent.get_by_test_id("transition")).to_have_count(4)
         await kept(agent, "complaint.en.png")
+
+
+async def test_an_agent_logs_a_signal_and_opens_a_complaint_whose_promise_follows_the_tier(
+    system: System,
+) -> None:
+    headers = auth(Role.agent, subject="agent.he")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Sun Li", "phone": "+8613700001111"},
+            headers=headers,
+        )
+        assert customer.status_code == 201, customer.text
+    customer_id = customer.json()["id"]
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="agent", subject="agent.he", name="He Ping")
+        await page.goto(f"{console}/customers?q=13700001111")
+        await page.get_by_role("link", name="Sun Li").click()
+        await page.wait_for_url(f"{console}/customers/{customer_id}")
+
+        log = page.get_by_role("form", name="Log an interaction or a signal")
+        await log.get_by_label("Channel").select_option("phone")
+        await log.get_by_label("Kind", exact=True).select_option("signal")
+        await log.get_by_label("Signal").select_option("usage_drop")
+        await log.get_by_label("Outcome").fill("Uses the app far less")
+        await log.get_by_role("button", name="Log it").click()
+        await page.wait_for_url(f"{console}/customers/{customer_id}")
+        await expect(page.locator("#interactions + ul")).to_contain_text("Uses the app far less")
+
+        opening = page.get_by_role("form", name="Open a complaint")
+        await opening.get_by_label("Category").select_option("billing")
+        await opening.get_by_label("What the customer said").fill("Charged twice for one order.")
+        await opening.get_by_role("button", name="Open the complaint").click()
+        await page.wait_for_url(f"{console}/complaints/*")
+        await expect(page.get_by_test_id("status")).to_have_text("new")
+        response_clock = page.locator(".clock").filter(has_text="response").locator("time")
+        before = await response_clock.inner_text()
+        await kept(page, "complaint-new.en.png")
+
+        # A purchase makes the customer gold: the customer's screen and the complaint's promise follow.
+        async with httpx.AsyncClient(timeout=15) as client:
+            bought = await client.post(
+                f"{system.url('customer')}/customers/{customer_id}/purchases",
+                json={"order_id": "SO-9100", "amount": "15000.00", "currency": "CNY"},
+                headers=headers,
+            )
+            assert bought.status_code == 201, bought.text
+
+        async def on_the_gold_promise() -> None:
+            await page.reload()
+            assert await page.locator("h1 .tier").count() == 1
+            assert await page.locator("h1 .tier").inner_text() == "gold"
+            assert await response_clock.inner_text() != before
+
+        await eventually(on_the_gold_promise, timeout=60, interval=0.5)
+        await page.get_by_role("link", name="Sun Li").click()
+        await expect(page.get_by_test_id("tier")).to_have_text("gold")
+        await expect(page.get_by_test_id("tier-rule")).to_contain_text("gold")
+        await kept(page, "customer-gold.en.png")
