@@ -110,6 +110,33 @@ ENGLISH: dict[str, str] = {
     "error.not_found": "There is no such page.",
     "error.unreachable": "The {service} service does not answer. Please try again shortly.",
     "back": "Back",
+    "status.new": "new",
+    "status.acknowledged": "acknowledged",
+    "status.in_progress": "in progress",
+    "status.waiting_on_customer": "waiting on the customer",
+    "status.resolved": "resolved",
+    "status.closed": "closed",
+    "status.reopened": "reopened",
+    "severity.low": "low",
+    "severity.normal": "normal",
+    "severity.high": "high",
+    "severity.critical": "critical",
+    "category.product_quality": "product quality",
+    "category.delivery": "delivery",
+    "category.billing": "billing",
+    "category.staff_attitude": "staff attitude",
+    "category.installation_after_sales": "installation and after-sales",
+    "category.other": "other",
+    "tier.platinum": "platinum",
+    "tier.gold": "gold",
+    "tier.iron": "iron",
+    "tier.lead": "lead",
+    "task_status.open": "open",
+    "task_status.claimed": "claimed",
+    "task_status.done": "done",
+    "offer.granted": "granted",
+    "offer.pending": "pending",
+    "offer.rejected": "rejected",
     "interaction.log": "Log an interaction or a signal",
     "interaction.channel": "Channel",
     "interaction.kind": "Kind",
@@ -260,6 +287,33 @@ CHINESE: dict[str, str] = {
     "error.not_found": "没有这个页面。",
     "error.unreachable": "{service} 服务暂时无法访问，请稍后再试。",
     "back": "返回",
+    "status.new": "新建",
+    "status.acknowledged": "已受理",
+    "status.in_progress": "处理中",
+    "status.waiting_on_customer": "等待客户",
+    "status.resolved": "已解决",
+    "status.closed": "已关闭",
+    "status.reopened": "重新打开",
+    "severity.low": "低",
+    "severity.normal": "一般",
+    "severity.high": "高",
+    "severity.critical": "紧急",
+    "category.product_quality": "产品质量",
+    "category.delivery": "物流配送",
+    "category.billing": "账务",
+    "category.staff_attitude": "服务态度",
+    "category.installation_after_sales": "安装与售后",
+    "category.other": "其他",
+    "tier.platinum": "白金",
+    "tier.gold": "黄金",
+    "tier.iron": "铁",
+    "tier.lead": "铅",
+    "task_status.open": "待认领",
+    "task_status.claimed": "已认领",
+    "task_status.done": "已完成",
+    "offer.granted": "已发放",
+    "offer.pending": "待审批",
+    "offer.rejected": "已驳回",
     "interaction.log": "记录沟通或行为信号",
     "interaction.channel": "渠道",
     "interaction.kind": "类型",
@@ -319,6 +373,18 @@ def translator(language: Language) -> Callable[[str], str]:
     """``t(key)``: the word in ``language``; the English one, then the key, if a word is missing."""
     words = CATALOGUES[language]
     return lambda key: words.get(key) or ENGLISH.get(key, key)
+
+
+def value_namer(language: Language) -> Callable[[str, object], str]:
+    """``v(kind, value)``: a domain value (a status, a tier) in ``language``; as it is if not listed."""
+    words = CATALOGUES[language]
+
+    def named(kind: str, value: object) -> str:
+        if value is None:
+            return ""
+        return words.get(f"{kind}.{value}") or str(value)
+
+    return named
 
 
 def choose(stored: object, accept_language: str | None) -> Language:

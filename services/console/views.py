@@ -43,6 +43,7 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
             "lang": chosen,
             "languages": i18n.LANGUAGES,
             "t": i18n.translator(chosen),
+            "v": i18n.value_namer(chosen),
             "csrf": csrf_token(request),
             "notice": notice,
             **context,

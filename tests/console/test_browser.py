@@ -126,7 +126,7 @@ async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in
         await expect(page.locator("h1")).to_have_text("我的工作")
 
         complaint = page.locator(f"[data-testid=complaint][data-id='{facts['complaint_id']}']")
-        await expect(complaint).to_contain_text("reopened")
+        await expect(complaint).to_contain_text("重新打开")
         await expect(complaint.locator(".clock").first).to_be_visible()
         task = page.get_by_test_id("task").filter(has_text="满意度差评回访")
         await expect(task).to_be_visible()
@@ -206,7 +206,7 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
         await agent.get_by_role("button", name="Acknowledge").click()
         await expect(status).to_have_text("acknowledged")
         await agent.get_by_role("button", name="Start work").click()
-        await expect(status).to_have_text("in_progress")
+        await expect(status).to_have_text("in progress")
 
         await expect(agent.get_by_test_id("limit")).to_have_text("200 CNY")
         offer = agent.get_by_role("form", name="Offer compensation")
@@ -233,7 +233,7 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
         # The service's refusal reaches the person as it is, and nothing changes.
         await resolve()
         await expect(agent.get_by_role("alert")).to_contain_text("awaits approval")
-        await expect(status).to_have_text("in_progress")
+        await expect(status).to_have_text("in progress")
 
         supervisor = await (await browser.new_context(locale="en-GB")).new_page()
         await sign_in(supervisor, console, role="supervisor", subject="sup.zhang", name="Zhang Wei")

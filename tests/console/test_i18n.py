@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import services.console
-from services.console.i18n import CHINESE, ENGLISH, choose, translator
+from services.console.i18n import CHINESE, ENGLISH, choose, translator, value_namer
 
 
 def test_both_catalogues_have_the_same_words() -> None:
@@ -37,3 +37,10 @@ def test_without_a_choice_the_browser_language_decides_and_chinese_is_the_defaul
 def test_a_translator_speaks_its_language() -> None:
     assert translator("zh")("nav.work") == "我的工作"
     assert translator("en")("nav.work") == "My work"
+
+
+def test_domain_values_are_named_in_the_language_and_unknown_ones_pass_as_they_are() -> None:
+    assert value_namer("zh")("status", "waiting_on_customer") == "等待客户"
+    assert value_namer("en")("status", "waiting_on_customer") == "waiting on the customer"
+    assert value_namer("zh")("status", "something_new") == "something_new"
+    assert value_namer("zh")("tier", None) == ""
