@@ -50,10 +50,21 @@ class Backends:
         query = {key: value for key, value in params.items() if value not in (None, "")}
         return await self._call(person, "GET", service, path, params=query)
 
+    async def picture(self, person: Person, service: Service, path: str, **params: Any) -> tuple[bytes, str]:
+        """A chart a service draws: its bytes and media type."""
+        response = await self._send(person, "GET", service, path, params=params)
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
     async def post(self, person: Person, service: Service, path: str, body: Any = None) -> Any:
         return await self._call(person, "POST", service, path, json=body)
 
     async def _call(self, person: Person, method: str, service: Service, path: str, **sent: Any) -> Any:
+        response = await self._send(person, method, service, path, **sent)
+        return response.json() if response.content else None
+
+    async def _send(
+        self, person: Person, method: str, service: Service, path: str, **sent: Any
+    ) -> httpx.Response:
         try:
             response = await self.client.request(
                 method,
@@ -67,7 +78,7 @@ class Backends:
             raise TokenRefused(401, _detail(response))
         if response.is_error:
             raise ServiceRefused(response.status_code, _detail(response))
-        return response.json() if response.content else None
+        return response
 
 
 def _detail(response: httpx.Response) -> str:

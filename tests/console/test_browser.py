@@ -246,6 +246,14 @@ async def test_an_agent_resolves_a_complaint_with_compensation_and_a_supervisor_
             supervisor.get_by_test_id("pending").filter(has_text="A replacement kettle")
         ).to_have_count(0)
 
+        await supervisor.get_by_role("link", name="Management").click()
+        await expect(supervisor.get_by_test_id("customers")).not_to_have_text("0")
+        for chart in ("pareto", "migration", "trend", "sla", "tiers", "root_causes"):
+            picture = supervisor.get_by_test_id(f"chart-{chart}")
+            await expect(picture).to_be_visible()
+            assert await picture.evaluate("image => image.complete && image.naturalWidth > 0"), chart
+        await kept(supervisor, "management.en.png")
+
         await agent.reload()
         await expect(agent.get_by_test_id("granted")).to_have_text("450.00 CNY")
         await expect(agent.get_by_test_id("compensation").filter(has_text="300.00")).to_contain_text(
