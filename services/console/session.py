@@ -6,6 +6,8 @@ on every call it makes to the four services for this person.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -29,6 +31,18 @@ class Person:
     via: SignInKind
     # The provider's ID token, named when asking the provider to end its session too.
     id_token: str | None = None
+
+
+# Browsers keep a cookie of at most 4096 bytes and silently drop a larger one; the signature and the
+# cookie's attributes take the rest.
+COOKIE_ROOM = 3900
+
+
+def fits_in_the_cookie(request: Request, person: Person) -> bool:
+    """Whether the session, with ``person`` signed in, still fits in the one cookie that carries it."""
+    kept = {"language": request.session.get("language")}
+    session = {**kept, "person": {**asdict(person), "role": person.role.value}, "csrf": "x" * 43}
+    return len(base64.b64encode(json.dumps(session).encode())) <= COOKIE_ROOM
 
 
 class SignInRequired(Exception):

@@ -3,6 +3,7 @@ with PKCE, by Authlib), and, off production, a development sign-in that mints a 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -130,18 +131,21 @@ async def oidc_callback(request: Request) -> Response:
     if role is None or role not in STAFF_RANK:
         return back_to("/sign-in?" + urlencode({"failed": "no_role"}))
     after = safe_next(request.session.pop("after_sign_in", None))
-    session.sign_in(
-        request,
-        session.Person(
-            subject=str(claims["sub"]),
-            role=role,
-            name=str(claims.get("name") or claims.get("email") or claims["sub"]),
-            token=str(token[_settings(request).oidc_token_for_services]),
-            expires_at=float(token.get("expires_at") or time.time() + 3600),
-            via="oidc",
-            id_token=token.get("id_token"),
-        ),
+    person = session.Person(
+        subject=str(claims["sub"]),
+        role=role,
+        name=str(claims.get("name") or claims.get("email") or claims["sub"]),
+        token=str(token[_settings(request).oidc_token_for_services]),
+        expires_at=float(token.get("expires_at") or time.time() + 3600),
+        via="oidc",
+        id_token=token.get("id_token"),
     )
+    if not session.fits_in_the_cookie(request, person):
+        # The ID token only names the session when signing out at the provider: it can be spared.
+        person = dataclasses.replace(person, id_token=None)
+    if not session.fits_in_the_cookie(request, person):
+        return back_to("/sign-in?" + urlencode({"failed": "the provider's token is too large for a cookie"}))
+    session.sign_in(request, person)
     return back_to(after)
 
 
