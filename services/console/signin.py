@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -20,6 +21,11 @@ from services.console.settings import ConsoleSettings
 from services.console.views import back_to, render, safe_next
 from shared.auth import mint_token
 from shared.roles import STAFF_RANK, Role
+
+with warnings.catch_warnings():
+    # Authlib 1.9 would rather run on the httpx2 fork and says so when it uses httpx, which csm pins.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 router = APIRouter()
 
