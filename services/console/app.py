@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console import complaint_pages, customer_actions, management, pages, signin
+from services.console import complaint_pages, customer_actions, management, pages, policies, signin
 from services.console.backends import Backends, ServiceRefused, ServiceUnreachable, TokenRefused
 from services.console.csrf import CsrfRefused
 from services.console.session import SignInRequired, sign_out
@@ -99,6 +99,7 @@ def create_app(
     app.include_router(complaint_pages.router)
     app.include_router(customer_actions.router)
     app.include_router(management.router)
+    app.include_router(policies.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

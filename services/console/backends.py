@@ -58,6 +58,9 @@ class Backends:
     async def post(self, person: Person, service: Service, path: str, body: Any = None) -> Any:
         return await self._call(person, "POST", service, path, json=body)
 
+    async def put(self, person: Person, service: Service, path: str, body: Any) -> Any:
+        return await self._call(person, "PUT", service, path, json=body)
+
     async def _call(self, person: Person, method: str, service: Service, path: str, **sent: Any) -> Any:
         response = await self._send(person, method, service, path, **sent)
         return response.json() if response.content else None

@@ -324,3 +324,56 @@ async def test_an_agent_logs_a_signal_and_opens_a_complaint_whose_promise_follow
         await expect(page.get_by_test_id("tier")).to_have_text("gold")
         await expect(page.get_by_test_id("tier-rule")).to_contain_text("gold")
         await kept(page, "customer-gold.en.png")
+
+
+async def test_a_manager_sees_what_a_policy_would_do_then_puts_it_in_force(system: System) -> None:
+    """Last in the module: it changes the policy the module's system runs on."""
+    headers = auth(Role.agent, subject="agent.ma")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers", json={"name": "Ma Yun"}, headers=headers
+        )
+        customer_id = customer.json()["id"]
+        bought = await client.post(
+            f"{system.url('customer')}/customers/{customer_id}/purchases",
+            json={"order_id": "SO-5500", "amount": "5000.00", "currency": "CNY"},
+            headers=headers,
+        )
+        assert bought.status_code == 201, bought.text
+
+        async def iron() -> None:
+            segment = await client.get(
+                f"{system.url('segmentation')}/segments/{customer_id}", headers=headers
+            )
+            assert segment.status_code == 200 and segment.json()["tier"] == "iron", segment.text
+
+        await eventually(iron, timeout=60)
+
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="manager", subject="mgr.qin", name="Qin Hao")
+        await page.get_by_role("link", name="Policies").click()
+        version = await page.get_by_test_id("segmentation-version").inner_text()
+        document = page.get_by_label("The policy (JSON)")
+        text = await document.input_value()
+        assert '"min_monetary": "10000"' in text
+        await document.fill(text.replace('"min_monetary": "10000"', '"min_monetary": "4000"', 1))
+        await page.get_by_role("button", name="What would it do?").click()
+        await expect(page.get_by_test_id("outcome")).to_be_visible()
+        assert int(await page.get_by_test_id("changed-tier").inner_text()) >= 1
+        # Nothing changed yet: the what-if writes nothing.
+        await expect(page.get_by_test_id("segmentation-version")).to_have_text(version)
+        await kept(page, "policies-what-if.en.png")
+
+        await page.get_by_label("Why (kept with the version)").fill("Gold from 4,000 this season")
+        await page.get_by_role("button", name="Store and put in force").click()
+        await page.wait_for_url(f"{console}/policies")
+        await expect(page.get_by_role("alert")).to_contain_text("is in force")
+        await expect(page.get_by_test_id("segmentation-version")).not_to_have_text(version)
+
+        async def gold_on_the_customers_screen() -> None:
+            await page.goto(f"{console}/customers/{customer_id}")
+            assert await page.get_by_test_id("tier").inner_text() == "gold"
+
+        await eventually(gold_on_the_customers_screen, timeout=60, interval=0.5)
