@@ -128,6 +128,8 @@ async def test_an_agent_works_their_complaint_and_task_and_reads_the_customer_in
         complaint = page.locator(f"[data-testid=complaint][data-id='{facts['complaint_id']}']")
         await expect(complaint).to_contain_text("重新打开")
         await expect(complaint.locator(".clock").first).to_be_visible()
+        # The page's script counts the time left down.
+        await expect(complaint.locator(".clock .countdown").first).to_contain_text("剩余")
         task = page.get_by_test_id("task").filter(has_text="满意度差评回访")
         await expect(task).to_be_visible()
         await kept(page, "my-work.zh.png")
