@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import services.console
-from services.console.i18n import CHINESE, ENGLISH, choose, translator, value_namer
+from services.console.i18n import choose, translator, value_namer
+from services.console.words_en import ENGLISH
+from services.console.words_zh import CHINESE
 
 
 def test_both_catalogues_have_the_same_words() -> None:
