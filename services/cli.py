@@ -79,6 +79,27 @@ def serve(
 
 
 @app.command()
+def console(
+    port: Annotated[int | None, typer.Option(help="Overrides CSM_CONSOLE_PORT.")] = None,
+    host: Annotated[str | None, typer.Option(help="Overrides CSM_CONSOLE_HOST.")] = None,
+) -> None:
+    """Run the console, the service team's web workspace (it calls the four services' APIs)."""
+    from services.console.settings import ConsoleSettings
+
+    settings = ConsoleSettings()
+    configure_logging(settings.common.log_level)
+    uvicorn.run(
+        "services.console.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
 def migrate(
     services: Annotated[list[str] | None, typer.Argument(help="Services to migrate; all if none.")] = None,
 ) -> None:
