@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
 from services.segmentation import analytics, batch, charts, policy_store, service
@@ -21,10 +22,11 @@ from services.segmentation.deps import (
     SessionDep,
     Supervisor,
 )
-from services.segmentation.errors import CutPointsNotFound
+from services.segmentation.errors import AnalysisDateInFuture, CutPointsNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion, SegmentationState
 from services.segmentation.policy import Policy
 from services.segmentation.schemas import (
+    CoverageRead,
     CutPointsRead,
     DistributionRead,
     KeyAccountRead,
@@ -40,6 +42,7 @@ from services.segmentation.schemas import (
     SegmentRead,
     TierChangeRead,
 )
+from services.segmentation.settings import SegmentationSettings
 from shared.clock import CalendarDate, UtcDatetime
 from shared.events.segmentation import MoveCause
 from shared.money import from_minor
@@ -55,6 +58,51 @@ cut_points_router = APIRouter(prefix="/cut-points", tags=["policy"])
 analytics_router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 ImageFormat = Annotated[Literal["png", "svg"], Query(description="png or svg")]
+AsOf = Annotated[
+    UtcDatetime | None,
+    Query(
+        description="The analysis date: figure everything as of this moment (ISO 8601 with its offset). "
+        "If not given, the pinned analysis date, else now. Not in the future."
+    ),
+]
+
+
+def _analysis_date(as_of: datetime | None, clock: ClockDep, runtime: RuntimeDep) -> datetime | None:
+    """The moment asked for, refused if it lies in the future beyond the clock skew."""
+    if as_of is None:
+        return None
+    now = clock.now()
+    settings = runtime.settings
+    assert isinstance(settings, SegmentationSettings)
+    skew = settings.clock_skew_seconds
+    if as_of > now + timedelta(seconds=skew):
+        raise AnalysisDateInFuture(as_of, now, skew)
+    return as_of
+
+
+def _coverage_read(coverage: analytics.Coverage) -> CoverageRead:
+    return CoverageRead(
+        as_of=coverage.as_of,
+        pinned=coverage.pinned,
+        window_start=coverage.window_start,
+        buyers=coverage.buyers,
+        dormant=coverage.dormant,
+        no_purchases_in_window=coverage.no_purchases_in_window,
+        message=coverage.message,
+    )
+
+
+async def _stored_coverage(clock: ClockDep, *, session: ReadSessionDep) -> analytics.Coverage:
+    """What the stored assessments cover: the pinned date (else now) and the window in force."""
+    state = await session.get(SegmentationState, service.STATE_ID)
+    assert state is not None
+    return analytics.Coverage(
+        as_of=state.as_of or clock.now(),
+        pinned=state.as_of is not None,
+        window_start=state.window_start,
+        buyers=len(await analytics.spend(session=session)),
+        dormant=await analytics.dormant(session=session),
+    )
 
 
 def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
@@ -77,6 +125,12 @@ def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
         top_share_of_revenue=row.top_share_of_revenue,
         bgnbd=row.bgnbd,
         window_start=row.window_start,
+        as_of=row.as_of,
+        dormant=row.dormant,
+        revenue_shares=[
+            {"share": share, "least_spend": money(None if least is None else int(least))}
+            for share, least in row.revenue_shares or ()
+        ],
         computed_at=row.computed_at,
     )
 
@@ -94,7 +148,7 @@ async def get_segment(
 ) -> SegmentRead:
     segment = await service.get(session=session, customer_id=customer_id)
     ctx = await segmenter_of(runtime).context(session=session)
-    now = clock.now()
+    now = ctx.moment(clock.now())
     recency = (
         int((now - segment.last_purchase_at).total_seconds() // 86_400) if segment.last_purchase_at else None
     )
@@ -249,15 +303,36 @@ async def get_policy_version(
     "/what-if", summary="What a candidate policy would do to the current population; changes nothing"
 )
 async def what_if(
-    candidate: Policy, clock: ClockDep, _user: Manager, *, session: ReadSessionDep
+    candidate: Policy,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    _user: Manager,
+    as_of: AsOf = None,
+    *,
+    session: ReadSessionDep,
 ) -> OutcomeRead:
-    outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now())
+    moment = _analysis_date(as_of, clock, runtime)
+    outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now(), as_of=moment)
     return OutcomeRead(
         customers=outcome.customers,
         buyers=outcome.population,
         changed=outcome.changed,
         matrix=outcome.matrix,
         policy_version=outcome.policy_version,
+        coverage=_outcome_coverage(outcome),
+    )
+
+
+def _outcome_coverage(outcome: batch.Outcome) -> CoverageRead:
+    assert outcome.as_of is not None
+    return _coverage_read(
+        analytics.Coverage(
+            as_of=outcome.as_of,
+            pinned=outcome.pinned,
+            window_start=outcome.window_start,
+            buyers=outcome.population,
+            dormant=outcome.dormant,
+        )
     )
 
 
@@ -272,6 +347,7 @@ def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
         rewritten=outcome.rewritten,
         announced=outcome.announced,
         seconds=round(outcome.seconds, 3),
+        coverage=_outcome_coverage(outcome),
     )
 
 
@@ -305,49 +381,102 @@ async def get_cut_points(_user: AgentOrService, *, session: ReadSessionDep) -> C
 
 
 @cut_points_router.post(
-    "/recompute", summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed"
+    "/recompute",
+    summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed (as_of pins an analysis date)",
 )
-async def recompute(clock: ClockDep, _user: Manager, *, session: SessionDep) -> OutcomeRead:
-    return _outcome_read(await batch.recompute(session=session, now=clock.now(), trigger="on demand"))
+async def recompute(
+    clock: ClockDep, runtime: RuntimeDep, _user: Manager, as_of: AsOf = None, *, session: SessionDep
+) -> OutcomeRead:
+    moment = _analysis_date(as_of, clock, runtime)
+    trigger = "on demand" if moment is None else f"on demand as of {moment:%Y-%m-%d}"
+    return _outcome_read(
+        await batch.recompute(session=session, now=clock.now(), trigger=trigger, as_of=moment)
+    )
+
+
+@cut_points_router.delete(
+    "/analysis-date", summary="Clear the pinned analysis date: the batch runs as of now again, at once"
+)
+async def clear_analysis_date(clock: ClockDep, _user: Manager, *, session: SessionDep) -> OutcomeRead:
+    return _outcome_read(
+        await batch.recompute(session=session, now=clock.now(), trigger="analysis date cleared", live=True)
+    )
 
 
 @analytics_router.get(
     "/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk"
 )
-async def get_distribution(_user: Supervisor, *, session: ReadSessionDep) -> DistributionRead:
-    return DistributionRead.model_validate(await analytics.distribution(session=session))
+async def get_distribution(
+    clock: ClockDep, runtime: RuntimeDep, _user: Supervisor, as_of: AsOf = None, *, session: ReadSessionDep
+) -> DistributionRead:
+    moment = _analysis_date(as_of, clock, runtime)
+    if moment is None:
+        counts = await analytics.distribution(session=session)
+        coverage = await _stored_coverage(clock, session=session)
+    else:
+        ctx = await segmenter_of(runtime).context(session=session)
+        found = await batch.picture(session=session, policy=ctx.policy, now=clock.now(), as_of=moment)
+        counts = analytics.distribution_of(found.columns, found.loaded.population.key_account)
+        coverage = analytics.Coverage(
+            as_of=found.as_of,
+            pinned=False,
+            window_start=found.window_start,
+            buyers=found.extra["population"],
+            dormant=found.extra["dormant"],
+        )
+    return DistributionRead.model_validate(counts | {"coverage": _coverage_read(coverage)})
 
 
-async def _pareto(runtime: RuntimeDep, points: int, *, session: ReadSessionDep) -> analytics.Pareto:
+async def _pareto(
+    clock: ClockDep, runtime: RuntimeDep, points: int, as_of: datetime | None, *, session: ReadSessionDep
+) -> tuple[analytics.Pareto, analytics.Coverage]:
     ctx = await segmenter_of(runtime).context(session=session)
-    return analytics.pareto(
-        await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share, points=points
-    )
+    moment = _analysis_date(as_of, clock, runtime)
+    if moment is None:
+        spend = await analytics.spend(session=session)
+        coverage = await _stored_coverage(clock, session=session)
+    else:
+        start = moment - timedelta(days=ctx.policy.window_days)
+        rows = await batch.ledger_figures(session=session, window_start=start, until=moment)
+        spend = np.array([int(row[2] or 0) for row in rows if row[1]], dtype=np.int64)
+        dormant = sum(1 for row in rows if not row[1] and row[3])
+        coverage = analytics.Coverage(moment, False, start, len(spend), dormant)
+    found = analytics.pareto(spend, top_share=ctx.policy.pareto_top_share, points=points)
+    return found, coverage
 
 
 @analytics_router.get("/pareto", summary="The Pareto curve: share of revenue by share of customers")
 async def get_pareto(
     runtime: RuntimeDep,
     _user: Supervisor,
+    clock: ClockDep,
     points: Annotated[int, Query(ge=2, le=1000)] = 100,
+    as_of: AsOf = None,
     *,
     session: ReadSessionDep,
 ) -> ParetoRead:
-    found = await _pareto(runtime, points, session=session)
+    found, coverage = await _pareto(clock, runtime, points, as_of, session=session)
     return ParetoRead(
         buyers=found.buyers,
         revenue=from_minor(found.revenue_minor),
         top_share=found.top_share,
         top_share_of_revenue=found.top_share_of_revenue,
         curve=[{"customers_share": c, "revenue_share": r} for c, r in found.curve],
+        coverage=_coverage_read(coverage),
     )
 
 
 @analytics_router.get("/pareto/chart", summary="The Pareto curve as a picture", response_class=Response)
 async def get_pareto_chart(
-    runtime: RuntimeDep, _user: Supervisor, image_format: ImageFormat = "png", *, session: ReadSessionDep
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    _user: Supervisor,
+    image_format: ImageFormat = "png",
+    as_of: AsOf = None,
+    *,
+    session: ReadSessionDep,
 ) -> Response:
-    found = await _pareto(runtime, 100, session=session)
+    found, _coverage = await _pareto(clock, runtime, 100, as_of, session=session)
     image = charts.pareto_chart(
         found.curve,
         top_share=found.top_share,

@@ -78,6 +78,10 @@ def cut_points_of(row: CutPointsVersion) -> CutPoints:
         rfm=thresholds,
         abc=rfm.AbcThresholds(row.abc_a_min_minor, row.abc_b_min_minor),
         bgnbd=parameters,
+        revenue_shares=tuple(
+            (float(share or 0), None if least is None else int(least))
+            for share, least in row.revenue_shares or ()
+        ),
     )
 
 
