@@ -451,6 +451,9 @@ async def recompute(
     elif live:
         state.as_of = None
     analysed_at = state.as_of or now
+    if cause is MoveCause.recompute and (state.as_of is not None or was_pinned):
+        # Re-labelled as of another moment than now: nothing happened to anyone.
+        cause = MoveCause.analysis_date
     new_start = analysed_at - timedelta(days=policy.window_days)
     if state.as_of is not None or was_pinned:
         await rebuild_figures(session=session, window_start=new_start, until=state.as_of)

@@ -89,7 +89,7 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
         (e["data"]["customer_id"], e["data"]["tier"], e["data"]["cause"])
         for e in await staged(seg, TierChanged.type)
     ]
-    assert (str(a), "platinum", "recompute") in moves, "a batch move, nobody's own doing"
+    assert (str(a), "platinum", "analysis_date") in moves, "re-labelled as of then: nobody's news"
 
     # The schedule keeps the pinned date: a day later the picture is the same.
     clock.advance(timedelta(hours=25))
