@@ -404,10 +404,13 @@ async def add_signal(
     now: datetime,
     cause_id: uuid.UUID,
 ) -> None:
-    """Count a behaviour toward the risk points, if it is recent enough to count at all (and not
-    after a pinned analysis date)."""
+    """Count a behaviour toward the risk points, if it is recent enough to count at all.
+
+    One after a pinned analysis date is kept but not counted yet: the batch that clears the date
+    counts it (``batch.refresh_signal_points``).
+    """
     since = ctx.moment(now) - timedelta(days=ctx.policy.signals.window_days)
-    if points <= 0 or occurred_at < since or not ctx.counts(occurred_at):
+    if points <= 0 or occurred_at < since:
         return
     session.add(
         BehaviourSignal(
@@ -418,7 +421,8 @@ async def add_signal(
             cause_event_id=cause_id,
         )
     )
-    segment.signal_points += points
+    if ctx.counts(occurred_at):
+        segment.signal_points += points
 
 
 async def refresh_purchase_span(

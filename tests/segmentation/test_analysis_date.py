@@ -8,7 +8,7 @@ from typing import Any
 
 from services.segmentation.policy import DEFAULT_POLICY
 from shared.clock import ManualClock
-from shared.events import Envelope, Event
+from shared.events import Envelope, Event, envelope_for
 from shared.events.customer import PurchaseRecorded
 from shared.events.segmentation import TierChanged
 from shared.roles import Role
@@ -16,6 +16,7 @@ from tests.customer.helpers import staged
 from tests.e2e.system import count
 from tests.harness import Stack, auth, eventually, problem
 from tests.shared.bus_helpers import produce_events, purchase
+from tests.shared.event_examples import example
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 END = NOW - timedelta(days=730)  # the history ended two years ago
@@ -104,15 +105,23 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
     assert (await segment(a))["tier"] == "platinum"
 
     # A live purchase after the date goes to the ledger, not into the pinned figures: nobody moves.
+    # So does a complaint after it: kept, counted toward the risk once the date is cleared.
     await produce_events(
         stack.bootstrap, stack.prefix + "csm.customer", [bought(b, "20000.00", clock.now(), imported=False)]
     )
+    complaint = example("csm.complaint.opened.v1", b)
+    complaint = complaint.model_copy(update={"severity": "critical", "opened_at": clock.now()})
+    await produce_events(
+        stack.bootstrap, stack.prefix + "csm.complaints", [envelope_for(complaint, source="/t")]
+    )
 
-    async def in_the_ledger() -> None:
+    async def kept() -> None:
         assert await count(seg.database_url, "SELECT count(*) FROM purchase") == 6
+        assert await count(seg.database_url, "SELECT count(*) FROM behaviour_signal") == 1
 
-    await eventually(in_the_ledger)
-    assert ((await segment(b))["tier"], (await segment(b))["lifetime_frequency"]) == ("lead", 1)
+    await eventually(kept)
+    after = await segment(b)
+    assert (after["tier"], after["lifetime_frequency"], after["signal_points"]) == ("lead", 1, 0.0)
 
     # Analytics and what-if as of another moment compute it and write nothing.
     earlier = {"as_of": (END - timedelta(days=400)).isoformat()}  # only c had bought, 100 days before
@@ -132,7 +141,9 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
     cleared = await seg.client.delete("/cut-points/analysis-date", headers=manager)
     assert cleared.status_code == 200, cleared.text
     assert (cleared.json()["coverage"]["pinned"], cleared.json()["coverage"]["buyers"]) == (False, 1)
-    assert ((await segment(b))["tier"], (await segment(b))["lifetime_frequency"]) == ("platinum", 2)
+    live = await segment(b)
+    assert (live["lifetime_frequency"], live["signal_points"], live["risk"]) == (2, 2.0, "at_risk")
+    assert live["tier"] == "platinum", "the first 40% of the year's revenue, and not lost"
     assert ((await segment(a))["tier"], (await segment(a))["risk"]) == ("lead", "lost")
     later = (await seg.client.post("/cut-points/recompute", headers=manager)).json()["coverage"]
     assert later["pinned"] is False and datetime.fromisoformat(later["as_of"]) == clock.now()
