@@ -1,53 +1,45 @@
-"""HTTP routes of the segmentation service: segments, the policy, the batch, analytics."""
+"""HTTP routes of the segmentation service: segments, the policy and the batch (analytics: analytics_api)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
-import numpy as np
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path
 
-from services.segmentation import analytics, batch, charts, policy_store, service
+from services.segmentation import analytics, batch, policy_store, service
+from services.segmentation.analytics_api import coverage_read
 from services.segmentation.assessment import model_time
 from services.segmentation.bgnbd import expected_purchases, probability_alive
 from services.segmentation.consumers import segmenter_of
 from services.segmentation.deps import (
     AgentOrService,
+    AnalysisDate,
     ClockDep,
     Manager,
     ReadSessionDep,
     RuntimeDep,
     SessionDep,
-    Supervisor,
 )
-from services.segmentation.errors import AnalysisDateInFuture, CutPointsNotFound
+from services.segmentation.errors import CutPointsNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion, SegmentationState
 from services.segmentation.policy import Policy
 from services.segmentation.schemas import (
     CoverageRead,
     CutPointsRead,
-    DistributionRead,
     KeyAccountRead,
     KeyAccountUpdate,
-    MigrationRead,
     OutcomeRead,
-    ParetoRead,
     PolicyDraft,
     PolicyRead,
-    RetentionRead,
     Scores,
     SegmentFigures,
     SegmentRead,
     TierChangeRead,
 )
-from services.segmentation.settings import SegmentationSettings
-from shared.clock import CalendarDate, UtcDatetime
 from shared.events.segmentation import MoveCause
 from shared.money import from_minor
 from shared.pagination import CursorParam, Limit, Page
-from shared.problems import Unprocessable
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 # A version number as the database stores it (a 32-bit integer): larger ones are a 422, not a 500.
@@ -55,54 +47,6 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
 cut_points_router = APIRouter(prefix="/cut-points", tags=["policy"])
-analytics_router = APIRouter(prefix="/analytics", tags=["analytics"])
-
-ImageFormat = Annotated[Literal["png", "svg"], Query(description="png or svg")]
-AsOf = Annotated[
-    UtcDatetime | None,
-    Query(
-        description="The analysis date: figure everything as of this moment (ISO 8601 with its offset). "
-        "If not given, the pinned analysis date, else now. Not in the future."
-    ),
-]
-
-
-def _analysis_date(as_of: datetime | None, clock: ClockDep, runtime: RuntimeDep) -> datetime | None:
-    """The moment asked for, refused if it lies in the future beyond the clock skew."""
-    if as_of is None:
-        return None
-    now = clock.now()
-    settings = runtime.settings
-    assert isinstance(settings, SegmentationSettings)
-    skew = settings.clock_skew_seconds
-    if as_of > now + timedelta(seconds=skew):
-        raise AnalysisDateInFuture(as_of, now, skew)
-    return as_of
-
-
-def _coverage_read(coverage: analytics.Coverage) -> CoverageRead:
-    return CoverageRead(
-        as_of=coverage.as_of,
-        pinned=coverage.pinned,
-        window_start=coverage.window_start,
-        buyers=coverage.buyers,
-        dormant=coverage.dormant,
-        no_purchases_in_window=coverage.no_purchases_in_window,
-        message=coverage.message,
-    )
-
-
-async def _stored_coverage(clock: ClockDep, *, session: ReadSessionDep) -> analytics.Coverage:
-    """What the stored assessments cover: the pinned date (else now) and the window in force."""
-    state = await session.get(SegmentationState, service.STATE_ID)
-    assert state is not None
-    return analytics.Coverage(
-        as_of=state.as_of or clock.now(),
-        pinned=state.as_of is not None,
-        window_start=state.window_start,
-        buyers=len(await analytics.spend(session=session)),
-        dormant=await analytics.dormant(session=session),
-    )
 
 
 def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
@@ -305,13 +249,11 @@ async def get_policy_version(
 async def what_if(
     candidate: Policy,
     clock: ClockDep,
-    runtime: RuntimeDep,
     _user: Manager,
-    as_of: AsOf = None,
+    moment: AnalysisDate,
     *,
     session: ReadSessionDep,
 ) -> OutcomeRead:
-    moment = _analysis_date(as_of, clock, runtime)
     outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now(), as_of=moment)
     return OutcomeRead(
         customers=outcome.customers,
@@ -325,7 +267,7 @@ async def what_if(
 
 def _outcome_coverage(outcome: batch.Outcome) -> CoverageRead:
     assert outcome.as_of is not None
-    return _coverage_read(
+    return coverage_read(
         analytics.Coverage(
             as_of=outcome.as_of,
             pinned=outcome.pinned,
@@ -385,9 +327,8 @@ async def get_cut_points(_user: AgentOrService, *, session: ReadSessionDep) -> C
     summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed (as_of pins an analysis date)",
 )
 async def recompute(
-    clock: ClockDep, runtime: RuntimeDep, _user: Manager, as_of: AsOf = None, *, session: SessionDep
+    clock: ClockDep, _user: Manager, moment: AnalysisDate, *, session: SessionDep
 ) -> OutcomeRead:
-    moment = _analysis_date(as_of, clock, runtime)
     trigger = "on demand" if moment is None else f"on demand as of {moment:%Y-%m-%d}"
     return _outcome_read(
         await batch.recompute(session=session, now=clock.now(), trigger=trigger, as_of=moment)
@@ -401,146 +342,3 @@ async def clear_analysis_date(clock: ClockDep, _user: Manager, *, session: Sessi
     return _outcome_read(
         await batch.recompute(session=session, now=clock.now(), trigger="analysis date cleared", live=True)
     )
-
-
-@analytics_router.get(
-    "/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk"
-)
-async def get_distribution(
-    clock: ClockDep, runtime: RuntimeDep, _user: Supervisor, as_of: AsOf = None, *, session: ReadSessionDep
-) -> DistributionRead:
-    moment = _analysis_date(as_of, clock, runtime)
-    if moment is None:
-        counts = await analytics.distribution(session=session)
-        coverage = await _stored_coverage(clock, session=session)
-    else:
-        ctx = await segmenter_of(runtime).context(session=session)
-        found = await batch.picture(session=session, policy=ctx.policy, now=clock.now(), as_of=moment)
-        counts = analytics.distribution_of(found.columns, found.loaded.population.key_account)
-        coverage = analytics.Coverage(
-            as_of=found.as_of,
-            pinned=False,
-            window_start=found.window_start,
-            buyers=found.extra["population"],
-            dormant=found.extra["dormant"],
-        )
-    return DistributionRead.model_validate(counts | {"coverage": _coverage_read(coverage)})
-
-
-async def _pareto(
-    clock: ClockDep, runtime: RuntimeDep, points: int, as_of: datetime | None, *, session: ReadSessionDep
-) -> tuple[analytics.Pareto, analytics.Coverage]:
-    ctx = await segmenter_of(runtime).context(session=session)
-    moment = _analysis_date(as_of, clock, runtime)
-    if moment is None:
-        spend = await analytics.spend(session=session)
-        coverage = await _stored_coverage(clock, session=session)
-    else:
-        start = moment - timedelta(days=ctx.policy.window_days)
-        rows = await batch.ledger_figures(session=session, window_start=start, until=moment)
-        spend = np.array([int(row[2] or 0) for row in rows if row[1]], dtype=np.int64)
-        dormant = sum(1 for row in rows if not row[1] and row[3])
-        coverage = analytics.Coverage(moment, False, start, len(spend), dormant)
-    found = analytics.pareto(spend, top_share=ctx.policy.pareto_top_share, points=points)
-    return found, coverage
-
-
-@analytics_router.get("/pareto", summary="The Pareto curve: share of revenue by share of customers")
-async def get_pareto(
-    runtime: RuntimeDep,
-    _user: Supervisor,
-    clock: ClockDep,
-    points: Annotated[int, Query(ge=2, le=1000)] = 100,
-    as_of: AsOf = None,
-    *,
-    session: ReadSessionDep,
-) -> ParetoRead:
-    found, coverage = await _pareto(clock, runtime, points, as_of, session=session)
-    return ParetoRead(
-        buyers=found.buyers,
-        revenue=from_minor(found.revenue_minor),
-        top_share=found.top_share,
-        top_share_of_revenue=found.top_share_of_revenue,
-        curve=[{"customers_share": c, "revenue_share": r} for c, r in found.curve],
-        coverage=_coverage_read(coverage),
-    )
-
-
-@analytics_router.get("/pareto/chart", summary="The Pareto curve as a picture", response_class=Response)
-async def get_pareto_chart(
-    runtime: RuntimeDep,
-    clock: ClockDep,
-    _user: Supervisor,
-    image_format: ImageFormat = "png",
-    as_of: AsOf = None,
-    *,
-    session: ReadSessionDep,
-) -> Response:
-    found, _coverage = await _pareto(clock, runtime, 100, as_of, session=session)
-    image = charts.pareto_chart(
-        found.curve,
-        top_share=found.top_share,
-        top_revenue=found.top_share_of_revenue,
-        image_format=image_format,
-    )
-    return Response(image, media_type=charts.MEDIA_TYPES[image_format])
-
-
-def _check_range(start: datetime, end: datetime) -> None:
-    if end < start:
-        raise Unprocessable("end must not be before start.", field="end", location="query")
-
-
-@analytics_router.get("/migration", summary="How customers moved between tiers from one moment to another")
-async def get_migration(
-    start: Annotated[UtcDatetime, Query()],
-    end: Annotated[UtcDatetime, Query()],
-    _user: Supervisor,
-    *,
-    session: ReadSessionDep,
-) -> MigrationRead:
-    _check_range(start, end)
-    return MigrationRead(
-        start=start, end=end, matrix=await analytics.migration(session=session, start=start, end=end)
-    )
-
-
-@analytics_router.get(
-    "/migration/chart", summary="The tier migration matrix as a picture", response_class=Response
-)
-async def get_migration_chart(
-    start: Annotated[UtcDatetime, Query()],
-    end: Annotated[UtcDatetime, Query()],
-    _user: Supervisor,
-    image_format: ImageFormat = "png",
-    *,
-    session: ReadSessionDep,
-) -> Response:
-    _check_range(start, end)
-    matrix = await analytics.migration(session=session, start=start, end=end)
-    title = f"Tier migration {start:%Y-%m-%d} -> {end:%Y-%m-%d}"
-    return Response(
-        charts.migration_chart(matrix, title=title, image_format=image_format),
-        media_type=charts.MEDIA_TYPES[image_format],
-    )
-
-
-PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
-
-
-@analytics_router.get("/retention", summary="Retention and churn per period and tier")
-async def get_retention(
-    start: CalendarDate,
-    end: CalendarDate,
-    _user: Supervisor,
-    period: Literal["month", "quarter", "year"] = "month",
-    *,
-    session: ReadSessionDep,
-) -> RetentionRead:
-    if end < start:
-        raise Unprocessable("end must not be before start.", field="end", location="query")
-    months = PERIOD_MONTHS[period]
-    if len(analytics.period_starts(start, end, months)) > 60:
-        raise Unprocessable("At most 60 periods at a time.", field="start", location="query")
-    rows = await analytics.retention(session=session, start=start, end=end, months=months)
-    return RetentionRead.model_validate({"period": period, "rows": rows})
