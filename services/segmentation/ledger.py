@@ -22,23 +22,26 @@ from services.segmentation.models import CustomerSegment, Purchase
 FIGURES = ("frequency", "monetary_minor", "lifetime_frequency", "lifetime_monetary_minor")
 
 
+def _figures(window_start: datetime, until: datetime | None) -> sa.Select[Any]:
+    kept = Purchase.fully_refunded.is_(False)
+    in_window = Purchase.purchased_at >= window_start
+    columns: list[Any] = [
+        Purchase.customer_id.label("customer_id"),
+        sa.func.sum(sa.case((kept & in_window, 1), else_=0)).label("frequency"),
+        sa.func.sum(sa.case((in_window, Purchase.amount_minor), else_=0)).label("monetary_minor"),
+        sa.func.sum(sa.case((kept, 1), else_=0)).label("lifetime_frequency"),
+        sa.func.sum(Purchase.amount_minor).label("lifetime_monetary_minor"),
+        sa.func.min(sa.case((kept, Purchase.purchased_at))).label("first_purchase_at"),
+        sa.func.max(sa.case((kept, Purchase.purchased_at))).label("last_purchase_at"),
+    ]
+    query = sa.select(*columns).group_by(Purchase.customer_id)
+    return query if until is None else query.where(Purchase.purchased_at <= until)
+
+
 async def figures(*, session: AsyncSession, window_start: datetime, until: datetime | None) -> Sequence[Any]:
     """Per customer, from the ledger up to ``until``: purchases and spend in the window and in all,
     and the first and last purchase (rows in the order of ``FIGURES``, then first, then last)."""
-    kept = Purchase.fully_refunded.is_(False)
-    in_window = Purchase.purchased_at >= window_start
-    query = sa.select(
-        Purchase.customer_id,
-        sa.func.sum(sa.case((kept & in_window, 1), else_=0)),
-        sa.func.sum(sa.case((in_window, Purchase.amount_minor), else_=0)),
-        sa.func.sum(sa.case((kept, 1), else_=0)),
-        sa.func.sum(Purchase.amount_minor),
-        sa.func.min(sa.case((kept, Purchase.purchased_at))),
-        sa.func.max(sa.case((kept, Purchase.purchased_at))),
-    ).group_by(Purchase.customer_id)
-    if until is not None:
-        query = query.where(Purchase.purchased_at <= until)
-    rows: Sequence[Any] = (await session.execute(query)).all()
+    rows: Sequence[Any] = (await session.execute(_figures(window_start, until))).all()
     return rows
 
 
@@ -47,26 +50,32 @@ async def rebuild_figures(*, session: AsyncSession, window_start: datetime, unti
 
     The window's edges moving one purchase at a time (``move_window``) is the everyday path; this is
     for a recompute as of a pinned analysis date, and for the first one after the date is cleared.
+    Two set-based statements (UPDATE ... FROM, on SQLite and PostgreSQL alike), no rows in Python.
     """
-    rows = await figures(session=session, window_start=window_start, until=until)
+    found = _figures(window_start, until).subquery()
     table = CustomerSegment.__table__
+    counted = (*FIGURES, "first_purchase_at", "last_purchase_at")
+    # Customers with no purchase by then: nothing counted (only rows that have something to clear).
+    bought_by_then = sa.select(Purchase.purchase_id).where(Purchase.customer_id == table.c.customer_id)
+    if until is not None:
+        bought_by_then = bought_by_then.where(Purchase.purchased_at <= until)
     await session.execute(
-        table.update().values(**dict.fromkeys(FIGURES, 0), first_purchase_at=None, last_purchase_at=None)
-    )
-    if rows:
-        await session.execute(
-            table.update()
-            .where(table.c.customer_id == sa.bindparam("cid"))
-            .values(
-                {name: sa.bindparam(f"new_{name}") for name in FIGURES}
-                | {"first_purchase_at": sa.bindparam("first"), "last_purchase_at": sa.bindparam("last")}
+        table.update()
+        .where(
+            ~bought_by_then.exists(),
+            sa.or_(
+                table.c.lifetime_frequency != 0,
+                table.c.lifetime_monetary_minor != 0,
+                table.c.first_purchase_at.is_not(None),
             ),
-            [
-                {"cid": cid, **{f"new_{n}": int(v or 0) for n, v in zip(FIGURES, v4, strict=True)}}
-                | {"first": first, "last": last}
-                for cid, *v4, first, last in rows
-            ],
         )
+        .values(**dict.fromkeys(FIGURES, 0), first_purchase_at=None, last_purchase_at=None)
+    )
+    await session.execute(
+        table.update()
+        .where(table.c.customer_id == found.c.customer_id)
+        .values({name: found.c[name] for name in counted})
+    )
 
 
 def put_figures(ids: Sequence[Any], population: Population, rows: Sequence[Any]) -> None:

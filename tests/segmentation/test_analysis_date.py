@@ -137,6 +137,17 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
     assert what_if.json()["matrix"]["lead"]["platinum"] == 1, "c, as of then"
     assert (await segment(c))["tier"] == "lead", "nothing written"
 
+    # Pinned to a day before a and b bought anything: nothing of theirs counts.
+    then_pinned = await seg.client.post("/cut-points/recompute", params=earlier, headers=manager)
+    assert then_pinned.json()["coverage"]["buyers"] == 1
+    first = await segment(a)
+    assert (first["lifetime_frequency"], first["figures"]["last_purchase_at"], first["tier"]) == (
+        0,
+        None,
+        "lead",
+    )
+    assert (await segment(c))["tier"] == "platinum"
+
     # Cleared: the figures are rebuilt as of now, the live purchase counts, and a lapsed.
     cleared = await seg.client.delete("/cut-points/analysis-date", headers=manager)
     assert cleared.status_code == 200, cleared.text
