@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -19,7 +20,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import polars as pl
 import pytest
@@ -28,9 +28,8 @@ import sqlalchemy as sa
 from services.registry import SERVICES
 from services.segmentation.policy import DEFAULT_POLICY
 from shared.db import create_engine
-from shared.roles import Role
 from tests.e2e.system import System, count
-from tests.harness import Databases, auth
+from tests.harness import Databases
 
 pytestmark = pytest.mark.e2e
 
@@ -252,11 +251,9 @@ async def test_a_company_moves_in_its_history_is_analysed_as_of_its_last_day_and
         )
         as_of = datetime.combine(end, time.max, tzinfo=UTC)
         expected = expected_figures(customers, purchases, as_of)
-        async with httpx.AsyncClient(
-            base_url=segmentation, headers=auth(Role.supervisor), timeout=30
-        ) as client:
-            distribution = (await client.get("/analytics/distribution")).json()
-            pareto = (await client.get("/analytics/pareto")).json()
+        shown = await asyncio.to_thread(run, "segmentation", "figures", "--url", segmentation)
+        figures = json.loads(shown.stdout)
+        distribution, pareto = figures["distribution"], figures["pareto"]
         coverage = distribution["coverage"]
         assert datetime.fromisoformat(coverage["as_of"]) == as_of and coverage["pinned"] is True
         assert (coverage["buyers"], coverage["dormant"]) == (expected["buyers"], expected["dormant"])
