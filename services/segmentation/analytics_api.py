@@ -84,8 +84,8 @@ async def _pareto(
     else:
         start = moment - timedelta(days=ctx.policy.window_days)
         rows = await ledger.figures(session=session, window_start=start, until=moment)
-        spend = np.array([int(row[2] or 0) for row in rows if row[1]], dtype=np.int64)
-        dormant = sum(1 for row in rows if not row[1] and row[3])
+        spend = np.array([int(row.monetary_minor or 0) for row in rows if row.frequency], dtype=np.int64)
+        dormant = sum(1 for row in rows if not row.frequency and row.lifetime_frequency)
         coverage = analytics.Coverage(moment, False, start, len(spend), dormant)
     found = analytics.pareto(spend, top_share=ctx.policy.pareto_top_share, points=points)
     return found, coverage
