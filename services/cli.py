@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -297,6 +297,64 @@ def list_rates(
             cursor = page["next_cursor"]
             if cursor is None:
                 return
+
+
+segmentation = typer.Typer(
+    help="Segmentation's batch and figures, as of an analysis date if you choose one.", no_args_is_help=True
+)
+app.add_typer(segmentation, name="segmentation")
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="The analysis date: an ISO 8601 moment with its offset (2024-12-31T18:00:00+08:00), "
+        "or a day (2024-12-31), meaning the end of that day in UTC.",
+    ),
+]
+
+
+def _as_of(text: str | None) -> dict[str, str]:
+    """The ``as_of`` query parameter: a moment as given, or the last instant of a day, in UTC."""
+    if text is None:
+        return {}
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return {"as_of": text}
+    return {"as_of": datetime.combine(day, time.max, tzinfo=UTC).isoformat()}
+
+
+@segmentation.command("recompute")
+def recompute(as_of: AsOfOption = None, url: ServiceUrl = None) -> None:
+    """Run the batch now; with --as-of, pin that analysis date.
+
+    Every later batch (the schedule's too) and every live assessment keep the date until
+    `csm segmentation live` clears it."""
+    with _admin_client("segmentation", url) as client:
+        outcome = _answer(client.post("/cut-points/recompute", params=_as_of(as_of)))
+    typer.echo(json.dumps(outcome, indent=2, ensure_ascii=False))
+
+
+@segmentation.command("live")
+def live(url: ServiceUrl = None) -> None:
+    """Clear the pinned analysis date: figure everything as of now again, at once."""
+    with _admin_client("segmentation", url) as client:
+        outcome = _answer(client.delete("/cut-points/analysis-date"))
+    typer.echo(json.dumps(outcome, indent=2, ensure_ascii=False))
+
+
+@segmentation.command("figures")
+def figures(as_of: AsOfOption = None, url: ServiceUrl = None) -> None:
+    """Print the distribution (tiers, segments, ABC, stages, risk) and the Pareto figures, as JSON.
+
+    With --as-of they are computed as of that moment and nothing is written."""
+    with _admin_client("segmentation", url) as client:
+        shown = {
+            "distribution": _answer(client.get("/analytics/distribution", params=_as_of(as_of))),
+            "pareto": _answer(client.get("/analytics/pareto", params={**_as_of(as_of), "points": "10"})),
+        }
+    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 
 
 def main() -> None:

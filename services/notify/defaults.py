@@ -116,8 +116,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [
             {"fact": "event.risk", "one_of": ["at_risk", "lost"]},
             # A lapse is noticed by the scheduled recompute (time passed): that is news. A policy
-            # apply or imported history re-labels many people at once: that is not.
-            {"fact": "event.cause", "none_of": ["policy", "imported", "manual"]},
+            # apply, imported history or an analysis date re-labels many people at once: that is not.
+            {"fact": "event.cause", "none_of": ["policy", "imported", "manual", "analysis_date"]},
         ],
         "steps": [
             {

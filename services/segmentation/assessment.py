@@ -32,6 +32,12 @@ class CutPoints:
     rfm: RfmThresholds | None
     abc: AbcThresholds
     bgnbd: btyd.Parameters | None
+    # (share, least spend among the customers bringing that first share of revenue) per share
+    # a tier rule names; a share missing here admits nobody.
+    revenue_shares: tuple[tuple[float, int | None], ...] = ()
+
+    def revenue_share_minimum(self, share: float) -> int | None:
+        return dict(self.revenue_shares).get(share)
 
 
 NO_CUT_POINTS = CutPoints(version=0, rfm=None, abc=rfm.AbcThresholds(None, None), bgnbd=None)
@@ -91,7 +97,12 @@ def _admits(
     abc: AbcClass | None,
     segment: RfmSegment | None,
     risk: ChurnRisk,
+    cut_points: CutPoints,
 ) -> bool:
+    if rule.top_revenue_share is not None:
+        least = cut_points.revenue_share_minimum(rule.top_revenue_share)
+        if least is None or facts.frequency <= 0 or facts.monetary_minor < least:
+            return False
     if rule.risks is not None and risk not in rule.risks:
         return False
     if rule.min_monetary is not None and facts.monetary_minor < to_minor(rule.min_monetary):
@@ -216,7 +227,8 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
         segment = rfm.segment_table(policy.segment_rules)[
             (scores[0], rfm.frequency_monetary(scores[1], scores[2]))
         ]
-    abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought else None
+    # The ABC classes rank the buyers in the window; a dormant customer is in none of them.
+    abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought and facts.frequency > 0 else None
     if not bought:
         value_group: ValueGroup | None = ValueGroup.potential
     else:
@@ -254,7 +266,7 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     else:
         tier, rule = Tier.lead, "lead: no rule admitted the customer"
         for candidate in policy.ordered_tier_rules():
-            if _admits(candidate, facts, scores, abc, segment, risk):
+            if _admits(candidate, facts, scores, abc, segment, risk, cut_points):
                 tier, rule = candidate.tier, candidate.describe()
                 break
     return Assessment(
@@ -361,7 +373,7 @@ def assess_population(
     if thresholds.a_min_minor is not None and thresholds.b_min_minor is not None:
         money = population.monetary_minor
         abc = np.where(money >= thresholds.a_min_minor, 0, np.where(money >= thresholds.b_min_minor, 1, 2))
-        abc = np.where(bought, abc, -1)
+        abc = np.where(bought & (population.frequency > 0), abc, -1)
 
     loyalty = policy.loyalty
     stage = np.where(
@@ -443,6 +455,12 @@ def assess_population(
             admits &= population.frequency >= candidate.min_frequency
         if candidate.abc_classes is not None:
             admits &= np.isin(abc, [ABC.index(c) for c in candidate.abc_classes])
+        if candidate.top_revenue_share is not None:
+            least = cut_points.revenue_share_minimum(candidate.top_revenue_share)
+            if least is None:
+                admits[:] = False
+            else:
+                admits &= (population.frequency > 0) & (population.monetary_minor >= least)
         if candidate.risks is not None:
             admits &= np.isin(risk_code, [RISKS.index(r) for r in candidate.risks])
         if candidate.segments is not None:

@@ -75,6 +75,10 @@ def cut_points_of(row: CutPointsVersion) -> CutPoints:
         rfm=thresholds,
         abc=rfm.AbcThresholds(row.abc_a_min_minor, row.abc_b_min_minor),
         bgnbd=parameters_of(row.bgnbd),
+        revenue_shares=tuple(
+            (float(share or 0), None if least is None else int(least))
+            for share, least in row.revenue_shares or ()
+        ),
     )
 
 

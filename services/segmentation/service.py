@@ -47,15 +47,25 @@ _PREFETCHED = "segmentation.prefetched"
 
 @dataclass(frozen=True)
 class Context:
-    """The policy and cut points in force, and the start of the window the figures count."""
+    """The policy and cut points in force, the start of the window the figures count, and the
+    pinned analysis date (None: now) that everything is figured as of."""
 
     policy_version: int
     policy: Policy
     cut_points: CutPoints
     window_start: datetime | None
+    as_of: datetime | None = None
+
+    def moment(self, now: datetime) -> datetime:
+        """When customers are assessed: the pinned analysis date, else now."""
+        return self.as_of if self.as_of is not None else now
+
+    def counts(self, moment: datetime) -> bool:
+        """Whether something that happened at ``moment`` is in the figures: not after the analysis date."""
+        return self.as_of is None or moment <= self.as_of
 
     def in_window(self, moment: datetime) -> bool:
-        return self.window_start is None or moment >= self.window_start
+        return self.counts(moment) and (self.window_start is None or moment >= self.window_start)
 
 
 class Segmenter:
@@ -73,7 +83,7 @@ class Segmenter:
             self._policy = (state.policy_version, await load_policy(state.policy_version, session=session))
         if self._cut_points.version != state.cut_points_version:
             self._cut_points = await load_cut_points(state.cut_points_version, session=session)
-        return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start)
+        return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start, state.as_of)
 
 
 def facts_of(segment: CustomerSegment) -> Facts:
@@ -119,7 +129,8 @@ def new_segment(
     Everyone new is assessed alike, so a caller making many may pass ``blank_verdict(ctx, now)``.
     """
     segment = make(customer_id=customer_id, created_at=now, **_NOTHING_KNOWN)
-    _store(segment, verdict or assess(facts_of(segment), ctx.policy, ctx.cut_points, now), ctx, now)
+    verdict = verdict or assess(facts_of(segment), ctx.policy, ctx.cut_points, ctx.moment(now))
+    _store(segment, verdict, ctx, now)
     segment.initial_tier = segment.tier
     return segment
 
@@ -139,7 +150,7 @@ _NOTHING_KNOWN = dict(
 
 def blank_verdict(ctx: Context, now: datetime) -> Assessment:
     """Where a customer of whom nothing is known yet stands (what ``new_segment`` assesses)."""
-    return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, now)
+    return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, ctx.moment(now))
 
 
 def purchase_day(moment: datetime) -> date:
@@ -169,8 +180,19 @@ def count_purchase(
     """Count a purchase into the customer's figures; returns the ledger row to keep for it.
 
     ``known_days`` (from ``purchase_days_of``) tells whether the purchase is on a new day; it is updated.
+    A purchase after a pinned analysis date is kept in the ledger only: the figures are as of
+    that date, and count it once the date is cleared (the recompute rebuilds them from the ledger).
     """
     amount = to_minor(purchase.amount)
+    ledger_row = {
+        "purchase_id": purchase.purchase_id,
+        "customer_id": purchase.customer_id,
+        "amount_minor": amount,
+        "purchased_at": purchase.purchased_at,
+        "fully_refunded": False,
+    }
+    if not ctx.counts(purchase.purchased_at):
+        return ledger_row
     segment.lifetime_frequency += 1
     day = (purchase.customer_id, purchase_day(purchase.purchased_at))
     if day not in known_days:
@@ -184,13 +206,7 @@ def count_purchase(
         segment.first_purchase_at = purchase.purchased_at
     if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
         segment.last_purchase_at = purchase.purchased_at
-    return {
-        "purchase_id": purchase.purchase_id,
-        "customer_id": purchase.customer_id,
-        "amount_minor": amount,
-        "purchased_at": purchase.purchased_at,
-        "fully_refunded": False,
-    }
+    return ledger_row
 
 
 async def segment_for(
@@ -285,7 +301,7 @@ async def reassess(
     ``segment`` may be any object with the row's attributes; with ``history``, the history row is
     appended there (for a bulk insert) instead of added to the session.
     """
-    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
+    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, ctx.moment(now))
     before = (segment.tier, segment.rfm_segment, segment.stage, segment.risk)
     previous_key_account = segment.key_account if was_key_account is None else was_key_account
     _store(segment, verdict, ctx, now)
@@ -424,8 +440,13 @@ async def add_signal(
     now: datetime,
     cause_id: uuid.UUID,
 ) -> None:
-    """Count a behaviour toward the risk points, if it is recent enough to count at all."""
-    if points <= 0 or occurred_at < now - timedelta(days=ctx.policy.signals.window_days):
+    """Count a behaviour toward the risk points, if it is recent enough to count at all.
+
+    One after a pinned analysis date is kept but not counted yet: the batch that clears the date
+    counts it (``batch.refresh_signal_points``).
+    """
+    since = ctx.moment(now) - timedelta(days=ctx.policy.signals.window_days)
+    if points <= 0 or occurred_at < since:
         return
     session.add(
         BehaviourSignal(
@@ -436,20 +457,22 @@ async def add_signal(
             cause_event_id=cause_id,
         )
     )
-    segment.signal_points += points
+    if ctx.counts(occurred_at):
+        segment.signal_points += points
 
 
-async def refresh_purchase_span(segment: CustomerSegment, *, session: AsyncSession) -> None:
-    """First and last purchase and the purchase days again from the ledger, after a purchase was
-    refunded in full (or a duplicate's purchases moved in)."""
+async def refresh_purchase_span(
+    segment: CustomerSegment, *, session: AsyncSession, until: datetime | None = None
+) -> None:
+    """First and last purchase and the purchase days again from the ledger (up to a pinned analysis
+    date), after a purchase was refunded in full (or a duplicate's purchases moved in)."""
     await session.flush()
-    moments = (
-        await session.scalars(
-            sa.select(Purchase.purchased_at).where(
-                Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
-            )
-        )
-    ).all()
+    query = sa.select(Purchase.purchased_at).where(
+        Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
+    )
+    if until is not None:
+        query = query.where(Purchase.purchased_at <= until)
+    moments = (await session.scalars(query)).all()
     segment.first_purchase_at = min(moments, default=None)
     segment.last_purchase_at = max(moments, default=None)
     segment.purchase_days = len({purchase_day(moment) for moment in moments})

@@ -64,6 +64,9 @@ class MoveCause(StrEnum):
     imported = "imported"
     # A person decided it (a key-account designation).
     manual = "manual"
+    # An operator set, kept or cleared the analysis date: everyone re-labelled as of another
+    # moment (a history analysed as of its last day); nothing happened to anyone.
+    analysis_date = "analysis_date"
 
 
 _CAUSE = Field(
