@@ -46,6 +46,8 @@ def console(provider: str) -> Iterator[str]:
         "CSM_ENV": "test",
         "CSM_CONSOLE_PORT": str(port),
         "CSM_OIDC_ISSUER": provider,
+        # The services' settings (shared with the console) require the audience with the issuer.
+        "CSM_OIDC_AUDIENCE": "csm-console",
         "CSM_CONSOLE_OIDC_CLIENT_ID": "csm-console",
         "CSM_CONSOLE_OIDC_CLIENT_SECRET": "console-secret",
         **{
