@@ -44,6 +44,15 @@ from shared.tracing import Tracing
 log = logging.getLogger("csm.inbox")
 
 _NO_SPANS: Mapping[uuid.UUID, Span] = {}
+_NOT_TRACED = contextlib.nullcontext()
+
+
+def _current(spans: Mapping[uuid.UUID, Span]) -> contextlib.AbstractContextManager[object]:
+    """The span of a batch's only event, current while the batch applies (its statements are its
+    children); a batch of several has no one current span, and each handler makes its event's current."""
+    if len(spans) != 1:
+        return contextlib.nullcontext()
+    return trace.use_span(next(iter(spans.values())), end_on_exit=False)
 
 
 class Handler(Protocol):
@@ -311,7 +320,7 @@ class EventConsumer:
                     continue
                 seen.add(envelope.id)
                 applied.append(envelope)
-            with self._consuming(applied) as spans:
+            with self._consuming(applied) as spans, _current(spans):
                 if applied and not (
                     self.apply_batch is not None and await self.apply_batch(applied, session=session)
                 ):
@@ -319,10 +328,8 @@ class EventConsumer:
                         await self.prepare(applied, session=session)
                     for envelope in applied:
                         span = spans.get(envelope.id)
-                        if span is None:
-                            await self.handlers[envelope.type](envelope, session=session)
-                            continue
-                        with trace.use_span(span, end_on_exit=False):
+                        with _NOT_TRACED if span is None else trace.use_span(span, end_on_exit=False):
+                            log.debug("consumer %s applies %s %s", self.name, envelope.type, envelope.id)
                             await self.handlers[envelope.type](envelope, session=session)
             if applied:
                 now = utcnow()

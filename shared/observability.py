@@ -213,6 +213,11 @@ def log_handler(log_format: str = "json") -> logging.Handler:
     return handler
 
 
+# Libraries kept to warnings even when csm logs at DEBUG: they are chatty, and aiosqlite's debug lines
+# print every statement with its parameters, which are personal data.
+QUIETED = ("aiokafka", "httpx", "alembic", "aiosqlite")
+
+
 def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     handler = log_handler(log_format)
     root = logging.getLogger()
@@ -220,5 +225,5 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     root.setLevel(level)
     # Uvicorn's access log prints raw paths and query strings, which may hold personal data.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("aiokafka", "httpx", "alembic"):
+    for noisy in QUIETED:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

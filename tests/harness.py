@@ -171,13 +171,19 @@ class Stack:
         return common_settings_for_tests(self.bootstrap, self.prefix, self.keys_url)
 
     async def start(
-        self, name: str, *, clock: Clock | None = None, database_url: str | None = None, **overrides: Any
+        self,
+        name: str,
+        *,
+        clock: Clock | None = None,
+        database_url: str | None = None,
+        common: CommonSettings | None = None,
+        **overrides: Any,
     ) -> RunningService:
         entry = SERVICES[name]
         url = database_url or await self.databases.create(name)
         settings = entry.settings(
             database_url=url,
-            common=self.common,
+            common=common or self.common,
             outbox_poll_seconds=0.2,
             consumer_retry_backoff=(0.05, 0.1),
             **overrides,

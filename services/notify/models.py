@@ -186,6 +186,8 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     failed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # The W3C traceparent of the span that made the message (shared.tracing); None when not traced.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Task(Base):

@@ -46,6 +46,8 @@ class Job:
     webhook_url: str | None
     webhook_secret: str | None
     created_at: datetime
+    # The trace the message was made in; its send is a span of that trace.
+    traceparent: str | None = None
 
 
 class Senders:
