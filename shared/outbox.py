@@ -175,6 +175,9 @@ class OutboxRelay:
                 except Exception as error:
                     # Back to the top: a new broker log is recovered from before the next try.
                     log.warning("outbox publish failed (%s: %s); retrying", type(error).__name__, error)
+                    # The backlog grows while the broker is away: the gauge that alerts on it must see that.
+                    with contextlib.suppress(Exception):
+                        self.metrics.outbox_pending.set(await self.pending_count())
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
                     continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,33 @@ class Tracing:
             yield span
 
     @contextlib.contextmanager
+    def scanning(self, name: str) -> Iterator[Callable[[], None]]:
+        """A span for one pass of a scanner, current while it runs, sent only if the pass calls the
+        ``found`` it is given (or fails): an idle pass every few seconds would be a trace telling
+        nothing. What the pass stages starts from this span (a breach's alert is in its trace)."""
+        if self.provider is None:
+            yield _nothing
+            return
+        span = self.tracer.start_span(name)
+        kept = False
+
+        def found() -> None:
+            nonlocal kept
+            kept = True
+
+        with trace.use_span(span, end_on_exit=False):
+            try:
+                yield found
+            except Exception as error:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                kept = True
+                raise
+            finally:
+                # A span never ended is never exported: the idle pass leaves nothing behind.
+                if kept:
+                    span.end()
+
+    @contextlib.contextmanager
     def consuming(self, consumer: str, envelopes: Sequence[Envelope[Any]]) -> Iterator[dict[uuid.UUID, Span]]:
         """One ``process`` span per event, each continuing its producer's trace, open while the batch
         applies; what the batch stages with one of them as its cause carries that event's span on."""
@@ -156,6 +183,10 @@ class Tracing:
             _CAUSES.reset(token)
             for span in spans.values():
                 span.end()
+
+
+def _nothing() -> None:
+    return None
 
 
 def context_of(envelope: Envelope[Any]) -> Context | None:
