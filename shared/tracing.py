@@ -86,8 +86,13 @@ class Tracing:
         from opentelemetry.metrics import NoOpMeter
 
         # Operations endpoints are polled all the time and tell nothing about a customer's event.
+        # The ASGI layer's own "http receive" and "http send" spans say nothing the request's does not.
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=self.provider, excluded_urls="healthz,readyz,metrics"
+            app,
+            tracer_provider=self.provider,
+            excluded_urls="healthz,readyz,metrics",
+            exclude_spans=["receive", "send"],
+            server_request_hook=_without_query,
         )
         # The engine's own tracer rather than SQLAlchemyInstrumentor, which instruments once per process
         # (several services share one in tests) and wraps every create_engine besides. Its declared
@@ -183,6 +188,21 @@ class Tracing:
             _CAUSES.reset(token)
             for span in spans.values():
                 span.end()
+
+
+# Attributes of a request's span that hold its query string (a search by name, phone or e-mail).
+_WITH_QUERY = ("http.url", "http.target", "url.full")
+
+
+def _without_query(span: Span, _scope: Mapping[str, Any]) -> None:
+    """Traces leave the process: a request's span keeps its path, never its query."""
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _WITH_QUERY:
+        value = attributes.get(name)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(name, value.split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
 
 
 def _nothing() -> None:
