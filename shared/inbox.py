@@ -166,6 +166,8 @@ class EventConsumer:
         self.assigned = asyncio.Event()
         # The bus generation whose log is being read.
         self.generation = bus.generation
+        # The partitions whose lag this process reports.
+        self._lag_noted: set[TopicPartition] = set()
 
     async def run(self) -> None:
         await self.bus.wait_started()
@@ -220,8 +222,13 @@ class EventConsumer:
             await consumer.stop()
 
     async def _note_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Records on each assigned partition that this consumer has not yet taken (``csm_consumer_lag``)."""
-        for partition in consumer.assignment():
+        """Records on each assigned partition that this consumer has not yet taken (``csm_consumer_lag``);
+        a partition another member took over is no longer this process's to report."""
+        assigned = consumer.assignment()
+        for gone in self._lag_noted - assigned:
+            self.metrics.consumer_lag.remove(self.name, gone.topic, str(gone.partition))
+        self._lag_noted &= assigned
+        for partition in assigned:
             end = consumer.highwater(partition)
             if end is None:
                 continue  # nothing fetched from it yet: its end is not known
@@ -229,6 +236,7 @@ class EventConsumer:
             self.metrics.consumer_lag.labels(self.name, partition.topic, str(partition.partition)).set(
                 max(0, end - position)
             )
+            self._lag_noted.add(partition)
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction, or one record at a time if the batch fails."""

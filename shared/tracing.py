@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ class Tracing:
     """A service's tracer: recording and exporting when an endpoint is set, a no-op otherwise."""
 
     def __init__(self, service: str, settings: CommonSettings) -> None:
-        self.service = service
         self.provider: TracerProvider | None = None
         self.tracer: Tracer = trace.NoOpTracer()
         if settings.otel_endpoint is None:
@@ -117,14 +116,13 @@ class Tracing:
         kind: SpanKind = SpanKind.INTERNAL,
         parent: Context | None = None,
         attributes: Mapping[str, str | int] | None = None,
-        links: Sequence[Link] = (),
     ) -> Iterator[Span | None]:
         """A current span (None when tracing is off); an error that leaves it marks it failed."""
         if self.provider is None:
             yield None
             return
         with self.tracer.start_as_current_span(
-            name, context=parent, kind=kind, attributes=attributes, links=links
+            name, context=parent, kind=kind, attributes=attributes
         ) as span:
             yield span
 
