@@ -14,6 +14,9 @@ the latency client runs in a second process.
   ``--rate`` per second for ``--seconds`` from the client process; for each, the time from its
   scheduled moment to reading its ``segment.tier_changed`` back from the broker (producer,
   broker, consumer, re-tiering, commit, outbox relay and broker again on the way);
+- the cost of tracing: the backlog drain again (``--tracing-backlog`` purchases, a fresh database
+  each time) with tracing off, on with every trace sampled, and on with 1 in 100, the spans going
+  over OTLP/HTTP to a receiver in another process;
 - baseline: the plain Polars RFM over the same purchases, as events per second.
 """
 
@@ -26,20 +29,23 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
 import polars as pl
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
 
 from bench.report import Figure, Report, percentile
 from services.segmentation.app import create_app
 from services.segmentation.settings import SegmentationSettings
 from shared import migrations
-from shared.broker import EmbeddedBroker
+from shared.broker import EmbeddedBroker, free_port
 from shared.events import encode, envelope_for
 from shared.events.customer import PurchaseRecorded, SalesChannel
 from shared.messaging import inbox_message, outbox_message
@@ -131,25 +137,16 @@ async def run(args: argparse.Namespace) -> Report:
             # Throughput: a backlog first, then the service drains it.
             records = [purchase(i) for i in range(args.backlog)]
             async with app.router.lifespan_context(app):
-                await app.state.runtime.consumer.assigned.wait()
-                sends = [await producer.send(topic, key=k, value=v) for k, v, _ in records]
-                await asyncio.gather(*sends)
                 assert broker.process is not None
-                cpu_before = (cpu_seconds(), cpu_seconds(broker.process.pid))
-                first = last = None
-                while True:
-                    async with db.read() as session:
-                        done = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message))
-                    now = time.perf_counter()
-                    if done and first is None:
-                        first = (now, done)
-                    if done >= args.backlog:
-                        last = now
-                        break
-                    await asyncio.sleep(0.05)
-                assert first is not None and last is not None
-                cpu_after = (cpu_seconds(), cpu_seconds(broker.process.pid))
-                rate = (args.backlog - first[1]) / max(last - first[0], 1e-9)
+                broker_pid = broker.process.pid
+                cpu_before: tuple[float, float] = (0.0, 0.0)
+
+                def sent() -> None:
+                    nonlocal cpu_before
+                    cpu_before = (cpu_seconds(), cpu_seconds(broker_pid))
+
+                rate = await drain(app, producer, topic, records, sent=sent)
+                cpu_after = (cpu_seconds(), cpu_seconds(broker_pid))
                 report.add(
                     Figure(
                         "purchase events re-tiered per second (backlog)",
@@ -212,9 +209,131 @@ async def run(args: argparse.Namespace) -> Report:
             )
             report.add(Figure("event to tier_changed, max", max(latencies) * 1000, "ms"))
             report.add(Figure("latency samples", len(latencies), "events"))
+            await tracing_cost(report, broker.bootstrap, producer, tmp, args, baseline)
         finally:
             await producer.stop()
     return report
+
+
+async def drain(
+    app: FastAPI,
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: list[tuple[bytes, bytes, uuid.UUID]],
+    *,
+    sent: Callable[[], None] = lambda: None,
+) -> float:
+    """Produce ``records`` as a backlog, then wait until the service has applied them all: events per
+    second from the first applied to the last. ``sent`` is called once the backlog is on the broker."""
+    db = app.state.runtime.db
+    await app.state.runtime.consumer.assigned.wait()
+    sends = [await producer.send(topic, key=k, value=v) for k, v, _ in records]
+    await asyncio.gather(*sends)
+    sent()
+    first = last = None
+    while True:
+        async with db.read() as session:
+            done = await session.scalar(sa.select(sa.func.count()).select_from(inbox_message))
+        now = time.perf_counter()
+        if done and first is None:
+            first = (now, done)
+        if done >= len(records):
+            last = now
+            break
+        await asyncio.sleep(0.05)
+    assert first is not None and last is not None
+    return float((len(records) - first[1]) / max(last - first[0], 1e-9))
+
+
+async def tracing_cost(
+    report: Report,
+    bootstrap: str,
+    producer: AIOKafkaProducer,
+    tmp: str,
+    args: argparse.Namespace,
+    baseline: float,
+) -> None:
+    """The same drain with tracing off, on for every trace, and on for 1 in 100, each with its own
+    database and topics; the spans go over OTLP/HTTP to a receiver in another process that drops them."""
+    receiver = SpanSink()
+    try:
+        rates: dict[str, float] = {}
+        for label, endpoint, ratio in (
+            ("off", None, 1.0),
+            ("on, 100% sampled", receiver.url, 1.0),
+            ("on, 1% sampled", receiver.url, 0.01),
+        ):
+            url = f"sqlite+aiosqlite:///{Path(tmp) / f'tracing-{len(rates)}.db'}"
+            await migrations.upgrade("segmentation", url)
+            prefix = f"b{uuid.uuid4().hex[:8]}."
+            common = CommonSettings(
+                env="test",
+                rate_limits_enabled=False,
+                kafka_bootstrap=bootstrap,
+                topic_prefix=prefix,
+                kafka_session_timeout_ms=6000,
+                kafka_heartbeat_interval_ms=1000,
+                otel_endpoint=endpoint,
+                otel_sampling_ratio=ratio,
+            )
+            settings = SegmentationSettings(
+                database_url=url,
+                common=common,
+                consumer_batch_size=args.batch,
+                outbox_batch_size=args.batch,
+                outbox_poll_seconds=0.05,
+            )
+            app = create_app(settings)
+            records = [purchase(i) for i in range(args.tracing_backlog)]
+            async with app.router.lifespan_context(app):
+                rates[label] = await drain(app, producer, f"{prefix}csm.customer", records)
+            report.add(
+                Figure(
+                    f"purchase events re-tiered per second, tracing {label}",
+                    rates[label],
+                    "events/s",
+                    baseline,
+                    "plain Polars RFM, events/s",
+                )
+            )
+        for label in ("on, 100% sampled", "on, 1% sampled"):
+            report.add(
+                Figure(
+                    f"  tracing {label}: share of the rate with tracing off",
+                    rates[label] / rates["off"] * 100,
+                    "%",
+                )
+            )
+    finally:
+        receiver.stop()
+
+
+class SpanSink:
+    """An OTLP/HTTP endpoint in a process of its own that answers 200 and keeps nothing."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = multiprocessing.get_context("spawn").Process(target=sink, args=(port,), daemon=True)
+        self.process.start()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join()
+
+
+def sink(port: int) -> None:
+    class Drop(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    ThreadingHTTPServer(("127.0.0.1", port), Drop).serve_forever()
 
 
 def run_client(bootstrap: str, prefix: str, rate: int, seconds: int) -> list[float]:
@@ -289,6 +408,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--batch", type=int, default=500, help="consumer and relay batch size")
+    parser.add_argument(
+        "--tracing-backlog", type=int, default=20_000, help="backlog of each of the three tracing runs"
+    )
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
     print(report.render())

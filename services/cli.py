@@ -53,7 +53,8 @@ def up(
     if var_dir is not None:
         # The services, the migrations and the key store all read it (shared.settings.var_dir).
         os.environ["CSM_VAR_DIR"] = str(var_dir.expanduser().resolve())
-    configure_logging(CommonSettings().log_level)
+    common = CommonSettings()
+    configure_logging(common.log_level, common.log_format)
     raise typer.Exit(System(var_dir=default_var_dir(), kafka_port=kafka_port, say=typer.echo).run())
 
 
@@ -66,7 +67,7 @@ def serve(
     """Run one service (its API, and its relay, consumer and scanners unless run_workers is off)."""
     entry = _entry(service)
     settings = entry.settings()
-    configure_logging(settings.common.log_level)
+    configure_logging(settings.common.log_level, settings.common.log_format)
     uvicorn.run(
         entry.factory,
         factory=True,

@@ -25,6 +25,8 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +39,20 @@ from shared.kafka_security import security_options
 from shared.messaging import dead_letter, inbox_message
 from shared.observability import Metrics
 from shared.sealing import SEALED_MARK, Sealer, erasure_of
+from shared.tracing import Tracing
 
 log = logging.getLogger("csm.inbox")
+
+_NO_SPANS: Mapping[uuid.UUID, Span] = {}
+_NOT_TRACED = contextlib.nullcontext()
+
+
+def _current(spans: Mapping[uuid.UUID, Span]) -> contextlib.AbstractContextManager[object]:
+    """The span of a batch's only event, current while the batch applies (its statements are its
+    children); a batch of several has no one current span, and each handler makes its event's current."""
+    if len(spans) != 1:
+        return contextlib.nullcontext()
+    return trace.use_span(next(iter(spans.values())), end_on_exit=False)
 
 
 class Handler(Protocol):
@@ -135,8 +149,10 @@ class EventConsumer:
         prepare: Prepare | None = None,
         apply_batch: ApplyBatch | None = None,
         sealer: Sealer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.name = name
+        self.tracing = tracing
         self.sealer = sealer
         self.prepare = prepare
         self.apply_batch = apply_batch
@@ -150,6 +166,8 @@ class EventConsumer:
         self.assigned = asyncio.Event()
         # The bus generation whose log is being read.
         self.generation = bus.generation
+        # The partitions whose lag this process reports.
+        self._lag_noted: set[TopicPartition] = set()
 
     async def run(self) -> None:
         await self.bus.wait_started()
@@ -187,6 +205,7 @@ class EventConsumer:
                 if consumer.assignment():
                     self.assigned.set()
                 if not batches:
+                    await self._note_lag(consumer)
                     continue
                 try:
                     await self.process([record for records in batches.values() for record in records])
@@ -198,8 +217,26 @@ class EventConsumer:
                 except CommitFailedError:
                     # The group rebalanced meanwhile; the new owner gets these again and the inbox skips them.
                     log.info("consumer %s: offsets not committed after a rebalance", self.name)
+                await self._note_lag(consumer)
         finally:
             await consumer.stop()
+
+    async def _note_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Records on each assigned partition that this consumer has not yet taken (``csm_consumer_lag``);
+        a partition another member took over is no longer this process's to report."""
+        assigned = consumer.assignment()
+        for gone in self._lag_noted - assigned:
+            self.metrics.consumer_lag.remove(self.name, gone.topic, str(gone.partition))
+        self._lag_noted &= assigned
+        for partition in assigned:
+            end = consumer.highwater(partition)
+            if end is None:
+                continue  # nothing fetched from it yet: its end is not known
+            position = await consumer.position(partition)
+            self.metrics.consumer_lag.labels(self.name, partition.topic, str(partition.partition)).set(
+                max(0, end - position)
+            )
+            self._lag_noted.add(partition)
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction, or one record at a time if the batch fails."""
@@ -291,13 +328,17 @@ class EventConsumer:
                     continue
                 seen.add(envelope.id)
                 applied.append(envelope)
-            if applied and not (
-                self.apply_batch is not None and await self.apply_batch(applied, session=session)
-            ):
-                if self.prepare is not None:
-                    await self.prepare(applied, session=session)
-                for envelope in applied:
-                    await self.handlers[envelope.type](envelope, session=session)
+            with self._consuming(applied) as spans, _current(spans):
+                if applied and not (
+                    self.apply_batch is not None and await self.apply_batch(applied, session=session)
+                ):
+                    if self.prepare is not None:
+                        await self.prepare(applied, session=session)
+                    for envelope in applied:
+                        span = spans.get(envelope.id)
+                        with _NOT_TRACED if span is None else trace.use_span(span, end_on_exit=False):
+                            log.debug("consumer %s applies %s %s", self.name, envelope.type, envelope.id)
+                            await self.handlers[envelope.type](envelope, session=session)
             if applied:
                 now = utcnow()
                 await session.execute(
@@ -307,6 +348,13 @@ class EventConsumer:
         for envelope in applied:
             self.metrics.events_consumed.labels(self.name, envelope.type).inc()
         return applied
+
+    def _consuming(
+        self, envelopes: Sequence[Envelope[Event]]
+    ) -> contextlib.AbstractContextManager[Mapping[uuid.UUID, Span]]:
+        if self.tracing is None or not self.tracing.enabled:
+            return contextlib.nullcontext(_NO_SPANS)
+        return self.tracing.consuming(self.name, envelopes)
 
     async def _apply_one(self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Event]) -> None:
         failures = 0

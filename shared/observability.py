@@ -2,7 +2,9 @@
 
 Logs never carry personal data or secrets: requests are logged by route template (no query
 strings), events by id and type (no payload), and a filter masks e-mail addresses, phone
-numbers and bearer tokens in anything that slips through.
+numbers and bearer tokens in anything that slips through. They are JSON lines (python-json-logger:
+a formatter for the standard logging every module already uses) with the trace and span ids of
+the work in progress, so that a line leads to its trace and a trace to its lines.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,7 +23,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.tracing import current_ids
 
 access_log = logging.getLogger("csm.access")
 
@@ -68,6 +74,12 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "csm_outbox_pending", "Outbox events not yet acknowledged by the broker", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "csm_consumer_lag",
+            "Records on a partition the consumer has not yet taken (the partition's end less its position)",
+            ["consumer", "topic", "partition"],
+            registry=r,
         )
         self.outbox_replays = Counter(
             "csm_outbox_replays_total",
@@ -151,14 +163,67 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+class TraceIds(logging.Filter):
+    """Puts the trace and span in progress on every record (``trace_id``, ``span_id``), as trace viewers
+    show them, so that one customer's event can be followed from its trace to its log lines and back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = current_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
+        return True
+
+
+class JsonLines(OrjsonFormatter):
+    """One JSON object a line: time, level, logger, message, trace and span ids, and the traceback if any.
+
+    Nothing else a record carries is written (extras that libraries add may repeat a message unmasked),
+    and the whole line is masked once more, tracebacks included.
+    """
+
+    fields = frozenset({"timestamp", "level", "logger", "message", "trace_id", "span_id", "exc_info"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "name", "message"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for name in log_data.keys() - self.fields:
+            del log_data[name]
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        return redact(super().jsonify_log_record(log_data))
+
+
+def log_handler(log_format: str = "json") -> logging.Handler:
+    """Where csm's log lines go: standard error, masked, with trace ids, as JSON lines or as text."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(TraceIds())
+    return handler
+
+
+# Libraries kept to warnings even when csm logs at DEBUG: they are chatty, and aiosqlite's debug lines
+# print every statement with its parameters, which are personal data.
+QUIETED = ("aiokafka", "httpx", "alembic", "aiosqlite")
+
+
+def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
+    handler = log_handler(log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Uvicorn's access log prints raw paths and query strings, which may hold personal data.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("aiokafka", "httpx", "alembic"):
+    for noisy in QUIETED:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

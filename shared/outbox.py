@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.bus import Bus, Outgoing
@@ -34,6 +35,7 @@ from shared.events.customer import CustomerErased
 from shared.messaging import bus_state, inbox_message, outbox_message
 from shared.observability import Metrics
 from shared.sealing import Sealer, personal_fields, redacted
+from shared.tracing import Tracing, parent_of, trace_context
 
 log = logging.getLogger("csm.outbox")
 
@@ -50,8 +52,15 @@ def stage(
     cause: uuid.UUID | None = None,
     time: datetime | None = None,
 ) -> Envelope[Event]:
-    """Stage ``event`` to commit with the session's transaction; returns its envelope."""
-    envelope = envelope_for(event, source=source, cause=cause, time=time)
+    """Stage ``event`` to commit with the session's transaction; returns its envelope.
+
+    It carries the trace it was staged in (its cause's, when a consumer is applying the cause), so
+    that its consumers continue that trace (shared.tracing).
+    """
+    traceparent, tracestate = trace_context(cause)
+    envelope = envelope_for(
+        event, source=source, cause=cause, time=time, traceparent=traceparent, tracestate=tracestate
+    )
     staged: list[Envelope[Event]] = session.info.setdefault(_STAGED, [])
     staged.append(envelope)
     before_commit(_write_staged, session=session)
@@ -135,9 +144,11 @@ class OutboxRelay:
         metrics: Metrics,
         settings: RelaySettings,
         sealer: Sealer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.db = db
         self.sealer = sealer
+        self.tracing = tracing
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
@@ -164,6 +175,9 @@ class OutboxRelay:
                 except Exception as error:
                     # Back to the top: a new broker log is recovered from before the next try.
                     log.warning("outbox publish failed (%s: %s); retrying", type(error).__name__, error)
+                    # The backlog grows while the broker is away: the gauge that alerts on it must see that.
+                    with contextlib.suppress(Exception):
+                        self.metrics.outbox_pending.set(await self.pending_count())
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
                     continue
@@ -202,13 +216,24 @@ class OutboxRelay:
         assert epoch is not None
         headers = [("content-type", CONTENT_TYPE.encode())]
         bodies = await self._sealed(rows) if self.sealer is not None else [row.body for row in rows]
-        acknowledged = await self.bus.publish(
-            [
-                Outgoing(row.topic, row.key.encode() if row.key else None, body, headers)
-                for row, body in zip(rows, bodies, strict=True)
-            ],
-            epoch=epoch,
-        )
+        spans = self._publish_spans(rows)
+        try:
+            acknowledged = await self.bus.publish(
+                [
+                    Outgoing(row.topic, row.key.encode() if row.key else None, body, headers)
+                    for row, body in zip(rows, bodies, strict=True)
+                ],
+                epoch=epoch,
+            )
+        except BaseException as error:
+            for span in spans.values():
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                span.end()
+            raise
+        for index, span in spans.items():
+            if not acknowledged[index]:
+                span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
+            span.end()
         if await self.bus.refresh_epoch() != generation:
             # Acknowledged by a broker whose log is not the one we sent to: nothing is marked.
             return 0
@@ -230,6 +255,34 @@ class OutboxRelay:
         if not full_batch:
             self.recovering = False
         return len(rows)
+
+    def _publish_spans(self, rows: Sequence[Any]) -> dict[int, Span]:
+        """A ``publish`` span for each traced event, by its place in ``rows``, in the trace the event
+        was staged in; none when tracing is off.
+
+        The span runs from the batch's send to the broker's acknowledgement; the event's consumers are
+        its siblings, children of the span that staged it, as the messaging conventions have it.
+        """
+        if self.tracing is None or not self.tracing.enabled:
+            return {}
+        tracer = self.tracing.tracer
+        spans = {}
+        for index, row in enumerate(rows):
+            parent = parent_of(orjson.loads(row.body).get("traceparent"))
+            if parent is None:
+                continue  # staged outside any trace: a trace of its publishing alone would tell nothing
+            spans[index] = tracer.start_span(
+                f"publish {row.topic}",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": self.bus.topic(row.topic),
+                    "cloudevents.event_type": row.event_type,
+                },
+            )
+        return spans
 
     async def _sealed(self, rows: Sequence[Any]) -> list[bytes]:
         """The bodies as they go on the broker: personal fields sealed with each customer's key.

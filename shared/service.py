@@ -35,6 +35,7 @@ from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_h
 from shared.ratelimit import RateLimitMiddleware
 from shared.sealing import KeyStore, Sealer
 from shared.settings import ServiceSettings
+from shared.tracing import Tracing
 
 log = logging.getLogger("csm.service")
 
@@ -62,6 +63,7 @@ class Runtime:
     metrics: Metrics
     relay: OutboxRelay
     sealer: Sealer
+    tracing: Tracing
     consumer: EventConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -111,6 +113,7 @@ def create_service_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings.common, service=spec.name)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    runtime.tracing.instrument(app, runtime.db.engine)
     # Outermost, so that even a refusal (413, 429) reaches an allowed front end readable.
     if settings.common.cors_origins:
         app.add_middleware(CrossOriginMiddleware, origins=settings.common.cors_origins)
@@ -157,11 +160,13 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
     bus = Bus(settings.common, client_id=f"csm-{spec.name}")
     metrics = Metrics()
     sealer = Sealer(KeyStore(settings.common.keys_database_url))
+    tracing = Tracing(spec.name, settings.common)
     relay = OutboxRelay(
         db=db,
         bus=bus,
         metrics=metrics,
         sealer=sealer,
+        tracing=tracing,
         settings=RelaySettings(
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
@@ -177,6 +182,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
         metrics=metrics,
         relay=relay,
         sealer=sealer,
+        tracing=tracing,
     )
     if spec.handlers is not None:
         runtime.consumer = EventConsumer(
@@ -195,6 +201,7 @@ def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -
             prepare=spec.prepare(runtime) if spec.prepare is not None else None,
             apply_batch=spec.apply_batch(runtime) if spec.apply_batch is not None else None,
             sealer=sealer,
+            tracing=tracing,
         )
     return runtime
 
@@ -255,6 +262,8 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
                 log.error("%s: the bus did not stop within %s s", spec.name, SHUTDOWN_GRACE_SECONDS)
             await runtime.db.dispose()
             await runtime.sealer.store.close()
+            # Sends the spans still buffered (a blocking HTTP call: off the event loop).
+            await asyncio.to_thread(runtime.tracing.shutdown)
 
     return lifespan
 

@@ -115,6 +115,19 @@ class CommonSettings(BaseSettings):
     kafka_ssl_check_hostname: bool = True
     # Production refuses PLAINTEXT (no authentication, no encryption) unless this says it is meant.
     kafka_allow_plaintext: bool = False
+    # Tracing (shared.tracing): off unless an OTLP/HTTP collector is named, e.g. http://otel-collector:4318.
+    otel_endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    # The share of traces recorded where a trace starts (an HTTP request, a scanner's pass);
+    # everything downstream follows that decision, so a trace is whole or absent.
+    otel_sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # One JSON object per line for log collectors, or plain text for a person at a terminal.
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("otel_endpoint", mode="before")
+    @classmethod
+    def _blank_endpoint_is_off(cls, value: object) -> object:
+        # CSM_OTEL_ENDPOINT= (a template's blank) turns tracing off rather than failing the pattern.
+        return None if value == "" else value
 
     @field_validator("rate_limit_per_address", "rate_limit_per_token", "rate_limit_failed_auth")
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
@@ -29,8 +30,10 @@ from shared import idempotency
 from shared.clock import Clock
 from shared.db import Database
 from shared.events.complaints import SlaBreached, SlaTarget, SlaWarning
+from shared.observability import Metrics
 from shared.outbox import stage
 from shared.service import Runtime, Worker
+from shared.tracing import Tracing
 
 log = logging.getLogger("csm.complaints.scanner")
 
@@ -172,22 +175,48 @@ async def purge_idempotency_keys(*, db: Database, now: datetime, ttl: timedelta)
 class DeadlineScanner:
     """The worker: passes until nothing is due, then sleeps for the scan interval."""
 
-    def __init__(self, *, db: Database, clock: Clock, settings: ComplaintsSettings) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        settings: ComplaintsSettings,
+        metrics: Metrics,
+        tracing: Tracing,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
+        self.tracing = tracing
+        registry = metrics.registry
+        # What the dashboards and alert rules watch: promises about to be missed, and missed.
+        self.warnings = Counter(
+            "csm_sla_warnings_total", "SLA warnings raised by the scanner", registry=registry
+        )
+        self.breaches = Counter(
+            "csm_sla_breaches_total", "SLA breaches marked by the scanner", registry=registry
+        )
+        self.escalations = Counter(
+            "csm_escalations_total", "Escalations up the ladder by the scanner", registry=registry
+        )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
         while True:
             while True:
-                done = await scan_once(
-                    db=self.db,
-                    now=self.clock.now(),
-                    batch_size=self.settings.scan_batch_size,
-                    currency=self.settings.common.currency,
-                )
+                with self.tracing.scanning("sla scan") as found:
+                    done = await scan_once(
+                        db=self.db,
+                        now=self.clock.now(),
+                        batch_size=self.settings.scan_batch_size,
+                        currency=self.settings.common.currency,
+                    )
+                    if done.complaints:
+                        found()
+                self.warnings.inc(done.warnings)
+                self.breaches.inc(done.breaches)
+                self.escalations.inc(done.escalations)
                 if done.complaints:
                     log.info(
                         "sla scan: %d complaints, %d warnings, %d breaches, %d escalations",
@@ -209,5 +238,11 @@ class DeadlineScanner:
 def workers(runtime: Runtime) -> list[Worker]:
     settings = runtime.settings
     assert isinstance(settings, ComplaintsSettings)
-    scanner = DeadlineScanner(db=runtime.db, clock=runtime.clock, settings=settings)
+    scanner = DeadlineScanner(
+        db=runtime.db,
+        clock=runtime.clock,
+        settings=settings,
+        metrics=runtime.metrics,
+        tracing=runtime.tracing,
+    )
     return [Worker(SCANNER, scanner.run)]

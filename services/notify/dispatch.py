@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +44,7 @@ from shared.events.notify import NotificationFailed, NotificationSent
 from shared.inbox import is_transient
 from shared.outbox import stage
 from shared.service import Runtime
+from shared.tracing import parent_of
 
 log = logging.getLogger("csm.notify.dispatch")
 
@@ -105,7 +107,7 @@ class Dispatcher:
         low_water = max(1, concurrency // 4)
 
         async def send_then_report(job: Job) -> None:
-            results.put_nowait((job, await senders.send(job)))
+            results.put_nowait((job, await self._send(senders, job)))
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
@@ -139,6 +141,26 @@ class Dispatcher:
             await asyncio.gather(*in_flight, recorder, return_exceptions=True)
             await senders.close()
             self.senders = None
+
+    async def _send(self, senders: Senders, job: Job) -> str | SendFailed:
+        """Send one message, as a span of the trace it was made in when tracing is on."""
+        tracing = self.runtime.tracing
+        if not tracing.enabled:
+            return await senders.send(job)
+        with tracing.span(
+            f"send {job.channel.value}",
+            kind=SpanKind.CLIENT,
+            parent=parent_of(job.traceparent),
+            attributes={
+                "csm.notification.id": str(job.id),
+                "csm.playbook": job.playbook,
+                "csm.step": job.step,
+            },
+        ) as span:
+            result = await senders.send(job)
+            if span is not None and isinstance(result, SendFailed):
+                span.set_status(Status(StatusCode.ERROR, "permanent" if result.permanent else "will retry"))
+            return result
 
     async def _recorder(self, results: asyncio.Queue[tuple[Job, str | SendFailed]]) -> None:
         while True:
@@ -279,6 +301,7 @@ class Dispatcher:
                         webhook_secret=endpoint.secret if endpoint else None,
                         created_at=row.created_at,
                         thread=row.thread,
+                        traceparent=row.traceparent,
                     )
                 )
             return len(rows), jobs

@@ -188,6 +188,8 @@ class Notification(Base):
     read_at: Mapped[datetime | None]
     # An agent's reply on a complaint: its Message-ID and the ones it answers (complaint.replied).
     thread: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The W3C traceparent of the span that made the message (shared.tracing); None when not traced.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Task(Base):

@@ -40,6 +40,7 @@ from shared.events.customer import ContactChannel, Purpose
 from shared.events.notify import NotificationFailed, TaskCreated
 from shared.events.segmentation import Tier
 from shared.outbox import stage
+from shared.tracing import trace_context
 
 log = logging.getLogger("csm.notify.runs")
 
@@ -266,6 +267,7 @@ async def perform(
             "created_at": now,
             "due_at": now,
             "attempts": 0,
+            "traceparent": trace_context(occasion.cause_event_id)[0],
         }
         try:
             row.update(

@@ -49,6 +49,8 @@ class Job:
     created_at: datetime
     # An agent's reply on a complaint: {"message_id", "in_reply_to", "references"} (mail threading).
     thread: dict[str, Any] | None = None
+    # The trace the message was made in; its send is a span of that trace.
+    traceparent: str | None = None
 
 
 class Senders:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -47,12 +47,13 @@ class Scanner:
 
     async def run(self) -> None:
         while True:
-            busy = await self.scan_once()
+            with self.runtime.tracing.scanning("playbook scan") as found:
+                busy = await self.scan_once(found)
             if not busy:
                 await asyncio.sleep(self.settings.scan_poll_seconds)
 
-    async def scan_once(self) -> bool:
-        """One pass; True if there may be more to do at once."""
+    async def scan_once(self, found: Callable[[], None] = lambda: None) -> bool:
+        """One pass; True if there may be more to do at once. ``found`` is called if it did something."""
         db, now, settings = self.runtime.db, self.runtime.clock.now(), self.settings
         moved = started = looked_at = 0
         # Looks without a write lock decide whether a writing transaction is worth starting.
@@ -77,6 +78,7 @@ class Scanner:
                     session=session, settings=settings, now=now, limit=settings.announcement_batch_size
                 )
         if moved or started or looked_at:
+            found()
             ring(db.url)
         return moved >= RUN_BATCH or looked_at >= settings.announcement_batch_size
 

@@ -12,6 +12,7 @@ that is not a UUID is made one from the source and the id, which CloudEvents kee
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+# version-traceid-parentid-flags (W3C Trace Context); later versions may append fields.
+_TRACEPARENT = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$"
 
 
 class Event(BaseModel):
@@ -41,7 +44,8 @@ E = TypeVar("E")
 
 
 class Envelope(BaseModel, Generic[E]):
-    """A CloudEvents 1.0 envelope with the csm extensions ``partitionkey`` and ``causationid``."""
+    """A CloudEvents 1.0 envelope with the csm extensions ``partitionkey`` and ``causationid``, and
+    the distributed-tracing extension (``traceparent``, ``tracestate``) when tracing is on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +58,9 @@ class Envelope(BaseModel, Generic[E]):
     datacontenttype: Literal["application/json"] = "application/json"
     partitionkey: str = Field(min_length=1)
     causationid: uuid.UUID | None = None
+    # W3C Trace Context of the span that staged the event (shared.tracing); absent when not traced.
+    traceparent: str | None = Field(default=None, pattern=_TRACEPARENT)
+    tracestate: str | None = Field(default=None, max_length=512)
     data: E
 
 
@@ -72,6 +79,8 @@ def envelope_for(
     cause: uuid.UUID | None = None,
     time: datetime | None = None,
     event_id: uuid.UUID | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> Envelope[Event]:
     subject = str(event.customer_id)
     return _EVENT_ENVELOPE(
@@ -82,12 +91,23 @@ def envelope_for(
         time=time or datetime.now(UTC),
         partitionkey=subject,
         causationid=cause,
+        traceparent=traceparent,
+        tracestate=tracestate,
         data=event,
     )
 
 
+# An event outside any trace is written without the tracing attributes, as it was before them.
+_UNTRACED = frozenset({"traceparent", "tracestate"})
+_NO_TRACESTATE = frozenset({"tracestate"})
+
+
 def encode(envelope: Envelope[Any]) -> bytes:
-    return envelope.model_dump_json(serialize_as_any=True).encode()
+    if envelope.traceparent is None:
+        omitted = _UNTRACED
+    else:
+        omitted = _NO_TRACESTATE if envelope.tracestate is None else frozenset()
+    return envelope.model_dump_json(serialize_as_any=True, exclude=set(omitted) or None).encode()
 
 
 class _Received(BaseModel):
@@ -104,6 +124,8 @@ class _Received(BaseModel):
     datacontenttype: str | None = None
     partitionkey: str | None = None
     causationid: uuid.UUID | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
     data: dict[str, Any]
 
 
@@ -168,8 +190,20 @@ def decode(
         datacontenttype="application/json",
         partitionkey=head.partitionkey or customer,
         causationid=head.causationid,
+        # A malformed trace context from another system is dropped, not a reason to refuse its event.
+        traceparent=head.traceparent if _is_traceparent(head.traceparent) else None,
+        tracestate=head.tracestate if _is_traceparent(head.traceparent) and _fits(head.tracestate) else None,
         data=payload,
     )
+
+
+def _is_traceparent(text: str | None) -> bool:
+    return text is not None and re.match(_TRACEPARENT, text) is not None
+
+
+def _fits(tracestate: str | None) -> bool:
+    # W3C Trace Context holds a tracestate to 512 characters; a longer one is dropped whole, not cut.
+    return tracestate is not None and 0 < len(tracestate) <= 512
 
 
 def _is_uuid(text: str) -> bool:

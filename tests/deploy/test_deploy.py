@@ -275,7 +275,7 @@ def assert_each_service_writes_only_its_own_topics(grants: set[Grant], consumed:
 
 
 def compose_env(service: str) -> dict[str, str]:
-    environment: dict[str, str] = COMPOSE["services"][service]["environment"]
+    environment: dict[str, str] = COMPOSE["services"][service].get("environment", {})
     return environment
 
 
@@ -284,9 +284,9 @@ def interpolated(value: str, given: dict[str, str]) -> str:
 
     def variable(match: re.Match[str]) -> str:
         name, kind, default = match.group(1), match.group(2), match.group(3)
-        return default if kind == ":-" else given.setdefault(name, secrets.token_hex(32))
+        return default if kind in (":-", "-") else given.setdefault(name, secrets.token_hex(32))
 
-    return re.sub(r"\$\{(\w+)(:\?|:-)([^}]*)\}", variable, value)
+    return re.sub(r"\$\{(\w+)(:\?|:-|-)([^}]*)\}", variable, value)
 
 
 def test_each_service_in_compose_is_its_own_kafka_principal() -> None:

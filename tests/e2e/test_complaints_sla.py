@@ -107,6 +107,10 @@ async def test_a_gold_complaint_breaches_escalates_and_its_compensation_waits_fo
         "agent-42",
     )
     assert datetime.fromisoformat(breached["due_at"]) == opened_at + timedelta(hours=2)
+    # What the complaints dashboard and the CsmSlaBreaches alert read.
+    metrics = (await complaints.client.get("/metrics")).text
+    for line in ("csm_sla_warnings_total 1.0", "csm_sla_breaches_total 1.0", "csm_escalations_total 1.0"):
+        assert line in metrics.splitlines(), line
     escalated = by_type["csm.complaint.escalated.v1"]
     assert (escalated["level_name"], escalated["must_act"], escalated["first_owner"]) == (
         "supervisor",

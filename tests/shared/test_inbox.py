@@ -54,7 +54,11 @@ async def running_probe(
     databases: Databases,
     fail: Callable[[Envelope[Any], int], None],
     also: tuple[type[Event], ...] = (),
+    *,
+    batch_size: int = 100,
+    waiting: list[Envelope[Event]] | None = None,
 ) -> AsyncIterator[Probe]:
+    """A running probe; ``waiting`` events are on its topic before it first reads."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     common = common_settings_for_tests(broker.bootstrap, prefix)
     db = Database(await databases.create("notify"))
@@ -72,10 +76,15 @@ async def running_probe(
         handlers={PurchaseRecorded: handle, **dict.fromkeys(also, handle)},
         metrics=Metrics(),
         settings=ConsumerSettings(
-            batch_size=100, retry_backoff=(0.05, 0.05), session_timeout_ms=2000, heartbeat_interval_ms=300
+            batch_size=batch_size,
+            retry_backoff=(0.05, 0.05),
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
         ),
     )
     await bus.start([TOPIC, *(event.topic for event in also), dead_letter_topic("probe")])
+    if waiting:
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), waiting)
     task = asyncio.create_task(probe.consumer.run())
     try:
         yield probe
@@ -245,3 +254,38 @@ async def test_an_event_on_a_topic_other_than_its_own_is_refused_as_forged(
         f"csm.purchase.recorded.v1 comes only on {probe.topic(TOPIC)}, "
         f"not on {probe.topic(ComplaintOpened.topic)}: not applied"
     )
+
+
+async def test_consumer_lag_counts_the_records_not_yet_taken_and_falls_to_nothing(
+    broker: EmbeddedBroker, databases: Databases
+) -> None:
+    """Five events wait on one partition; the consumer takes one at a time and the database is
+    away for the second: four are behind it. Once the database is back, none."""
+    customer = uuid.uuid4()
+    waiting = [purchase(customer) for _ in range(5)]
+    database_away = True
+
+    def second_fails_while_the_database_is_away(event: Envelope[Any], _attempt: int) -> None:
+        if event.id == waiting[1].id and database_away:
+            raise sa_exc.OperationalError("INSERT", {}, Exception("the database went away"))
+
+    async with running_probe(
+        broker, databases, second_fails_while_the_database_is_away, batch_size=1, waiting=waiting
+    ) as probe:
+        lag = probe.consumer.metrics.consumer_lag
+
+        def behind() -> float:
+            return sum(sample.value for metric in lag.collect() for sample in metric.samples)
+
+        async def four_behind() -> bool:
+            return behind() == 4
+
+        await wait_for(four_behind)
+        labels = {sample.labels["topic"] for metric in lag.collect() for sample in metric.samples}
+        assert labels == {probe.topic(TOPIC)}
+        database_away = False
+
+        async def all_applied() -> bool:
+            return len(await probe.applied()) == 5 and behind() == 0
+
+        await wait_for(all_applied, timeout=40)
