@@ -158,3 +158,37 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
     assert ((await segment(a))["tier"], (await segment(a))["risk"]) == ("lead", "lost")
     later = (await seg.client.post("/cut-points/recompute", headers=manager)).json()["coverage"]
     assert later["pinned"] is False and datetime.fromisoformat(later["as_of"]) == clock.now()
+
+
+async def test_purchase_days_are_counted_as_of_the_pinned_date_and_again_once_it_is_cleared(
+    stack: Stack,
+) -> None:
+    clock = ManualClock(NOW)
+    seg = await stack.start("segmentation", clock=clock)
+    manager, customer = auth(Role.manager), uuid.uuid4()
+    morning = END - timedelta(days=3, hours=5)
+    history = [
+        bought(customer, "100.00", morning),
+        bought(customer, "80.00", morning + timedelta(hours=3)),  # the same (UTC) day: one purchase day
+        bought(customer, "60.00", END - timedelta(days=1)),
+        bought(customer, "40.00", END + timedelta(days=10), imported=False),  # after the date pinned below
+    ]
+    await produce_events(stack.bootstrap, stack.prefix + "csm.customer", history)
+    days = "SELECT sum(purchase_days) FROM customer_segment"
+
+    async def all_counted() -> None:
+        found = (await seg.client.get(f"/segments/{customer}", headers=auth())).json()
+        assert found.get("lifetime_frequency") == 4
+
+    await eventually(all_counted)
+    assert await count(seg.database_url, days) == 3
+
+    pinned = await seg.client.post(
+        "/cut-points/recompute", params={"as_of": END.isoformat()}, headers=manager
+    )
+    assert pinned.status_code == 200, pinned.text
+    assert await count(seg.database_url, days) == 2, "the day after the analysis date does not count"
+
+    cleared = await seg.client.delete("/cut-points/analysis-date", headers=manager)
+    assert cleared.status_code == 200, cleared.text
+    assert await count(seg.database_url, days) == 3
