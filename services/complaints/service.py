@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
-from services.complaints import policy_store
+from services.complaints import directory, policy_store
 from services.complaints.errors import (
     ComplaintNotFound,
     ComplaintNotOpen,
@@ -80,6 +80,7 @@ async def open_complaint(
         )
         if earlier is not None:
             return await get(session=session, complaint_id=earlier), False
+    first_owner = await directory.first_owner_for(session=session, name=first_owner, now=now)
     known = await session.get(CustomerTier, complaint_in.customer_id)
     version = await policy_store.current_version(session=session)
     policy = await policy_store.at_version(version, session=session, currency=currency)
@@ -298,7 +299,7 @@ async def assign(
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
         raise ComplaintNotOpen(complaint.status, "cannot be assigned")
-    complaint.assignee = assignee
+    complaint.assignee = await directory.worker_for(session=session, name=assignee, now=now)
     complaint.updated_at = now
     return complaint
 
