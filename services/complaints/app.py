@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers, directory_api, management_api, scanner
+from services.complaints import api, consumers, directory_api, macros_api, management_api, scanner
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -16,13 +16,14 @@ SPEC = ServiceSpec(
     description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
     "promises that warn, breach and escalate.",
     version=VERSION,
-    routers=[api.router, management_api.router, directory_api.router],
+    routers=[api.router, management_api.router, directory_api.router, macros_api.router],
     handlers=consumers.handlers,
     workers=scanner.workers,
     openapi_tags=[
         {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
         {"name": "management", "description": "The complaint policy and the analytics."},
         {"name": "people", "description": "The staff directory: people, teams, hours and capacity."},
+        {"name": "macros", "description": "Canned replies with placeholders, in Chinese and English."},
     ],
 )
 
