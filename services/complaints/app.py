@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers, directory_api, macros_api, management_api, scanner
+from services.complaints import (
+    agent_reports_api,
+    api,
+    consumers,
+    directory_api,
+    macros_api,
+    management_api,
+    scanner,
+)
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -16,7 +24,13 @@ SPEC = ServiceSpec(
     description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
     "promises that warn, breach and escalate.",
     version=VERSION,
-    routers=[api.router, management_api.router, directory_api.router, macros_api.router],
+    routers=[
+        api.router,
+        management_api.router,
+        agent_reports_api.router,
+        directory_api.router,
+        macros_api.router,
+    ],
     handlers=consumers.handlers,
     workers=scanner.workers,
     openapi_tags=[
