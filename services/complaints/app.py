@@ -11,6 +11,7 @@ from services.complaints import (
     directory_api,
     macros_api,
     management_api,
+    routing_api,
     scanner,
 )
 from services.complaints.settings import ComplaintsSettings
@@ -30,6 +31,7 @@ SPEC = ServiceSpec(
         agent_reports_api.router,
         directory_api.router,
         macros_api.router,
+        routing_api.router,
     ],
     handlers=consumers.handlers,
     workers=scanner.workers,

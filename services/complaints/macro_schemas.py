@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.complaints.directory_schemas import LanguageTag
+from services.complaints.routing import LanguageTag
 from shared.templates import SOURCE_LIMIT
 
 MacroName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,59}$")]

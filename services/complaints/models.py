@@ -37,6 +37,8 @@ class Complaint(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     channel: Mapped[str] = mapped_column(String(20))
+    # The customer's language (a tag such as zh-CN), when the channel tells it; routing may use it.
+    language: Mapped[str | None] = mapped_column(String(35), default=None)
     category: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text)
@@ -236,6 +238,17 @@ class Macro(TimestampMixin, Base):
     bodies: Mapped[dict[str, str]] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(200))
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RoutingPolicyVersion(Base):
+    """A version of the routing policy (rules to teams); the newest is in force."""
+
+    __tablename__ = "routing_policy"
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
 
 
 idempotency_key = idempotency_table(Base.metadata)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
-from services.complaints import directory, policy_store
+from services.complaints import directory, policy_store, routing_store
 from services.complaints.errors import (
     ComplaintNotFound,
     ComplaintNotOpen,
@@ -88,6 +88,7 @@ async def open_complaint(
         id=complaint_id,
         customer_id=complaint_in.customer_id,
         channel=complaint_in.channel.value,
+        language=complaint_in.language,
         category=complaint_in.category.value,
         severity=complaint_in.severity.value,
         description=complaint_in.description,
@@ -110,6 +111,8 @@ async def open_complaint(
         created_at=now,
         updated_at=now,
     )
+    # Routed before it is added, so that counting the team's loads does not count it.
+    await routing_store.route_new(session=session, complaint=complaint, now=now)
     session.add(complaint)
     record_step(
         complaint, None, Status.new, session=session, actor=first_owner, reason=None, now=complaint.opened_at
