@@ -138,8 +138,8 @@ class TeamNotFound(NotFound):
 class UnknownTeam(Unprocessable):
     slug = "unknown-team"
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"There is no team {name!r}; create it first (PUT /teams/{name}).", field="teams")
+    def __init__(self, name: str, *, field: str = "teams") -> None:
+        super().__init__(f"There is no team {name!r}; create it first (PUT /teams/{name}).", field=field)
 
 
 class UnknownPerson(Unprocessable):
@@ -190,10 +190,3 @@ class MacroDoesNotRender(Unprocessable):
 
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail, field=field)
-
-
-class UnknownRoutingTeam(Unprocessable):
-    slug = "unknown-team"
-
-    def __init__(self, name: str, *, field: str) -> None:
-        super().__init__(f"There is no team {name!r}; create it first (PUT /teams/{name}).", field=field)

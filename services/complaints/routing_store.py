@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import directory
-from services.complaints.errors import UnknownRoutingTeam
+from services.complaints.errors import UnknownTeam
 from services.complaints.models import Complaint, RoutingPolicyVersion
 from services.complaints.routing import DEFAULT_ROUTING, RoutingPolicy
 from shared.versioning import add_next_version, latest_version
@@ -32,7 +32,7 @@ async def store(
     """Store the next version, once every team it names is in the directory; a concurrent store is a 409."""
     for field, team in policy.teams():
         if await directory.find_team(session=session, name=team) is None:
-            raise UnknownRoutingTeam(team, field=field)
+            raise UnknownTeam(team, field=field)
     return await add_next_version(
         lambda version: RoutingPolicyVersion(
             version=version, document=policy.model_dump(mode="json"), created_by=actor, created_at=now
