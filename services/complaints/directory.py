@@ -202,3 +202,9 @@ async def first_owner_for(*, session: AsyncSession, name: str, now: datetime) ->
     if await find_team(session=session, name=name) is None:
         return name
     return await pick_in_team(session=session, team=name, now=now) or name
+
+
+async def in_any_team(*, session: AsyncSession, subject: str, teams: Iterable[str]) -> bool:
+    """Whether ``subject`` is an active member of one of ``teams`` (names that are no team never match)."""
+    person = await find_person(session=session, subject=subject)
+    return person is not None and person.active and not set(person.teams).isdisjoint(teams)

@@ -148,11 +148,15 @@ async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = Fa
 
 
 async def check_may_act(*, session: AsyncSession, complaint_id: uuid.UUID, principal: Principal) -> None:
-    """Refuse an agent who neither owns nor is assigned the complaint (supervisors and above may act)."""
+    """Refuse an agent who neither owns nor is assigned the complaint, in person or through a team they
+    are in (supervisors and above may act)."""
     if principal.at_least(Role.supervisor):
         return
     complaint = await get(session=session, complaint_id=complaint_id)
-    if principal.subject not in (complaint.first_owner, complaint.assignee):
+    holders = [name for name in (complaint.first_owner, complaint.assignee) if name is not None]
+    if principal.subject in holders:
+        return
+    if not await directory.in_any_team(session=session, subject=principal.subject, teams=holders):
         raise NotYourComplaint()
 
 

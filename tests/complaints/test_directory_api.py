@@ -181,3 +181,31 @@ async def test_a_team_on_the_escalation_ladder_is_answered_for_by_its_lead(stack
         f"/complaints/{other['id']}/escalations", json={"reason": "disputes"}, headers=staff()
     )
     assert climbed.json()["must_act"] == "supervisor"
+
+
+async def test_a_complaint_held_by_a_team_may_be_worked_by_its_members_only(stack: Stack) -> None:
+    complaints = await stack.start("complaints", clock=ManualClock(TUESDAY_10_SHANGHAI), run_workers=False)
+    await put_team(complaints, "hotline")
+    await put_person(complaints, "operator", teams=["hotline"], capacity=0)
+    await put_person(complaints, "outsider")
+    # Nobody in the hotline has room: the complaint waits with the team.
+    waiting = await open_complaint(complaints, headers=auth(Role.service, "shop"), received_by="hotline")
+    assert waiting["first_owner"] == "hotline"
+    url = f"/complaints/{waiting['id']}/assignment"
+    refused = await complaints.client.post(
+        url, json={"assignee": "outsider"}, headers=staff(subject="outsider")
+    )
+    assert problem(refused, 403) == "not-your-complaint"
+    taken = await complaints.client.post(
+        url, json={"assignee": "operator"}, headers=staff(subject="operator")
+    )
+    assert taken.status_code == 200 and taken.json()["assignee"] == "operator"
+    # Once the operator leaves, the complaints still waiting with the team are no longer theirs to work.
+    other = await open_complaint(complaints, headers=auth(Role.service, "shop"), received_by="hotline")
+    await put_person(complaints, "operator", teams=["hotline"], active=False)
+    gone = await complaints.client.post(
+        f"/complaints/{other['id']}/transitions",
+        json={"to": "acknowledged"},
+        headers=staff(subject="operator"),
+    )
+    assert problem(gone, 403) == "not-your-complaint"
