@@ -114,12 +114,24 @@ async def per_team(
 def to_csv(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
     """Rows as CSV: a header, one line per row, empty cells for figures there is nothing to compute from.
 
-    It starts with a byte order mark, so that a spreadsheet opens Chinese names as UTF-8.
+    It starts with a byte order mark, so that a spreadsheet opens Chinese names as UTF-8; a text
+    that a spreadsheet would take for a formula (a name a system gave, ``=HYPERLINK(…)``) is quoted.
     """
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({column: "" if row[column] is None else row[column] for column in columns})
+        writer.writerow({column: _cell(row[column]) for column in columns})
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -14,7 +14,7 @@ from typing import Any
 from shared.clock import ManualClock
 from shared.roles import Role
 from tests.complaints.helpers import TUESDAY_10_SHANGHAI, move, open_complaint, set_tier, staff
-from tests.harness import RunningService, Stack, problem
+from tests.harness import RunningService, Stack, auth, problem
 
 MANAGER = staff(Role.manager, "manager-1")
 SUPERVISOR = staff(Role.supervisor, "supervisor-1")
@@ -227,3 +227,14 @@ async def test_the_period_filters_and_only_supervisors_and_above_read_the_report
         headers=MANAGER,
     )
     assert problem(backwards, 422) and backwards.json()["errors"][0]["field"] == "since"
+
+
+async def test_a_name_a_spreadsheet_would_run_as_a_formula_is_quoted_in_the_csv(stack: Stack) -> None:
+    complaints = await stack.start("complaints", run_workers=False)
+    formula = '=HYPERLINK("http://example.invalid","click")'
+    await open_complaint(complaints, headers=auth(Role.service, "shop"), received_by=formula)
+    rows = (await complaints.client.get("/complaints-reports/agents", headers=SUPERVISOR)).json()["agents"]
+    assert [row["agent"] for row in rows] == [formula]
+    exported = await complaints.client.get("/complaints-reports/agents.csv", headers=SUPERVISOR)
+    [line] = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert line["agent"] == "'" + formula and line["complaints"] == "1"
