@@ -7,13 +7,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test lint format bench install clean
+.PHONY: up test lint format bench install clean test-tools
 
 up: $(INSTALLED)
 	$(BIN)/csm up
 
-test: $(INSTALLED)
+test: $(INSTALLED) test-tools
 	$(BIN)/pytest
+
+# Programs the tests run as real peers, installed here from Debian's packages when missing: chromium for
+# the console's browser tests (Playwright downloads no browser of its own), a CJK font so the screenshots
+# show the Chinese pages, and Dovecot, the IMAP server the mail polling tests start on a loopback port.
+TEST_PACKAGES := chromium fonts-wqy-zenhei dovecot-imapd
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-tools:
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; } || \
+		echo "could not install $(TEST_PACKAGES): the browser and IMAP tests skip (and the browser ones fail in CI)"
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

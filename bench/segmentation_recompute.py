@@ -10,7 +10,10 @@ assigns everyone. Then the clock moves a day (the schedule's step) and three thi
   everyone re-assessed, changed rows written and movers announced), in one transaction;
 - plain Polars: recency, frequency and monetary per customer from the 10M purchases in memory,
   and quintile scores 1-5, nothing written (the baseline the goal refers to);
-- first assignment: the setup's first batch, when everyone is new (reported, not a goal).
+- first assignment: the setup's first batch, when everyone is new (reported, not a goal);
+- as of a past date: a recompute pinned to an analysis date half a year back, which rebuilds
+  everyone's figures from the purchase ledger (one grouped query) before the batch (reported
+  beside the plain Polars RFM as of the same date, not a goal).
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
                 last=pl.col("at").max(),
                 frequency=(pl.col("at") >= start).sum(),
                 monetary=pl.when(pl.col("at") >= start).then(pl.col("amount_minor")).otherwise(0).sum(),
+                purchase_days=(pl.col("at") // 86_400).n_unique(),
             )
             .sort("customer")
         )
@@ -124,11 +128,13 @@ def load_sqlite(path: str, frame: pl.DataFrame, customers: int, window_start: da
             "lifetime_monetary_minor, first_purchase_at, last_purchase_at, engaged, signal_points, "
             "key_account, "
             "tier, initial_tier, tier_rule, stage, risk, risk_reason, policy_version, cut_points_version, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'lead', 'lead', 'lead: none', "
-            "'suspicion', 'low', '', 1, 0, ?, ?)",
+            "created_at, updated_at, purchase_days) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 'lead', 'lead', "
+            "'lead: none', 'suspicion', 'low', '', 1, 0, ?, ?, ?)",
             (
-                (hex_ids[c], f, m, lf, lm, fi, la, created, created)
-                for (c, lf, lm, _, _, f, m), fi, la in zip(figures.iter_rows(), firsts, lasts, strict=True)
+                (hex_ids[c], f, m, lf, lm, fi, la, created, created, days)
+                for (c, lf, lm, _, _, f, m, days), fi, la in zip(
+                    figures.iter_rows(), firsts, lasts, strict=True
+                )
             ),
         )
         connection.executemany(
@@ -199,6 +205,26 @@ async def run(args: argparse.Namespace) -> Report:
                 )
             )
             report.add(Figure("  customers announced", first.announced, "events"))
+
+            as_of = NOW - timedelta(days=180)
+            async with db.unit_of_work() as session:
+                started = time.perf_counter()
+                pinned = await batch.recompute(session=session, now=NOW, trigger="bench: as of", as_of=as_of)
+            pinned_seconds = time.perf_counter() - started
+            before = frame.filter(pl.col("at") <= as_of.timestamp())
+            plain_as_of, _ = plain_polars(
+                before, as_of.timestamp(), (as_of - timedelta(days=365)).timestamp()
+            )
+            report.add(
+                Figure(
+                    "recompute as of 180 days back (from the ledger)",
+                    pinned_seconds,
+                    "s",
+                    plain_as_of,
+                    "plain Polars RFM in memory, as of then",
+                )
+            )
+            report.add(Figure("  customers announced", pinned.announced, "events"))
         finally:
             await db.dispose()
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +69,27 @@ def serve(
     configure_logging(settings.common.log_level)
     uvicorn.run(
         entry.factory,
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def console(
+    port: Annotated[int | None, typer.Option(help="Overrides CSM_CONSOLE_PORT.")] = None,
+    host: Annotated[str | None, typer.Option(help="Overrides CSM_CONSOLE_HOST.")] = None,
+) -> None:
+    """Run the console, the service team's web workspace (it calls the four services' APIs)."""
+    from services.console.settings import ConsoleSettings
+
+    settings = ConsoleSettings()
+    configure_logging(settings.common.log_level)
+    uvicorn.run(
+        "services.console.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -223,6 +244,117 @@ def replay_dead_letter(service: ServiceName, dead_letter_id: str, url: ServiceUr
     with _admin_client(service, url) as client:
         result = _answer(client.post(f"/dead-letters/{dead_letter_id}/replay"))
     typer.echo(f"{result['id']}: {result['outcome']}")
+
+
+rates = typer.Typer(
+    help="The exchange rates purchases in other currencies are converted at (the customer service).",
+    no_args_is_help=True,
+)
+app.add_typer(rates, name="rates")
+
+
+@rates.command("add")
+def add_rate(
+    currency: Annotated[str, typer.Argument(help="The currency, e.g. USD.")],
+    rate: Annotated[str, typer.Argument(help="Units of the reporting currency one unit is worth.")],
+    effective_from: Annotated[
+        str, typer.Option("--from", help="From this moment (ISO 8601, with its offset) on.")
+    ],
+    url: ServiceUrl = None,
+) -> None:
+    """State a rate from a moment on; the same rate again changes nothing."""
+    with _admin_client("customer", url) as client:
+        stated = _answer(
+            client.post(
+                "/exchange-rates",
+                json={"currency": currency.upper(), "rate": rate, "effective_from": effective_from},
+            )
+        )
+    typer.echo(
+        f"{stated['currency']} = {stated['rate']} {stated['reporting_currency']} "
+        f"from {stated['effective_from']}"
+    )
+
+
+@rates.command("list")
+def list_rates(
+    currency: Annotated[str | None, typer.Option(help="Only this currency's rates.")] = None,
+    url: ServiceUrl = None,
+) -> None:
+    """List the rates, newest first."""
+    params = {"limit": "200", **({"currency": currency.upper()} if currency else {})}
+    with _admin_client("customer", url) as client:
+        cursor: str | None = None
+        while True:
+            page = _answer(
+                client.get("/exchange-rates", params={**params, **({"cursor": cursor} if cursor else {})})
+            )
+            for item in page["items"]:
+                typer.echo(
+                    f"{item['currency']}  {item['rate']} {item['reporting_currency']}  "
+                    f"from {item['effective_from']}  by {item['stated_by']}"
+                )
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+
+segmentation = typer.Typer(
+    help="Segmentation's batch and figures, as of an analysis date if you choose one.", no_args_is_help=True
+)
+app.add_typer(segmentation, name="segmentation")
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="The analysis date: an ISO 8601 moment with its offset (2024-12-31T18:00:00+08:00), "
+        "or a day (2024-12-31), meaning the end of that day in UTC.",
+    ),
+]
+
+
+def _as_of(text: str | None) -> dict[str, str]:
+    """The ``as_of`` query parameter: a moment as given, or the last instant of a day, in UTC."""
+    if text is None:
+        return {}
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return {"as_of": text}
+    return {"as_of": datetime.combine(day, time.max, tzinfo=UTC).isoformat()}
+
+
+@segmentation.command("recompute")
+def recompute(as_of: AsOfOption = None, url: ServiceUrl = None) -> None:
+    """Run the batch now; with --as-of, pin that analysis date.
+
+    Every later batch (the schedule's too) and every live assessment keep the date until
+    `csm segmentation live` clears it."""
+    with _admin_client("segmentation", url) as client:
+        outcome = _answer(client.post("/cut-points/recompute", params=_as_of(as_of)))
+    typer.echo(json.dumps(outcome, indent=2, ensure_ascii=False))
+
+
+@segmentation.command("live")
+def live(url: ServiceUrl = None) -> None:
+    """Clear the pinned analysis date: figure everything as of now again, at once."""
+    with _admin_client("segmentation", url) as client:
+        outcome = _answer(client.delete("/cut-points/analysis-date"))
+    typer.echo(json.dumps(outcome, indent=2, ensure_ascii=False))
+
+
+@segmentation.command("figures")
+def figures(as_of: AsOfOption = None, url: ServiceUrl = None) -> None:
+    """Print the distribution (tiers, segments, ABC, stages, risk) and the Pareto figures, as JSON.
+
+    With --as-of they are computed as of that moment and nothing is written."""
+    with _admin_client("segmentation", url) as client:
+        shown = {
+            "distribution": _answer(client.get("/analytics/distribution", params=_as_of(as_of))),
+            "pareto": _answer(client.get("/analytics/pareto", params={**_as_of(as_of), "points": "10"})),
+        }
+    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from services.console.settings import ConsoleSettings
 from services.registry import SERVICES
 from shared import migrations
 from shared.auth import mint_token
@@ -61,6 +62,8 @@ class System:
                 self.say(f"broker: {os.environ['CSM_KAFKA_BOOTSTRAP']} (from CSM_KAFKA_BOOTSTRAP)")
             migrate_all()
             self.say("databases: migrated")
+            # The complaints mailbox listens for mail on 2525 unless told otherwise.
+            os.environ.setdefault("CSM_COMPLAINTS_MAIL_LISTEN_PORT", "2525")
             for name in SERVICES:
                 self.children[name] = subprocess.Popen(
                     [sys.executable, "-m", "services.cli", "serve", name],
@@ -71,7 +74,8 @@ class System:
                     preexec_fn=die_with_parent,
                 )
             ports = {name: entry.settings().port for name, entry in SERVICES.items()}
-            if not self._wait_ready(ports):
+            self.children["console"] = self._start_console()
+            if not self._wait_ready({**ports, "console": ConsoleSettings().port}):
                 return 1
             self._banner(ports, CommonSettings())
             while not self.stopping.wait(0.5):
@@ -83,6 +87,20 @@ class System:
             return 0
         finally:
             self.stop()
+
+    def _start_console(self) -> subprocess.Popen[bytes]:
+        """The console, told where the services answer (unless CSM_CONSOLE_<SERVICE>_URL says)."""
+        urls = {}
+        for name, entry in SERVICES.items():
+            settings = entry.settings()
+            urls[f"CSM_CONSOLE_{name.upper()}_URL"] = f"http://{settings.host}:{settings.port}"
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "console"],
+            env={**urls, **os.environ},
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
     def _restart_a_dead_broker(self) -> None:
         broker = self.broker
@@ -122,8 +140,11 @@ class System:
 
     def _banner(self, ports: dict[str, int], common: CommonSettings) -> None:
         token = mint_token(common, subject="local-admin", role=Role.admin, name="Local administrator")
-        lines = ["", "csm is up. API docs:"]
+        console = ConsoleSettings()
+        lines = ["", f"csm is up. The console: http://{console.host}:{console.port}/ (sign in there)", ""]
+        lines += ["API docs:"]
         lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in ports.items()]
+        lines += [f"Complaints by e-mail: SMTP on 127.0.0.1:{os.environ['CSM_COMPLAINTS_MAIL_LISTEN_PORT']}"]
         lines += ["", "Admin token (valid 12 hours; Authorize in the docs with it):", f"  {token}", ""]
         lines += [
             "Other roles: csm token --role agent|supervisor|manager|admin|service",

@@ -8,8 +8,11 @@ from services.complaints import (
     agent_reports_api,
     api,
     consumers,
+    conversation_api,
     directory_api,
+    imap,
     macros_api,
+    mail_listener,
     management_api,
     routing_api,
     scanner,
@@ -27,6 +30,7 @@ SPEC = ServiceSpec(
     version=VERSION,
     routers=[
         api.router,
+        conversation_api.router,
         management_api.router,
         agent_reports_api.router,
         directory_api.router,
@@ -34,9 +38,17 @@ SPEC = ServiceSpec(
         routing_api.router,
     ],
     handlers=consumers.handlers,
-    workers=scanner.workers,
+    workers=lambda runtime: [
+        *scanner.workers(runtime),
+        *mail_listener.workers(runtime),
+        *imap.workers(runtime),
+    ],
     openapi_tags=[
         {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
+        {
+            "name": "conversation",
+            "description": "Each complaint's messages, replies and internal notes; mail awaiting triage.",
+        },
         {"name": "management", "description": "The complaint policy and the analytics."},
         {"name": "people", "description": "The staff directory: people, teams, hours and capacity."},
         {"name": "macros", "description": "Canned replies with placeholders, in Chinese and English."},

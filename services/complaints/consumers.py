@@ -1,5 +1,6 @@
 """Events the complaints service follows: tiers (so intake never waits on another service), customers'
-erasure and merging, and complaints other systems hand over on the intake topic."""
+addresses (so their mail finds them), erasure and merging, and complaints other systems hand over on
+the intake topic."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from services.complaints.schemas import ComplaintCreate
 from shared import erasure
 from shared.events import Envelope
 from shared.events.complaints import ComplaintSubmitted
-from shared.events.customer import CustomerErased, CustomerMerged
+from shared.events.customer import (
+    ContactChanged,
+    CustomerErased,
+    CustomerMerged,
+    CustomerRegistered,
+    CustomerUpdated,
+)
 from shared.events.segmentation import TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
@@ -30,6 +37,25 @@ def handlers(runtime: Runtime) -> Handlers:
             key_account=change.key_account,
             now=clock.now(),
             currency=currency,
+        )
+
+    async def on_profile(
+        event: Envelope[CustomerRegistered | CustomerUpdated], *, session: AsyncSession
+    ) -> None:
+        await customers.set_address(
+            session=session,
+            customer_id=event.data.customer_id,
+            source="profile",
+            email=event.data.profile.email,
+        )
+
+    async def on_contact(event: Envelope[ContactChanged], *, session: AsyncSession) -> None:
+        change = event.data
+        await customers.set_address(
+            session=session,
+            customer_id=change.customer_id,
+            source=f"contact:{change.contact_id}",
+            email=None if change.removed else change.email,
         )
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
@@ -72,6 +98,9 @@ def handlers(runtime: Runtime) -> Handlers:
 
     return {
         TierChanged: on_tier_changed,
+        CustomerRegistered: on_profile,
+        CustomerUpdated: on_profile,
+        ContactChanged: on_contact,
         CustomerErased: on_erased,
         CustomerMerged: on_merged,
         ComplaintSubmitted: on_submitted,

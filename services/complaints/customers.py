@@ -1,4 +1,5 @@
-"""What complaints keeps about customers: their tier (to re-target promises), their erasure and merging."""
+"""What complaints keeps about customers: their tier (to re-target promises), the addresses they write
+from (to place their mail), their erasure and merging."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from services.complaints import policy_store
 from services.complaints.models import (
     Compensation,
     Complaint,
+    ConversationMessage,
+    CustomerAddress,
     CustomerTier,
     Escalation,
+    MailAttachment,
     SlaClock,
     Survey,
     Transition,
@@ -46,6 +50,20 @@ async def set_tier(
     else:
         projection.tier, projection.key_account = tier.value, key_account
     return await retarget(session=session, customer_id=customer_id, now=now, currency=currency)
+
+
+async def set_address(
+    *, session: AsyncSession, customer_id: uuid.UUID, source: str, email: str | None
+) -> None:
+    """Keep the address a customer writes from (``source``: "profile" or "contact:<id>"); None forgets it."""
+    await session.execute(
+        sa.delete(CustomerAddress).where(
+            CustomerAddress.customer_id == customer_id, CustomerAddress.source == source
+        )
+    )
+    if email and "@" in email:
+        session.add(CustomerAddress(customer_id=customer_id, source=source, email=email.strip().lower()))
+    await session.flush()
 
 
 async def retarget(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime, currency: str) -> int:
@@ -95,6 +113,29 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, now: datetime)
         (await session.scalars(sa.select(Complaint.id).where(Complaint.customer_id == customer_id))).all()
     )
     await session.execute(sa.delete(CustomerTier).where(CustomerTier.customer_id == customer_id))
+    addresses = list(
+        (
+            await session.scalars(
+                sa.select(CustomerAddress.email).where(CustomerAddress.customer_id == customer_id)
+            )
+        ).all()
+    )
+    await session.execute(sa.delete(CustomerAddress).where(CustomerAddress.customer_id == customer_id))
+    # Mail from their addresses still waiting in triage is theirs too.
+    await session.execute(
+        sa.update(ConversationMessage)
+        .where(ConversationMessage.triage.is_not(None), ConversationMessage.sender.in_(addresses))
+        .values(sender=None, subject=None, body="", attachments=[])
+    )
+    await session.execute(sa.delete(MailAttachment).where(MailAttachment.customer_id == customer_id))
+    # Their mail and the replies to it: what was said goes, that something was said stays.
+    await session.execute(
+        sa.update(ConversationMessage)
+        .where(
+            sa.or_(ConversationMessage.customer_id == customer_id, ConversationMessage.complaint_id.in_(ids))
+        )
+        .values(sender=None, subject=None, body="", attachments=[])
+    )
     if not ids:
         return
     await session.execute(
@@ -136,4 +177,19 @@ async def merge(
         .values(customer_id=customer_id, updated_at=now)
     )
     await session.execute(sa.delete(CustomerTier).where(CustomerTier.customer_id == merged_id))
+    # The duplicate's addresses are the survivor's too; its profile address keeps a source of its own.
+    await session.execute(
+        sa.update(CustomerAddress)
+        .where(CustomerAddress.customer_id == merged_id, CustomerAddress.source == "profile")
+        .values(source=f"merged:{merged_id}")
+    )
+    await session.execute(
+        sa.update(CustomerAddress)
+        .where(CustomerAddress.customer_id == merged_id)
+        .values(customer_id=customer_id)
+    )
+    for table in (ConversationMessage, MailAttachment):
+        await session.execute(
+            sa.update(table).where(table.customer_id == merged_id).values(customer_id=customer_id)
+        )
     await retarget(session=session, customer_id=customer_id, now=now, currency=currency)

@@ -190,3 +190,19 @@ class MacroDoesNotRender(Unprocessable):
 
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail, field=field)
+
+
+class MailNotInTriage(NotFound):
+    """No mail with this id waits in the triage list (it may have been placed already)."""
+
+    slug = "mail-not-in-triage"
+
+    def __init__(self, message_id: object) -> None:
+        super().__init__(f"No mail {message_id} waits in the triage list.")
+
+
+class AttachmentNotFound(NotFound):
+    slug = "attachment-not-found"
+
+    def __init__(self, attachment_id: object) -> None:
+        super().__init__(f"No attachment {attachment_id}.")

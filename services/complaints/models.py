@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, BigInteger, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, LargeBinary, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
@@ -192,6 +192,70 @@ class CustomerTier(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tier: Mapped[str] = mapped_column(String(20))
     key_account: Mapped[bool] = mapped_column(default=False)
+
+
+class CustomerAddress(Base):
+    """An e-mail address a customer writes from (the profile's or a named contact's), from customer events.
+
+    It is how a mail finds its customer; erasure deletes it with the rest of the person.
+    """
+
+    __tablename__ = "customer_address"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # "profile", or "contact:<contact id>".
+    source: Mapped[str] = mapped_column(String(60), primary_key=True)
+    # Case-folded: mail systems treat addresses that way in practice.
+    email: Mapped[str] = mapped_column(String(320), index=True)
+
+
+class ConversationMessage(Base):
+    """One message of a complaint's conversation: the customer's, an agent's reply, or a staff note.
+
+    A mail nobody could place (an unknown sender) waits here with no complaint, in the triage list.
+    ``message_id`` is the Internet Message-ID: unique, so a mail delivered again is stored once.
+    """
+
+    __tablename__ = "conversation_message"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        UniqueConstraint("complaint_id", "position"),
+        Index("ix_conversation_message_triage", "triage", "at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    complaint_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # The order of the complaint's conversation: several messages may share one instant.
+    position: Mapped[int] = mapped_column(default=0)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(index=True, default=None)
+    # "customer", "reply" or "note".
+    kind: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998), default=None)
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The address a mail came from, for mail; the staff member's subject for replies and notes.
+    sender: Mapped[str | None] = mapped_column(String(320), default=None)
+    subject: Mapped[str | None] = mapped_column(String(998), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    # References to the files kept in mail_attachment, and the ones refused ({"name", "refused"}).
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Why a mail waits for a person to place it; None once placed (or for anything not from mail).
+    triage: Mapped[str | None] = mapped_column(String(60), default=None)
+    at: Mapped[datetime]
+
+
+class MailAttachment(Base):
+    """A file that came with a mail, within the size limit; messages refer to it by its address."""
+
+    __tablename__ = "mail_attachment"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    message_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(index=True, default=None)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class StaffPerson(TimestampMixin, Base):

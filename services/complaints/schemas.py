@@ -216,3 +216,49 @@ class PolicyRead(BaseModel):
     created_by: str | None
     created_at: datetime | None
     policy: ComplaintPolicy
+
+
+class ReplyCreate(Input):
+    """An agent's answer to the customer; the subject defaults to ``Re:`` the customer's last one."""
+
+    body: Text
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None = (
+        None
+    )
+
+
+class NoteCreate(Input):
+    body: Text
+
+
+class MailAttachmentRead(BaseModel):
+    """A file that came with a mail: its address, or why it was not kept (``refused``)."""
+
+    uri: str | None = None
+    name: str | None = None
+    media_type: str | None = None
+    size: int | None = None
+    refused: str | None = None
+
+
+class ConversationMessageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    complaint_id: uuid.UUID | None
+    kind: Literal["customer", "reply", "note"]
+    sender: str | None
+    subject: str | None
+    body: str
+    attachments: list[MailAttachmentRead]
+    message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    triage: str | None
+    at: datetime
+
+
+class TriagePlacement(Input):
+    """Whose a mail from an unknown address is: it opens a complaint of that customer's."""
+
+    customer_id: uuid.UUID

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.customer import api, consumers, imports_api, records_api
+from services.customer import api, consumers, imports_api, rates_api, records_api
 from services.customer.import_jobs import ImportWorker
 from services.customer.settings import CustomerSettings
 from shared import VERSION
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     title="csm customer",
     description="The customer information base and the one-stop 360 view that every channel shares.",
     version=VERSION,
-    routers=[api.router, records_api.router, imports_api.router],
+    routers=[api.router, records_api.router, imports_api.router, rates_api.router],
     handlers=consumers.handlers,
     workers=workers,
     # CSV imports stream their body to a spool and have their own cap (import_max_bytes).
@@ -39,6 +39,10 @@ SPEC = ServiceSpec(
             "and the relationship record.",
         },
         {"name": "imports", "description": "Bulk import of existing customers and purchases from CSV."},
+        {
+            "name": "exchange rates",
+            "description": "The rates purchases in other currencies are converted at into the reporting one.",
+        },
     ],
 )
 

@@ -7,13 +7,17 @@ kept again); one about a merged duplicate is applied to the customer it was merg
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.customer import service
 from services.customer.models import ComplaintView, Customer, NotificationView
+from services.customer.schemas import CustomerCreate
 from services.customer.service import MERGED
 from services.customer.settings import CustomerSettings
 from shared.events import Envelope
@@ -22,12 +26,15 @@ from shared.events.complaints import (
     ComplaintReopened,
     ComplaintResolved,
     ComplaintStatusChanged,
+    SenderIntroduced,
 )
 from shared.events.customer import CustomerStatus
 from shared.events.notify import NotificationSent
 from shared.events.segmentation import RiskChanged, TierChanged
 from shared.inbox import Handlers
 from shared.service import Runtime
+
+log = logging.getLogger("csm.customer.consumers")
 
 
 async def _owner(customer_id: uuid.UUID, *, session: AsyncSession) -> uuid.UUID | None:
@@ -72,7 +79,25 @@ async def on_risk_changed(event: Envelope[RiskChanged], *, session: AsyncSession
         return
     customer.churn_risk = change.risk.value
     customer.probability_alive = change.probability_alive
+    customer.expected_purchases = change.expected_purchases
+    customer.expected_purchases_days = change.expected_purchases_days
     customer.risk_changed_at = change.changed_at
+
+
+async def on_sender_introduced(event: Envelope[SenderIntroduced], *, session: AsyncSession) -> None:
+    """Complaints made an unknown mail sender a customer: register them under the id it chose."""
+    sender = event.data
+    if await session.get(Customer, sender.customer_id) is not None:
+        return  # delivered again, or erased since: either way, not a new customer
+    try:
+        customer_in = CustomerCreate(name=sender.name, email=sender.email)
+    except ValidationError:
+        # An address the profile rules refuse: the complaint stays, under an id with no profile.
+        log.warning("mail sender %s not registered: not a valid profile", sender.customer_id)
+        return
+    await service.register(
+        session=session, customer_in=customer_in, now=sender.introduced_at, customer_id=sender.customer_id
+    )
 
 
 def handlers(runtime: Runtime) -> Handlers:
@@ -192,4 +217,5 @@ def handlers(runtime: Runtime) -> Handlers:
         ComplaintResolved: on_resolved,
         ComplaintReopened: on_reopened,
         NotificationSent: on_notification_sent,
+        SenderIntroduced: on_sender_introduced,
     }

@@ -140,3 +140,27 @@ class LargeManualPurchase(Forbidden):
             f"A purchase over {limit} {currency} recorded by hand takes a manager; "
             "systems that record sales use a service token."
         )
+
+
+class NoExchangeRate(Unprocessable):
+    """A purchase in a currency with no rate to the reporting currency in force when it happened."""
+
+    slug = "no-exchange-rate"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"{reason}; an admin or a manager adds one at POST /exchange-rates.", field="currency"
+        )
+
+
+class ExchangeRateStated(Conflict):
+    """A rate from that moment is already stated, at another value: rates are history, add a later one."""
+
+    slug = "exchange-rate-stated"
+
+    def __init__(self, currency: str, effective_from: str, rate: str) -> None:
+        super().__init__(
+            f"The {currency} rate from {effective_from} is already {rate}; "
+            "state a new one from a later moment.",
+            rate=rate,
+        )

@@ -24,6 +24,7 @@ from services.customer import purchases as purchase_service
 from services.customer import service
 from services.customer.bulk import insert_rows, one_of, outbox_row, stage_many
 from services.customer.erasure import external_id_digest
+from services.customer.exchange_rates import rate_table
 from services.customer.models import Customer, CustomerTag, Erasure, Purchase, PurchaseSummary
 from services.customer.purchases import PurchaseWindow, SummaryDelta
 from services.customer.record_schemas import ImportKind, ImportSummary, PurchaseCreate
@@ -347,6 +348,9 @@ class Importer:
         now = self.clock.now()
         result = BatchResult(rows=len(batch))
         parsed: list[tuple[int, dict[str, str], PurchaseCreate]] = []
+        rates = await rate_table(
+            self.currency, session=session, currencies={r.get("currency", "") for _, r in batch}
+        )
         for line, row in batch:
             if row.pop("__extra__", None):
                 result.rejections.append(Rejection(line, "more values than columns", row))
@@ -365,10 +369,8 @@ class Importer:
             if (problem := self.window.problem(purchase_in.purchased_at, now=now)) is not None:
                 result.rejections.append(Rejection(line, f"purchased_at: {problem}", row))
                 continue
-            if purchase_in.currency != self.currency:
-                result.rejections.append(
-                    Rejection(line, f"currency: purchases are recorded in {self.currency}", row)
-                )
+            if (problem := purchase_service.conversion_problem(purchase_in, rates, now=now)) is not None:
+                result.rejections.append(Rejection(line, f"currency: {problem}", row))
                 continue
             if not (row.get("customer_external_id") or row.get("customer_id")):
                 result.rejections.append(
@@ -380,12 +382,15 @@ class Importer:
         orders = [p.order_id for _, _, p in parsed]
         recorded = (
             {
-                r.order_id: (r.customer_id, r.amount_minor)
+                r.order_id: (r.customer_id, r.original_currency, r.original_amount_minor)
                 for r in (
                     await session.execute(
-                        sa.select(Purchase.order_id, Purchase.customer_id, Purchase.amount_minor).where(
-                            one_of(Purchase.order_id, orders, session=session)
-                        )
+                        sa.select(
+                            Purchase.order_id,
+                            Purchase.customer_id,
+                            Purchase.original_currency,
+                            Purchase.original_amount_minor,
+                        ).where(one_of(Purchase.order_id, orders, session=session))
                     )
                 ).all()
             }
@@ -399,17 +404,17 @@ class Importer:
                 result.rejections.append(Rejection(line, owner, row))
                 continue
             assert owner is not None
-            amount = to_minor(purchase_in.amount)
+            paid = (owner, purchase_in.currency, to_minor(purchase_in.amount))
             if purchase_in.order_id in recorded:
-                if recorded[purchase_in.order_id] == (owner, amount):
+                if recorded[purchase_in.order_id] == paid:
                     result.already_imported += 1
                 else:
                     result.rejections.append(
                         Rejection(line, "order_id: already recorded with a different customer or amount", row)
                     )
                 continue
-            recorded[purchase_in.order_id] = (owner, amount)
-            new.append(purchase_service.new_purchase_row(owner, purchase_in, currency=self.currency, now=now))
+            recorded[purchase_in.order_id] = paid
+            new.append(purchase_service.new_purchase_row(owner, purchase_in, rates=rates, now=now))
         if not new:
             return result
         customers = list({p["customer_id"] for p in new})

@@ -92,6 +92,9 @@ class Customer(TimestampMixin, Base):
     tier_changed_at: Mapped[datetime | None]
     churn_risk: Mapped[str | None] = mapped_column(String(20))
     probability_alive: Mapped[float | None] = mapped_column(Float)
+    # Purchase days segmentation's buying model expects over the next expected_purchases_days.
+    expected_purchases: Mapped[float | None] = mapped_column(Float)
+    expected_purchases_days: Mapped[int | None] = mapped_column(Integer)
     risk_changed_at: Mapped[datetime | None]
 
 
@@ -168,9 +171,17 @@ class Purchase(TimestampMixin, Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customer.id"))
     # The company's own order number: recording it twice records one purchase.
     order_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # In the reporting currency (``currency``): what every figure and event counts.
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
+    # As paid, in the currency paid, and the rate (reporting units per unit paid) it was converted at;
+    # refunds are given in the currency paid and converted at the same rate.
+    # (The server defaults only stood for the rows of before, filled by migration 0007.)
+    original_amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    original_refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    original_currency: Mapped[str] = mapped_column(String(3), server_default="")
+    exchange_rate: Mapped[str] = mapped_column(String(40), server_default="1")
     channel: Mapped[str] = mapped_column(String(20))
     item_count: Mapped[int] = mapped_column(Integer)
     line_items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -197,11 +208,36 @@ class Refund(TimestampMixin, Base):
     purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchase.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     reference: Mapped[str] = mapped_column(String(100))
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # in the reporting currency
+    # In the currency the purchase was paid (the server default only stood for refunds of before).
+    original_amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     reason: Mapped[str | None] = mapped_column(String(500))
     refunded_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_refund_purchase_reference", "purchase_id", "reference", unique=True),)
+
+
+class ExchangeRate(Base):
+    """How many units of the reporting currency one unit of ``currency`` is worth, from a moment on.
+
+    Kept by an operator (an admin or a manager); a purchase is converted at the rate in force when it
+    happened, the latest ``effective_from`` not after it. Rates are history: a rate once stated for
+    a moment is not changed, a new one is added from a later moment.
+    """
+
+    __tablename__ = "exchange_rate"
+    __table_args__ = (
+        Index("ix_exchange_rate_pair_from", "reporting_currency", "currency", "effective_from", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    currency: Mapped[str] = mapped_column(String(3))
+    reporting_currency: Mapped[str] = mapped_column(String(3))
+    # A decimal written out (exact on every database).
+    rate: Mapped[str] = mapped_column(String(40))
+    effective_from: Mapped[datetime]
+    stated_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Interaction(TimestampMixin, Base):

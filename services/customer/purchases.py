@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import service
 from services.customer.errors import (
+    LargeManualPurchase,
+    NoExchangeRate,
     OrderRecordedDifferently,
     PurchaseNotFound,
     RefundExceedsPayment,
     RefundRecordedDifferently,
 )
+from services.customer.exchange_rates import RateTable, convert, rate_table, refund_in_reporting
 from services.customer.ids import uuid7
 from services.customer.ledger import RefundRefused, refund_amount
 from services.customer.models import Purchase, PurchaseSummary, Refund
@@ -122,6 +126,10 @@ def purchase_read(purchase: Purchase) -> PurchaseRead:
         amount=from_minor(purchase.amount_minor),
         refunded=from_minor(purchase.refunded_minor),
         currency=purchase.currency,
+        original_amount=from_minor(purchase.original_amount_minor),
+        original_refunded=from_minor(purchase.original_refunded_minor),
+        original_currency=purchase.original_currency,
+        exchange_rate=Decimal(purchase.exchange_rate),
         channel=SalesChannel(purchase.channel),
         item_count=purchase.item_count,
         line_items=purchase.line_items,
@@ -147,6 +155,9 @@ def recorded_event(
         item_count=values["item_count"],
         first_purchase=first_purchase,
         imported=imported,
+        original_amount=from_minor(values["original_amount_minor"]),
+        original_currency=values["original_currency"],
+        exchange_rate=Decimal(values["exchange_rate"]),
     )
 
 
@@ -177,17 +188,40 @@ class PurchaseWindow:
         return None
 
 
+# What an amount in minor units can be (the events' Money: 14 digits, two of them decimals).
+MAX_MINOR = 10**14 - 1
+
+
+def conversion_problem(purchase_in: PurchaseCreate, rates: RateTable, *, now: datetime) -> str | None:
+    """Why the purchase cannot be converted into the reporting currency, or None if it can."""
+    moment = purchase_in.purchased_at or now
+    rate = rates.rate_on(purchase_in.currency, moment)
+    if rate is None:
+        return rates.missing(purchase_in.currency, moment)
+    if convert(to_minor(purchase_in.amount), rate) > MAX_MINOR:
+        return f"The amount in {rates.reporting} would be beyond {from_minor(MAX_MINOR)}"
+    return None
+
+
 def new_purchase_row(
-    customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, currency: str, now: datetime
+    customer_id: uuid.UUID, purchase_in: PurchaseCreate, *, rates: RateTable, now: datetime
 ) -> dict[str, Any]:
-    """Every column of a new purchase's row."""
+    """Every column of a new purchase's row, converted into the reporting currency (``conversion_problem``
+    said it can be)."""
+    paid = to_minor(purchase_in.amount)
+    rate = rates.rate_on(purchase_in.currency, purchase_in.purchased_at or now)
+    assert rate is not None
     return {
         "id": uuid7(),
         "customer_id": customer_id,
         "order_id": purchase_in.order_id,
-        "amount_minor": to_minor(purchase_in.amount),
+        "amount_minor": convert(paid, rate),
         "refunded_minor": 0,
-        "currency": currency,
+        "currency": rates.reporting,
+        "original_amount_minor": paid,
+        "original_refunded_minor": 0,
+        "original_currency": purchase_in.currency,
+        "exchange_rate": str(rate),
         "channel": purchase_in.channel.value,
         "item_count": purchase_in.item_count,
         "line_items": [item.model_dump(mode="json") for item in purchase_in.line_items]
@@ -207,26 +241,32 @@ async def record_purchase(
     currency: str,
     window: PurchaseWindow,
     now: datetime,
+    manual_limit: Decimal | None = None,
 ) -> tuple[Purchase, bool]:
     """Record a purchase once per order id; returns it and whether it is new.
 
     The customer's row is locked for the transaction, so that a customer's purchases are recorded
     one after another: exactly one of two arriving at once is their first (one thank-you, not two),
     and their events are staged in the order they commit.
+
+    A purchase in another currency than ``currency`` (the reporting one) is converted at the rate in
+    force when it happened; with no such rate it is refused. With ``manual_limit``, a converted
+    amount above it is refused (a purchase that large recorded by hand takes a manager).
     """
     if (problem := window.problem(purchase_in.purchased_at, now=now)) is not None:
         raise Unprocessable(f"The purchase date is {problem}.", field="purchased_at")
     customer = await service.get(session=session, customer_id=customer_id, for_update=True)
-    if purchase_in.currency != currency:
-        raise Unprocessable(
-            f"Purchases are recorded in {currency}, the company's reporting currency.", field="currency"
-        )
-    amount_minor = to_minor(purchase_in.amount)
+    paid = (purchase_in.currency, to_minor(purchase_in.amount))
     existing = await _purchase_by_order(purchase_in.order_id, session=session)
     if existing is not None:
-        return _same_order(existing, customer.id, amount_minor), False
+        return _same_order(existing, customer.id, paid), False
+    rates = await rate_table(currency, session=session, currencies=[purchase_in.currency])
+    if (problem := conversion_problem(purchase_in, rates, now=now)) is not None:
+        raise NoExchangeRate(problem)
+    row = new_purchase_row(customer.id, purchase_in, rates=rates, now=now)
+    if manual_limit is not None and row["amount_minor"] > to_minor(manual_limit):
+        raise LargeManualPurchase(manual_limit, currency)
     first_purchase = await session.get(PurchaseSummary, customer.id) is None
-    row = new_purchase_row(customer.id, purchase_in, currency=currency, now=now)
     purchase = Purchase(**row)
     try:
         async with session.begin_nested():
@@ -236,9 +276,9 @@ async def record_purchase(
         existing = await _purchase_by_order(purchase_in.order_id, session=session)
         if existing is None:
             raise
-        return _same_order(existing, customer.id, amount_minor), False
+        return _same_order(existing, customer.id, paid), False
     await add_to_summaries(
-        [SummaryDelta(customer.id, 1, amount_minor, purchase.purchased_at, purchase.purchased_at)],
+        [SummaryDelta(customer.id, 1, purchase.amount_minor, purchase.purchased_at, purchase.purchased_at)],
         session=session,
     )
     stage(
@@ -251,8 +291,11 @@ async def _purchase_by_order(order_id: str, *, session: AsyncSession) -> Purchas
     return await session.scalar(sa.select(Purchase).where(Purchase.order_id == order_id))
 
 
-def _same_order(existing: Purchase, customer_id: uuid.UUID, amount_minor: int) -> Purchase:
-    if existing.customer_id != customer_id or existing.amount_minor != amount_minor:
+def _same_order(existing: Purchase, customer_id: uuid.UUID, paid: tuple[str, int]) -> Purchase:
+    if (
+        existing.customer_id != customer_id
+        or (existing.original_currency, existing.original_amount_minor) != paid
+    ):
         raise OrderRecordedDifferently(existing.order_id, existing.id)
     return existing
 
@@ -274,13 +317,15 @@ async def list_purchases(
     return Page[PurchaseRead](items=[purchase_read(p) for p in rows], next_cursor=next_cursor)
 
 
-def refund_read(refund: Refund, currency: str) -> RefundRead:
+def refund_read(refund: Refund, currency: str, original_currency: str) -> RefundRead:
     return RefundRead(
         id=refund.id,
         purchase_id=refund.purchase_id,
         reference=refund.reference,
         amount=from_minor(refund.amount_minor),
         currency=currency,
+        original_amount=from_minor(refund.original_amount_minor),
+        original_currency=original_currency,
         reason=refund.reason,
         refunded_at=refund.refunded_at,
     )
@@ -294,8 +339,12 @@ async def refund(
     refund_in: RefundCreate,
     currency: str,
     now: datetime,
-) -> tuple[Refund, bool]:
-    """Give back part or all of a purchase, never more than was paid; idempotent by reference."""
+) -> tuple[Refund, Purchase, bool]:
+    """Give back part or all of a purchase, never more than was paid; idempotent by reference.
+
+    The refund is given in the currency paid and converted at the purchase's own rate, so that a
+    purchase refunded in full is refunded in full in the reporting currency too.
+    """
     await service.get(session=session, customer_id=customer_id)
     # Locked on PostgreSQL, so two refunds of one purchase cannot both see the same amount left.
     purchase = await session.scalar(
@@ -310,30 +359,38 @@ async def refund(
     )
     requested = to_minor(refund_in.amount) if refund_in.amount is not None else None
     if existing is not None:
-        if requested is not None and requested != existing.amount_minor:
+        if requested is not None and requested != existing.original_amount_minor:
             raise RefundRecordedDifferently(refund_in.reference)
-        return existing, False
-    if refund_in.currency != purchase.currency:
-        raise Unprocessable(f"The purchase was paid in {purchase.currency}.", field="currency")
+        return existing, purchase, False
+    if refund_in.currency != purchase.original_currency:
+        raise Unprocessable(f"The purchase was paid in {purchase.original_currency}.", field="currency")
     refunded_at = refund_in.refunded_at or now
     if refunded_at < purchase.purchased_at:
         raise Unprocessable("A refund cannot come before the purchase.", field="refunded_at")
     try:
-        amount = refund_amount(
-            paid=purchase.amount_minor, refunded=purchase.refunded_minor, requested=requested
+        given_back = refund_amount(
+            paid=purchase.original_amount_minor,
+            refunded=purchase.original_refunded_minor,
+            requested=requested,
         )
     except RefundRefused as error:
         raise RefundExceedsPayment(
             str(error),
-            paid=str(from_minor(purchase.amount_minor)),
-            refunded=str(from_minor(purchase.refunded_minor)),
+            paid=str(from_minor(purchase.original_amount_minor)),
+            refunded=str(from_minor(purchase.original_refunded_minor)),
         ) from None
+    amount = refund_in_reporting(
+        refunded_before=purchase.original_refunded_minor,
+        refunded_now=given_back,
+        rate=Decimal(purchase.exchange_rate),
+    )
     record = Refund(
         id=uuid7(),
         purchase_id=purchase.id,
         customer_id=customer_id,
         reference=refund_in.reference,
         amount_minor=amount,
+        original_amount_minor=given_back,
         reason=refund_in.reason,
         refunded_at=refunded_at,
         created_at=now,
@@ -341,6 +398,7 @@ async def refund(
     )
     session.add(record)
     purchase.refunded_minor += amount
+    purchase.original_refunded_minor += given_back
     purchase.updated_at = now
     await session.execute(
         sa.update(PurchaseSummary)
@@ -356,10 +414,12 @@ async def refund(
             amount=from_minor(amount),
             currency=purchase.currency,
             refunded_at=refunded_at,
-            fully_refunded=purchase.refunded_minor == purchase.amount_minor,
+            fully_refunded=purchase.original_refunded_minor == purchase.original_amount_minor,
+            original_amount=from_minor(given_back),
+            original_currency=purchase.original_currency,
         ),
         session=session,
         source=service.SOURCE,
         time=now,
     )
-    return record, True
+    return record, purchase, True

@@ -77,8 +77,10 @@ class RefundRead(BaseModel):
     id: uuid.UUID
     purchase_id: uuid.UUID
     reference: str
-    amount: Decimal
+    amount: Decimal = Field(description="In the reporting currency, at the purchase's rate.")
     currency: str
+    original_amount: Decimal = Field(description="In the currency the purchase was paid.")
+    original_currency: str
     reason: str | None
     refunded_at: datetime
 
@@ -87,13 +89,39 @@ class PurchaseRead(BaseModel):
     id: uuid.UUID
     customer_id: uuid.UUID
     order_id: str
-    amount: Decimal
+    amount: Decimal = Field(description="In the reporting currency: what every figure counts.")
     refunded: Decimal
     currency: str
+    original_amount: Decimal = Field(description="As paid, in original_currency.")
+    original_refunded: Decimal
+    original_currency: str
+    exchange_rate: Decimal = Field(
+        description="Units of the reporting currency per unit paid (1 if the same)."
+    )
     channel: SalesChannel
     item_count: int
     line_items: list[dict[str, Any]] | None
     purchased_at: datetime
+    created_at: datetime
+
+
+class ExchangeRateCreate(_Input):
+    currency: Currency
+    rate: Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=10)] = Field(
+        description="Units of the reporting currency one unit of this currency is worth."
+    )
+    effective_from: UtcDatetime = Field(
+        description="Purchases from this moment on are converted at this rate."
+    )
+
+
+class ExchangeRateRead(BaseModel):
+    id: uuid.UUID
+    currency: str
+    reporting_currency: str
+    rate: Decimal
+    effective_from: datetime
+    stated_by: str
     created_at: datetime
 
 
@@ -104,7 +132,7 @@ class RefundCreate(_Input):
     amount: Amount | None = Field(
         default=None, description="What is refunded; everything not yet refunded if omitted."
     )
-    currency: Currency
+    currency: Currency = Field(description="The currency the purchase was paid in.")
     reason: Annotated[str, _bounded(500)] | None = None
     refunded_at: UtcDatetime | None = None
 
@@ -303,11 +331,13 @@ class NotificationBrief(BaseModel):
 class PurchaseBrief(BaseModel):
     id: uuid.UUID
     order_id: str
-    amount: Decimal
+    amount: Decimal = Field(description="In the reporting currency (the totals' currency).")
     refunded: Decimal
     channel: SalesChannel
     item_count: int
     purchased_at: datetime
+    original_amount: Decimal = Field(description="As paid, in original_currency.")
+    original_currency: str
 
 
 class InteractionBrief(BaseModel):

@@ -18,7 +18,6 @@ from services.customer.deps import (
     SessionDep,
     SettingsDep,
 )
-from services.customer.errors import LargeManualPurchase
 from services.customer.record_schemas import (
     AttachmentCreate,
     AttachmentRead,
@@ -67,12 +66,7 @@ async def record_purchase(
     session: SessionDep,
 ) -> PurchaseRead:
     settings = cast(CustomerSettings, runtime.settings)
-    if (
-        user.role is not Role.service
-        and purchase_in.amount > settings.manual_purchase_limit
-        and not user.at_least(Role.manager)
-    ):
-        raise LargeManualPurchase(settings.manual_purchase_limit, settings.common.currency)
+    by_hand = user.role is not Role.service and not user.at_least(Role.manager)
     purchase, created = await purchases.record_purchase(
         session=session,
         customer_id=customer_id,
@@ -80,6 +74,7 @@ async def record_purchase(
         currency=runtime.settings.common.currency,
         window=purchases.PurchaseWindow.of(settings),
         now=clock.now(),
+        manual_limit=settings.manual_purchase_limit if by_hand else None,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -119,7 +114,7 @@ async def refund_purchase(
     *,
     session: SessionDep,
 ) -> RefundRead:
-    refund, created = await purchases.refund(
+    refund, purchase, created = await purchases.refund(
         session=session,
         customer_id=customer_id,
         purchase_id=purchase_id,
@@ -129,7 +124,7 @@ async def refund_purchase(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return purchases.refund_read(refund, runtime.settings.common.currency)
+    return purchases.refund_read(refund, purchase.currency, purchase.original_currency)
 
 
 @router.post(
@@ -315,9 +310,16 @@ async def update_contact(
 
 @router.delete("/contacts/{contact_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a contact")
 async def remove_contact(
-    customer_id: uuid.UUID, contact_id: uuid.UUID, _user: AgentOrService, *, session: SessionDep
+    customer_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    clock: ClockDep,
+    _user: AgentOrService,
+    *,
+    session: SessionDep,
 ) -> None:
-    await relationship.remove_contact(session=session, customer_id=customer_id, contact_id=contact_id)
+    await relationship.remove_contact(
+        session=session, customer_id=customer_id, contact_id=contact_id, now=clock.now()
+    )
 
 
 @router.get("/relationship", summary="Past, current and expected cooperation, competitors, notes")

@@ -24,6 +24,8 @@ from services.customer.record_schemas import (
 )
 from services.customer.schemas import BUSINESS_KINDS, ContactCreate, ContactRead, ContactUpdate
 from shared.db import affected_rows
+from shared.events.customer import ContactChanged
+from shared.outbox import stage
 from shared.problems import Unprocessable
 
 
@@ -47,7 +49,24 @@ async def add_contact(
     )
     session.add(contact)
     await session.flush()
+    _announce(contact, session=session, now=now)
     return contact
+
+
+def _announce(contact: Contact, *, session: AsyncSession, now: datetime, removed: bool = False) -> None:
+    """Other services learn who writes for the customer (complaints places their mail by it)."""
+    stage(
+        ContactChanged(
+            customer_id=contact.customer_id,
+            contact_id=contact.id,
+            email=None if removed else contact.email,
+            removed=removed,
+            changed_at=now,
+        ),
+        session=session,
+        source=service.SOURCE,
+        time=now,
+    )
 
 
 def _check_phones(phone: str | None, backup: str | None) -> None:
@@ -80,11 +99,17 @@ async def update_contact(
         setattr(contact, name, value)
     contact.updated_at = now
     await session.flush()
+    if "email" in changes:
+        _announce(contact, session=session, now=now)
     return contact
 
 
-async def remove_contact(*, session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID) -> None:
-    await session.delete(await _contact(customer_id, contact_id, session=session))
+async def remove_contact(
+    *, session: AsyncSession, customer_id: uuid.UUID, contact_id: uuid.UUID, now: datetime
+) -> None:
+    contact = await _contact(customer_id, contact_id, session=session)
+    _announce(contact, session=session, now=now, removed=True)
+    await session.delete(contact)
     await session.flush()
 
 

@@ -154,6 +154,10 @@ class Standing(BaseModel):
     key_account: bool = False
     churn_risk: ChurnRisk | None = None
     probability_alive: float | None = None
+    expected_purchases: float | None = Field(
+        default=None, description="Purchase days segmentation expects in the next expected_purchases_days."
+    )
+    expected_purchases_days: int | None = None
     tier_changed_at: datetime | None = None
     risk_changed_at: datetime | None = None
 

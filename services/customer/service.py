@@ -81,13 +81,15 @@ def _columns(customer: Customer) -> dict[str, Any]:
 CUSTOMER_COLUMNS = tuple(column.key for column in Customer.__table__.columns)
 
 
-def new_customer_row(customer_in: CustomerCreate, *, now: datetime) -> dict[str, Any]:
+def new_customer_row(
+    customer_in: CustomerCreate, *, now: datetime, customer_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """Every column of a new customer's row."""
     values = customer_in.model_dump(exclude={"customer_since", "tags"}, mode="json")
     row: dict[str, Any] = dict.fromkeys(CUSTOMER_COLUMNS)
     row.update(
         values,
-        id=uuid.uuid4(),
+        id=customer_id or uuid.uuid4(),
         name_key=profile_rules.name_key(customer_in.name),
         tags=list(customer_in.tags or ()),
         customer_since=customer_in.customer_since or now,
@@ -98,8 +100,10 @@ def new_customer_row(customer_in: CustomerCreate, *, now: datetime) -> dict[str,
     return row
 
 
-def new_customer(customer_in: CustomerCreate, *, now: datetime) -> Customer:
-    return Customer(**new_customer_row(customer_in, now=now))
+def new_customer(
+    customer_in: CustomerCreate, *, now: datetime, customer_id: uuid.UUID | None = None
+) -> Customer:
+    return Customer(**new_customer_row(customer_in, now=now, customer_id=customer_id))
 
 
 def registered_event(values: Mapping[str, Any], *, imported: bool = False) -> CustomerRegistered:
@@ -111,14 +115,17 @@ def registered_event(values: Mapping[str, Any], *, imported: bool = False) -> Cu
     )
 
 
-async def register(*, session: AsyncSession, customer_in: CustomerCreate, now: datetime) -> Customer:
+async def register(
+    *, session: AsyncSession, customer_in: CustomerCreate, now: datetime, customer_id: uuid.UUID | None = None
+) -> Customer:
+    """A new customer; ``customer_id`` when another service chose it (a mail's unknown sender)."""
     if customer_in.external_id is not None:
         taken = await session.scalar(
             sa.select(Customer.id).where(Customer.external_id == customer_in.external_id)
         )
         if taken is not None:
             raise ExternalIdTaken(customer_in.external_id, taken)
-    customer = new_customer(customer_in, now=now)
+    customer = new_customer(customer_in, now=now, customer_id=customer_id)
     session.add(customer)
     await session.flush()
     await set_tags(customer.id, customer.tags, session=session)

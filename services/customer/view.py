@@ -59,6 +59,8 @@ LISTS: dict[str, tuple[Any, ...]] = {
         Purchase.channel,
         Purchase.item_count,
         Purchase.purchased_at,
+        Purchase.original_amount_minor,
+        Purchase.original_currency,
     ),
     "open_complaints": (
         ComplaintView.complaint_id,
@@ -104,7 +106,17 @@ FIELDS = {
         "created_at",
         "updated_at",
     ),
-    "recent_purchases": ("id", "order_id", "amount", "refunded", "channel", "item_count", "purchased_at"),
+    "recent_purchases": (
+        "id",
+        "order_id",
+        "amount",
+        "refunded",
+        "channel",
+        "item_count",
+        "purchased_at",
+        "original_amount",
+        "original_currency",
+    ),
     "open_complaints": (
         "id",
         "status",
@@ -135,7 +147,7 @@ def _money(value: int) -> Decimal:
 # How each list's positional values become response fields (identity where absent).
 CONVERT: dict[str, dict[int, Callable[[Any], Any]]] = {
     "contacts": {0: uuid.UUID, 1: uuid.UUID, 9: _moment, 10: _moment},
-    "recent_purchases": {0: uuid.UUID, 2: _money, 3: _money, 6: _moment},
+    "recent_purchases": {0: uuid.UUID, 2: _money, 3: _money, 6: _moment, 7: _money},
     "open_complaints": {0: uuid.UUID, 5: _moment, 6: _moment},
     "recent_notifications": {0: uuid.UUID, 5: _moment},
     "recent_interactions": {0: uuid.UUID, 6: _moment},
@@ -245,6 +257,8 @@ class View:
                         "key_account",
                         "churn_risk",
                         "probability_alive",
+                        "expected_purchases",
+                        "expected_purchases_days",
                         "tier_changed_at",
                         "risk_changed_at",
                     )

@@ -72,6 +72,8 @@ class Email:
     language: str
     idempotency_key: str
     unsubscribe_url: str | None = None
+    # A person's reply in a thread: its Message-ID and the ones it answers (RFC 5322 3.6.4).
+    thread: dict[str, Any] | None = None
 
 
 # Encoded words fold themselves; a long ASCII value (a link) stays on its line, within RFC 5322's 998.
@@ -95,10 +97,17 @@ def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -
     message["To"] = formataddr((_encoded(email.recipient_name or "", "To"), email.recipient))
     message["Subject"] = _encoded(email.subject, "Subject")
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(email.idempotency_key, sender)
+    thread = email.thread or {}
+    message["Message-ID"] = thread.get("message_id") or message_id(email.idempotency_key, sender)
+    if thread.get("in_reply_to"):
+        message["In-Reply-To"] = thread["in_reply_to"]
+    if thread.get("references"):
+        message["References"] = " ".join(thread["references"])
     message["Content-Language"] = email.language
-    # RFC 3834: an automatic message, so auto-responders do not answer it.
-    message["Auto-Submitted"] = "auto-generated"
+    if not thread:
+        # RFC 3834: an automatic message, so auto-responders do not answer it. A reply in a
+        # thread is a person's, and the customer's answer to it is wanted.
+        message["Auto-Submitted"] = "auto-generated"
     if email.unsubscribe_url:
         message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
     return message

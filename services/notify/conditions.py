@@ -62,7 +62,8 @@ FACTS: dict[str, FactSpec] = {
     "event.risk": _choice("the churn risk the event states", ChurnRisk),
     "event.previous_risk": _choice("the churn risk before the change", ChurnRisk),
     "event.cause": _choice(
-        "what moved the customer: customer_event, recompute, policy, imported or manual", MoveCause
+        "what moved the customer: customer_event, recompute, policy, imported, manual or analysis_date",
+        MoveCause,
     ),
     "event.first_purchase": FactSpec(FactKind.flag, "the purchase is the customer's first"),
     "event.channel": _choice("the channel of the purchase or complaint", ANY_CHANNEL),

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import policy_store, projection
+from services.notify import policy_store, projection, replies
 from services.notify.dispatch import ring_after_commit
 from services.notify.facts import complaint_facts, event_facts
 from services.notify.models import ComplaintRef, Contact
@@ -19,6 +19,7 @@ from shared.events.complaints import (
     ComplaintEscalated,
     ComplaintOpened,
     ComplaintReopened,
+    ComplaintReplied,
     ComplaintResolved,
     SlaBreached,
     SurveyAnswered,
@@ -166,6 +167,13 @@ def handlers(runtime: Runtime) -> Handlers:
         )
         await run_playbooks(event, session=session)
 
+    async def on_replied(event: Envelope[ComplaintReplied], *, session: AsyncSession) -> None:
+        policy = (await policy_store.policy(session=session)).policy
+        await replies.send_reply(
+            event, session=session, default_locale=policy.default_locale, now=clock.now()
+        )
+        ring_after_commit(database_url, session=session)
+
     def complaint_handler(status: str | None) -> Any:
         async def on_complaint(event: Envelope[Any], *, session: AsyncSession) -> None:
             data = event.data
@@ -199,4 +207,5 @@ def handlers(runtime: Runtime) -> Handlers:
         ComplaintEscalated: complaint_handler(None),
         SlaBreached: complaint_handler(None),
         SurveyAnswered: complaint_handler(None),
+        ComplaintReplied: on_replied,
     }

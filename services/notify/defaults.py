@@ -116,8 +116,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "conditions": [
             {"fact": "event.risk", "one_of": ["at_risk", "lost"]},
             # A lapse is noticed by the scheduled recompute (time passed): that is news. A policy
-            # apply or imported history re-labels many people at once: that is not.
-            {"fact": "event.cause", "none_of": ["policy", "imported", "manual"]},
+            # apply, imported history or an analysis date re-labels many people at once: that is not.
+            {"fact": "event.cause", "none_of": ["policy", "imported", "manual", "analysis_date"]},
         ],
         "steps": [
             {
@@ -165,7 +165,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                 "channels": ["sms", "email", "in_app"],
                 "template": {
                     "zh": {
-                        "title": "我们已收到您的投诉（编号 {{ complaint.reference }}）",
+                        # The reference in brackets: a customer's reply to this mail finds its complaint.
+                        "title": "我们已收到您的投诉 [#C-{{ complaint.reference }}]",
                         "body": f"{_NAME_ZH}\n\n非常抱歉给您带来不便。您的投诉已经记录，由专人全程负责，"
                         "直到问题解决。"
                         "{% if complaint.promise %}我们承诺在 {{ complaint.promise | duration }}内"
@@ -176,7 +177,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                         "{% else %}我们会尽快答复您。{% endif %}",
                     },
                     "en": {
-                        "title": "We have received your complaint (ref. {{ complaint.reference }})",
+                        "title": "We have received your complaint [#C-{{ complaint.reference }}]",
                         "body": f"{_NAME_EN}\n\nWe are sorry for the trouble. Your complaint is recorded and "
                         "one "
                         "person owns it until it is resolved. {% if complaint.promise %}We promise to "

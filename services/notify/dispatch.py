@@ -278,6 +278,7 @@ class Dispatcher:
                         webhook_url=endpoint.url if endpoint else None,
                         webhook_secret=endpoint.secret if endpoint else None,
                         created_at=row.created_at,
+                        thread=row.thread,
                     )
                 )
             return len(rows), jobs

@@ -186,6 +186,8 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     failed_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # An agent's reply on a complaint: its Message-ID and the ones it answers (complaint.replied).
+    thread: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class Task(Base):

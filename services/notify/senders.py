@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -46,6 +47,8 @@ class Job:
     webhook_url: str | None
     webhook_secret: str | None
     created_at: datetime
+    # An agent's reply on a complaint: {"message_id", "in_reply_to", "references"} (mail threading).
+    thread: dict[str, Any] | None = None
 
 
 class Senders:
@@ -81,6 +84,7 @@ class Senders:
                         language=job.language,
                         idempotency_key=job.idempotency_key,
                         unsubscribe_url=unsubscribe,
+                        thread=job.thread,
                     ),
                     sender=self.settings.mail_from,
                     sender_name=self.settings.mail_from_name,

@@ -40,11 +40,75 @@ async def distribution(*, session: AsyncSession) -> dict[str, object]:
     return counts
 
 
+LABELS = {
+    "tier": "tier",
+    "segment": "rfm_segment",
+    "value_group": "value_group",
+    "abc_class": "abc_class",
+    "stage": "stage",
+    "risk": "risk",
+}
+
+
+def distribution_of(labels: dict[str, np.ndarray], key_account: np.ndarray) -> dict[str, object]:
+    """The same counts as ``distribution``, of labels assessed in memory (as of another moment)."""
+    counts: dict[str, object] = {}
+    for name, column in LABELS.items():
+        values, n = np.unique(
+            np.array([NOT_YET if v is None else str(v) for v in labels[column]], dtype=object),
+            return_counts=True,
+        )
+        counts[name] = {str(v): int(c) for v, c in zip(values, n, strict=True)}
+    counts["customers"] = len(key_account)
+    counts["key_accounts"] = int(np.count_nonzero(key_account))
+    return counts
+
+
 async def spend(*, session: AsyncSession) -> np.ndarray:
+    """Net spend of the buyers in the window: the population the Pareto and ABC figures rank."""
     rows = await session.scalars(
-        sa.select(CustomerSegment.monetary_minor).where(CustomerSegment.lifetime_frequency > 0)
+        sa.select(CustomerSegment.monetary_minor).where(CustomerSegment.frequency > 0)
     )
     return np.fromiter(rows, dtype=np.int64)
+
+
+async def dormant(*, session: AsyncSession) -> int:
+    """Customers who bought, but not in the window: counted apart, ranked in no figure."""
+    return int(
+        await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CustomerSegment)
+            .where(CustomerSegment.lifetime_frequency > 0, CustomerSegment.frequency <= 0)
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which population and moment a set of figures covers, and whether there was anything to rank."""
+
+    as_of: datetime
+    pinned: bool
+    window_start: datetime | None
+    buyers: int
+    dormant: int
+
+    @property
+    def no_purchases_in_window(self) -> bool:
+        return self.buyers == 0
+
+    @property
+    def message(self) -> str | None:
+        if self.buyers:
+            return None
+        since = f"from {self.window_start:%Y-%m-%d} " if self.window_start else ""
+        apart = f" {self.dormant} customers bought only before it." if self.dormant else ""
+        return (
+            f"No purchases in the window ({since}to {self.as_of:%Y-%m-%d}): there are no RFM, ABC or "
+            f"Pareto figures to show, and every buyer is lapsed.{apart} Analyse as of a date within "
+            "the history (as_of) or use a longer window."
+        )
 
 
 async def tiers_at(*, session: AsyncSession, moment: datetime) -> dict[uuid.UUID, str]:

@@ -1,50 +1,45 @@
-"""HTTP routes of the segmentation service: segments, the policy, the batch, analytics."""
+"""HTTP routes of the segmentation service: segments, the policy and the batch (analytics: analytics_api)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path
 
-from services.segmentation import analytics, batch, charts, policy_store, service
+from services.segmentation import analytics, batch, policy_store, service
+from services.segmentation.analytics_api import coverage_read
 from services.segmentation.assessment import model_time
-from services.segmentation.bgnbd import expected_purchases, probability_alive
+from services.segmentation.btyd import expected_purchases, probability_alive
 from services.segmentation.consumers import segmenter_of
 from services.segmentation.deps import (
     AgentOrService,
+    AnalysisDate,
     ClockDep,
     Manager,
     ReadSessionDep,
     RuntimeDep,
     SessionDep,
-    Supervisor,
 )
 from services.segmentation.errors import CutPointsNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion, SegmentationState
 from services.segmentation.policy import Policy
 from services.segmentation.schemas import (
+    CoverageRead,
     CutPointsRead,
-    DistributionRead,
     KeyAccountRead,
     KeyAccountUpdate,
-    MigrationRead,
     OutcomeRead,
-    ParetoRead,
     PolicyDraft,
     PolicyRead,
-    RetentionRead,
     Scores,
     SegmentFigures,
     SegmentRead,
     TierChangeRead,
 )
-from shared.clock import CalendarDate, UtcDatetime
 from shared.events.segmentation import MoveCause
 from shared.money import from_minor
 from shared.pagination import CursorParam, Limit, Page
-from shared.problems import Unprocessable
 
 router = APIRouter(prefix="/segments", tags=["segments"])
 # A version number as the database stores it (a 32-bit integer): larger ones are a 422, not a 500.
@@ -52,9 +47,6 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
 cut_points_router = APIRouter(prefix="/cut-points", tags=["policy"])
-analytics_router = APIRouter(prefix="/analytics", tags=["analytics"])
-
-ImageFormat = Annotated[Literal["png", "svg"], Query(description="png or svg")]
 
 
 def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
@@ -77,6 +69,12 @@ def _cut_points_read(row: CutPointsVersion | None) -> CutPointsRead | None:
         top_share_of_revenue=row.top_share_of_revenue,
         bgnbd=row.bgnbd,
         window_start=row.window_start,
+        as_of=row.as_of,
+        dormant=row.dormant,
+        revenue_shares=[
+            {"share": share, "least_spend": money(None if least is None else int(least))}
+            for share, least in row.revenue_shares or ()
+        ],
         computed_at=row.computed_at,
     )
 
@@ -94,7 +92,7 @@ async def get_segment(
 ) -> SegmentRead:
     segment = await service.get(session=session, customer_id=customer_id)
     ctx = await segmenter_of(runtime).context(session=session)
-    now = clock.now()
+    now = ctx.moment(clock.now())
     recency = (
         int((now - segment.last_purchase_at).total_seconds() // 86_400) if segment.last_purchase_at else None
     )
@@ -249,15 +247,34 @@ async def get_policy_version(
     "/what-if", summary="What a candidate policy would do to the current population; changes nothing"
 )
 async def what_if(
-    candidate: Policy, clock: ClockDep, _user: Manager, *, session: ReadSessionDep
+    candidate: Policy,
+    clock: ClockDep,
+    _user: Manager,
+    moment: AnalysisDate,
+    *,
+    session: ReadSessionDep,
 ) -> OutcomeRead:
-    outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now())
+    outcome = await batch.what_if(session=session, candidate=candidate, now=clock.now(), as_of=moment)
     return OutcomeRead(
         customers=outcome.customers,
         buyers=outcome.population,
         changed=outcome.changed,
         matrix=outcome.matrix,
         policy_version=outcome.policy_version,
+        coverage=_outcome_coverage(outcome),
+    )
+
+
+def _outcome_coverage(outcome: batch.Outcome) -> CoverageRead:
+    assert outcome.as_of is not None
+    return coverage_read(
+        analytics.Coverage(
+            as_of=outcome.as_of,
+            pinned=outcome.pinned,
+            window_start=outcome.window_start,
+            buyers=outcome.population,
+            dormant=outcome.dormant,
+        )
     )
 
 
@@ -272,6 +289,7 @@ def _outcome_read(outcome: batch.Outcome) -> OutcomeRead:
         rewritten=outcome.rewritten,
         announced=outcome.announced,
         seconds=round(outcome.seconds, 3),
+        coverage=_outcome_coverage(outcome),
     )
 
 
@@ -305,113 +323,22 @@ async def get_cut_points(_user: AgentOrService, *, session: ReadSessionDep) -> C
 
 
 @cut_points_router.post(
-    "/recompute", summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed"
+    "/recompute",
+    summary="Run the batch now: cut points, BG/NBD fit, everyone re-assessed (as_of pins an analysis date)",
 )
-async def recompute(clock: ClockDep, _user: Manager, *, session: SessionDep) -> OutcomeRead:
-    return _outcome_read(await batch.recompute(session=session, now=clock.now(), trigger="on demand"))
+async def recompute(
+    clock: ClockDep, _user: Manager, moment: AnalysisDate, *, session: SessionDep
+) -> OutcomeRead:
+    trigger = "on demand" if moment is None else f"on demand as of {moment:%Y-%m-%d}"
+    return _outcome_read(
+        await batch.recompute(session=session, now=clock.now(), trigger=trigger, as_of=moment)
+    )
 
 
-@analytics_router.get(
-    "/distribution", summary="Customers per tier, segment, value group, ABC class, stage and risk"
+@cut_points_router.delete(
+    "/analysis-date", summary="Clear the pinned analysis date: the batch runs as of now again, at once"
 )
-async def get_distribution(_user: Supervisor, *, session: ReadSessionDep) -> DistributionRead:
-    return DistributionRead.model_validate(await analytics.distribution(session=session))
-
-
-async def _pareto(runtime: RuntimeDep, points: int, *, session: ReadSessionDep) -> analytics.Pareto:
-    ctx = await segmenter_of(runtime).context(session=session)
-    return analytics.pareto(
-        await analytics.spend(session=session), top_share=ctx.policy.pareto_top_share, points=points
+async def clear_analysis_date(clock: ClockDep, _user: Manager, *, session: SessionDep) -> OutcomeRead:
+    return _outcome_read(
+        await batch.recompute(session=session, now=clock.now(), trigger="analysis date cleared", live=True)
     )
-
-
-@analytics_router.get("/pareto", summary="The Pareto curve: share of revenue by share of customers")
-async def get_pareto(
-    runtime: RuntimeDep,
-    _user: Supervisor,
-    points: Annotated[int, Query(ge=2, le=1000)] = 100,
-    *,
-    session: ReadSessionDep,
-) -> ParetoRead:
-    found = await _pareto(runtime, points, session=session)
-    return ParetoRead(
-        buyers=found.buyers,
-        revenue=from_minor(found.revenue_minor),
-        top_share=found.top_share,
-        top_share_of_revenue=found.top_share_of_revenue,
-        curve=[{"customers_share": c, "revenue_share": r} for c, r in found.curve],
-    )
-
-
-@analytics_router.get("/pareto/chart", summary="The Pareto curve as a picture", response_class=Response)
-async def get_pareto_chart(
-    runtime: RuntimeDep, _user: Supervisor, image_format: ImageFormat = "png", *, session: ReadSessionDep
-) -> Response:
-    found = await _pareto(runtime, 100, session=session)
-    image = charts.pareto_chart(
-        found.curve,
-        top_share=found.top_share,
-        top_revenue=found.top_share_of_revenue,
-        image_format=image_format,
-    )
-    return Response(image, media_type=charts.MEDIA_TYPES[image_format])
-
-
-def _check_range(start: datetime, end: datetime) -> None:
-    if end < start:
-        raise Unprocessable("end must not be before start.", field="end", location="query")
-
-
-@analytics_router.get("/migration", summary="How customers moved between tiers from one moment to another")
-async def get_migration(
-    start: Annotated[UtcDatetime, Query()],
-    end: Annotated[UtcDatetime, Query()],
-    _user: Supervisor,
-    *,
-    session: ReadSessionDep,
-) -> MigrationRead:
-    _check_range(start, end)
-    return MigrationRead(
-        start=start, end=end, matrix=await analytics.migration(session=session, start=start, end=end)
-    )
-
-
-@analytics_router.get(
-    "/migration/chart", summary="The tier migration matrix as a picture", response_class=Response
-)
-async def get_migration_chart(
-    start: Annotated[UtcDatetime, Query()],
-    end: Annotated[UtcDatetime, Query()],
-    _user: Supervisor,
-    image_format: ImageFormat = "png",
-    *,
-    session: ReadSessionDep,
-) -> Response:
-    _check_range(start, end)
-    matrix = await analytics.migration(session=session, start=start, end=end)
-    title = f"Tier migration {start:%Y-%m-%d} -> {end:%Y-%m-%d}"
-    return Response(
-        charts.migration_chart(matrix, title=title, image_format=image_format),
-        media_type=charts.MEDIA_TYPES[image_format],
-    )
-
-
-PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
-
-
-@analytics_router.get("/retention", summary="Retention and churn per period and tier")
-async def get_retention(
-    start: CalendarDate,
-    end: CalendarDate,
-    _user: Supervisor,
-    period: Literal["month", "quarter", "year"] = "month",
-    *,
-    session: ReadSessionDep,
-) -> RetentionRead:
-    if end < start:
-        raise Unprocessable("end must not be before start.", field="end", location="query")
-    months = PERIOD_MONTHS[period]
-    if len(analytics.period_starts(start, end, months)) > 60:
-        raise Unprocessable("At most 60 periods at a time.", field="start", location="query")
-    rows = await analytics.retention(session=session, start=start, end=end, months=months)
-    return RetentionRead.model_validate({"period": period, "rows": rows})

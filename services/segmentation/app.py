@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.segmentation import api, batch, bulk, consumers
+from services.segmentation import analytics_api, api, batch, bulk, consumers
 from services.segmentation.settings import SegmentationSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -38,7 +38,7 @@ SPEC = ServiceSpec(
     title="csm segmentation",
     description="Customers classified the ways the practice does, re-tiered the moment something happens.",
     version=VERSION,
-    routers=[api.router, api.policy_router, api.cut_points_router, api.analytics_router],
+    routers=[api.router, api.policy_router, api.cut_points_router, analytics_api.router],
     handlers=consumers.handlers,
     prepare=consumers.prepare,
     apply_batch=lambda runtime: bulk.apply_batch(consumers.segmenter_of(runtime), runtime.clock),

@@ -13,8 +13,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.segmentation import bgnbd, rfm
-from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation import btyd, rfm
 from services.segmentation.policy import AbcClass, Policy, RfmSegment, TierRule
 from services.segmentation.rfm import AbcThresholds, RfmThresholds
 from shared.events.segmentation import TIER_ORDER, ChurnRisk, LoyaltyStage, Tier, ValueGroup
@@ -32,7 +31,13 @@ class CutPoints:
     # Named as the fields of the batch's result; the types are imported by name, as ``rfm`` is taken.
     rfm: RfmThresholds | None
     abc: AbcThresholds
-    bgnbd: BgNbdParameters | None
+    bgnbd: btyd.Parameters | None
+    # (share, least spend among the customers bringing that first share of revenue) per share
+    # a tier rule names; a share missing here admits nobody.
+    revenue_shares: tuple[tuple[float, int | None], ...] = ()
+
+    def revenue_share_minimum(self, share: float) -> int | None:
+        return dict(self.revenue_shares).get(share)
 
 
 NO_CUT_POINTS = CutPoints(version=0, rfm=None, abc=rfm.AbcThresholds(None, None), bgnbd=None)
@@ -51,6 +56,9 @@ class Facts:
     last_nps: int | None = None
     signal_points: float = 0.0
     key_account: bool = False
+    # Days with a purchase (several orders on one day are one transaction to the models); None:
+    # as many as purchases.
+    purchase_days: int | None = None
 
 
 class RiskCause(IntEnum):
@@ -89,7 +97,12 @@ def _admits(
     abc: AbcClass | None,
     segment: RfmSegment | None,
     risk: ChurnRisk,
+    cut_points: CutPoints,
 ) -> bool:
+    if rule.top_revenue_share is not None:
+        least = cut_points.revenue_share_minimum(rule.top_revenue_share)
+        if least is None or facts.frequency <= 0 or facts.monetary_minor < least:
+            return False
     if rule.risks is not None and risk not in rule.risks:
         return False
     if rule.min_monetary is not None and facts.monetary_minor < to_minor(rule.min_monetary):
@@ -184,12 +197,13 @@ def explain_risk(cause: RiskCause, policy: Policy) -> str:
 
 
 def model_time(facts: Facts, now: datetime, unit_days: float) -> tuple[float, float, float] | None:
-    """(x, t_x, T) of the BG/NBD model in its time unit, or None for a customer who never bought."""
+    """(x, t_x, T) of the buying model in its time unit (x: repeat purchase days), or None for a customer
+    who never bought."""
     if facts.lifetime_frequency <= 0 or facts.first_purchase_at is None or facts.last_purchase_at is None:
         return None
     t_x = max(0.0, days_between(facts.last_purchase_at, facts.first_purchase_at)) / unit_days
     age = max(t_x, days_between(now, facts.first_purchase_at) / unit_days)
-    x = facts.lifetime_frequency - 1
+    x = max(0, (facts.lifetime_frequency if facts.purchase_days is None else facts.purchase_days) - 1)
     return float(x), (t_x if x > 0 else 0.0), age
 
 
@@ -213,7 +227,8 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
         segment = rfm.segment_table(policy.segment_rules)[
             (scores[0], rfm.frequency_monetary(scores[1], scores[2]))
         ]
-    abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought else None
+    # The ABC classes rank the buyers in the window; a dormant customer is in none of them.
+    abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought and facts.frequency > 0 else None
     if not bought:
         value_group: ValueGroup | None = ValueGroup.potential
     else:
@@ -223,8 +238,8 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     expected: float | None = None
     times = model_time(facts, now, policy.bgnbd.time_unit_days)
     if cut_points.bgnbd is not None and times is not None and policy.bgnbd.enabled:
-        p_alive = bgnbd.probability_alive(cut_points.bgnbd, *times)
-        expected = bgnbd.expected_purchases(
+        p_alive = btyd.probability_alive(cut_points.bgnbd, *times)
+        expected = btyd.expected_purchases(
             cut_points.bgnbd, *times, policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
         )
     since_last = days_between(now, facts.last_purchase_at) if bought and facts.last_purchase_at else 0.0
@@ -251,7 +266,7 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     else:
         tier, rule = Tier.lead, "lead: no rule admitted the customer"
         for candidate in policy.ordered_tier_rules():
-            if _admits(candidate, facts, scores, abc, segment, risk):
+            if _admits(candidate, facts, scores, abc, segment, risk, cut_points):
                 tier, rule = candidate.tier, candidate.describe()
                 break
     return Assessment(
@@ -295,6 +310,8 @@ class Population:
     last_nps: Floats
     signal_points: Floats
     key_account: Bools
+    # As Facts.purchase_days; None: as many as purchases.
+    purchase_days: Ints | None = None
 
     def __len__(self) -> int:
         return len(self.frequency)
@@ -314,6 +331,8 @@ class PopulationAssessment:
     stage: Ints
     risk_cause: Ints
     probability_alive: Floats
+    # Purchase days expected over the policy's horizon (NaN: no model, or never bought).
+    expected_purchases: Floats
 
 
 def recency_days(population: Population, now: float) -> Ints:
@@ -354,7 +373,7 @@ def assess_population(
     if thresholds.a_min_minor is not None and thresholds.b_min_minor is not None:
         money = population.monetary_minor
         abc = np.where(money >= thresholds.a_min_minor, 0, np.where(money >= thresholds.b_min_minor, 1, 2))
-        abc = np.where(bought, abc, -1)
+        abc = np.where(bought & (population.frequency > 0), abc, -1)
 
     loyalty = policy.loyalty
     stage = np.where(
@@ -383,15 +402,22 @@ def assess_population(
     lapse = since_last / rhythm
 
     p_alive = np.full(n, np.nan)
+    expected = np.full(n, np.nan)
     if cut_points.bgnbd is not None and policy.bgnbd.enabled:
         unit = policy.bgnbd.time_unit_days * DAY_SECONDS
         t_x = np.where(
             bought, np.maximum(0.0, population.last_purchase - population.first_purchase) / unit, 0.0
         )
         age = np.where(bought, np.maximum(t_x, (now - population.first_purchase) / unit), 0.0)
-        x = np.maximum(repeats, 0).astype(float)
+        days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+        x = np.maximum(days - 1, 0).astype(float)
         t_x = np.where(x > 0, t_x, 0.0)
-        p_alive = np.where(bought, bgnbd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        p_alive = np.where(bought, btyd.probabilities_alive(cut_points.bgnbd, x, t_x, age), np.nan)
+        horizon = policy.bgnbd.horizon_days / policy.bgnbd.time_unit_days
+        with np.errstate(all="ignore"):
+            expected = np.where(
+                bought, btyd.expected_purchases_many(cut_points.bgnbd, x, t_x, age, horizon), np.nan
+            )
 
     risk = policy.risk
     cause = np.select(
@@ -429,6 +455,12 @@ def assess_population(
             admits &= population.frequency >= candidate.min_frequency
         if candidate.abc_classes is not None:
             admits &= np.isin(abc, [ABC.index(c) for c in candidate.abc_classes])
+        if candidate.top_revenue_share is not None:
+            least = cut_points.revenue_share_minimum(candidate.top_revenue_share)
+            if least is None:
+                admits[:] = False
+            else:
+                admits &= (population.frequency > 0) & (population.monetary_minor >= least)
         if candidate.risks is not None:
             admits &= np.isin(risk_code, [RISKS.index(r) for r in candidate.risks])
         if candidate.segments is not None:
@@ -458,6 +490,7 @@ def assess_population(
         stage=stage.astype(np.int64),
         risk_cause=cause,
         probability_alive=p_alive,
+        expected_purchases=expected,
     )
 
 

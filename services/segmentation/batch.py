@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation import bgnbd, rfm
+from services.segmentation import btyd, ledger, rfm
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
@@ -47,7 +47,7 @@ from services.segmentation.models import (
     TierChange,
 )
 from services.segmentation.policy import Policy
-from services.segmentation.policy_store import bgnbd_document, load_policy
+from services.segmentation.policy_store import load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
 from shared.events.segmentation import (
     ChurnRisk,
@@ -84,6 +84,7 @@ COLUMNS = (
     "monetary_score",
     "abc_class",
     "value_group",
+    "purchase_days",
 )
 
 
@@ -124,6 +125,7 @@ def _load(connection: Connection) -> Loaded:
         last_nps=floats("last_nps"),
         signal_points=np.array(raw["signal_points"], dtype=np.float64),
         key_account=np.array(raw["key_account"], dtype=bool),
+        purchase_days=np.array(raw["purchase_days"], dtype=np.int64),
     )
     stored = {name: np.array(raw[name], dtype=object) for name in COLUMNS[10:]}
     return Loaded(ids=list(raw["customer_id"]), population=population, stored=stored)
@@ -137,8 +139,13 @@ def compute_cut_points(
     now: float,
     seed: int,
 ) -> tuple[CutPoints, dict[str, Any]]:
-    """Cut points, ABC thresholds, the 80/20 figure and the BG/NBD fit of the current population."""
-    bought = population.lifetime_frequency > 0
+    """Cut points, ABC thresholds, the 80/20 figure and the BG/NBD fit of the current population.
+
+    The RFM quintiles, the ABC classes and the 80/20 figure rank the buyers in the window (at
+    least one purchase in it, free orders included); customers who bought only before it are
+    dormant, counted apart, and ranked in none of them.
+    """
+    bought = population.frequency > 0
     buyers = int(np.count_nonzero(bought))
     if policy.cut_points_method == "fixed":
         assert policy.fixed_cut_points is not None
@@ -153,12 +160,20 @@ def compute_cut_points(
         thresholds = None
     money = population.monetary_minor[bought]
     abc = rfm.abc_thresholds(money, a_share=policy.abc_a_share, b_share=policy.abc_b_share)
+    shares = policy.revenue_shares()
     fit = fit_bgnbd(population, policy, now=now, seed=seed) if policy.bgnbd.enabled else None
-    cut_points = CutPoints(version=version, rfm=thresholds, abc=abc, bgnbd=fit.parameters if fit else None)
+    cut_points = CutPoints(
+        version=version,
+        rfm=thresholds,
+        abc=abc,
+        bgnbd=fit.parameters if fit else None,
+        revenue_shares=tuple(zip(shares, rfm.revenue_share_minimums(money, shares), strict=True)),
+    )
     extra = {
         "population": buyers,
+        "dormant": int(np.count_nonzero((population.lifetime_frequency > 0) & ~bought)),
         "top_share_of_revenue": rfm.top_share_of_revenue(money, top_share=policy.pareto_top_share),
-        "bgnbd": bgnbd_document(fit),
+        "bgnbd": btyd.document(fit),
     }
     return cut_points, extra
 
@@ -169,7 +184,7 @@ def fit_bgnbd(
     *,
     now: float,
     seed: int,
-) -> bgnbd.BgNbdFit | None:
+) -> btyd.Fit | None:
     """Fit on a random sample of buyers, with times rounded to days (which also merges equal histories)."""
     bought = np.flatnonzero(population.lifetime_frequency > 0)
     if len(bought) < policy.bgnbd.min_customers:
@@ -179,7 +194,9 @@ def fit_bgnbd(
         bought = rng.choice(bought, policy.bgnbd.sample_size, replace=False)
     unit = policy.bgnbd.time_unit_days
     first = population.first_purchase[bought]
-    x = (population.lifetime_frequency[bought] - 1).astype(float)
+    days = population.lifetime_frequency if population.purchase_days is None else population.purchase_days
+    # Repeat purchase *days*: the models' transactions (several orders on one day are one).
+    x = np.maximum(days[bought] - 1, 0).astype(float)
     t_x = np.round(np.maximum(0.0, population.last_purchase[bought] - first) / DAY_SECONDS) / unit
     age = np.maximum(t_x, np.round((now - first) / DAY_SECONDS) / unit)
     t_x = np.where(x > 0, t_x, 0.0)
@@ -188,9 +205,9 @@ def fit_bgnbd(
     try:
         # Always from the same starting point: yesterday's estimates would make today's fit depend
         # on the path taken (and wander where the likelihood is flat), not only on the purchases.
-        return bgnbd.fit(x, t_x, age)
+        return btyd.fit(policy.bgnbd.model, x, t_x, age)
     except (ValueError, FloatingPointError) as error:
-        log.warning("BG/NBD fit failed: %s", error)
+        log.warning("%s fit failed: %s", policy.bgnbd.model.value, error)
         return None
 
 
@@ -207,6 +224,11 @@ class Outcome:
     cut_points_version: int = 0
     policy_version: int = 0
     seconds: float = 0.0
+    # The moment everything was figured as of, the window's start, and whether that moment is pinned.
+    as_of: datetime | None = None
+    window_start: datetime | None = None
+    pinned: bool = False
+    dormant: int = 0
 
 
 def tier_matrix(before: np.ndarray, after: np.ndarray) -> dict[str, dict[str, int]]:
@@ -303,13 +325,19 @@ async def _crossing_the_window_edge(
     return (await session.execute(query)).all(), sign
 
 
-async def refresh_signal_points(*, session: AsyncSession, since: datetime) -> None:
+async def refresh_signal_points(
+    *, session: AsyncSession, since: datetime, until: datetime | None = None
+) -> None:
     """Risk points count only recent behaviour: recount them for customers who have any or had some."""
+    counted = [
+        BehaviourSignal.customer_id == CustomerSegment.customer_id,
+        BehaviourSignal.occurred_at >= since,
+    ]
+    if until is not None:
+        counted.append(BehaviourSignal.occurred_at <= until)
     recent = (
         sa.select(sa.func.coalesce(sa.func.sum(BehaviourSignal.points), 0.0))
-        .where(
-            BehaviourSignal.customer_id == CustomerSegment.customer_id, BehaviourSignal.occurred_at >= since
-        )
+        .where(*counted)
         .scalar_subquery()
     )
     await session.execute(
@@ -335,24 +363,47 @@ async def recompute(
     policy_version: int | None = None,
     actor: str = "system",
     cause: MoveCause = MoveCause.recompute,
+    as_of: datetime | None = None,
+    live: bool = False,
 ) -> Outcome:
-    """The batch, in the caller's transaction. With ``policy_version``, that policy is put in force first."""
+    """The batch, in the caller's transaction. With ``policy_version``, that policy is put in force first.
+
+    With ``as_of``, that analysis date is pinned: this batch and every later one (the schedule's
+    too) figure everything as of it, until a batch with ``live`` clears it. Without either, the
+    batch keeps whatever is pinned, else runs as of ``now``.
+    """
     started = time.perf_counter()
     state = await session.get(SegmentationState, STATE_ID, with_for_update=True)
     assert state is not None, "segmentation_state is missing: run the migrations"
     if policy_version is not None:
         state.policy_version = policy_version
     policy = await load_policy(state.policy_version, session=session)
-    new_start = now - timedelta(days=policy.window_days)
-    await move_window(session=session, old_start=state.window_start, new_start=new_start)
-    await refresh_signal_points(session=session, since=now - timedelta(days=policy.signals.window_days))
+    was_pinned = state.as_of is not None
+    if as_of is not None:
+        state.as_of = as_of
+    elif live:
+        state.as_of = None
+    analysed_at = state.as_of or now
+    if cause is MoveCause.recompute and (state.as_of is not None or was_pinned):
+        # Re-labelled as of another moment than now: nothing happened to anyone.
+        cause = MoveCause.analysis_date
+    new_start = analysed_at - timedelta(days=policy.window_days)
+    if state.as_of is not None or was_pinned:
+        await ledger.rebuild_figures(session=session, window_start=new_start, until=state.as_of)
+    else:
+        await move_window(session=session, old_start=state.window_start, new_start=new_start)
+    await refresh_signal_points(
+        session=session,
+        since=analysed_at - timedelta(days=policy.signals.window_days),
+        until=state.as_of,
+    )
     await session.flush()
 
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
     # The state row's lock serialises batches, so the next number is free.
     version = await latest_version(session=session, version=CutPointsVersion.version) + 1
-    moment = now.timestamp()
+    moment = analysed_at.timestamp()
     cut_points, extra = compute_cut_points(
         loaded.population,
         policy,
@@ -376,11 +427,14 @@ async def recompute(
             top_share_of_revenue=extra["top_share_of_revenue"],
             bgnbd=extra["bgnbd"],
             window_start=new_start,
+            as_of=analysed_at,
+            dormant=extra["dormant"],
+            revenue_shares=[[share, least] for share, least in cut_points.revenue_shares],
             computed_at=now,
         )
     )
     if extra["population"] == 0:
-        cut_points = CutPoints(version=version, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
+        cut_points = replace(cut_points, rfm=None)
     state.cut_points_version = version
     state.window_start = new_start
     state.next_recompute_at = now + timedelta(hours=policy.recompute_every_hours)
@@ -393,6 +447,10 @@ async def recompute(
         customers=len(loaded.ids),
         cut_points_version=version,
         policy_version=state.policy_version,
+        as_of=analysed_at,
+        window_start=new_start,
+        pinned=state.as_of is not None,
+        dormant=extra["dormant"],
     )
     outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
     await _write_changes(
@@ -491,7 +549,7 @@ async def _write_changes(
                 "changed_at": now,
             }
         )
-        p_alive = result.probability_alive[i]
+        p_alive, expected = result.probability_alive[i], result.expected_purchases[i]
         if set(dims) - {"risk"}:
             stage(
                 TierChanged(
@@ -521,6 +579,8 @@ async def _write_changes(
                     risk=ChurnRisk(change.risk[1]),
                     tier=Tier(change.tier[1]),
                     probability_alive=None if np.isnan(p_alive) else float(p_alive),
+                    expected_purchases=None if np.isnan(expected) else max(0.0, float(expected)),
+                    expected_purchases_days=None if np.isnan(expected) else policy.bgnbd.horizon_days,
                     reason=reason,
                     policy_version=policy_version,
                     cause=cause,
@@ -552,24 +612,64 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-async def what_if(*, session: AsyncSession, candidate: Policy, now: datetime) -> Outcome:
-    """The candidate policy on the current population: moves and the tier matrix, nothing written."""
+@dataclass
+class Picture:
+    """Everyone assessed under a policy as of a moment; nothing written."""
+
+    loaded: Loaded
+    result: PopulationAssessment
+    columns: dict[str, np.ndarray]
+    extra: dict[str, Any]
+    as_of: datetime
+    window_start: datetime
+
+
+async def picture(
+    *, session: AsyncSession, policy: Policy, now: datetime, as_of: datetime | None = None
+) -> Picture:
+    """The population as ``policy`` sees it as of ``as_of`` (else the pinned analysis date, else now)."""
     state = await session.get(SegmentationState, STATE_ID)
     assert state is not None
     connection = await session.connection()
     loaded = await connection.run_sync(_load)
-    new_start = now - timedelta(days=candidate.window_days)
-    await _shift_window_in_memory(loaded, session=session, old_start=state.window_start, new_start=new_start)
-    moment = now.timestamp()
-    cut_points, extra = compute_cut_points(loaded.population, candidate, version=0, now=moment, seed=1)
-    if extra["population"] == 0:
-        cut_points = CutPoints(version=0, rfm=None, abc=cut_points.abc, bgnbd=cut_points.bgnbd)
-    result = assess_population(loaded.population, candidate, cut_points, moment)
-    outcome = Outcome(
-        population=extra["population"], customers=len(loaded.ids), policy_version=state.policy_version
+    analysed_at = as_of or state.as_of or now
+    new_start = analysed_at - timedelta(days=policy.window_days)
+    if as_of is not None or state.as_of is not None:
+        rows = await ledger.figures(session=session, window_start=new_start, until=analysed_at)
+        ledger.put_figures(loaded.ids, loaded.population, rows)
+    else:
+        await _shift_window_in_memory(
+            loaded, session=session, old_start=state.window_start, new_start=new_start
+        )
+    moment = analysed_at.timestamp()
+    cut_points, extra = compute_cut_points(
+        loaded.population, policy, version=0, now=moment, seed=policy.bgnbd.seed
     )
-    outcome.matrix = tier_matrix(loaded.stored["tier"], result.tier)
-    new = _verdict_columns(result, loaded.population, candidate)
+    if extra["population"] == 0:
+        cut_points = replace(cut_points, rfm=None)
+    result = assess_population(loaded.population, policy, cut_points, moment)
+    columns = _verdict_columns(result, loaded.population, policy)
+    return Picture(loaded, result, columns, extra, analysed_at, new_start)
+
+
+async def what_if(
+    *, session: AsyncSession, candidate: Policy, now: datetime, as_of: datetime | None = None
+) -> Outcome:
+    """The candidate policy on the current population (as of ``as_of``): moves and the tier matrix."""
+    state = await session.get(SegmentationState, STATE_ID)
+    assert state is not None
+    found = await picture(session=session, policy=candidate, now=now, as_of=as_of)
+    loaded, new = found.loaded, found.columns
+    outcome = Outcome(
+        population=found.extra["population"],
+        customers=len(loaded.ids),
+        policy_version=state.policy_version,
+        as_of=found.as_of,
+        window_start=found.window_start,
+        pinned=as_of is None and state.as_of is not None,
+        dormant=found.extra["dormant"],
+    )
+    outcome.matrix = tier_matrix(loaded.stored["tier"], found.result.tier)
     for name in ("tier", "rfm_segment", "stage", "risk"):
         outcome.changed[name] = int(np.count_nonzero(loaded.stored[name] != new[name]))
     return outcome

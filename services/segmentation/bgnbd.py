@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
+
+from services.segmentation import likelihood
 
 Floats = npt.NDArray[np.float64]
 
@@ -63,79 +65,20 @@ def log_likelihood(params: Floats, x: Floats, t_x: Floats, T: Floats, weights: F
     return float(np.sum(per_customer if weights is None else per_customer * weights))
 
 
-def _compress(x: Floats, t_x: Floats, T: Floats) -> tuple[Floats, Floats, Floats, Floats]:
-    """Identical (x, t_x, T) rows once, with their counts: the likelihood is a sum over them."""
-    stacked = np.column_stack([x, t_x, T])
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return unique[:, 0], unique[:, 1], unique[:, 2], counts.astype(float)
-
-
 def fit(
     x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, *, initial: BgNbdParameters | None = None
 ) -> BgNbdFit:
     """Maximum-likelihood estimates of (r, α, a, b), with standard errors from the observed information."""
-    xs, txs, Ts = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    if len(xs) == 0:
-        raise ValueError("no customers to fit")
-    if np.any(txs > Ts) or np.any(xs < 0) or np.any((xs == 0) & (txs != 0)):
-        raise ValueError("each customer needs 0 <= t_x <= T, and t_x = 0 when x = 0")
-    ux, utx, uT, weights = _compress(xs, txs, Ts)
-    start = np.log((initial or BgNbdParameters(1.0, 1.0, 1.0, 1.0)).as_array())
-
-    def negative(log_params: Floats) -> float:
-        value = -log_likelihood(np.exp(log_params), ux, utx, uT, weights)
-        return value if np.isfinite(value) else 1e300
-
-    best = optimize.minimize(negative, start, method="L-BFGS-B", options={"ftol": 1e-12, "gtol": 1e-8})
-    if not best.success:
-        # A rough surface for the gradient method: let the simplex find the way, then polish.
-        simplex = optimize.minimize(
-            negative,
-            best.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000, "maxfev": 20_000},
-        )
-        polished = optimize.minimize(negative, simplex.x, method="L-BFGS-B")
-        best = min((best, simplex, polished), key=lambda r: r.fun)
-    estimate = np.exp(best.x)
+    start = (initial or BgNbdParameters(1.0, 1.0, 1.0, 1.0)).as_array()
+    estimate = likelihood.maximise(log_likelihood, x, t_x, T, start)
+    errors = estimate.standard_errors
     return BgNbdFit(
-        parameters=BgNbdParameters(*(float(v) for v in estimate)),
-        log_likelihood=-float(best.fun),
-        customers=len(xs),
-        converged=bool(best.success),
-        standard_errors=_standard_errors(estimate, ux, utx, uT, weights),
+        parameters=BgNbdParameters(*(float(v) for v in estimate.values)),
+        log_likelihood=estimate.log_likelihood,
+        customers=estimate.customers,
+        converged=estimate.converged,
+        standard_errors=None if errors is None else BgNbdParameters(*(float(v) for v in errors)),
     )
-
-
-def _standard_errors(
-    estimate: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats
-) -> BgNbdParameters | None:
-    """Square roots of the diagonal of the inverse observed information (a central-difference Hessian)."""
-
-    def ll(params: Floats) -> float:
-        return log_likelihood(params, x, t_x, T, weights)
-
-    hessian = np.zeros((4, 4))
-    steps = 1e-4 * np.maximum(np.abs(estimate), 1e-3)
-    for i in range(4):
-        for j in range(i, 4):
-            ei, ej = np.zeros(4), np.zeros(4)
-            ei[i], ej[j] = steps[i], steps[j]
-            value = (
-                ll(estimate + ei + ej)
-                - ll(estimate + ei - ej)
-                - ll(estimate - ei + ej)
-                + ll(estimate - ei - ej)
-            ) / (4 * steps[i] * steps[j])
-            hessian[i, j] = hessian[j, i] = value
-    try:
-        covariance = np.linalg.inv(-hessian)
-    except np.linalg.LinAlgError:
-        return None
-    variances = np.diag(covariance)
-    if np.any(variances <= 0) or not np.all(np.isfinite(variances)):
-        return None
-    return BgNbdParameters(*(float(v) for v in np.sqrt(variances)))
 
 
 def probability_alive(params: BgNbdParameters, x: float, t_x: float, T: float) -> float:
@@ -167,6 +110,19 @@ def probabilities_alive(params: BgNbdParameters, x: Floats, t_x: Floats, T: Floa
         log_ratio = np.minimum((r + x) * (np.log(alpha + T) - np.log(alpha + t_x)), 700.0)
         odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * np.exp(log_ratio), 0.0)
     return 1.0 / (1.0 + odds)
+
+
+def expected_purchases_many(params: BgNbdParameters, x: Floats, t_x: Floats, T: Floats, t: float) -> Floats:
+    """``expected_purchases`` for many customers at once."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if t <= 0:
+        return np.zeros(len(x))
+    if abs(a - 1) <= 1e-9:
+        return np.full(len(x), np.nan)
+    hyper = special.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
+    body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyper
+    value = (a + b + x - 1) / (a - 1) * body * probabilities_alive(params, x, t_x, T)
+    return np.asarray(np.where(np.isfinite(value), value, np.nan), dtype=np.float64)
 
 
 def simulate(

@@ -34,6 +34,7 @@ UPDATED = (
     "monetary_minor",
     "lifetime_frequency",
     "lifetime_monetary_minor",
+    "purchase_days",
     "first_purchase_at",
     "last_purchase_at",
     "tier",
@@ -73,6 +74,7 @@ def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
         purchases: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         blank = service.blank_verdict(ctx, now)
+        known_days = await service.purchase_days_of(wanted, session=session)
         for envelope in envelopes:
             event = envelope.data
             segment = known.get(event.customer_id) or new.get(event.customer_id)
@@ -81,7 +83,7 @@ def apply_batch(segmenter: Segmenter, clock: Clock) -> ApplyBatch:
                     event.customer_id, ctx, now, make=_row, verdict=blank
                 )
             if isinstance(event, PurchaseRecorded):
-                purchases.append(service.count_purchase(segment, event, ctx))
+                purchases.append(service.count_purchase(segment, event, ctx, known_days=known_days))
                 await service.reassess(
                     segment, session=session, ctx=ctx, now=now, cause=envelope, history=history
                 )

@@ -80,7 +80,8 @@ def handlers(runtime: Runtime) -> Handlers:
     async def on_purchase(event: Envelope[PurchaseRecorded], *, session: AsyncSession) -> None:
         purchase, ctx, now = event.data, await context(session=session), clock.now()
         segment = await service.segment_for(purchase.customer_id, session=session, ctx=ctx, now=now)
-        session.add(Purchase(**service.count_purchase(segment, purchase, ctx)))
+        known_days = await service.purchase_days_of({purchase.customer_id}, session=session)
+        session.add(Purchase(**service.count_purchase(segment, purchase, ctx, known_days=known_days)))
         await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
     async def on_refund(event: Envelope[PurchaseRefunded], *, session: AsyncSession) -> None:
@@ -88,22 +89,26 @@ def handlers(runtime: Runtime) -> Handlers:
         segment = await service.segment_for(refund.customer_id, session=session, ctx=ctx, now=now)
         purchase = await session.get(Purchase, refund.purchase_id)
         amount = to_minor(refund.amount)
-        # A purchase we never saw (older than this service's ledger) is taken to be in the window.
+        # A purchase we never saw (older than this service's ledger) is taken to be in the window;
+        # one after a pinned analysis date is not in the figures yet, only in the ledger.
         in_window = purchase is None or ctx.in_window(purchase.purchased_at)
+        counted = purchase is None or ctx.counts(purchase.purchased_at)
         if purchase is not None:
             amount = min(amount, purchase.amount_minor)
             purchase.amount_minor -= amount
-        segment.lifetime_monetary_minor = max(0, segment.lifetime_monetary_minor - amount)
+        if counted:
+            segment.lifetime_monetary_minor = max(0, segment.lifetime_monetary_minor - amount)
         if in_window:
             segment.monetary_minor = max(0, segment.monetary_minor - amount)
         if refund.fully_refunded and not (purchase is not None and purchase.fully_refunded):
             # A purchase refunded in full did not happen, as far as frequency is concerned.
-            segment.lifetime_frequency = max(0, segment.lifetime_frequency - 1)
+            if counted:
+                segment.lifetime_frequency = max(0, segment.lifetime_frequency - 1)
             if in_window:
                 segment.frequency = max(0, segment.frequency - 1)
             if purchase is not None:
                 purchase.fully_refunded = True
-                await service.refresh_purchase_span(segment, session=session)
+                await service.refresh_purchase_span(segment, session=session, until=ctx.as_of)
         await service.reassess(segment, session=session, ctx=ctx, now=now, cause=event)
 
     async def on_complaint_opened(event: Envelope[ComplaintOpened], *, session: AsyncSession) -> None:

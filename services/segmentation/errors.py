@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from shared.problems import NotFound
+from shared.problems import NotFound, Unprocessable
 
 
 class SegmentNotFound(NotFound):
@@ -33,4 +34,18 @@ class CutPointsNotFound(NotFound):
             "No cut points yet: the batch has not run."
             if version is None
             else f"There are no cut points version {version}."
+        )
+
+
+class AnalysisDateInFuture(Unprocessable):
+    """Figures as of a moment that has not come yet would count purchases that have not happened."""
+
+    slug = "analysis-date-in-future"
+
+    def __init__(self, as_of: datetime, now: datetime, skew_seconds: int) -> None:
+        super().__init__(
+            f"as_of {as_of.isoformat()} is in the future: an analysis date may be at most "
+            f"{skew_seconds} seconds past the clock ({now.isoformat()}).",
+            field="as_of",
+            location="query",
         )

@@ -30,6 +30,8 @@ class CustomerSegment(Base):
     monetary_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     lifetime_frequency: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_monetary_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Days (UTC) with a purchase not refunded in full: the transactions of the buying models.
+    purchase_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_purchase_at: Mapped[datetime | None]
     last_purchase_at: Mapped[datetime | None]
     engaged: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -140,6 +142,12 @@ class CutPointsVersion(Base):
     top_share_of_revenue: Mapped[float | None] = mapped_column(Float)
     bgnbd: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     window_start: Mapped[datetime]
+    # The moment the figures are for (the analysis date); None in rows from before it was kept.
+    as_of: Mapped[datetime | None]
+    # Customers who bought before the window but not in it: ranked in none of the figures.
+    dormant: Mapped[int] = mapped_column(Integer, default=0)
+    # [share, least spend in minor units] for each revenue share a tier rule names.
+    revenue_shares: Mapped[list[list[float | int | None]] | None] = mapped_column(JSON)
     computed_at: Mapped[datetime]
 
 
@@ -152,5 +160,7 @@ class SegmentationState(Base):
     policy_version: Mapped[int] = mapped_column(Integer)
     cut_points_version: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime | None]
+    # The pinned analysis date: everything is figured as of this moment until it is cleared.
+    as_of: Mapped[datetime | None]
     next_recompute_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.segmentation.btyd import DEFAULT_MODEL, BuyingModel
 from shared.events.segmentation import ChurnRisk, LoyaltyStage, Tier, ValueGroup, tier_rank
 
 Score = Annotated[int, Field(ge=1, le=5)]
@@ -62,6 +63,13 @@ class TierRule(_Strict):
     )
     min_frequency: int | None = Field(default=None, ge=0, description="Purchases in the window.")
     abc_classes: tuple[AbcClass, ...] | None = Field(default=None, min_length=1)
+    top_revenue_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Among the customers who bring this first share of the window's revenue, "
+        "biggest spenders first (as the ABC classes are cut).",
+    )
     min_recency_score: Score | None = None
     min_frequency_score: Score | None = None
     min_monetary_score: Score | None = None
@@ -79,6 +87,8 @@ class TierRule(_Strict):
             conditions.append(f"bought at least {self.min_frequency} times")
         if self.abc_classes is not None:
             conditions.append("ABC class " + "/".join(c.value for c in self.abc_classes))
+        if self.top_revenue_share is not None:
+            conditions.append(f"among those bringing the first {self.top_revenue_share:.0%} of revenue")
         for label, value in (
             ("recency score", self.min_recency_score),
             ("frequency score", self.min_frequency_score),
@@ -154,7 +164,11 @@ class RiskPolicy(_Strict):
 
 
 class BgNbdPolicy(_Strict):
+    """The buy-till-you-die model behind P(alive) and expected purchases (the section keeps its old name)."""
+
     enabled: bool = True
+    # A policy stored before the choice existed takes the default: see btyd.py for the evidence.
+    model: BuyingModel = DEFAULT_MODEL
     # The fit uses a random sample this large: the estimates' error is already tiny at this size.
     sample_size: int = Field(default=20_000, ge=100)
     # The sample is drawn with this seed: the same purchases give the same fit at every recompute.
@@ -215,6 +229,11 @@ class Policy(_Strict):
             raise ValueError(f"segment_rules leave score pairs without a segment, e.g. {sorted(grid)[0]}")
         return self
 
+    def revenue_shares(self) -> tuple[float, ...]:
+        """The revenue shares the tier rules name: the batch computes a spend threshold for each."""
+        shares = {rule.top_revenue_share for rule in self.tier_rules}
+        return tuple(sorted(share for share in shares if share is not None))
+
     @cached_property
     def _ordered_tier_rules(self) -> tuple[TierRule, ...]:
         return tuple(sorted(self.tier_rules, key=lambda rule: tier_rank(rule.tier)))
@@ -246,11 +265,20 @@ DEFAULT_SEGMENT_RULES: tuple[SegmentRule, ...] = (
 )
 
 # The pyramid combines absolute spend (what a company promises its members) with the relative
-# scores: class A (the customers bringing the first 80% of revenue) is gold at least, as the
-# practice's 80/20 says; the best-scored of them are platinum.
+# standing: class A (the customers bringing the first 80% of revenue) is gold at least, as the
+# practice's 80/20 says, and platinum is the half of that revenue brought by the biggest
+# spenders. Two equal shares of revenue, the first brought by customers who each spend at least
+# as much as anyone in the second: so platinum never holds more customers than gold (ties
+# aside), whatever the data. A platinum customer who is lost falls back to gold.
+PLATINUM_REVENUE_SHARE = 0.40
+
 DEFAULT_TIER_RULES: tuple[TierRule, ...] = (
     TierRule(tier=Tier.platinum, min_monetary=Decimal(50_000), min_frequency=5),
-    TierRule(tier=Tier.platinum, abc_classes=(AbcClass.A,), min_rfm_total=14),
+    TierRule(
+        tier=Tier.platinum,
+        top_revenue_share=PLATINUM_REVENUE_SHARE,
+        risks=(ChurnRisk.low, ChurnRisk.at_risk),
+    ),
     TierRule(tier=Tier.gold, min_monetary=Decimal(10_000)),
     TierRule(tier=Tier.gold, abc_classes=(AbcClass.A,)),
     TierRule(tier=Tier.iron, min_monetary=Decimal(1_000)),

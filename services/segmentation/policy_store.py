@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation import rfm
 from services.segmentation.assessment import NO_CUT_POINTS, CutPoints
-from services.segmentation.bgnbd import BgNbdParameters
+from services.segmentation.btyd import parameters_of
 from services.segmentation.errors import CutPointsNotFound, PolicyVersionNotFound
 from services.segmentation.models import CutPointsVersion, PolicyVersion
 from services.segmentation.policy import Policy
@@ -71,13 +70,15 @@ def cut_points_of(row: CutPointsVersion) -> CutPoints:
             frequency=tuple(row.frequency),  # type: ignore[arg-type]
             monetary_minor=tuple(row.monetary_minor),  # type: ignore[arg-type]
         )
-    model = row.bgnbd or {}
-    parameters = BgNbdParameters(model["r"], model["alpha"], model["a"], model["b"]) if "r" in model else None
     return CutPoints(
         version=row.version,
         rfm=thresholds,
         abc=rfm.AbcThresholds(row.abc_a_min_minor, row.abc_b_min_minor),
-        bgnbd=parameters,
+        bgnbd=parameters_of(row.bgnbd),
+        revenue_shares=tuple(
+            (float(share or 0), None if least is None else int(least))
+            for share, least in row.revenue_shares or ()
+        ),
     )
 
 
@@ -92,19 +93,3 @@ async def load_cut_points(version: int, *, session: AsyncSession) -> CutPoints:
 
 async def cut_points_row(version: int, *, session: AsyncSession) -> CutPointsVersion | None:
     return await session.get(CutPointsVersion, version) if version else None
-
-
-def bgnbd_document(fit: Any) -> dict[str, Any] | None:
-    if fit is None:
-        return None
-    p, se = fit.parameters, fit.standard_errors
-    return {
-        "r": p.r,
-        "alpha": p.alpha,
-        "a": p.a,
-        "b": p.b,
-        "log_likelihood": fit.log_likelihood,
-        "customers": fit.customers,
-        "converged": fit.converged,
-        "standard_errors": None if se is None else {"r": se.r, "alpha": se.alpha, "a": se.a, "b": se.b},
-    }

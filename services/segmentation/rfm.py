@@ -126,16 +126,28 @@ def abc_thresholds(monetary_minor: npt.ArrayLike, *, a_share: float, b_share: fl
     cumulative share, so the customer who crosses the boundary is inside it; customers tied with
     the last member of a class join it (a class is a spend threshold, the same for everyone).
     """
+    found = revenue_share_minimums(monetary_minor, (a_share, a_share + b_share))
+    return AbcThresholds(found[0], found[1])
+
+
+def revenue_share_minimums(monetary_minor: npt.ArrayLike, shares: Sequence[float]) -> list[int | None]:
+    """For each share, the least spend among the customers who bring that first share of revenue.
+
+    Customers are taken from the biggest spender down, as for the ABC classes; None when nobody
+    has revenue.
+    """
     spend = np.sort(np.asarray(monetary_minor, dtype=np.int64))[::-1]
     total = int(spend.sum())
     if total <= 0:
-        return AbcThresholds(None, None)
+        return [None for _ in shares]
     before = (np.cumsum(spend) - spend).astype(object)
-    # Shares in millionths and exact integers: 0.8 + 0.15 is not 0.95 in floating point.
-    a_parts, ab_parts = round(a_share * 1_000_000), round((a_share + b_share) * 1_000_000)
-    in_a = int(np.count_nonzero(before * 1_000_000 < a_parts * total))
-    in_ab = int(np.count_nonzero(before * 1_000_000 < ab_parts * total))
-    return AbcThresholds(int(spend[in_a - 1]), int(spend[in_ab - 1]))
+    found: list[int | None] = []
+    for share in shares:
+        # Shares in millionths and exact integers: 0.8 + 0.15 is not 0.95 in floating point.
+        parts = round(share * 1_000_000)
+        inside = int(np.count_nonzero(before * 1_000_000 < parts * total))
+        found.append(int(spend[inside - 1]))
+    return found
 
 
 def abc_class(monetary_minor: int, thresholds: AbcThresholds) -> AbcClass | None:

@@ -33,6 +33,27 @@ class Scores(BaseModel):
     total: int
 
 
+class CoverageRead(BaseModel):
+    """What the figures cover: the moment, the window, and the population ranked."""
+
+    as_of: datetime = Field(description="The moment everything is figured as of (the analysis date).")
+    pinned: bool = Field(
+        description="Whether that moment is a pinned analysis date (kept by every recompute until cleared)."
+    )
+    window_start: datetime | None
+    population: str = Field(
+        default="buyers_in_window",
+        description="RFM cut points, ABC classes and the Pareto figures rank the customers with at least "
+        "one purchase in the window (free orders included).",
+    )
+    buyers: int = Field(description="Customers with at least one purchase in the window.")
+    dormant: int = Field(
+        description="Customers who bought only before the window: counted apart, ranked in no figure."
+    )
+    no_purchases_in_window: bool
+    message: str | None = Field(description="Says so when the window holds no purchases at all.")
+
+
 class CutPointsRead(BaseModel):
     """Score thresholds: a recency score is 1 plus the thresholds the days are within; the others, reached."""
 
@@ -48,6 +69,11 @@ class CutPointsRead(BaseModel):
     top_share_of_revenue: float | None
     bgnbd: dict[str, Any] | None
     window_start: datetime
+    as_of: datetime | None = Field(description="The moment the cut points were figured as of.")
+    dormant: int
+    revenue_shares: list[dict[str, Any]] = Field(
+        description="For each revenue share a tier rule names, the least spend of those bringing it."
+    )
     computed_at: datetime
 
 
@@ -142,6 +168,7 @@ class OutcomeRead(BaseModel):
     rewritten: int | None = None
     announced: int | None = None
     seconds: float | None = None
+    coverage: CoverageRead
 
 
 class DistributionRead(BaseModel):
@@ -153,6 +180,7 @@ class DistributionRead(BaseModel):
     abc_class: dict[str, int]
     stage: dict[str, int]
     risk: dict[str, int]
+    coverage: CoverageRead
 
 
 class ParetoPoint(BaseModel):
@@ -166,6 +194,7 @@ class ParetoRead(BaseModel):
     top_share: float
     top_share_of_revenue: float | None
     curve: list[ParetoPoint]
+    coverage: CoverageRead
 
 
 class MigrationRead(BaseModel):

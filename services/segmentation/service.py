@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,15 +47,25 @@ _PREFETCHED = "segmentation.prefetched"
 
 @dataclass(frozen=True)
 class Context:
-    """The policy and cut points in force, and the start of the window the figures count."""
+    """The policy and cut points in force, the start of the window the figures count, and the
+    pinned analysis date (None: now) that everything is figured as of."""
 
     policy_version: int
     policy: Policy
     cut_points: CutPoints
     window_start: datetime | None
+    as_of: datetime | None = None
+
+    def moment(self, now: datetime) -> datetime:
+        """When customers are assessed: the pinned analysis date, else now."""
+        return self.as_of if self.as_of is not None else now
+
+    def counts(self, moment: datetime) -> bool:
+        """Whether something that happened at ``moment`` is in the figures: not after the analysis date."""
+        return self.as_of is None or moment <= self.as_of
 
     def in_window(self, moment: datetime) -> bool:
-        return self.window_start is None or moment >= self.window_start
+        return self.counts(moment) and (self.window_start is None or moment >= self.window_start)
 
 
 class Segmenter:
@@ -73,7 +83,7 @@ class Segmenter:
             self._policy = (state.policy_version, await load_policy(state.policy_version, session=session))
         if self._cut_points.version != state.cut_points_version:
             self._cut_points = await load_cut_points(state.cut_points_version, session=session)
-        return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start)
+        return Context(self._policy[0], self._policy[1], self._cut_points, state.window_start, state.as_of)
 
 
 def facts_of(segment: CustomerSegment) -> Facts:
@@ -87,6 +97,7 @@ def facts_of(segment: CustomerSegment) -> Facts:
         last_nps=segment.last_nps,
         signal_points=segment.signal_points,
         key_account=segment.key_account,
+        purchase_days=segment.purchase_days,
     )
 
 
@@ -118,7 +129,8 @@ def new_segment(
     Everyone new is assessed alike, so a caller making many may pass ``blank_verdict(ctx, now)``.
     """
     segment = make(customer_id=customer_id, created_at=now, **_NOTHING_KNOWN)
-    _store(segment, verdict or assess(facts_of(segment), ctx.policy, ctx.cut_points, now), ctx, now)
+    verdict = verdict or assess(facts_of(segment), ctx.policy, ctx.cut_points, ctx.moment(now))
+    _store(segment, verdict, ctx, now)
     segment.initial_tier = segment.tier
     return segment
 
@@ -129,6 +141,7 @@ _NOTHING_KNOWN = dict(
     monetary_minor=0,
     lifetime_frequency=0,
     lifetime_monetary_minor=0,
+    purchase_days=0,
     engaged=False,
     signal_points=0.0,
     key_account=False,
@@ -137,13 +150,54 @@ _NOTHING_KNOWN = dict(
 
 def blank_verdict(ctx: Context, now: datetime) -> Assessment:
     """Where a customer of whom nothing is known yet stands (what ``new_segment`` assesses)."""
-    return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, now)
+    return assess(facts_of(CustomerSegment(**_NOTHING_KNOWN)), ctx.policy, ctx.cut_points, ctx.moment(now))
 
 
-def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Context) -> dict[str, Any]:
-    """Count a purchase into the customer's figures; returns the ledger row to keep for it."""
+def purchase_day(moment: datetime) -> date:
+    """The (UTC) day of a purchase: the models' unit of transaction."""
+    return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date()
+
+
+async def purchase_days_of(
+    customer_ids: set[uuid.UUID], *, session: AsyncSession
+) -> set[tuple[uuid.UUID, date]]:
+    """The days on which these customers bought (per the ledger, purchases refunded in full left out)."""
+    rows = await session.execute(
+        sa.select(Purchase.customer_id, Purchase.purchased_at).where(
+            Purchase.customer_id.in_(customer_ids), Purchase.fully_refunded.is_(False)
+        )
+    )
+    return {(customer_id, purchase_day(moment)) for customer_id, moment in rows}
+
+
+def count_purchase(
+    segment: CustomerSegment,
+    purchase: PurchaseRecorded,
+    ctx: Context,
+    *,
+    known_days: set[tuple[uuid.UUID, date]],
+) -> dict[str, Any]:
+    """Count a purchase into the customer's figures; returns the ledger row to keep for it.
+
+    ``known_days`` (from ``purchase_days_of``) tells whether the purchase is on a new day; it is updated.
+    A purchase after a pinned analysis date is kept in the ledger only: the figures are as of
+    that date, and count it once the date is cleared (the recompute rebuilds them from the ledger).
+    """
     amount = to_minor(purchase.amount)
+    ledger_row = {
+        "purchase_id": purchase.purchase_id,
+        "customer_id": purchase.customer_id,
+        "amount_minor": amount,
+        "purchased_at": purchase.purchased_at,
+        "fully_refunded": False,
+    }
+    if not ctx.counts(purchase.purchased_at):
+        return ledger_row
     segment.lifetime_frequency += 1
+    day = (purchase.customer_id, purchase_day(purchase.purchased_at))
+    if day not in known_days:
+        known_days.add(day)
+        segment.purchase_days += 1
     segment.lifetime_monetary_minor += amount
     if ctx.in_window(purchase.purchased_at):
         segment.frequency += 1
@@ -152,13 +206,7 @@ def count_purchase(segment: CustomerSegment, purchase: PurchaseRecorded, ctx: Co
         segment.first_purchase_at = purchase.purchased_at
     if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
         segment.last_purchase_at = purchase.purchased_at
-    return {
-        "purchase_id": purchase.purchase_id,
-        "customer_id": purchase.customer_id,
-        "amount_minor": amount,
-        "purchased_at": purchase.purchased_at,
-        "fully_refunded": False,
-    }
+    return ledger_row
 
 
 async def segment_for(
@@ -253,7 +301,7 @@ async def reassess(
     ``segment`` may be any object with the row's attributes; with ``history``, the history row is
     appended there (for a bulk insert) instead of added to the session.
     """
-    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, now)
+    verdict = assess(facts_of(segment), ctx.policy, ctx.cut_points, ctx.moment(now))
     before = (segment.tier, segment.rfm_segment, segment.stage, segment.risk)
     previous_key_account = segment.key_account if was_key_account is None else was_key_account
     _store(segment, verdict, ctx, now)
@@ -281,6 +329,7 @@ async def reassess(
         cause_id=cause.id if cause else None,
         cause_type=cause_type,
         probability_alive=verdict.probability_alive,
+        expected_purchases=verdict.expected_purchases,
         imported=imported,
         history=history,
         move=move,
@@ -299,6 +348,7 @@ def record_change(
     cause_id: uuid.UUID | None,
     cause_type: str | None,
     probability_alive: float | None,
+    expected_purchases: float | None = None,
     imported: bool = False,
     history: list[dict[str, Any]] | None = None,
     move: MoveCause = MoveCause.customer_event,
@@ -361,6 +411,10 @@ def record_change(
                 risk=ChurnRisk(change.risk[1]),
                 tier=Tier(change.tier[1]),
                 probability_alive=probability_alive,
+                expected_purchases=_expected(expected_purchases),
+                expected_purchases_days=ctx.policy.bgnbd.horizon_days
+                if expected_purchases is not None
+                else None,
                 reason=reason,
                 policy_version=ctx.policy_version,
                 cause_event_id=cause_id,
@@ -386,8 +440,13 @@ async def add_signal(
     now: datetime,
     cause_id: uuid.UUID,
 ) -> None:
-    """Count a behaviour toward the risk points, if it is recent enough to count at all."""
-    if points <= 0 or occurred_at < now - timedelta(days=ctx.policy.signals.window_days):
+    """Count a behaviour toward the risk points, if it is recent enough to count at all.
+
+    One after a pinned analysis date is kept but not counted yet: the batch that clears the date
+    counts it (``batch.refresh_signal_points``).
+    """
+    since = ctx.moment(now) - timedelta(days=ctx.policy.signals.window_days)
+    if points <= 0 or occurred_at < since:
         return
     session.add(
         BehaviourSignal(
@@ -398,20 +457,25 @@ async def add_signal(
             cause_event_id=cause_id,
         )
     )
-    segment.signal_points += points
+    if ctx.counts(occurred_at):
+        segment.signal_points += points
 
 
-async def refresh_purchase_span(segment: CustomerSegment, *, session: AsyncSession) -> None:
-    """First and last purchase again from the ledger, after a purchase was refunded in full."""
+async def refresh_purchase_span(
+    segment: CustomerSegment, *, session: AsyncSession, until: datetime | None = None
+) -> None:
+    """First and last purchase and the purchase days again from the ledger (up to a pinned analysis
+    date), after a purchase was refunded in full (or a duplicate's purchases moved in)."""
     await session.flush()
-    first, last = (
-        await session.execute(
-            sa.select(sa.func.min(Purchase.purchased_at), sa.func.max(Purchase.purchased_at)).where(
-                Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
-            )
-        )
-    ).one()
-    segment.first_purchase_at, segment.last_purchase_at = first, last
+    query = sa.select(Purchase.purchased_at).where(
+        Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
+    )
+    if until is not None:
+        query = query.where(Purchase.purchased_at <= until)
+    moments = (await session.scalars(query)).all()
+    segment.first_purchase_at = min(moments, default=None)
+    segment.last_purchase_at = max(moments, default=None)
+    segment.purchase_days = len({purchase_day(moment) for moment in moments})
 
 
 async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> CustomerSegment:
@@ -518,6 +582,10 @@ async def merge(
     survivor.lifetime_monetary_minor += duplicate.lifetime_monetary_minor
     survivor.first_purchase_at = _earliest(survivor.first_purchase_at, duplicate.first_purchase_at)
     survivor.last_purchase_at = _latest(survivor.last_purchase_at, duplicate.last_purchase_at)
+    # Both may have bought on one day: count the days of the ledger they now share.
+    survivor.purchase_days = len(
+        {day for _, day in await purchase_days_of({customer_id}, session=session)}
+    ) or (survivor.purchase_days + duplicate.purchase_days)
     survivor.engaged = survivor.engaged or duplicate.engaged
     survivor.signal_points += duplicate.signal_points
     if survivor.last_nps is None:
@@ -544,3 +612,8 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _expected(value: float | None) -> float | None:
+    """An expectation to announce: none where the model could not say (NaN), never below zero."""
+    return None if value is None or value != value else max(0.0, value)

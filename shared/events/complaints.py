@@ -221,6 +221,52 @@ class ComplaintSubmitted(Event):
     submitted_at: AwareDatetime
 
 
+class ReplyThread(BaseModel):
+    """The e-mail threading of a reply: its own Message-ID and those it answers (RFC 5322 3.6.4)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: Annotated[str, StringConstraints(min_length=3, max_length=998)]
+    in_reply_to: Annotated[str, StringConstraints(max_length=998)] | None = None
+    references: tuple[Annotated[str, StringConstraints(max_length=998)], ...] = Field(
+        default=(), max_length=20
+    )
+
+
+class ComplaintReplied(Event):
+    """An agent answered the customer on a complaint's conversation; notify sends it on the customer's
+    channel, threaded so that the customer's mail client keeps one thread."""
+
+    type: ClassVar[str] = "csm.complaint.replied.v1"
+    topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("subject", "body")
+
+    complaint_id: uuid.UUID
+    reply_id: uuid.UUID
+    channel: ComplaintChannel
+    subject: str
+    body: str
+    thread: ReplyThread
+    replied_by: str
+    replied_at: AwareDatetime
+
+
+class SenderIntroduced(Event):
+    """Mail came from an address no customer has, and the policy makes such senders customers.
+
+    ``customer_id`` is the new customer's id, chosen by complaints (whose complaint already names
+    it); the customer service registers the customer under it.
+    """
+
+    type: ClassVar[str] = "csm.complaint.sender_introduced.v1"
+    topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("name", "email")
+
+    name: str
+    email: str
+    introduced_at: AwareDatetime
+
+
 EVENTS: tuple[type[Event], ...] = (
     ComplaintOpened,
     ComplaintStatusChanged,
@@ -232,4 +278,6 @@ EVENTS: tuple[type[Event], ...] = (
     SurveyAnswered,
     ComplaintSubmitted,
     ComplaintRetargeted,
+    ComplaintReplied,
+    SenderIntroduced,
 )

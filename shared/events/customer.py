@@ -159,6 +159,11 @@ class PurchaseRecorded(Event):
     purchased_at: AwareDatetime
     item_count: int = Field(ge=0)
     first_purchase: bool
+    # ``amount`` is in ``currency``, the reporting currency; these say what was paid, and the rate
+    # (reporting units per unit paid) it was converted at. Absent in events from before currencies.
+    original_amount: Money | None = None
+    original_currency: CurrencyCode | None = None
+    exchange_rate: Decimal | None = Field(default=None, gt=0)
     # True for a purchase from a bulk import of history: count it, but it is not news to follow up.
     imported: bool = False
 
@@ -173,6 +178,9 @@ class PurchaseRefunded(Event):
     currency: CurrencyCode
     refunded_at: AwareDatetime
     fully_refunded: bool
+    # As given back, in the currency the purchase was paid (``amount`` is converted at its rate).
+    original_amount: Money | None = None
+    original_currency: CurrencyCode | None = None
 
 
 class InteractionLogged(Event):
@@ -200,6 +208,19 @@ class ConsentChanged(Event):
     changed_at: AwareDatetime
 
 
+class ContactChanged(Event):
+    """A named contact at a business customer was added, changed or removed: who writes for it."""
+
+    type: ClassVar[str] = "csm.customer.contact_changed.v1"
+    topic: ClassVar[str] = TOPIC
+    personal: ClassVar[tuple[str, ...]] = ("email",)
+
+    contact_id: uuid.UUID
+    email: str | None = None
+    removed: bool = False
+    changed_at: AwareDatetime
+
+
 class InterestsChanged(Event):
     type: ClassVar[str] = "csm.customer.interests_changed.v1"
     topic: ClassVar[str] = TOPIC
@@ -218,4 +239,5 @@ EVENTS: tuple[type[Event], ...] = (
     InteractionLogged,
     ConsentChanged,
     InterestsChanged,
+    ContactChanged,
 )

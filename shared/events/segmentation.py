@@ -64,6 +64,9 @@ class MoveCause(StrEnum):
     imported = "imported"
     # A person decided it (a key-account designation).
     manual = "manual"
+    # An operator set, kept or cleared the analysis date: everyone re-labelled as of another
+    # moment (a history analysed as of its last day); nothing happened to anyone.
+    analysis_date = "analysis_date"
 
 
 _CAUSE = Field(
@@ -107,6 +110,12 @@ class RiskChanged(Event):
     risk: ChurnRisk
     tier: Tier
     probability_alive: float | None = Field(default=None, ge=0, le=1)
+    expected_purchases: float | None = Field(
+        default=None,
+        ge=0,
+        description="Purchase days the buying model expects in the next expected_purchases_days.",
+    )
+    expected_purchases_days: int | None = Field(default=None, ge=1)
     reason: str
     policy_version: int = Field(ge=0)
     cause_event_id: uuid.UUID | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.customer.helpers import business, register
+from tests.customer.helpers import business, register, staged
 from tests.harness import Stack, auth, problem
 
 
@@ -144,3 +144,23 @@ async def test_the_relationship_record_installations_and_attachments(customers: 
         await client.delete(f"{base}/attachments/{added.json()['id']}", headers=auth())
     ).status_code == 204
     assert (await client.get(f"{base}/attachments", headers=auth())).json() == []
+
+
+async def test_a_contacts_address_is_announced_when_it_is_added_changed_and_removed(customers: Stack) -> None:
+    """complaints places mail by these events (``csm.customer.contact_changed``)."""
+    client = customers["customer"].client
+    acme = await business(customers)
+    base = f"/customers/{acme['id']}/contacts"
+    added = await client.post(
+        base, json={"name": "Zhang Wei", "role": "other", "email": "w@acme.example"}, headers=auth()
+    )
+    contact = added.json()["id"]
+    await client.patch(f"{base}/{contact}", json={"title": "CEO"}, headers=auth())  # not about the address
+    await client.patch(f"{base}/{contact}", json={"email": "wei@acme.example"}, headers=auth())
+    assert (await client.delete(f"{base}/{contact}", headers=auth())).status_code == 204
+    announced = [e["data"] for e in await staged(customers["customer"], "csm.customer.contact_changed.v1")]
+    assert [(e["contact_id"], e["email"], e["removed"]) for e in announced] == [
+        (contact, "w@acme.example", False),
+        (contact, "wei@acme.example", False),
+        (contact, None, True),
+    ]

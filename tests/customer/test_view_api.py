@@ -59,7 +59,15 @@ async def test_tier_segment_stage_key_account_and_risk_come_from_segmentation_ev
             stage="repeat_buyer",
             changed_at=MOMENT,
         ),
-        event("csm.segment.risk_changed.v1", cid, risk="at_risk", probability_alive=0.4, changed_at=MOMENT),
+        event(
+            "csm.segment.risk_changed.v1",
+            cid,
+            risk="at_risk",
+            probability_alive=0.4,
+            expected_purchases=1.25,
+            expected_purchases_days=90,
+            changed_at=MOMENT,
+        ),
         # Older than what is known: must not win.
         event("csm.segment.tier_changed.v1", cid, tier="iron", changed_at=MOMENT - timedelta(days=1)),
     )
@@ -78,6 +86,8 @@ async def test_tier_segment_stage_key_account_and_risk_come_from_segmentation_ev
         "key_account": True,
         "churn_risk": "at_risk",
         "probability_alive": 0.4,
+        "expected_purchases": 1.25,
+        "expected_purchases_days": 90,
         "tier_changed_at": None,
         "risk_changed_at": None,
     }

@@ -49,7 +49,7 @@ def test_compose_runs_every_service_from_the_one_image_on_its_port() -> None:
         assert spec["image"] == "csm:latest"
         assert spec["command"][:3] == ["csm", "serve", name]
         port = entry.settings.model_fields["port"].default
-        assert spec["ports"] == [f"{port}:{port}"]
+        assert spec["ports"][0] == f"{port}:{port}"
         assert f"127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"])
         assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -58,6 +58,11 @@ def test_compose_runs_every_service_from_the_one_image_on_its_port() -> None:
         services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     )  # KRaft, no ZooKeeper
     assert {"postgres", "mailcatcher"} <= set(services)
+    # The complaints mailbox's SMTP listener, published on the port the listener is told to use.
+    complaints = services["complaints"]
+    listen = complaints["environment"]["CSM_COMPLAINTS_MAIL_LISTEN_PORT"]
+    assert complaints["ports"][1:] == [f"{listen}:{listen}"]
+    assert complaints["environment"]["CSM_COMPLAINTS_MAIL_LISTEN_HOST"] == "0.0.0.0"
 
 
 def test_every_csm_command_the_deployment_runs_exists() -> None:
@@ -130,6 +135,13 @@ def test_each_kubernetes_deployment_matches_its_service(service: str) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert k8s_service["spec"]["ports"][0]["port"] == port
     assert set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]) >= {f"{service}.yaml"}
+    if service == "complaints":
+        # The mailbox's SMTP listener: listening where the container and the Service say.
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        listen = int(env["CSM_COMPLAINTS_MAIL_LISTEN_PORT"])
+        assert env["CSM_COMPLAINTS_MAIL_LISTEN_HOST"] == "0.0.0.0"
+        assert {"name": "smtp", "containerPort": listen} in container["ports"]
+        assert {"name": "smtp", "port": listen, "targetPort": "smtp"} in k8s_service["spec"]["ports"]
 
 
 def test_the_kafka_topics_are_the_catalogs() -> None:

@@ -24,13 +24,18 @@ class System:
         self.tmp = tmp
         self.ports = {name: free_port() for name in SERVICES}
         self.kafka_port = free_port()
+        # The complaints mailbox's SMTP listener, on a port of this system's own.
+        self.mail_port = free_port()
+        self.console_port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CSM_")},
             "CSM_ENV": "test",
             "CSM_RATE_LIMITS_ENABLED": "false",
             "CSM_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "CSM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            "CSM_COMPLAINTS_MAIL_LISTEN_PORT": str(self.mail_port),
         }
+        self.env["CSM_CONSOLE_PORT"] = str(self.console_port)
         for name in SERVICES:
             self.env[f"CSM_{name.upper()}_PORT"] = str(self.ports[name])
             self.env[f"CSM_{name.upper()}_DATABASE_URL"] = urls[name]
@@ -60,7 +65,7 @@ class System:
     async def wait_ready(self, timeout: float = 120) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
-            for port in self.ports.values():
+            for port in [*self.ports.values(), self.console_port]:
                 while True:
                     assert self.process is not None and self.process.poll() is None, self.log_tail()
                     try:

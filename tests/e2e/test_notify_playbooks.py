@@ -164,7 +164,7 @@ async def test_only_a_move_the_customer_caused_is_welcomed(notify: Notify) -> No
     no welcome storm. A purchase that lifts someone to gold is still celebrated."""
     batch_moved = {
         cause: await notify.register(email=f"{cause}@example.com")
-        for cause in ("recompute", "policy", "imported", "manual")
+        for cause in ("recompute", "policy", "imported", "manual", "analysis_date")
     }
     bought = await notify.register(email="bought@example.com")
     published = await notify.publish(
@@ -221,6 +221,30 @@ async def test_a_customer_at_risk_gets_a_win_back_offer_and_high_tiers_a_manager
     assert await notify.tasks(iron) == [], "a manager calls high tiers only"
 
 
+async def test_a_lapse_that_is_only_a_relabelling_wins_nobody_back(notify: Notify) -> None:
+    """Risk moves from an analysis date, a policy apply, imported history or a merge are no news;
+    a lapse the recompute noticed (time passed) still earns the win-back offer."""
+    relabelled = {
+        cause: await notify.register(email=f"{cause}@example.com", marketing=("email",))
+        for cause in ("analysis_date", "policy", "imported", "manual")
+    }
+    lapsed = await notify.register(email="lapsed@example.com", marketing=("email",))
+    published = await notify.publish(
+        *(
+            event(
+                "csm.segment.risk_changed.v1", c, previous_risk="low", risk="lost", tier="iron", cause=cause
+            )
+            for cause, c in relabelled.items()
+        ),
+        event("csm.segment.risk_changed.v1", lapsed, previous_risk="low", risk="lost", cause="recompute"),
+    )
+    await notify.consumed(*published)
+    [offer] = await notify.settled(lapsed, 1)
+    assert offer.playbook == "win_back"
+    for cause, customer in relabelled.items():
+        assert await notify.notifications(customer) == [], cause
+
+
 async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tiers_promise(
     notify: Notify,
 ) -> None:
@@ -230,7 +254,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
     no_phone = await notify.register(
         name="Tom Lee", email="tom@example.com", phone=None, locale="en-US", time_zone="America/New_York"
     )
-    complaint = uuid.uuid4()
+    complaint, toms = uuid.uuid4(), uuid.uuid4()
     published = await notify.publish(
         event(
             "csm.complaint.opened.v1",
@@ -243,7 +267,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
         event(
             "csm.complaint.opened.v1",
             no_phone,
-            complaint_id=uuid.uuid4(),
+            complaint_id=toms,
             tier="platinum",
             opened_at=night,
             first_response_due_at=night + timedelta(hours=1),
@@ -267,7 +291,7 @@ async def test_a_complaint_is_acknowledged_at_once_even_at_night_stating_the_tie
 
     await notify.settled(no_phone, 1)
     [mail] = notify.mailbox.to("tom@example.com")
-    assert subject(mail).startswith("We have received your complaint (ref. ")
+    assert subject(mail) == f"We have received your complaint [#C-{str(toms)[:8].upper()}]"
     assert "within 1 hour (by 23 Nov 11:30)" in text(mail), "one hour, in New York time"
 
 

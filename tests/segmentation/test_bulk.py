@@ -173,7 +173,7 @@ async def test_a_batch_holding_anything_but_purchases_and_registrations_goes_to_
 
 
 async def test_the_same_purchases_give_the_same_fit_at_every_recompute(databases: Databases) -> None:
-    """The BG/NBD fit samples buyers with a fixed seed: recomputing changes nothing if nothing changed."""
+    """The model's fit samples buyers with a fixed seed: recomputing changes nothing if nothing changed."""
     rng = random.Random(5)
     history = [
         purchase(customer, "100.00", rng.uniform(0, 700))
@@ -196,7 +196,8 @@ async def test_the_same_purchases_give_the_same_fit_at_every_recompute(databases
                 fits.append((await client.get("/cut-points", headers=manager)).json()["bgnbd"])
     finally:
         await app.state.runtime.db.dispose()
-    assert fits[0] is not None
-    names = ("r", "alpha", "a", "b")
+    assert fits[0] is not None and fits[0]["model"] == DEFAULT_POLICY.bgnbd.model.value
+    names = [name for name in ("r", "alpha", "a", "b", "s", "beta") if name in fits[0]]
+    assert len(names) == 4
     for fit in fits[1:]:
         assert np.allclose([fit[n] for n in names], [fits[0][n] for n in names], rtol=1e-4), (fits[0], fit)

@@ -129,9 +129,10 @@ def test_default_tiers_without_cut_points(monetary: str, frequency: int, tier: T
 
 
 def test_class_a_is_gold_whatever_it_spent_and_the_rule_that_fired_is_named() -> None:
-    cut = _cut_points([10, 100], [1, 2], [100, 500])
+    # Class A from 450 up (the first 80% of 1,050); the first 40% is the 500 alone (platinum).
+    cut = _cut_points([10, 100, 50], [1, 2, 1], [100, 500, 450])
     verdict = assess(
-        Facts(1, 600, 1, NOW - timedelta(days=1), NOW - timedelta(days=1)), DEFAULT_POLICY, cut, NOW
+        Facts(1, 460, 1, NOW - timedelta(days=1), NOW - timedelta(days=1)), DEFAULT_POLICY, cut, NOW
     )
     assert verdict.abc_class is AbcClass.A and verdict.tier is Tier.gold
     assert verdict.rule == "gold: ABC class A"
@@ -189,7 +190,14 @@ def test_a_tier_rule_can_require_low_risk() -> None:
 
 def _cut_points(recency: list[int], frequency: list[int], monetary: list[int]) -> CutPoints:
     thresholds = rfm.quintile_thresholds(np.array(recency), np.array(frequency), np.array(monetary))
-    return CutPoints(1, thresholds, rfm.abc_thresholds(monetary, a_share=0.8, b_share=0.15), None)
+    shares = DEFAULT_POLICY.revenue_shares()
+    return CutPoints(
+        1,
+        thresholds,
+        rfm.abc_thresholds(monetary, a_share=0.8, b_share=0.15),
+        None,
+        tuple(zip(shares, rfm.revenue_share_minimums(monetary, shares), strict=True)),
+    )
 
 
 customer = st.tuples(

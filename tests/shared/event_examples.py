@@ -60,6 +60,12 @@ FIELDS: dict[str, dict[str, Any]] = {
         "source": "web form",
         "changed_at": MOMENT,
     },
+    "csm.customer.contact_changed.v1": {
+        "contact_id": FIXED_ID,
+        "email": "zhang.wei@example.com",
+        "removed": False,
+        "changed_at": MOMENT,
+    },
     "csm.customer.interests_changed.v1": {"interests": ["tea", "gardening"], "changed_at": MOMENT},
     "csm.segment.tier_changed.v1": {
         "previous_tier": "iron",
@@ -108,6 +114,25 @@ FIELDS: dict[str, dict[str, Any]] = {
         "first_contact_resolution": True,
         "within_sla": True,
         "resolved_at": MOMENT,
+    },
+    "csm.complaint.replied.v1": {
+        "complaint_id": FIXED_ID,
+        "reply_id": FIXED_ID,
+        "channel": "email",
+        "subject": "Re: the parcel [#C-3F2A1B4C]",
+        "body": "We have sent a new parcel today.",
+        "thread": {
+            "message_id": "<reply.1@csm.example.com>",
+            "in_reply_to": "<first@example.com>",
+            "references": ["<first@example.com>"],
+        },
+        "replied_by": "agent-1",
+        "replied_at": MOMENT,
+    },
+    "csm.complaint.sender_introduced.v1": {
+        "name": "Li Na",
+        "email": "li.na@example.com",
+        "introduced_at": MOMENT,
     },
     "csm.complaint.reopened.v1": {
         "complaint_id": FIXED_ID,
