@@ -7,9 +7,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from shared.broker import free_port
 from shared.clock import ManualClock
 from shared.roles import Role
 from tests.complaints.helpers import TUESDAY_10_SHANGHAI, open_complaint, staff, staged
+from tests.complaints.test_mail import complaints_of, mail, registered, send
 from tests.harness import RunningService, Stack, auth, problem
 
 MANAGER = staff(Role.manager, "manager-1")
@@ -209,3 +211,19 @@ async def test_a_complaint_held_by_a_team_may_be_worked_by_its_members_only(stac
         headers=staff(subject="operator"),
     )
     assert problem(gone, 403) == "not-your-complaint"
+
+
+async def test_mail_owned_by_the_mailbox_goes_to_a_member_when_the_mailbox_is_a_team(stack: Stack) -> None:
+    complaints = await stack.start(
+        "complaints",
+        clock=ManualClock(TUESDAY_10_SHANGHAI),
+        scan_interval_seconds=3600,
+        mail_listen_port=free_port(),
+    )
+    # CSM_COMPLAINTS_MAIL_FIRST_OWNER is "mailbox" by default: made a team, its members take the mail.
+    await put_team(complaints, "mailbox")
+    await put_person(complaints, "mail-desk", teams=["mailbox"])
+    customer = await registered(stack, complaints)
+    await send(complaints, mail())
+    [complaint] = await complaints_of(complaints, customer)
+    assert (complaint["channel"], complaint["first_owner"]) == ("email", "mail-desk")
