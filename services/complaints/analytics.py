@@ -85,8 +85,8 @@ def volume(facts: Sequence[ComplaintFact], *, since: datetime, until: datetime) 
     }
 
 
-def attainment(clocks: Iterable[ClockFact]) -> dict[str, object]:
-    """Of the promises decided (kept or broken), how many were kept; open ones are not judged yet."""
+def tally(clocks: Iterable[ClockFact]) -> tuple[Counter[str], Counter[str]]:
+    """Promises kept and decided (kept or broken), per target; open ones are not judged yet."""
     kept: Counter[str] = Counter()
     decided: Counter[str] = Counter()
     for clock in clocks:
@@ -96,6 +96,12 @@ def attainment(clocks: Iterable[ClockFact]) -> dict[str, object]:
             decided[clock.target] += 1
             if clock.due_at is None or clock.met_at <= clock.due_at:
                 kept[clock.target] += 1
+    return kept, decided
+
+
+def attainment(clocks: Iterable[ClockFact]) -> dict[str, object]:
+    """Of the promises decided (kept or broken), how many were kept; open ones are not judged yet."""
+    kept, decided = tally(clocks)
     targets = {
         target: {
             "kept": kept[target],

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.complaints import api, consumers, conversation_api, imap, mail_listener, management_api, scanner
+from services.complaints import (
+    agent_reports_api,
+    api,
+    consumers,
+    conversation_api,
+    directory_api,
+    imap,
+    macros_api,
+    mail_listener,
+    management_api,
+    routing_api,
+    scanner,
+)
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
 from shared.clock import Clock
@@ -16,7 +28,15 @@ SPEC = ServiceSpec(
     description="Complaints from every channel, owned by whoever first received them, on tier-based SLA "
     "promises that warn, breach and escalate.",
     version=VERSION,
-    routers=[api.router, conversation_api.router, management_api.router],
+    routers=[
+        api.router,
+        conversation_api.router,
+        management_api.router,
+        agent_reports_api.router,
+        directory_api.router,
+        macros_api.router,
+        routing_api.router,
+    ],
     handlers=consumers.handlers,
     workers=lambda runtime: [
         *scanner.workers(runtime),
@@ -30,6 +50,8 @@ SPEC = ServiceSpec(
             "description": "Each complaint's messages, replies and internal notes; mail awaiting triage.",
         },
         {"name": "management", "description": "The complaint policy and the analytics."},
+        {"name": "people", "description": "The staff directory: people, teams, hours and capacity."},
+        {"name": "macros", "description": "Canned replies with placeholders, in Chinese and English."},
     ],
 )
 

@@ -121,6 +121,77 @@ class NotYourComplaint(Forbidden):
         )
 
 
+class PersonNotFound(NotFound):
+    slug = "person-not-found"
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"No one with the subject {subject!r} is in the staff directory.")
+
+
+class TeamNotFound(NotFound):
+    slug = "team-not-found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No team {name!r} is in the staff directory.")
+
+
+class UnknownTeam(Unprocessable):
+    slug = "unknown-team"
+
+    def __init__(self, name: str, *, field: str = "teams") -> None:
+        super().__init__(f"There is no team {name!r}; create it first (PUT /teams/{name}).", field=field)
+
+
+class UnknownPerson(Unprocessable):
+    slug = "unknown-person"
+
+    def __init__(self, subject: str, *, field: str) -> None:
+        super().__init__(f"No one with the subject {subject!r} is in the staff directory.", field=field)
+
+
+class PersonInactive(Conflict):
+    """Someone who has left, or is away for good, takes no new work."""
+
+    slug = "person-inactive"
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"{subject} is marked inactive in the staff directory and takes no new work.")
+
+
+class TeamUnavailable(Conflict):
+    slug = "team-unavailable"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Nobody in the team {name!r} is on duty with room for another complaint; "
+            "assign a person, or raise someone's capacity.",
+            team=name,
+        )
+
+
+class MacroNotFound(NotFound):
+    slug = "macro-not-found"
+
+    def __init__(self, macro_id: object) -> None:
+        super().__init__(f"No canned reply {macro_id}.")
+
+
+class MacroNameTaken(Conflict):
+    slug = "macro-name-taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A canned reply named {name!r} exists already.")
+
+
+class MacroDoesNotRender(Unprocessable):
+    """A canned reply whose text fails to compile or names a placeholder that does not exist."""
+
+    slug = "macro-does-not-render"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail, field=field)
+
+
 class MailNotInTriage(NotFound):
     """No mail with this id waits in the triage list (it may have been placed already)."""
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
+from services.complaints import directory
 from services.complaints.errors import AtTopOfLadder, ComplaintNotOpen
 from services.complaints.models import Complaint, Escalation
 from services.complaints.policy import FIRST_OWNER, ComplaintPolicy
@@ -35,7 +36,11 @@ async def escalate(
     if above is None:
         raise AtTopOfLadder(policy.escalation[complaint.escalation_level].name)
     level = policy.escalation[above]
-    must_act = complaint.first_owner if level.must_act == FIRST_OWNER else level.must_act
+    must_act = (
+        complaint.first_owner
+        if level.must_act == FIRST_OWNER
+        else await directory.who_must_act(session=session, name=level.must_act)
+    )
     complaint.escalation_level, complaint.escalated_at, complaint.escalation_due_at = above, now, None
     complaint.updated_at = now
     escalation = Escalation(

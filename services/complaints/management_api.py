@@ -94,7 +94,7 @@ async def decide_compensation(
     return compensation.to_read(decided)
 
 
-def _window(clock: ClockDep, since: UtcDatetime | None, until: UtcDatetime | None) -> reports.Window:
+def report_window(clock: ClockDep, since: UtcDatetime | None, until: UtcDatetime | None) -> reports.Window:
     end = until or clock.now()
     start = since or end - timedelta(days=30)
     if start >= end:
@@ -116,7 +116,9 @@ async def analytics(
     *,
     session: ReadSessionDep,
 ) -> dict[str, object]:
-    return await reports.figures(session=session, window=_window(clock, since, until), where=filters.where)
+    return await reports.figures(
+        session=session, window=report_window(clock, since, until), where=filters.where
+    )
 
 
 @router.get(
@@ -135,5 +137,7 @@ async def analytics_chart(
     *,
     session: ReadSessionDep,
 ) -> Response:
-    figures = await reports.figures(session=session, window=_window(clock, since, until), where=filters.where)
+    figures = await reports.figures(
+        session=session, window=report_window(clock, since, until), where=filters.where
+    )
     return Response(charts.render(chart, figures), media_type="image/svg+xml")

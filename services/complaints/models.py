@@ -37,6 +37,8 @@ class Complaint(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     channel: Mapped[str] = mapped_column(String(20))
+    # The customer's language (a tag such as zh-CN), when the channel tells it; routing may use it.
+    language: Mapped[str | None] = mapped_column(String(35), default=None)
     category: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text)
@@ -254,6 +256,63 @@ class MailAttachment(Base):
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int]
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StaffPerson(TimestampMixin, Base):
+    """A person who answers complaints, known by the subject of their sign-in token."""
+
+    __tablename__ = "staff_person"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subject: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    role: Mapped[str] = mapped_column(String(20))
+    # Team names, skills (complaint categories and the like) and language tags: short lists, read whole.
+    teams: Mapped[list[str]] = mapped_column(JSON, default=list)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    time_zone: Mapped[str] = mapped_column(String(60))
+    # Weekday ("mon".."sun") -> ["HH:MM-HH:MM", ...] in the person's time zone.
+    working_hours: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    # The most open complaints the person takes at once.
+    capacity: Mapped[int]
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class StaffTeam(TimestampMixin, Base):
+    __tablename__ = "staff_team"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    # The subject of the person who acts for the team when the escalation ladder names it.
+    lead: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class Macro(TimestampMixin, Base):
+    """A canned reply: one template per language, with placeholders from the customer and the complaint."""
+
+    __tablename__ = "macro"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # Language tag -> template text.
+    bodies: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RoutingPolicyVersion(Base):
+    """A version of the routing policy (rules to teams); the newest is in force."""
+
+    __tablename__ = "routing_policy"
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
 
 
 idempotency_key = idempotency_table(Base.metadata)

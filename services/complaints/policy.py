@@ -145,7 +145,8 @@ class EscalationLevel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name
-    # A role or team that must act; "first_owner" is the complaint's first owner.
+    # A role, team or person that must act; "first_owner" is the complaint's first owner. A team in the
+    # staff directory with a lead is answered for by the lead.
     must_act: Name
     after: Annotated[timedelta, Field(ge=timedelta(0), le=timedelta(days=30))] = timedelta(0)
     key_accounts_only: bool = False

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.complaints.policy import ComplaintPolicy
+from services.complaints.routing import LanguageTag
 from services.complaints.workflow import Status
 from shared.clock import UtcDatetime
 from shared.events.complaints import AttachmentRef, ComplaintCategory, ComplaintChannel, Severity, SlaTarget
@@ -31,6 +32,8 @@ class ComplaintCreate(Input):
     channel: ComplaintChannel
     category: ComplaintCategory
     severity: Severity = Severity.normal
+    # The customer's language, e.g. zh-CN or en, for routing to someone who speaks it.
+    language: LanguageTag | None = None
     description: Text
     desired_outcome: Reason | None = None
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=20)
@@ -71,6 +74,7 @@ class ComplaintRead(BaseModel):
     id: uuid.UUID
     customer_id: uuid.UUID
     channel: ComplaintChannel
+    language: str | None = None
     category: ComplaintCategory
     severity: Severity
     description: str

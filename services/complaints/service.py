@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
-from services.complaints import policy_store
+from services.complaints import directory, policy_store, routing_store
 from services.complaints.errors import (
     ComplaintNotFound,
     ComplaintNotOpen,
@@ -80,6 +80,7 @@ async def open_complaint(
         )
         if earlier is not None:
             return await get(session=session, complaint_id=earlier), False
+    first_owner = await directory.first_owner_for(session=session, name=first_owner, now=now)
     known = await session.get(CustomerTier, complaint_in.customer_id)
     version = await policy_store.current_version(session=session)
     policy = await policy_store.at_version(version, session=session, currency=currency)
@@ -87,6 +88,7 @@ async def open_complaint(
         id=complaint_id,
         customer_id=complaint_in.customer_id,
         channel=complaint_in.channel.value,
+        language=complaint_in.language,
         category=complaint_in.category.value,
         severity=complaint_in.severity.value,
         description=complaint_in.description,
@@ -109,6 +111,8 @@ async def open_complaint(
         created_at=now,
         updated_at=now,
     )
+    # Routed before it is added, so that counting the team's loads does not count it.
+    await routing_store.route_new(session=session, complaint=complaint, now=now)
     session.add(complaint)
     record_step(
         complaint, None, Status.new, session=session, actor=first_owner, reason=None, now=complaint.opened_at
@@ -144,11 +148,15 @@ async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = Fa
 
 
 async def check_may_act(*, session: AsyncSession, complaint_id: uuid.UUID, principal: Principal) -> None:
-    """Refuse an agent who neither owns nor is assigned the complaint (supervisors and above may act)."""
+    """Refuse an agent who neither owns nor is assigned the complaint, in person or through a team they
+    are in (supervisors and above may act)."""
     if principal.at_least(Role.supervisor):
         return
     complaint = await get(session=session, complaint_id=complaint_id)
-    if principal.subject not in (complaint.first_owner, complaint.assignee):
+    holders = [name for name in (complaint.first_owner, complaint.assignee) if name is not None]
+    if principal.subject in holders:
+        return
+    if not await directory.in_any_team(session=session, subject=principal.subject, teams=holders):
         raise NotYourComplaint()
 
 
@@ -298,7 +306,7 @@ async def assign(
     complaint = await get(session=session, complaint_id=complaint_id, lock=True)
     if Status(complaint.status) in (Status.resolved, Status.closed):
         raise ComplaintNotOpen(complaint.status, "cannot be assigned")
-    complaint.assignee = assignee
+    complaint.assignee = await directory.worker_for(session=session, name=assignee, now=now)
     complaint.updated_at = now
     return complaint
 

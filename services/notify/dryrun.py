@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import policy_store, templates
+from services.notify import policy_store
 from services.notify.channels import configured_channels
 from services.notify.conditions import holds
 from services.notify.consumers import complaint_material
@@ -34,6 +34,7 @@ from services.notify.projection import Recipient, contact_as_mapping, recipients
 from services.notify.runs import Effects, Occasion, perform
 from services.notify.schemas import DryRunRead, DryRunRequest, PlannedAction, PlaybookOutcome
 from services.notify.settings import NotifySettings
+from shared import templates
 from shared.events import REGISTRY, Event
 from shared.events.customer import ContactChannel, Purpose
 from shared.problems import Unprocessable

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.notify import templates
 from services.notify.conditions import CUSTOMER_FACTS, TRIGGER_EVENTS, Condition, Facts, holds
+from shared import templates
 from shared.events.customer import ContactChannel, Purpose
 
 SLUG = r"^[a-z][a-z0-9_]{0,59}$"

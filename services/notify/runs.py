@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import policy_store, templates
+from services.notify import policy_store
 from services.notify.conditions import Facts
 from services.notify.facts import complaint_facts, customer_facts
 from services.notify.models import ComplaintRef, Contact, Notification, PlaybookRun, Task
@@ -36,6 +36,7 @@ from services.notify.policy import Policy, offer_for
 from services.notify.policy_store import Playbook
 from services.notify.projection import consent_granted, contact_as_mapping, insert_ignoring_duplicates
 from services.notify.settings import NotifySettings
+from shared import templates
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.notify import NotificationFailed, TaskCreated
 from shared.events.segmentation import Tier

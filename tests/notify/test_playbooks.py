@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.notify import templates
 from services.notify.conditions import (
     COMPLAINT_FACTS,
     FACTS,
@@ -32,6 +31,7 @@ from services.notify.playbooks import (
     period_start,
     simulate,
 )
+from shared import templates
 from shared.events import REGISTRY
 from tests.shared.event_examples import FIXED_ID, example
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from services.notify import templates
 from services.notify.channels import (
     WIRE,
     Email,
@@ -20,6 +19,7 @@ from services.notify.channels import (
     new_webhook_secret,
     sign_webhook,
 )
+from shared import templates
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
-"""Message text: Jinja2 templates in a sandbox, on a budget, one language per customer locale.
+"""Text for customers: Jinja2 templates in a sandbox, on a budget, one language per customer locale.
 
-Templates are data that managers edit over the API (and agents try out in dry runs), so they
+Templates are data that staff edit over the API (notify's playbook messages, complaints' canned
+replies) and try out in dry runs and previews, so they
 run in Jinja2's immutable sandbox, any variable they name must exist (a typo fails the dry run,
 not a customer's message), and one rendering has a budget it cannot overspend:
 
