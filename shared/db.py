@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import uuid6
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -41,6 +42,16 @@ def utcnow() -> datetime:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+def ordered_id() -> uuid.UUID:
+    """An identifier that sorts after every one this process made before (UUID version 7).
+
+    For rows listed in the order they were made when their timestamps tie (one batch records its
+    changes at one moment). Across processes the order is the clocks': a customer's rows come
+    from the one process that holds their partition, and a restarted one starts later.
+    """
+    return uuid6.uuid7()
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -49,6 +49,7 @@ from services.segmentation.models import (
 from services.segmentation.policy import Policy
 from services.segmentation.policy_store import load_policy
 from services.segmentation.service import SOURCE, STATE_ID, Change
+from shared.db import ordered_id
 from shared.events.segmentation import (
     ChurnRisk,
     LoyaltyStage,
@@ -529,7 +530,7 @@ async def _write_changes(
         dims = change.dimensions()
         history.append(
             {
-                "id": uuid.uuid4(),
+                "id": ordered_id(),
                 "customer_id": customer_id,
                 "changed": ",".join(dims),
                 "previous_tier": change.tier[0],

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import TYPE_ANNOTATION_MAP, new_id, service_metadata, utcnow
+from shared.db import TYPE_ANNOTATION_MAP, new_id, ordered_id, service_metadata, utcnow
 
 
 class Base(DeclarativeBase):
@@ -90,7 +90,8 @@ class TierChange(Base):
 
     __tablename__ = "tier_change"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # Time-ordered: the changes one batch records at one moment are listed in the order they were made.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=ordered_id)
     customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     changed: Mapped[str] = mapped_column(String(100))  # e.g. "tier,stage"
     previous_tier: Mapped[str | None] = mapped_column(String(20))

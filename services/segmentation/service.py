@@ -22,7 +22,7 @@ from services.segmentation.models import (
 )
 from services.segmentation.policy import Policy
 from services.segmentation.policy_store import load_cut_points, load_policy
-from shared.db import new_id
+from shared.db import ordered_id
 from shared.events import Envelope
 from shared.events.customer import PurchaseRecorded
 from shared.events.segmentation import (
@@ -356,7 +356,7 @@ def record_change(
     """Write the history row and stage the events: tier_changed for the profile, risk_changed for risk."""
     dimensions = change.dimensions()
     row = dict(
-        id=new_id(),
+        id=ordered_id(),
         customer_id=segment.customer_id,
         changed=",".join(dimensions),
         previous_tier=change.tier[0],

@@ -201,3 +201,30 @@ async def test_the_same_purchases_give_the_same_fit_at_every_recompute(databases
     assert len(names) == 4
     for fit in fits[1:]:
         assert np.allclose([fit[n] for n in names], [fits[0][n] for n in names], rtol=1e-4), (fits[0], fit)
+
+
+async def test_a_customers_history_lists_the_moves_of_one_batch_in_the_order_they_were_made(
+    databases: Databases,
+) -> None:
+    # Every move of a batch is recorded at the same moment (the clock stands still here, and the
+    # set-based path reads it once per batch); the history must still list them as they were made.
+    customer = uuid.uuid4()
+    batch = [purchase(customer, "1000.00", 1) for _ in range(60)]  # iron, then gold, then platinum
+    for bulk in (True, False):
+        app, consumer = await service(databases, bulk=bulk)
+        try:
+            await consumer.process(records(batch))
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://seg"
+            ) as client:
+                found = await client.get(
+                    f"/segments/{customer}/history", params={"limit": 200}, headers=auth()
+                )
+            assert found.status_code == 200, found.text
+            changes = found.json()["items"]
+            assert [c["tier"] for c in changes if "tier" in c["changed"]] == ["iron", "gold", "platinum"]
+            made = [str(envelope.id) for envelope in batch]
+            causes = [made.index(c["cause_event_id"]) for c in changes]
+            assert causes == sorted(causes), (bulk, causes)
+        finally:
+            await app.state.runtime.db.dispose()
