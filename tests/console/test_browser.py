@@ -379,3 +379,84 @@ async def test_a_manager_sees_what_a_policy_would_do_then_puts_it_in_force(syste
             assert await page.get_by_test_id("tier").inner_text() == "gold"
 
         await eventually(gold_on_the_customers_screen, timeout=60, interval=0.5)
+
+
+async def test_a_manager_reviews_and_applies_the_complaint_policy_and_tries_a_playbook_before_saving_it(
+    system: System,
+) -> None:
+    """After the segmentation what-if: it changes the complaint policy and a playbook of the system."""
+    headers = auth(Role.agent, subject="agent.lu")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Lu Yan", "email": "lu.yan@example.com"},
+            headers=headers,
+        )
+        assert customer.status_code == 201, customer.text
+    customer_id = customer.json()["id"]
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        agent = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(agent, console, role="agent", subject="agent.lu", name="Lu Min")
+        await agent.get_by_role("link", name="Policies").click()
+        # Readable by all, editable by managers only.
+        await expect(agent.get_by_test_id("complaints-version")).to_be_visible()
+        await expect(agent.get_by_label("The complaint policy (JSON)")).to_have_count(0)
+        await expect(agent.get_by_test_id("playbook").filter(has_text="first_purchase_care")).to_be_visible()
+
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="manager", subject="mgr.lin", name="Lin Tao")
+        await page.get_by_role("link", name="Policies").click()
+        version = await page.get_by_test_id("complaints-version").inner_text()
+        document = page.get_by_label("The complaint policy (JSON)")
+        text = await document.input_value()
+        assert '"warning_share": 0.75' in text
+        await document.fill(text.replace('"warning_share": 0.75', '"warning_share": 0.6', 1))
+        await page.get_by_role("button", name="What does it change?").click()
+        change = page.get_by_test_id("change")
+        await expect(change).to_have_count(1)
+        await expect(change).to_contain_text("warning_share")
+        await expect(change).to_contain_text("0.6")
+        # Reviewing writes nothing.
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(version)
+        await kept(page, "policies-complaints-review.en.png")
+        await page.get_by_role("button", name="Put the complaint policy in force").click()
+        await expect(page.get_by_role("alert")).to_contain_text("of the complaint policy is in force")
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
+
+        # A policy the service refuses: its reasons are shown, and the version stays.
+        document = page.get_by_label("The complaint policy (JSON)")
+        text = await document.input_value()
+        await document.fill(text.replace('"warning_share": 0.6', '"warning_share": 1.5', 1))
+        await page.get_by_role("button", name="What does it change?").click()
+        await page.get_by_role("button", name="Put the complaint policy in force").click()
+        await expect(page.get_by_role("alert")).to_contain_text("warning_share")
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
+
+        await (
+            page.get_by_test_id("playbook").filter(has_text="first_purchase_care").get_by_role("link").click()
+        )
+        await page.wait_for_url(f"{console}/policies/playbooks/first_purchase_care")
+        playbook_version = await page.get_by_test_id("playbook-version").inner_text()
+        definition = page.get_by_label("The playbook (JSON)")
+        text = await definition.input_value()
+        await definition.fill(text.replace('"id": "thanks"', '"id": "thank_you"', 1))
+        await page.get_by_label("Customer id", exact=False).fill(customer_id)
+        await page.get_by_label("Event type", exact=False).fill("csm.purchase.recorded.v1")
+        await page.get_by_label("Event data", exact=False).fill(
+            '{"purchase_id": "7d1b3c1e-0a53-4a0e-9a51-3d3f8d4c2b11", "order_id": "SO-3300",'
+            ' "amount": "120.00", "currency": "CNY", "channel": "web",'
+            ' "purchased_at": "2026-03-01T10:00:00+08:00", "item_count": 1, "first_purchase": true}'
+        )
+        await page.get_by_role("button", name="Try it (dry run)").click()
+        outcome = page.get_by_test_id("dry-run")
+        await expect(outcome.get_by_test_id("starts").first).to_have_text("starts")
+        # The draft's step, not the one in force, and nothing saved yet.
+        await expect(outcome.get_by_test_id("action").first).to_contain_text("thank_you")
+        await expect(page.get_by_test_id("playbook-version")).to_have_text(playbook_version)
+        await kept(page, "playbook-dry-run.en.png")
+        await page.get_by_role("button", name="Save and put in force").click()
+        await page.wait_for_url(f"{console}/policies/playbooks/first_purchase_care")
+        await expect(page.get_by_role("alert")).to_contain_text("is in force")
+        await expect(page.get_by_test_id("playbook-version")).not_to_have_text(playbook_version)
+        await expect(page.get_by_label("The playbook (JSON)")).to_contain_text('"thank_you"')
