@@ -235,10 +235,10 @@ async def playbook_apply(
 # where it came from; a refusal sends the person back there, and it is the policies page again.
 @router.get("/policies/segmentation/what-if", include_in_schema=False)
 @router.get("/policies/complaints/review", include_in_schema=False)
-async def back_to_policies() -> Response:
+async def back_to_policies(_person: SignedIn) -> Response:
     return back_to("/policies")
 
 
 @router.get("/policies/playbooks/{key}/dry-run", include_in_schema=False)
-async def back_to_playbook(key: PlaybookKey) -> Response:
+async def back_to_playbook(key: PlaybookKey, _person: SignedIn) -> Response:
     return back_to(f"/policies/playbooks/{key}")

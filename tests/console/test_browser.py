@@ -460,3 +460,63 @@ async def test_a_manager_reviews_and_applies_the_complaint_policy_and_tries_a_pl
         await expect(page.get_by_role("alert")).to_contain_text("is in force")
         await expect(page.get_by_test_id("playbook-version")).not_to_have_text(playbook_version)
         await expect(page.get_by_label("The playbook (JSON)")).to_contain_text('"thank_you"')
+
+
+async def test_an_agent_keeps_a_business_customers_contacts_and_records_a_consent(system: System) -> None:
+    headers = auth(Role.agent, subject="agent.tan")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Hengda Trading", "kind": "business", "phone": "+8613600002222"},
+            headers=headers,
+        )
+        assert customer.status_code == 201, customer.text
+        customer_id = customer.json()["id"]
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="agent", subject="agent.tan", name="Tan Jie")
+        await page.goto(f"{console}/customers/{customer_id}")
+
+        await page.locator("summary", has_text="Add a contact").click()
+        adding = page.get_by_role("form", name="Add a contact")
+        await adding.get_by_label("Name").fill("Guo Ming")
+        await adding.get_by_label("Role").select_option("purchasing")
+        await adding.get_by_label("Phone").fill("+8613600003333")
+        await adding.get_by_role("button", name="Add a contact").click()
+        contact = page.get_by_test_id("contact").filter(has_text="Guo Ming")
+        await expect(contact).to_contain_text("purchasing")
+        await expect(contact).to_contain_text("+8613600003333")
+
+        await contact.locator("summary").click()
+        changing = page.get_by_role("form", name="Change: Guo Ming")
+        await changing.get_by_label("Role").select_option("finance")
+        await changing.get_by_label("Phone").fill("")
+        await changing.get_by_label("E-mail", exact=False).fill("guo.ming@hengda.example")
+        await changing.get_by_role("button", name="Save the contact").click()
+        contact = page.get_by_test_id("contact").filter(has_text="Guo Ming")
+        await expect(contact).to_contain_text("finance")
+        await expect(contact).to_contain_text("guo.ming@hengda.example")
+        await expect(contact).not_to_contain_text("+8613600003333")
+
+        consents = page.get_by_role("form", name="Record their word")
+        await consents.get_by_label("Channel").select_option("sms")
+        await consents.get_by_label("Purpose").select_option("marketing")
+        await consents.get_by_label("Agreed").select_option("false")
+        await consents.get_by_label("Where they said so").fill("phone call")
+        await consents.get_by_role("button", name="Record their word").click()
+        consent = page.locator("[data-testid=consent][data-channel=sms][data-purpose=marketing]")
+        await expect(consent.locator("td").nth(1)).to_have_text("no")
+        await expect(consent).to_contain_text("phone call")
+        await kept(page, "customer-contacts.en.png")
+
+        await page.get_by_test_id("contact").filter(has_text="Guo Ming").locator("summary").click()
+        await page.get_by_role("button", name="Remove the contact").click()
+        await expect(page.get_by_test_id("contact").filter(has_text="Guo Ming")).to_have_count(0)
+
+    async with httpx.AsyncClient(timeout=15) as client:
+        recorded = await client.get(
+            f"{system.url('customer')}/customers/{customer_id}/consents", headers=headers
+        )
+    [sms] = [c for c in recorded.json() if (c["channel"], c["purpose"]) == ("sms", "marketing")]
+    assert sms["granted"] is False and sms["source"] == "phone call"
