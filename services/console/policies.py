@@ -1,18 +1,19 @@
 """The policies: readable by everyone signed in, editable by managers, who see before they apply:
 - the segmentation policy: what a candidate would do to today's customers (the service's what-if);
-- the complaint policy: each field the candidate changes (the service has no what-if; it checks the
-  whole policy when it is put in force, and refuses it with its reasons);
+- the complaint policy and notify's follow-up policy (quiet hours, marketing cap, offers): each field
+  the candidate changes (the services have no what-if; they check the whole policy when it is put in
+  force, and refuse it with their reasons);
 - notify's playbooks: what a draft would do for an event or a customer (the service's dry run)."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console.backends import Backends, ServiceRefused
+from services.console.backends import Backends, Service, ServiceRefused
 from services.console.csrf import CsrfChecked
 from services.console.i18n import translator
 from services.console.policy_changes import changes
@@ -23,6 +24,14 @@ from shared.roles import STAFF_RANK, Role
 router = APIRouter()
 
 Document = Annotated[str, Form(min_length=2, max_length=200_000)]
+
+# The policies with no what-if in their service: a manager sees each field a candidate changes, and the
+# service checks the whole policy when it is put in force. Kind: (service, path of the policy in force).
+REVIEWED: dict[str, tuple[Service, str]] = {
+    "complaints": ("complaints", "/complaint-policy"),
+    "follow_up": ("notify", "/policy"),
+}
+Reviewed = Literal["complaints", "follow_up"]
 
 
 def _backends(request: Request) -> Backends:
@@ -44,21 +53,30 @@ async def _page(
     *,
     candidate: str | None = None,
     outcome: dict[str, Any] | None = None,
-    complaints_candidate: str | None = None,
-    complaints_changes: list[Any] | None = None,
+    reviewed: tuple[str, str, list[Any]] | None = None,
 ) -> Response:
+    """``reviewed``: the kind of a reviewed policy, its candidate as written, and what it changes."""
     backends = _backends(request)
     segmentation = await backends.get(person, "segmentation", "/policy")
-    complaints = await backends.get(person, "complaints", "/complaint-policy")
+    documents = []
+    for kind, (service, path) in REVIEWED.items():
+        in_force = await backends.get(person, service, path)
+        mine = reviewed is not None and reviewed[0] == kind
+        documents.append(
+            {
+                "kind": kind,
+                "in_force": in_force,
+                "text": reviewed[1] if reviewed and mine else _text(in_force["policy"]),
+                "changes": reviewed[2] if reviewed and mine else None,
+            }
+        )
     playbooks = await backends.get(person, "notify", "/playbooks")
     return render(
         request,
         "policies.html",
         segmentation=segmentation,
         segmentation_text=candidate or _text(segmentation["policy"]),
-        complaints=complaints,
-        complaints_text=complaints_candidate or _text(complaints["policy"]),
-        complaints_changes=complaints_changes,
+        documents=documents,
         playbooks=playbooks,
         may_edit=_may_edit(person),
         outcome=outcome,
@@ -118,39 +136,38 @@ async def store_and_apply(
     return back_to("/policies")
 
 
-@router.post("/policies/complaints/review", response_class=HTMLResponse)
-async def review_complaint_policy(
-    request: Request, person: SignedIn, _csrf: CsrfChecked, document: Document
+@router.post("/policies/{kind}/review", response_class=HTMLResponse)
+async def review_policy(
+    request: Request, person: SignedIn, _csrf: CsrfChecked, kind: Reviewed, document: Document
 ) -> Response:
     candidate = _parsed(request, document)
     if candidate is None:
-        return back_to("/policies")
-    in_force = await _backends(request).get(person, "complaints", "/complaint-policy")
-    return await _page(
-        request,
-        person,
-        complaints_candidate=document,
-        complaints_changes=changes(in_force["policy"], candidate),
-    )
+        return back_to(f"/policies#{kind}")
+    service, path = REVIEWED[kind]
+    in_force = await _backends(request).get(person, service, path)
+    return await _page(request, person, reviewed=(kind, document, changes(in_force["policy"], candidate)))
 
 
-@router.post("/policies/complaints/apply")
-async def apply_complaint_policy(
-    request: Request, person: SignedIn, _csrf: CsrfChecked, document: Document
+@router.post("/policies/{kind}/apply")
+async def apply_policy(
+    request: Request, person: SignedIn, _csrf: CsrfChecked, kind: Reviewed, document: Document
 ) -> Response:
     candidate = _parsed(request, document)
     if candidate is None:
-        return back_to("/policies")
+        return back_to(f"/policies#{kind}")
+    service, path = REVIEWED[kind]
     try:
-        stored = await _backends(request).put(person, "complaints", "/complaint-policy", candidate)
+        stored = await _backends(request).put(person, service, path, candidate)
     except ServiceRefused as refused:
         # The page again with the candidate as written, to be mended (the form posted from is no page).
         notify(request, refused.detail)
-        return await review_complaint_policy(request, person, _csrf, document)
+        return await review_policy(request, person, _csrf, kind, document)
+    words = translator(language(request))
     notify(
-        request, translator(language(request))("policy.complaints_applied").format(version=stored["version"])
+        request,
+        words("policy.reviewed_applied").format(policy=words(f"policy.{kind}"), version=stored["version"]),
     )
-    return back_to("/policies#complaint-policy")
+    return back_to(f"/policies#{kind}")
 
 
 PlaybookKey = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
@@ -234,9 +251,13 @@ async def playbook_apply(
 # A what-if, review or dry run answers its form with a page, so a form sent from that page names it as
 # where it came from; a refusal sends the person back there, and it is the policies page again.
 @router.get("/policies/segmentation/what-if", include_in_schema=False)
-@router.get("/policies/complaints/review", include_in_schema=False)
 async def back_to_policies(_person: SignedIn) -> Response:
     return back_to("/policies")
+
+
+@router.get("/policies/{kind}/review", include_in_schema=False)
+async def back_to_a_policy(kind: Reviewed, _person: SignedIn) -> Response:
+    return back_to(f"/policies#{kind}")
 
 
 @router.get("/policies/playbooks/{key}/dry-run", include_in_schema=False)

@@ -5,6 +5,7 @@ console alone (no CDN), and a screenshot of each is kept."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -408,30 +409,51 @@ async def test_a_manager_reviews_and_applies_the_complaint_policy_and_tries_a_pl
         await sign_in(page, console, role="manager", subject="mgr.lin", name="Lin Tao")
         await page.get_by_role("link", name="Policies").click()
         version = await page.get_by_test_id("complaints-version").inner_text()
-        document = page.get_by_label("The complaint policy (JSON)")
+        policy = page.get_by_role("form", name="Complaint policy")
+        document = policy.get_by_label("The complaint policy (JSON)")
         text = await document.input_value()
         assert '"warning_share": 0.75' in text
         await document.fill(text.replace('"warning_share": 0.75', '"warning_share": 0.6', 1))
-        await page.get_by_role("button", name="What does it change?").click()
-        change = page.get_by_test_id("change")
+        await policy.get_by_role("button", name="What does it change?").click()
+        change = page.get_by_test_id("complaints-changes").get_by_test_id("change")
         await expect(change).to_have_count(1)
         await expect(change).to_contain_text("warning_share")
         await expect(change).to_contain_text("0.6")
         # Reviewing writes nothing.
         await expect(page.get_by_test_id("complaints-version")).to_have_text(version)
         await kept(page, "policies-complaints-review.en.png")
-        await page.get_by_role("button", name="Put the complaint policy in force").click()
-        await expect(page.get_by_role("alert")).to_contain_text("of the complaint policy is in force")
+        await policy.get_by_role("button", name="Put it in force").click()
+        applied = f"Complaint policy: version {int(version) + 1} is in force"
+        await expect(page.get_by_role("alert")).to_contain_text(applied)
         await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
 
-        # A policy the service refuses: its reasons are shown, and the version stays.
-        document = page.get_by_label("The complaint policy (JSON)")
+        # A policy the service refuses: its reasons are shown, the candidate stays, and the version too.
+        document = policy.get_by_label("The complaint policy (JSON)")
         text = await document.input_value()
         await document.fill(text.replace('"warning_share": 0.6', '"warning_share": 1.5', 1))
-        await page.get_by_role("button", name="What does it change?").click()
-        await page.get_by_role("button", name="Put the complaint policy in force").click()
+        await policy.get_by_role("button", name="What does it change?").click()
+        await policy.get_by_role("button", name="Put it in force").click()
         await expect(page.get_by_role("alert")).to_contain_text("warning_share")
+        await expect(policy.get_by_label("The complaint policy (JSON)")).to_have_value(
+            re.compile(r'"warning_share": 1\.5')
+        )
         await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
+
+        # Notify's follow-up policy, the same way.
+        await page.goto(f"{console}/policies")
+        follow_up_version = await page.get_by_test_id("follow_up-version").inner_text()
+        follow_up = page.get_by_role("form", name="Follow-up policy (notify)")
+        document = follow_up.get_by_label("The follow-up policy (JSON)")
+        text = await document.input_value()
+        assert '"unknown_customer_wait": "PT10M"' in text
+        await document.fill(text.replace('"PT10M"', '"PT5M"', 1))
+        await follow_up.get_by_role("button", name="What does it change?").click()
+        await expect(page.get_by_test_id("follow_up-changes").get_by_test_id("change")).to_contain_text(
+            "unknown_customer_wait"
+        )
+        await expect(page.get_by_test_id("follow_up-version")).to_have_text(follow_up_version)
+        await follow_up.get_by_role("button", name="Put it in force").click()
+        await expect(page.get_by_test_id("follow_up-version")).to_have_text(str(int(follow_up_version) + 1))
 
         await (
             page.get_by_test_id("playbook").filter(has_text="first_purchase_care").get_by_role("link").click()
