@@ -61,6 +61,12 @@ class Backends:
     async def put(self, person: Person, service: Service, path: str, body: Any) -> Any:
         return await self._call(person, "PUT", service, path, json=body)
 
+    async def patch(self, person: Person, service: Service, path: str, body: Any) -> Any:
+        return await self._call(person, "PATCH", service, path, json=body)
+
+    async def delete(self, person: Person, service: Service, path: str) -> Any:
+        return await self._call(person, "DELETE", service, path)
+
     async def _call(self, person: Person, method: str, service: Service, path: str, **sent: Any) -> Any:
         response = await self._send(person, method, service, path, **sent)
         return response.json() if response.content else None

@@ -14,7 +14,12 @@ from fastapi.responses import HTMLResponse, Response
 from services.console.backends import Backends, ServiceRefused
 from services.console.clocks import read_clock, urgency
 from services.console.csrf import CsrfChecked
-from services.console.customer_actions import INTERACTION_KINDS
+from services.console.customer_actions import (
+    CONSENT_CHANNELS,
+    CONSENT_PURPOSES,
+    CONTACT_ROLES,
+    INTERACTION_KINDS,
+)
 from services.console.session import Person, SignedIn
 from services.console.views import back_to, render, safe_next
 from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity
@@ -157,6 +162,9 @@ async def customer_360(request: Request, customer_id: uuid.UUID, person: SignedI
         complaint_channels=[c.value for c in ComplaintChannel],
         categories=[c.value for c in ComplaintCategory],
         severities=[s.value for s in Severity],
+        contact_roles=CONTACT_ROLES,
+        consent_channels=CONSENT_CHANNELS,
+        consent_purposes=CONSENT_PURPOSES,
     )
 
 

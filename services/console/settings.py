@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -56,6 +56,12 @@ class ConsoleSettings(BaseSettings):
     @property
     def single_sign_on(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @field_validator("oidc_issuer", "oidc_client_id", "oidc_client_secret", "public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A deployment template's blank (CSM_CONSOLE_OIDC_CLIENT_ID= in docker-compose.yml) is not given.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> ConsoleSettings:

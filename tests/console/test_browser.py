@@ -5,6 +5,7 @@ console alone (no CDN), and a screenshot of each is kept."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -379,3 +380,165 @@ async def test_a_manager_sees_what_a_policy_would_do_then_puts_it_in_force(syste
             assert await page.get_by_test_id("tier").inner_text() == "gold"
 
         await eventually(gold_on_the_customers_screen, timeout=60, interval=0.5)
+
+
+async def test_a_manager_reviews_and_applies_the_complaint_policy_and_tries_a_playbook_before_saving_it(
+    system: System,
+) -> None:
+    """After the segmentation what-if: it changes the complaint policy and a playbook of the system."""
+    headers = auth(Role.agent, subject="agent.lu")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Lu Yan", "email": "lu.yan@example.com"},
+            headers=headers,
+        )
+        assert customer.status_code == 201, customer.text
+    customer_id = customer.json()["id"]
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        agent = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(agent, console, role="agent", subject="agent.lu", name="Lu Min")
+        await agent.get_by_role("link", name="Policies").click()
+        # Readable by all, editable by managers only.
+        await expect(agent.get_by_test_id("complaints-version")).to_be_visible()
+        await expect(agent.get_by_label("The complaint policy (JSON)")).to_have_count(0)
+        await expect(agent.get_by_test_id("playbook").filter(has_text="first_purchase_care")).to_be_visible()
+
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="manager", subject="mgr.lin", name="Lin Tao")
+        await page.get_by_role("link", name="Policies").click()
+        version = await page.get_by_test_id("complaints-version").inner_text()
+        policy = page.get_by_role("form", name="Complaint policy")
+        document = policy.get_by_label("The complaint policy (JSON)")
+        text = await document.input_value()
+        assert '"warning_share": 0.75' in text
+        await document.fill(text.replace('"warning_share": 0.75', '"warning_share": 0.6', 1))
+        await policy.get_by_role("button", name="What does it change?").click()
+        change = page.get_by_test_id("complaints-changes").get_by_test_id("change")
+        await expect(change).to_have_count(1)
+        await expect(change).to_contain_text("warning_share")
+        await expect(change).to_contain_text("0.6")
+        # Reviewing writes nothing.
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(version)
+        await kept(page, "policies-complaints-review.en.png")
+        await policy.get_by_role("button", name="Put it in force").click()
+        applied = f"Complaint policy: version {int(version) + 1} is in force"
+        await expect(page.get_by_role("alert")).to_contain_text(applied)
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
+
+        # A policy the service refuses: its reasons are shown, the candidate stays, and the version too.
+        document = policy.get_by_label("The complaint policy (JSON)")
+        text = await document.input_value()
+        await document.fill(text.replace('"warning_share": 0.6', '"warning_share": 1.5', 1))
+        await policy.get_by_role("button", name="What does it change?").click()
+        await policy.get_by_role("button", name="Put it in force").click()
+        await expect(page.get_by_role("alert")).to_contain_text("warning_share")
+        await expect(policy.get_by_label("The complaint policy (JSON)")).to_have_value(
+            re.compile(r'"warning_share": 1\.5')
+        )
+        await expect(page.get_by_test_id("complaints-version")).to_have_text(str(int(version) + 1))
+
+        # Notify's follow-up policy, the same way.
+        await page.goto(f"{console}/policies")
+        follow_up_version = await page.get_by_test_id("follow_up-version").inner_text()
+        follow_up = page.get_by_role("form", name="Follow-up policy (notify)")
+        document = follow_up.get_by_label("The follow-up policy (JSON)")
+        text = await document.input_value()
+        assert '"unknown_customer_wait": "PT10M"' in text
+        await document.fill(text.replace('"PT10M"', '"PT5M"', 1))
+        await follow_up.get_by_role("button", name="What does it change?").click()
+        await expect(page.get_by_test_id("follow_up-changes").get_by_test_id("change")).to_contain_text(
+            "unknown_customer_wait"
+        )
+        await expect(page.get_by_test_id("follow_up-version")).to_have_text(follow_up_version)
+        await follow_up.get_by_role("button", name="Put it in force").click()
+        await expect(page.get_by_test_id("follow_up-version")).to_have_text(str(int(follow_up_version) + 1))
+
+        await (
+            page.get_by_test_id("playbook").filter(has_text="first_purchase_care").get_by_role("link").click()
+        )
+        await page.wait_for_url(f"{console}/policies/playbooks/first_purchase_care")
+        playbook_version = await page.get_by_test_id("playbook-version").inner_text()
+        definition = page.get_by_label("The playbook (JSON)")
+        text = await definition.input_value()
+        await definition.fill(text.replace('"id": "thanks"', '"id": "thank_you"', 1))
+        await page.get_by_label("Customer id", exact=False).fill(customer_id)
+        await page.get_by_label("Event type", exact=False).fill("csm.purchase.recorded.v1")
+        await page.get_by_label("Event data", exact=False).fill(
+            '{"purchase_id": "7d1b3c1e-0a53-4a0e-9a51-3d3f8d4c2b11", "order_id": "SO-3300",'
+            ' "amount": "120.00", "currency": "CNY", "channel": "web",'
+            ' "purchased_at": "2026-03-01T10:00:00+08:00", "item_count": 1, "first_purchase": true}'
+        )
+        await page.get_by_role("button", name="Try it (dry run)").click()
+        outcome = page.get_by_test_id("dry-run")
+        await expect(outcome.get_by_test_id("starts").first).to_have_text("starts")
+        # The draft's step, not the one in force, and nothing saved yet.
+        await expect(outcome.get_by_test_id("action").first).to_contain_text("thank_you")
+        await expect(page.get_by_test_id("playbook-version")).to_have_text(playbook_version)
+        await kept(page, "playbook-dry-run.en.png")
+        await page.get_by_role("button", name="Save and put in force").click()
+        await page.wait_for_url(f"{console}/policies/playbooks/first_purchase_care")
+        await expect(page.get_by_role("alert")).to_contain_text("is in force")
+        await expect(page.get_by_test_id("playbook-version")).not_to_have_text(playbook_version)
+        await expect(page.get_by_label("The playbook (JSON)")).to_contain_text('"thank_you"')
+
+
+async def test_an_agent_keeps_a_business_customers_contacts_and_records_a_consent(system: System) -> None:
+    headers = auth(Role.agent, subject="agent.tan")
+    async with httpx.AsyncClient(timeout=15) as client:
+        customer = await client.post(
+            f"{system.url('customer')}/customers",
+            json={"name": "Hengda Trading", "kind": "business", "phone": "+8613600002222"},
+            headers=headers,
+        )
+        assert customer.status_code == 201, customer.text
+        customer_id = customer.json()["id"]
+    console = f"http://127.0.0.1:{system.console_port}"
+    async with chromium() as browser:
+        page = await (await browser.new_context(locale="en-GB")).new_page()
+        await sign_in(page, console, role="agent", subject="agent.tan", name="Tan Jie")
+        await page.goto(f"{console}/customers/{customer_id}")
+
+        await page.locator("summary", has_text="Add a contact").click()
+        adding = page.get_by_role("form", name="Add a contact")
+        await adding.get_by_label("Name").fill("Guo Ming")
+        await adding.get_by_label("Role").select_option("purchasing")
+        await adding.get_by_label("Phone").fill("+8613600003333")
+        await adding.get_by_role("button", name="Add a contact").click()
+        contact = page.get_by_test_id("contact").filter(has_text="Guo Ming")
+        await expect(contact).to_contain_text("purchasing")
+        await expect(contact).to_contain_text("+8613600003333")
+
+        await contact.locator("summary").click()
+        changing = page.get_by_role("form", name="Change: Guo Ming")
+        await changing.get_by_label("Role").select_option("finance")
+        await changing.get_by_label("Phone").fill("")
+        await changing.get_by_label("E-mail", exact=False).fill("guo.ming@hengda.example")
+        await changing.get_by_role("button", name="Save the contact").click()
+        contact = page.get_by_test_id("contact").filter(has_text="Guo Ming")
+        await expect(contact).to_contain_text("finance")
+        await expect(contact).to_contain_text("guo.ming@hengda.example")
+        await expect(contact).not_to_contain_text("+8613600003333")
+
+        consents = page.get_by_role("form", name="Record their word")
+        await consents.get_by_label("Channel").select_option("sms")
+        await consents.get_by_label("Purpose").select_option("marketing")
+        await consents.get_by_label("Agreed").select_option("false")
+        await consents.get_by_label("Where they said so").fill("phone call")
+        await consents.get_by_role("button", name="Record their word").click()
+        consent = page.locator("[data-testid=consent][data-channel=sms][data-purpose=marketing]")
+        await expect(consent.locator("td").nth(1)).to_have_text("no")
+        await expect(consent).to_contain_text("phone call")
+        await kept(page, "customer-contacts.en.png")
+
+        await page.get_by_test_id("contact").filter(has_text="Guo Ming").locator("summary").click()
+        await page.get_by_role("button", name="Remove the contact").click()
+        await expect(page.get_by_test_id("contact").filter(has_text="Guo Ming")).to_have_count(0)
+
+    async with httpx.AsyncClient(timeout=15) as client:
+        recorded = await client.get(
+            f"{system.url('customer')}/customers/{customer_id}/consents", headers=headers
+        )
+    [sms] = [c for c in recorded.json() if (c["channel"], c["purpose"]) == ("sms", "marketing")]
+    assert sms["granted"] is False and sms["source"] == "phone call"

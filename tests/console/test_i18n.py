@@ -7,6 +7,7 @@ from pathlib import Path
 
 import services.console
 from services.console.i18n import choose, translator, value_namer
+from services.console.policies import REVIEWED
 from services.console.words_en import ENGLISH
 from services.console.words_zh import CHINESE
 
@@ -46,3 +47,9 @@ def test_domain_values_are_named_in_the_language_and_unknown_ones_pass_as_they_a
     assert value_namer("en")("status", "waiting_on_customer") == "waiting on the customer"
     assert value_namer("zh")("status", "something_new") == "something_new"
     assert value_namer("zh")("tier", None) == ""
+
+
+def test_each_reviewed_policy_has_its_words() -> None:
+    """The policies page names them by kind (``t("policy." ~ kind)``), out of the templates' pattern."""
+    for kind in REVIEWED:
+        assert {f"policy.{kind}", f"policy.{kind}_document"} <= set(ENGLISH)

@@ -5,6 +5,7 @@ and that the Kafka principals and ACLs they set up are the ones the code needs, 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import secrets
 import shlex
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 from typer.main import get_command
 
 from services.cli import app as cli
+from services.console.settings import ConsoleSettings
 from services.registry import SERVICES
 from shared.events import EPOCH_TOPIC, TOPICS, dead_letter_topic
 from shared.settings import CommonSettings
@@ -31,9 +34,11 @@ def k8s_documents(name: str) -> list[dict[str, Any]]:
 
 
 def is_setting(variable: str) -> bool:
-    for entry in SERVICES.values():
-        prefix = entry.settings.model_config["env_prefix"]
-        if variable.startswith(prefix) and variable[len(prefix) :].lower() in entry.settings.model_fields:
+    every: list[type[BaseSettings]] = [entry.settings for entry in SERVICES.values()]
+    every.append(ConsoleSettings)
+    for settings in every:
+        prefix = settings.model_config["env_prefix"]
+        if variable.startswith(prefix) and variable[len(prefix) :].lower() in settings.model_fields:
             return True
     return variable.startswith("CSM_") and variable[4:].lower() in CommonSettings.model_fields
 
@@ -69,11 +74,11 @@ def test_every_csm_command_the_deployment_runs_exists() -> None:
     used = {
         spec["command"][1] for spec in COMPOSE["services"].values() if spec.get("command", [""])[0] == "csm"
     }
-    for name in ("migrate-job.yaml", *(f"{service}.yaml" for service in SERVICES)):
+    for name in ("migrate-job.yaml", "console.yaml", *(f"{service}.yaml" for service in SERVICES)):
         for doc in k8s_documents(name):
             template = doc.get("spec", {}).get("template", {}).get("spec", {})
             used |= {container["command"][1] for container in template.get("containers", [])}
-    assert used == {"serve", "migrate", "topics"}
+    assert used == {"serve", "migrate", "topics", "console"}
     assert used <= csm_commands()
 
 
@@ -92,7 +97,7 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
     for name in ("config.yaml", "secret.example.yaml"):
         for doc in k8s_documents(name):
             named |= set(doc.get("data", {})) | set(doc.get("stringData", {}))
-    for name in ("migrate-job.yaml", *(f"{service}.yaml" for service in SERVICES)):
+    for name in ("migrate-job.yaml", "console.yaml", *(f"{service}.yaml" for service in SERVICES)):
         for container in containers(name):
             named |= {variable["name"] for variable in container.get("env", [])}
     assert named, "nothing found: the test would pass vacuously"
@@ -417,3 +422,93 @@ def test_the_deployments_kafka_settings_are_accepted_in_production(
                     variable["name"], str(ca) if variable["name"] == "CSM_KAFKA_SSL_CAFILE" else value
                 )
             assert CommonSettings().env == "production", name
+
+
+# The console: port 8000 as `make up` serves it, in front of the four services, with its own secrets.
+PROVIDER = {
+    "CSM_OIDC_ISSUER": "https://sso.example.com/realms/acme",
+    "CSM_OIDC_AUDIENCE": "csm-console",
+    "CSM_CONSOLE_OIDC_CLIENT_ID": "csm-console",
+}
+
+
+def service_urls(environment: dict[str, str]) -> dict[str, str]:
+    return {name: environment[f"CSM_CONSOLE_{name.upper()}_URL"] for name in SERVICES}
+
+
+def test_compose_runs_the_console_in_front_of_the_four_services() -> None:
+    console = COMPOSE["services"]["console"]
+    port = ConsoleSettings.model_fields["port"].default
+    assert console["image"] == "csm:latest"
+    assert console["command"] == ["csm", "console", "--host", "0.0.0.0"]
+    assert console["ports"] == [f"{port}:{port}"]
+    assert f"127.0.0.1:{port}/readyz" in " ".join(console["healthcheck"]["test"])
+    assert set(console["depends_on"]) >= set(SERVICES)
+    for name, url in service_urls(console["environment"]).items():
+        service_port = SERVICES[name].settings.model_fields["port"].default
+        assert url == f"http://{name}:{service_port}"
+        assert COMPOSE["services"][name]["ports"][0] == f"{service_port}:{service_port}"
+    # It talks to neither Kafka nor a database of its own; the services share its identity provider.
+    environment = console["environment"]
+    assert not [variable for variable in environment if variable.startswith("CSM_KAFKA_SASL")]
+    assert environment["CSM_OIDC_ISSUER"] == compose_env("customer")["CSM_OIDC_ISSUER"]
+    assert environment["CSM_CONSOLE_SESSION_SECRET"].startswith("${CSM_CONSOLE_SESSION_SECRET:?")
+
+
+def test_the_kubernetes_console_reaches_each_service_by_its_service_name() -> None:
+    _, k8s_service = k8s_documents("console.yaml")
+    (container,) = containers("console.yaml")
+    port = ConsoleSettings.model_fields["port"].default
+    assert container["command"] == ["csm", "console", "--host", "0.0.0.0"]
+    assert container["ports"][0]["containerPort"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert k8s_service["spec"]["ports"][0]["port"] == port
+    assert "console.yaml" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    for name, url in service_urls(env).items():
+        _, target = k8s_documents(f"{name}.yaml")
+        assert url == f"http://{target['metadata']['name']}:{target['spec']['ports'][0]['port']}"
+    # Its own Secret, not the services' one that holds the database URLs.
+    secrets_from = {source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source}
+    assert secrets_from == {"csm-console"}
+    [console_secret] = [
+        doc for doc in k8s_documents("secret.example.yaml") if doc["metadata"]["name"] == "csm-console"
+    ]
+    assert "CSM_CONSOLE_SESSION_SECRET" in console_secret["stringData"]
+
+
+def test_the_deployed_console_starts_in_production_only_with_the_identity_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As docker-compose.yml and deploy/k8s give its settings: refused without the provider, which
+    production needs (no development sign-in there), and accepted once the operator names it."""
+    given: dict[str, str] = {}
+    compose = {k: interpolated(str(v), given) for k, v in compose_env("console").items()}
+    k8s = {
+        **k8s_documents("config.yaml")[0]["data"],
+        **next(d for d in k8s_documents("secret.example.yaml") if d["metadata"]["name"] == "csm-console")[
+            "stringData"
+        ],
+        "CSM_JWT_SECRET": secrets.token_hex(32),
+        **{
+            variable["name"]: variable["value"]
+            for variable in containers("console.yaml")[0]["env"]
+            if "value" in variable
+        },
+    }
+    k8s["CSM_CONSOLE_SESSION_SECRET"] = secrets.token_hex(32)
+    for environment in (compose, k8s):
+        with monkeypatch.context() as patch:
+            for variable in [v for v in os.environ if v.startswith("CSM_")]:
+                patch.delenv(variable)
+            for variable, value in environment.items():
+                patch.setenv(variable, value)
+            patch.delenv("CSM_OIDC_ISSUER", raising=False)
+            patch.delenv("CSM_OIDC_AUDIENCE", raising=False)
+            with pytest.raises(ValueError, match="CSM_OIDC_ISSUER and CSM_CONSOLE_OIDC_CLIENT_ID"):
+                ConsoleSettings()
+            for variable, value in PROVIDER.items():
+                patch.setenv(variable, value)
+            settings = ConsoleSettings()
+            assert settings.common.env == "production" and settings.single_sign_on
+            assert not settings.development_sign_in
