@@ -1,8 +1,9 @@
 """Single sign-on end to end, in a real browser: the services and the console (`csm up`) trust a real
 OpenID Connect provider started by the test; an agent signs in there, and the console shows them their
 own complaints and customers, read from the services with the provider's token, and acts on them: a
-compensation within their limit is granted, one above it waits, and a supervisor signed in at the same
-provider approves it.
+compensation within their limit is granted, one above it waits, a supervisor signed in at the same
+provider approves it, the agent resolves the complaint, finds the customer by phone and opens another,
+whose promise follows the customer's tier when a purchase makes them gold.
 
 The provider (oidc-provider-mock) issues opaque access tokens, so the console forwards the ID token
 (``CSM_CONSOLE_OIDC_TOKEN_FOR_SERVICES=id_token``), whose audience is the console's client id."""
@@ -22,7 +23,7 @@ from shared.broker import free_port
 from shared.roles import Role
 from tests.console.browser import chromium, chromium_path, kept
 from tests.e2e.system import System
-from tests.harness import Databases, auth
+from tests.harness import Databases, auth, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -155,9 +156,46 @@ async def test_an_agent_and_a_supervisor_sign_in_at_the_provider_and_work_a_comp
         await page.goto(complaint_page)
         await expect(page.get_by_test_id("granted")).to_have_text("450.00 CNY")
 
+        # Nothing waits for approval any more: the agent resolves the complaint.
+        resolution = page.get_by_role("form", name="Resolve")
+        await resolution.get_by_label("Summary").fill("The third box came by courier.")
+        await resolution.get_by_label("Root cause").select_option("carrier_delay")
+        await resolution.get_by_role("button", name="Resolve").click()
+        await expect(page.get_by_test_id("status")).to_have_text("resolved")
+        await kept(page, "complaint-sso.en.png")
+
+        # The customer, found by their phone as people write it; on the 360 view, a new complaint.
         await page.goto(f"{console}/customers?q=138 1111 2222")
         await page.get_by_test_id("customer").get_by_role("link", name="Feng Yu").click()
         await expect(page.get_by_test_id("customer-name")).to_contain_text("Feng Yu")
+        await kept(page, "customer-sso.en.png")
+        opening = page.get_by_role("form", name="Open a complaint")
+        await opening.get_by_label("Category").select_option("billing")
+        await opening.get_by_label("What the customer said").fill("Charged for the missing box.")
+        await opening.get_by_role("button", name="Open the complaint").click()
+        await page.wait_for_url(f"{console}/complaints/*")
+        response_clock = page.locator(".clock").filter(has_text="response").locator("time")
+        before = await response_clock.inner_text()
+
+        # A purchase makes the customer gold: the tier shown and the complaint's promise follow.
+        async with httpx.AsyncClient(timeout=15) as client:
+            bought = await client.post(
+                f"{system.url('customer')}/customers/{customer_id}/purchases",
+                json={"order_id": "SO-7100", "amount": "15000.00", "currency": "CNY"},
+                headers=headers,
+            )
+            assert bought.status_code == 201, bought.text
+
+        async def on_the_gold_promise() -> None:
+            await page.reload()
+            assert await page.locator("h1 .tier").count() == 1
+            assert await page.locator("h1 .tier").inner_text() == "gold"
+            assert await response_clock.inner_text() != before
+
+        await eventually(on_the_gold_promise, timeout=60, interval=0.5)
+        await page.get_by_role("link", name="Feng Yu").click()
+        await expect(page.get_by_test_id("tier")).to_have_text("gold")
+        await kept(page, "customer-gold-sso.en.png")
         await page.close()
 
     async with httpx.AsyncClient(timeout=15) as client:
