@@ -638,17 +638,35 @@ async def run(args: argparse.Namespace) -> int:
         view_closed = load(
             "closed", port=view_port, paths=view_paths, connections=args.connections, **common_load
         )
-        for outcome in (bare_closed, view_closed):
+        # The service's own one-row read (GET /customers/{id}): the same authentication, middleware
+        # and metrics as the view, so the view's cost is seen apart from the service's edge.
+        profile_closed = load(
+            "closed",
+            port=view_port,
+            paths=[f"/customers/{i}" for i in ids],
+            connections=args.connections,
+            **common_load,
+        )
+        for outcome in (bare_closed, view_closed, profile_closed):
             if outcome["errors"]:
                 raise RuntimeError(f"{outcome['errors']} requests failed")
         _stats(report, "bare endpoint, as fast as it answers", bare_closed, None)
         _stats(
-            report, "360 view, as fast as it answers", view_closed, bare_closed, goal_throughput="≥ 0.5× bare"
+            report, "360 view, as fast as it answers", view_closed, bare_closed, goal_throughput="≥ 0.9× bare"
+        )
+        report.add(
+            Figure(
+                "360 view against the service's own one-row read: throughput",
+                view_closed["requests"] / view_closed["seconds"],
+                "req/s",
+                profile_closed["requests"] / profile_closed["seconds"],
+                "GET /customers/{id}",
+            )
         )
         # Open loop at the goal's rate, and at half of what the bare endpoint managed here, so
         # that latency is also seen where this machine is not overloaded.
         bare_rate = bare_closed["requests"] / bare_closed["seconds"]
-        for rate, goal in ((args.rate, "< 15 ms"), (round(bare_rate * args.spare_share), None)):
+        for rate, goal in ((args.rate, "< 15 ms"), (round(bare_rate * args.spare_share), "≤ 3× bare")):
             bare_open = load(
                 "open", port=bare_port, paths=bare_paths, rate=rate, max_connections=256, **common_load
             )

@@ -23,6 +23,7 @@ from services.customer.record_schemas import (
     InterestRead,
     InterestsUpdate,
 )
+from services.customer.view_marks import touch
 from shared.events.customer import (
     ConsentChanged,
     ContactChannel,
@@ -127,6 +128,7 @@ async def set_interests(
         await session.execute(
             sa.delete(Interest).where(Interest.customer_id == customer_id, Interest.topic.in_(dropped))
         )
+        touch([customer_id], session=session)
     for topic in added:
         session.add(Interest(customer_id=customer_id, topic=topic, source=interests_in.source, since=now))
     for topic, was_added in [*((t, True) for t in added), *((t, False) for t in dropped)]:

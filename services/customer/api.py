@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from services.customer import duplicates, erasure, service
 from services.customer.deps import (
@@ -127,10 +127,24 @@ async def update_customer(
     response_model=Customer360,
 )
 async def customer_360(
-    customer_id: uuid.UUID, view: ViewDep, _user: AgentOrService, *, session: ReadSessionDep
+    customer_id: uuid.UUID,
+    view: ViewDep,
+    _user: AgentOrService,
+    *,
+    session: ReadSessionDep,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     found = await view.read(session=session, customer_id=customer_id)
-    return Response(found.model_dump_json(), media_type="application/json")
+    etag = f'"{found.etag}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match is not None and (if_none_match.strip() == "*" or etag in _tags(if_none_match)):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(found.document, media_type="application/json", headers=headers)
+
+
+def _tags(if_none_match: str) -> set[str]:
+    """The entity tags of an If-None-Match header; a weak tag matches too (RFC 9110, weak comparison)."""
+    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
 
 
 @router.delete(

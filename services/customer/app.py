@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.customer import api, consumers, imports_api, rates_api, records_api
+from services.customer import api, consumers, imports_api, rates_api, records_api, view_model
 from services.customer.import_jobs import ImportWorker
 from services.customer.settings import CustomerSettings
+from services.customer.view import View
 from shared import VERSION
 from shared.clock import Clock
 from shared.service import Runtime, ServiceSpec, Worker, create_service_app
@@ -48,4 +49,9 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: CustomerSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or CustomerSettings(), clock=clock)
+    settings = settings or CustomerSettings()
+    app = create_service_app(SPEC, settings, clock=clock)
+    # One view builder per app: the API reads with it and every commit keeps the read model with it.
+    app.state.customer_view = View(settings, settings.common.currency)
+    view_model.install(app.state.runtime.db, app.state.customer_view)
+    return app

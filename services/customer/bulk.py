@@ -15,8 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.customer.view_marks import touch
 from shared.events import Event, encode, envelope_for
 from shared.messaging import outbox_message
+
+# Tables a 360 view shows, by their customer_id (the customer table itself by its id).
+VIEWED_TABLES = frozenset(
+    {"contact", "purchase", "purchase_summary", "interaction", "interest", "consent", "customer_tag"}
+)
 
 
 def dialect_of(*, session: AsyncSession) -> str:
@@ -35,6 +41,10 @@ def one_of(column: Any, values: Collection[Any], *, session: AsyncSession) -> An
 async def insert_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]], *, session: AsyncSession) -> None:
     if not rows:
         return
+    if table.name == "customer":
+        touch((row["id"] for row in rows), session=session)
+    elif "customer_id" in table.c and table.name in VIEWED_TABLES:
+        touch((row["customer_id"] for row in rows), session=session)
     if dialect_of(session=session) != "postgresql":
         await session.execute(sa.insert(table), list(rows))
         return

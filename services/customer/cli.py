@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import make_url
 
+from services.customer import view_model
 from services.customer.importing import (
     CUSTOMER_COLUMNS,
     PURCHASE_COLUMNS,
@@ -32,6 +33,7 @@ from services.customer.importing import (
 from services.customer.purchases import PurchaseWindow
 from services.customer.record_schemas import ImportKind, ImportSummary
 from services.customer.settings import CustomerSettings
+from services.customer.view import View
 from shared import migrations
 from shared.clock import SystemClock
 from shared.db import Database
@@ -96,6 +98,7 @@ async def import_file(
     """Import one file; what the command and the benchmark both run."""
     console = console or Console(stderr=True)
     db = Database(settings.database_url)
+    view_model.install(db, View(settings, settings.common.currency))
     importer = Importer(
         db=db,
         clock=SystemClock(),

@@ -20,6 +20,7 @@ from services.customer.models import ComplaintView, Customer, NotificationView
 from services.customer.schemas import CustomerCreate
 from services.customer.service import MERGED
 from services.customer.settings import CustomerSettings
+from services.customer.view_marks import touch
 from shared.events import Envelope
 from shared.events.complaints import (
     ComplaintOpened,
@@ -208,6 +209,7 @@ def handlers(runtime: Runtime) -> Handlers:
                 NotificationView.customer_id == owner, NotificationView.notification_id.not_in(kept)
             )
         )
+        touch([owner], session=session)
 
     return {
         TierChanged: on_tier_changed,

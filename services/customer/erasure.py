@@ -34,6 +34,7 @@ from services.customer.models import (
 )
 from services.customer.redaction import ERASED_NAME, redact
 from services.customer.schemas import MergeResult
+from services.customer.view_marks import touch
 from shared import erasure, outbox
 from shared.db import affected_rows
 from shared.events.customer import CustomerErased, CustomerMerged, CustomerStatus, CustomerUpdated
@@ -112,6 +113,7 @@ async def erase(*, session: AsyncSession, customer_id: uuid.UUID, erased_by: str
     customer.updated_at = now
     await session.flush()
     everyone = [customer.id, *(record.id for record in merged)]
+    touch(everyone, session=session)  # their stored views go (personal data)
     # The profile events lose more than their sealed fields: nothing of the person stays.
     await outbox.redact(everyone, session=session, types=PERSONAL_EVENTS, rewrite=redact)
     await erasure.forget(everyone, session=session)
@@ -201,6 +203,7 @@ async def merge(
     first, second = sorted((customer_id, duplicate_id))
     locked = {c: await service.get(session=session, customer_id=c, for_update=True) for c in (first, second)}
     survivor, duplicate = locked[customer_id], locked[duplicate_id]
+    touch([survivor.id, duplicate.id], session=session)  # rows move by statements, not the ORM
     moved: dict[str, int] = {}
     for table in MOVED_WHOLE:
         result = await session.execute(

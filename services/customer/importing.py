@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import purchases as purchase_service
-from services.customer import service
+from services.customer import service, view_model
 from services.customer.bulk import insert_rows, one_of, outbox_row, stage_many
 from services.customer.erasure import external_id_digest
 from services.customer.exchange_rates import rate_table
@@ -226,6 +226,7 @@ class Importer:
                 batch = []
         if batch:
             self._add(summary, rejections, await self.import_batch(kind, batch, hook=hook), progress)
+        await view_model.fill_missing(self.db)
         return summary, rejections
 
     @staticmethod
@@ -247,6 +248,9 @@ class Importer:
         self, kind: ImportKind, batch: list[Row], *, hook: BatchHook | None = None
     ) -> BatchResult:
         async with self.db.unit_of_work() as session:
+            # Batches touch thousands of customers, many again in the next batch: their views are
+            # removed here and built once, when the whole file is in.
+            view_model.defer(session=session)
             if kind is ImportKind.customers:
                 result = await self._customers(batch, session=session)
             else:

@@ -393,3 +393,18 @@ class ImportRejection(Base):
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
     reason: Mapped[str] = mapped_column(String(1000))
     row: Mapped[str] = mapped_column(Text)
+
+
+class ViewDocument(Base):
+    """The 360 read model: each customer's view as answered, rebuilt in the transaction that changes it.
+
+    ``fingerprint`` names the settings the document was built with (list lengths, currency, ...): a
+    process configured otherwise does not serve it but builds the view afresh.
+    """
+
+    __tablename__ = "view_document"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(String(40))
+    fingerprint: Mapped[str] = mapped_column(String(40))

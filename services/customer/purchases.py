@@ -29,6 +29,7 @@ from services.customer.ledger import RefundRefused, refund_amount
 from services.customer.models import Purchase, PurchaseSummary, Refund
 from services.customer.record_schemas import PurchaseCreate, PurchaseRead, RefundCreate, RefundRead
 from services.customer.settings import CustomerSettings
+from services.customer.view_marks import touch
 from shared.events.customer import PurchaseRecorded, PurchaseRefunded, SalesChannel
 from shared.money import from_minor, to_minor
 from shared.outbox import stage
@@ -71,6 +72,7 @@ async def add_to_summaries(deltas: Sequence[SummaryDelta], *, session: AsyncSess
     """Add purchases to the lifetime figures, creating them for a customer's first purchase."""
     if not deltas:
         return
+    touch((d.customer_id for d in deltas), session=session)
     bind = session.bind
     assert bind is not None
     if bind.dialect.name == "postgresql":
@@ -400,6 +402,7 @@ async def refund(
     purchase.refunded_minor += amount
     purchase.original_refunded_minor += given_back
     purchase.updated_at = now
+    touch([customer_id], session=session)
     await session.execute(
         sa.update(PurchaseSummary)
         .where(PurchaseSummary.customer_id == customer_id)

@@ -14,6 +14,7 @@ from services.customer import profile_rules
 from services.customer.errors import CustomerMerged, CustomerNotFound, ExternalIdTaken
 from services.customer.models import Contact, Customer, CustomerTag
 from services.customer.schemas import CustomerCreate, CustomerRead, CustomerSummary, CustomerUpdate
+from services.customer.view_marks import touch
 from shared.events.customer import CustomerProfile, CustomerRegistered, CustomerStatus, CustomerUpdated
 from shared.outbox import stage
 from shared.pagination import Page, keyset_page
@@ -186,6 +187,7 @@ def _check_profile(profile: dict[str, Any]) -> None:
 async def set_tags(
     customer_id: uuid.UUID, tags: Iterable[str], *, session: AsyncSession, replace: bool = False
 ) -> None:
+    touch([customer_id], session=session)
     if replace:
         await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
     rows = [{"tag": tag, "customer_id": customer_id} for tag in tags]

@@ -9,11 +9,12 @@ PostgreSQL (json_agg) and SQLite (json_group_array).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ from services.customer.models import (
     NotificationView,
     Purchase,
     PurchaseSummary,
+    ViewDocument,
 )
 from services.customer.record_schemas import Customer360
 from services.customer.schemas import BUSINESS_KINDS
@@ -91,6 +93,13 @@ LISTS: dict[str, tuple[Any, ...]] = {
     "interests": (Interest.topic,),
     "consents": (Consent.channel, Consent.purpose, Consent.granted, Consent.source, Consent.changed_at),
 }
+
+# Raise when the document's shape or rendering changes: stored documents are then built afresh.
+DOCUMENT_VERSION = 1
+
+_STORED = sa.select(ViewDocument.document, ViewDocument.etag, ViewDocument.fingerprint).where(
+    ViewDocument.customer_id == sa.bindparam("customer_id", type_=sa.Uuid())
+)
 
 FIELDS = {
     "contacts": (
@@ -221,20 +230,46 @@ class View:
         self.settings = settings
         self.currency = currency
         self._statements: dict[str, sa.Select[Any]] = {}
+        self._fingerprint: str | None = None
 
     def statement(self, dialect: str) -> sa.Select[Any]:
         if dialect not in self._statements:
             self._statements[dialect] = _statement(dialect, self.settings)
         return self._statements[dialect]
 
-    async def read(self, *, session: AsyncSession, customer_id: uuid.UUID) -> Customer360:
+    @property
+    def fingerprint(self) -> str:
+        """What a stored document depends on besides the data: the settings it was built with."""
+        if self._fingerprint is None:
+            shape = (
+                DOCUMENT_VERSION,
+                self.currency,
+                self.settings.min_business_contacts,
+                self.settings.view_contacts,
+                self.settings.view_recent_purchases,
+                self.settings.view_open_complaints,
+                self.settings.view_recent_notifications,
+                self.settings.view_recent_interactions,
+            )
+            self._fingerprint = hashlib.blake2b(repr(shape).encode(), digest_size=8).hexdigest()
+        return self._fingerprint
+
+    async def read(self, *, session: AsyncSession, customer_id: uuid.UUID) -> Answer:
+        """The view as JSON and its entity tag: the stored document, or built afresh where there is none."""
+        stored = (await session.execute(_STORED, {"customer_id": customer_id})).one_or_none()
+        if stored is not None and stored.fingerprint == self.fingerprint:
+            return Answer(stored.document, stored.etag)
         dialect = session.get_bind().dialect.name
         row = (await session.execute(self.statement(dialect), {"customer_id": customer_id})).one_or_none()
         if row is None:
             raise CustomerNotFound(customer_id)
-        customer = row._mapping
-        if customer["status"] in service.GONE:
+        if row._mapping["status"] in service.GONE:
             await service.get(session=session, customer_id=customer_id)  # raises the right 404
+        return answer(self.document_of(row))
+
+    def document_of(self, row: sa.Row[Any]) -> Customer360:
+        """The view from one row of ``statement`` (a customer that is not gone)."""
+        customer = row._mapping
         lists = {name: _decode(name, getattr(row, name)) for name in LISTS}
         spent, refunded = row.spent_minor or 0, row.summary_refunded_minor or 0
         contacts = lists["contacts"]
@@ -282,6 +317,16 @@ class View:
                 "consents": lists["consents"],
             }
         )
+
+
+class Answer(NamedTuple):
+    document: bytes
+    etag: str
+
+
+def answer(view: Customer360) -> Answer:
+    document = view.model_dump_json().encode()
+    return Answer(document, hashlib.blake2b(document, digest_size=16).hexdigest())
 
 
 def _decode(name: str, raw: str | None) -> list[Any]:
