@@ -10,6 +10,7 @@ from services.customer import api, consumers, imports_api, rates_api, records_ap
 from services.customer.import_jobs import ImportWorker
 from services.customer.settings import CustomerSettings
 from shared import VERSION
+from shared.audit import audit_router
 from shared.clock import Clock
 from shared.service import Runtime, ServiceSpec, Worker, create_service_app
 
@@ -23,12 +24,13 @@ SPEC = ServiceSpec(
     title="csm customer",
     description="The customer information base and the one-stop 360 view that every channel shares.",
     version=VERSION,
-    routers=[api.router, records_api.router, imports_api.router, rates_api.router],
+    routers=[api.router, records_api.router, imports_api.router, rates_api.router, audit_router()],
     handlers=consumers.handlers,
     workers=workers,
     # CSV imports stream their body to a spool and have their own cap (import_max_bytes).
     streamed_paths=("/imports",),
     openapi_tags=[
+        {"name": "audit", "description": "Who changed what and when (managers and admins)."},
         {
             "name": "customers",
             "description": "Profiles, search, the 360 view, duplicates, merge and erasure.",
