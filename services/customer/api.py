@@ -29,6 +29,7 @@ from services.customer.schemas import (
     MergeRequest,
     MergeResult,
 )
+from shared import audit
 from shared.auth import Principal
 from shared.events.customer import CustomerKind, CustomerStatus
 from shared.events.segmentation import Tier
@@ -109,11 +110,25 @@ async def update_customer(
     *,
     session: SessionDep,
 ) -> CustomerRead:
+    manager_before = None
     if "account_manager" in customer_in.model_fields_set:
         _may_name_account_manager(user)
+        manager_before = (await service.get(session=session, customer_id=customer_id)).account_manager
     customer = await service.update(
         session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
     )
+    if "account_manager" in customer_in.model_fields_set and customer.account_manager != manager_before:
+        # Who is responsible for the customer: a staff subject, not the customer's data.
+        await audit.record(
+            session,
+            actor=user,
+            action="account_manager.put",
+            subject_type="customer",
+            subject_id=customer_id,
+            before={"account_manager": manager_before},
+            after={"account_manager": customer.account_manager},
+            at=clock.now(),
+        )
     return service.read_model(customer)
 
 
@@ -144,7 +159,19 @@ async def customer_360(
 async def erase_customer(
     customer_id: uuid.UUID, clock: ClockDep, admin: Admin, *, session: SessionDep
 ) -> None:
+    customer = await service.get(session=session, customer_id=customer_id)
+    before = service.read_model(customer)
     await erasure.erase(session=session, customer_id=customer_id, erased_by=admin.subject, now=clock.now())
+    after = service.read_model(customer)
+    await audit.record(
+        session,
+        actor=admin,
+        action="customer.erase",
+        subject_type="customer",
+        subject_id=customer_id,
+        **_unnamed(before, after),
+        at=clock.now(),
+    )
 
 
 @router.get("/{customer_id}/duplicates", summary="Likely duplicates of a customer, most likely first")
@@ -167,11 +194,39 @@ async def find_duplicates(
     "answers 404 naming this one. Emits customer.merged.",
 )
 async def merge_customers(
-    customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, _user: Supervisor, *, session: SessionDep
+    customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, user: Supervisor, *, session: SessionDep
 ) -> MergeResult:
-    return await erasure.merge(
+    before = service.read_model(await service.get(session=session, customer_id=customer_id))
+    merged = await erasure.merge(
         session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()
     )
+    unnamed = _unnamed(before, merged.customer)
+    unnamed["after"] |= {
+        "merged_id": str(merged.merged_id),
+        "moved": merged.moved,
+        "not_kept": merged.not_kept,
+    }
+    await audit.record(
+        session,
+        actor=user,
+        action="customer.merge",
+        subject_type="customer",
+        subject_id=customer_id,
+        **unnamed,
+        at=clock.now(),
+    )
+    return merged
+
+
+def _unnamed(before: CustomerRead, after: CustomerRead) -> dict[str, dict[str, object]]:
+    """A change to a person's record as the audit log keeps it: their status, and which fields changed,
+    never the values — the log outlives an erasure and must not name whom it erased."""
+    then, now = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = [name for name in audit.changed_fields(then, now) if name not in ("updated_at", "status")]
+    return {
+        "before": {"status": then["status"]},
+        "after": {"status": now["status"], "fields_changed": changed},
+    }
 
 
 def _may_name_account_manager(user: Principal) -> None:
