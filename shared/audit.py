@@ -100,11 +100,12 @@ async def record(
         audit_entry.insert().values(
             id=entry_id,
             at=at or utcnow(),
-            actor=actor.subject,
+            # Within the columns' bounds, as other tables keep a subject (a token's may be longer).
+            actor=actor.subject[:200],
             actor_role=actor.role.value,
             action=action,
             subject_type=subject_type,
-            subject_id=str(subject_id),
+            subject_id=str(subject_id)[:200],
             before=_json(before),
             after=_json(after),
         )
