@@ -72,6 +72,18 @@ async def test_compensations_and_their_approval_are_recorded_without_the_free_te
     by(approval, "supervisor-1", TUESDAY_10_SHANGHAI)
     assert (approval["before"]["status"], approval["after"]["status"]) == ("pending", "granted")
     assert approval["after"]["decided_by"] == "supervisor-1"
+    refused = await complaints.client.post(
+        f"/complaints/{complaint['id']}/compensations",
+        json={"amount": "600.00", "currency": "CNY", "reason": "for Mrs Wang again"},
+        headers=staff(Role.agent, "agent-1"),
+    )
+    rejected = await complaints.client.post(
+        f"/compensations/{refused.json()['id']}/decision", json={"approve": False}, headers=SUPERVISOR
+    )
+    assert rejected.status_code == 200
+    rejection = await the_entry(complaints, "compensation.reject")
+    by(rejection, "supervisor-1", TUESDAY_10_SHANGHAI)
+    assert (rejection["before"]["status"], rejection["after"]["status"]) == ("pending", "rejected")
     everything = str(await entries(complaints))
     assert "Wang" not in everything
 
