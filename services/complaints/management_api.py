@@ -96,7 +96,8 @@ async def decide_compensation(
     *,
     session: SessionDep,
 ) -> CompensationRead:
-    pending = await session.get(Compensation, compensation_id)
+    # Locked as decide() locks it, so that the state before is the one the decision is taken on.
+    pending = await session.get(Compensation, compensation_id, with_for_update=True)
     before = compensation.audited(pending) if pending is not None else None
     decided = await compensation.decide(
         session=session,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import duplicates, erasure, service
 from services.customer.deps import (
@@ -19,6 +21,7 @@ from services.customer.deps import (
     ViewDep,
 )
 from services.customer.errors import AccountManagerNeedsSupervisor
+from services.customer.models import Customer
 from services.customer.record_schemas import Customer360
 from services.customer.schemas import (
     CustomerCreate,
@@ -113,7 +116,10 @@ async def update_customer(
     manager_before = None
     if "account_manager" in customer_in.model_fields_set:
         _may_name_account_manager(user)
-        manager_before = (await service.get(session=session, customer_id=customer_id)).account_manager
+        # A column, not the entity: update() locks and loads the customer itself.
+        manager_before = await session.scalar(
+            sa.select(Customer.account_manager).where(Customer.id == customer_id)
+        )
     customer = await service.update(
         session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
     )
@@ -159,17 +165,15 @@ async def customer_360(
 async def erase_customer(
     customer_id: uuid.UUID, clock: ClockDep, admin: Admin, *, session: SessionDep
 ) -> None:
-    customer = await service.get(session=session, customer_id=customer_id)
-    before = service.read_model(customer)
+    before = await _profile(customer_id, session=session)
     await erasure.erase(session=session, customer_id=customer_id, erased_by=admin.subject, now=clock.now())
-    after = service.read_model(customer)
     await audit.record(
         session,
         actor=admin,
         action="customer.erase",
         subject_type="customer",
         subject_id=customer_id,
-        **_unnamed(before, after),
+        **_unnamed(before, await _profile(customer_id, session=session)),
         at=clock.now(),
     )
 
@@ -196,11 +200,11 @@ async def find_duplicates(
 async def merge_customers(
     customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, user: Supervisor, *, session: SessionDep
 ) -> MergeResult:
-    before = service.read_model(await service.get(session=session, customer_id=customer_id))
+    before = await _profile(customer_id, session=session)
     merged = await erasure.merge(
         session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()
     )
-    unnamed = _unnamed(before, merged.customer)
+    unnamed = _unnamed(before, await _profile(customer_id, session=session))
     unnamed["after"] |= {
         "merged_id": str(merged.merged_id),
         "moved": merged.moved,
@@ -218,14 +222,21 @@ async def merge_customers(
     return merged
 
 
-def _unnamed(before: CustomerRead, after: CustomerRead) -> dict[str, dict[str, object]]:
+async def _profile(customer_id: uuid.UUID, *, session: AsyncSession) -> dict[str, object]:
+    """The customer's row as it is in the transaction (pending changes flushed), read as values, so that
+    the entity erase() and merge() lock and load is not loaded before them; empty for an unknown id."""
+    await session.flush()
+    row = (await session.execute(sa.select(Customer.__table__).where(Customer.id == customer_id))).first()
+    return dict(row._mapping) if row is not None else {}
+
+
+def _unnamed(before: dict[str, object], after: dict[str, object]) -> dict[str, dict[str, object]]:
     """A change to a person's record as the audit log keeps it: their status, and which fields changed,
     never the values — the log outlives an erasure and must not name whom it erased."""
-    then, now = before.model_dump(mode="json"), after.model_dump(mode="json")
-    changed = [name for name in audit.changed_fields(then, now) if name not in ("updated_at", "status")]
+    changed = [name for name in audit.changed_fields(before, after) if name not in ("updated_at", "status")]
     return {
-        "before": {"status": then["status"]},
-        "after": {"status": now["status"], "fields_changed": changed},
+        "before": {"status": before.get("status")},
+        "after": {"status": after.get("status"), "fields_changed": changed},
     }
 
 
