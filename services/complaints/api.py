@@ -37,6 +37,7 @@ from services.complaints.schemas import (
     VisitCreate,
 )
 from services.complaints.workflow import Status
+from shared import audit
 from shared.clock import UtcDatetime
 from shared.events.complaints import ComplaintCategory, ComplaintChannel, Severity
 from shared.events.segmentation import Tier
@@ -368,6 +369,15 @@ async def offer_compensation(
         principal=user,
         now=clock.now(),
         currency=currency,
+    )
+    await audit.record(
+        session,
+        actor=user,
+        action="compensation.offer",
+        subject_type="compensation",
+        subject_id=offered.id,
+        after=compensation.audited(offered),
+        at=clock.now(),
     )
     return compensation.to_read(offered)
 

@@ -19,6 +19,7 @@ from services.complaints import (
 )
 from services.complaints.settings import ComplaintsSettings
 from shared import VERSION
+from shared.audit import audit_router
 from shared.clock import Clock
 from shared.service import ServiceSpec, create_service_app
 
@@ -36,6 +37,7 @@ SPEC = ServiceSpec(
         directory_api.router,
         macros_api.router,
         routing_api.router,
+        audit_router(),
     ],
     handlers=consumers.handlers,
     workers=lambda runtime: [
@@ -44,6 +46,7 @@ SPEC = ServiceSpec(
         *imap.workers(runtime),
     ],
     openapi_tags=[
+        {"name": "audit", "description": "Who changed what and when (managers and admins)."},
         {"name": "complaints", "description": "Complaint tickets, their workflow, compensation and surveys."},
         {
             "name": "conversation",

@@ -45,6 +45,11 @@ def to_read(compensation: Compensation) -> CompensationRead:
     )
 
 
+def audited(compensation: Compensation) -> dict[str, object]:
+    """What the audit log keeps of a compensation: all but the reason, a free text that may name someone."""
+    return to_read(compensation).model_dump(mode="json", exclude={"reason"})
+
+
 async def offer(
     *,
     session: AsyncSession,

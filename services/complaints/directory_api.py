@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from services.complaints import directory
 from services.complaints.deps import Agent, ClockDep, Manager, ReadSessionDep, SessionDep
 from services.complaints.directory_schemas import PersonRead, PersonWrite, TeamRead, TeamWrite
+from shared import audit
 from shared.pagination import CursorParam, Limit, Page
 
 router = APIRouter(tags=["people"])
@@ -53,12 +54,25 @@ async def put_person(
     person_in: PersonWrite,
     response: Response,
     clock: ClockDep,
-    _user: Manager,
+    user: Manager,
     *,
     session: SessionDep,
 ) -> PersonRead:
+    found = await directory.find_person(session=session, subject=subject)
+    before = PersonRead.model_validate(found) if found is not None else None
     person, created = await directory.put_person(
         session=session, subject=subject, person_in=person_in, now=clock.now()
+    )
+    after = PersonRead.model_validate(person)
+    await audit.record(
+        session,
+        actor=user,
+        action="staff.put",
+        subject_type="staff",
+        subject_id=subject,
+        before=before,
+        after=after,
+        at=clock.now(),
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -90,11 +104,24 @@ async def put_team(
     team_in: TeamWrite,
     response: Response,
     clock: ClockDep,
-    _user: Manager,
+    user: Manager,
     *,
     session: SessionDep,
 ) -> TeamRead:
+    found = await directory.find_team(session=session, name=name)
+    before = await directory.team_read(found, session=session) if found is not None else None
     team, created = await directory.put_team(session=session, name=name, team_in=team_in, now=clock.now())
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return await directory.team_read(team, session=session)
+    after = await directory.team_read(team, session=session)
+    await audit.record(
+        session,
+        actor=user,
+        action="team.put",
+        subject_type="team",
+        subject_id=name,
+        before=before,
+        after=after,
+        at=clock.now(),
+    )
+    return after

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from services.complaints import macros
 from services.complaints.deps import Agent, ClockDep, ReadSessionDep, SessionDep, Supervisor
 from services.complaints.macro_schemas import MacroPreview, MacroPreviewCreate, MacroRead, MacroWrite
+from shared import audit
 from shared.pagination import CursorParam, Limit, Page
 
 router = APIRouter(prefix="/macros", tags=["macros"])
@@ -27,7 +28,17 @@ async def create_macro(
     macro_in: MacroWrite, clock: ClockDep, user: Supervisor, *, session: SessionDep
 ) -> MacroRead:
     macro = await macros.create(session=session, macro_in=macro_in, actor=user.subject, now=clock.now())
-    return MacroRead.model_validate(macro)
+    after = MacroRead.model_validate(macro)
+    await audit.record(
+        session,
+        actor=user,
+        action="macro.create",
+        subject_type="macro",
+        subject_id=macro.id,
+        after=after,
+        at=clock.now(),
+    )
+    return after
 
 
 @router.get("/{macro_id}", summary="One canned reply")
@@ -39,10 +50,22 @@ async def get_macro(macro_id: uuid.UUID, _user: Agent, *, session: ReadSessionDe
 async def replace_macro(
     macro_id: uuid.UUID, macro_in: MacroWrite, clock: ClockDep, user: Supervisor, *, session: SessionDep
 ) -> MacroRead:
+    before = MacroRead.model_validate(await macros.get_macro(session=session, macro_id=macro_id))
     macro = await macros.replace(
         session=session, macro_id=macro_id, macro_in=macro_in, actor=user.subject, now=clock.now()
     )
-    return MacroRead.model_validate(macro)
+    after = MacroRead.model_validate(macro)
+    await audit.record(
+        session,
+        actor=user,
+        action="macro.replace",
+        subject_type="macro",
+        subject_id=macro_id,
+        before=before,
+        after=after,
+        at=clock.now(),
+    )
+    return after
 
 
 @router.delete(
@@ -51,8 +74,20 @@ async def replace_macro(
     response_class=Response,
     summary="Remove a canned reply (supervisors)",
 )
-async def delete_macro(macro_id: uuid.UUID, _user: Supervisor, *, session: SessionDep) -> None:
+async def delete_macro(
+    macro_id: uuid.UUID, clock: ClockDep, user: Supervisor, *, session: SessionDep
+) -> None:
+    before = MacroRead.model_validate(await macros.get_macro(session=session, macro_id=macro_id))
     await macros.delete(session=session, macro_id=macro_id)
+    await audit.record(
+        session,
+        actor=user,
+        action="macro.delete",
+        subject_type="macro",
+        subject_id=macro_id,
+        before=before,
+        at=clock.now(),
+    )
 
 
 @router.post("/{macro_id}/preview", summary="The canned reply rendered for a complaint, in its language")

@@ -19,9 +19,10 @@ from services.complaints.deps import (
     SessionDep,
     Supervisor,
 )
-from services.complaints.models import PolicyVersion
+from services.complaints.models import Compensation, PolicyVersion
 from services.complaints.policy import ComplaintPolicy
 from services.complaints.schemas import CompensationDecision, CompensationRead, PolicyRead
+from shared import audit
 from shared.clock import UtcDatetime
 from shared.pagination import CursorParam, Limit, Page
 from shared.problems import Unprocessable
@@ -45,9 +46,21 @@ async def get_policy(currency: CurrencyDep, _user: Agent, *, session: ReadSessio
 
 @router.put("/complaint-policy", summary="Put a new version of the policy in force (managers)")
 async def put_policy(
-    policy: ComplaintPolicy, clock: ClockDep, user: Manager, *, session: SessionDep
+    policy: ComplaintPolicy, clock: ClockDep, currency: CurrencyDep, user: Manager, *, session: SessionDep
 ) -> PolicyRead:
+    previous = await policy_store.current_version(session=session)
+    before = await policy_store.at_version(previous, session=session, currency=currency)
     row = await policy_store.store(session=session, policy=policy, actor=user.subject, now=clock.now())
+    await audit.record(
+        session,
+        actor=user,
+        action="complaint_policy.put",
+        subject_type="complaint_policy",
+        subject_id=row.version,
+        before={"version": previous, "policy": before},
+        after={"version": row.version, "policy": policy},
+        at=clock.now(),
+    )
     return PolicyRead(
         version=row.version, created_by=row.created_by, created_at=row.created_at, policy=policy
     )
@@ -83,6 +96,9 @@ async def decide_compensation(
     *,
     session: SessionDep,
 ) -> CompensationRead:
+    # Locked as decide() locks it, so that the state before is the one the decision is taken on.
+    pending = await session.get(Compensation, compensation_id, with_for_update=True)
+    before = compensation.audited(pending) if pending is not None else None
     decided = await compensation.decide(
         session=session,
         compensation_id=compensation_id,
@@ -90,6 +106,16 @@ async def decide_compensation(
         principal=user,
         now=clock.now(),
         currency=currency,
+    )
+    await audit.record(
+        session,
+        actor=user,
+        action="compensation.approve" if decision.approve else "compensation.reject",
+        subject_type="compensation",
+        subject_id=decided.id,
+        before=before,
+        after=compensation.audited(decided),
+        at=clock.now(),
     )
     return compensation.to_read(decided)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, BigInteger, Index, LargeBinary, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import audit
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
 from shared.idempotency import idempotency_table
 
@@ -316,3 +317,6 @@ class RoutingPolicyVersion(Base):
 
 
 idempotency_key = idempotency_table(Base.metadata)
+
+# Who changed what and when, append-only (shared.audit).
+audit_entry = audit.add_to(Base.metadata)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from services.complaints import routing_store
 from services.complaints.deps import Agent, ClockDep, Manager, ReadSessionDep, SessionDep, Supervisor
 from services.complaints.routing import LanguageTag, RoutingPolicy
+from shared import audit
 from shared.clock import UtcDatetime
 from shared.events.complaints import ComplaintCategory, ComplaintChannel
 from shared.events.segmentation import Tier
@@ -63,7 +64,18 @@ async def get_routing_policy(_user: Agent, *, session: ReadSessionDep) -> Routin
 async def put_routing_policy(
     policy: RoutingPolicy, clock: ClockDep, user: Manager, *, session: SessionDep
 ) -> RoutingPolicyRead:
+    previous, _, before = await routing_store.current(session=session)
     row = await routing_store.store(session=session, policy=policy, actor=user.subject, now=clock.now())
+    await audit.record(
+        session,
+        actor=user,
+        action="routing_policy.put",
+        subject_type="routing_policy",
+        subject_id=row.version,
+        before={"version": previous, "policy": before},
+        after={"version": row.version, "policy": policy},
+        at=clock.now(),
+    )
     return RoutingPolicyRead(
         version=row.version, created_by=row.created_by, created_at=row.created_at, policy=policy
     )

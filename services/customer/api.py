@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import duplicates, erasure, service
 from services.customer.deps import (
@@ -19,6 +21,7 @@ from services.customer.deps import (
     ViewDep,
 )
 from services.customer.errors import AccountManagerNeedsSupervisor
+from services.customer.models import Customer
 from services.customer.record_schemas import Customer360
 from services.customer.schemas import (
     CustomerCreate,
@@ -29,6 +32,7 @@ from services.customer.schemas import (
     MergeRequest,
     MergeResult,
 )
+from shared import audit
 from shared.auth import Principal
 from shared.events.customer import CustomerKind, CustomerStatus
 from shared.events.segmentation import Tier
@@ -109,11 +113,28 @@ async def update_customer(
     *,
     session: SessionDep,
 ) -> CustomerRead:
+    manager_before = None
     if "account_manager" in customer_in.model_fields_set:
         _may_name_account_manager(user)
+        # A column, not the entity: update() locks and loads the customer itself.
+        manager_before = await session.scalar(
+            sa.select(Customer.account_manager).where(Customer.id == customer_id)
+        )
     customer = await service.update(
         session=session, customer_id=customer_id, customer_in=customer_in, now=clock.now()
     )
+    if "account_manager" in customer_in.model_fields_set and customer.account_manager != manager_before:
+        # Who is responsible for the customer: a staff subject, not the customer's data.
+        await audit.record(
+            session,
+            actor=user,
+            action="account_manager.put",
+            subject_type="customer",
+            subject_id=customer_id,
+            before={"account_manager": manager_before},
+            after={"account_manager": customer.account_manager},
+            at=clock.now(),
+        )
     return service.read_model(customer)
 
 
@@ -158,7 +179,17 @@ def _tags(if_none_match: str) -> set[str]:
 async def erase_customer(
     customer_id: uuid.UUID, clock: ClockDep, admin: Admin, *, session: SessionDep
 ) -> None:
+    before = await _profile(customer_id, session=session)
     await erasure.erase(session=session, customer_id=customer_id, erased_by=admin.subject, now=clock.now())
+    await audit.record(
+        session,
+        actor=admin,
+        action="customer.erase",
+        subject_type="customer",
+        subject_id=customer_id,
+        **_unnamed(before, await _profile(customer_id, session=session)),
+        at=clock.now(),
+    )
 
 
 @router.get("/{customer_id}/duplicates", summary="Likely duplicates of a customer, most likely first")
@@ -181,11 +212,46 @@ async def find_duplicates(
     "answers 404 naming this one. Emits customer.merged.",
 )
 async def merge_customers(
-    customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, _user: Supervisor, *, session: SessionDep
+    customer_id: uuid.UUID, merge_in: MergeRequest, clock: ClockDep, user: Supervisor, *, session: SessionDep
 ) -> MergeResult:
-    return await erasure.merge(
+    before = await _profile(customer_id, session=session)
+    merged = await erasure.merge(
         session=session, customer_id=customer_id, duplicate_id=merge_in.duplicate_id, now=clock.now()
     )
+    unnamed = _unnamed(before, await _profile(customer_id, session=session))
+    unnamed["after"] |= {
+        "merged_id": str(merged.merged_id),
+        "moved": merged.moved,
+        "not_kept": merged.not_kept,
+    }
+    await audit.record(
+        session,
+        actor=user,
+        action="customer.merge",
+        subject_type="customer",
+        subject_id=customer_id,
+        **unnamed,
+        at=clock.now(),
+    )
+    return merged
+
+
+async def _profile(customer_id: uuid.UUID, *, session: AsyncSession) -> dict[str, object]:
+    """The customer's row as it is in the transaction (pending changes flushed), read as values, so that
+    the entity erase() and merge() lock and load is not loaded before them; empty for an unknown id."""
+    await session.flush()
+    row = (await session.execute(sa.select(Customer.__table__).where(Customer.id == customer_id))).first()
+    return dict(row._mapping) if row is not None else {}
+
+
+def _unnamed(before: dict[str, object], after: dict[str, object]) -> dict[str, dict[str, object]]:
+    """A change to a person's record as the audit log keeps it: their status, and which fields changed,
+    never the values — the log outlives an erasure and must not name whom it erased."""
+    changed = [name for name in audit.changed_fields(before, after) if name not in ("updated_at", "status")]
+    return {
+        "before": {"status": before.get("status")},
+        "after": {"status": after.get("status"), "fields_changed": changed},
+    }
 
 
 def _may_name_account_manager(user: Principal) -> None:

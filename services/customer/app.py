@@ -11,6 +11,7 @@ from services.customer.import_jobs import ImportWorker
 from services.customer.settings import CustomerSettings
 from services.customer.view import View
 from shared import VERSION
+from shared.audit import audit_router
 from shared.clock import Clock
 from shared.service import Runtime, ServiceSpec, Worker, create_service_app
 
@@ -24,12 +25,13 @@ SPEC = ServiceSpec(
     title="csm customer",
     description="The customer information base and the one-stop 360 view that every channel shares.",
     version=VERSION,
-    routers=[api.router, records_api.router, imports_api.router, rates_api.router],
+    routers=[api.router, records_api.router, imports_api.router, rates_api.router, audit_router()],
     handlers=consumers.handlers,
     workers=workers,
     # CSV imports stream their body to a spool and have their own cap (import_max_bytes).
     streamed_paths=("/imports",),
     openapi_tags=[
+        {"name": "audit", "description": "Who changed what and when (managers and admins)."},
         {
             "name": "customers",
             "description": "Profiles, search, the 360 view, duplicates, merge and erasure.",

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.customer.profile_rules import name_key
+from shared import audit
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata, utcnow
 
 # Byte order, not the locale's: a name prefix is then a contiguous range of the index on PostgreSQL.
@@ -408,3 +409,7 @@ class ViewDocument(Base):
     document: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(40))
     fingerprint: Mapped[str] = mapped_column(String(40))
+
+
+# Who changed what and when, append-only (shared.audit).
+audit_entry = audit.add_to(Base.metadata)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from services.customer import exchange_rates
 from services.customer.deps import AgentOrService, ClockDep, Manager, ReadSessionDep, SessionDep, SettingsDep
 from services.customer.record_schemas import Currency, ExchangeRateCreate, ExchangeRateRead
+from shared import audit
 from shared.pagination import CursorParam, Limit, Page
 
 router = APIRouter(prefix="/exchange-rates", tags=["exchange rates"])
@@ -41,7 +42,19 @@ async def state_rate(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return exchange_rates.rate_read(row)
+        return exchange_rates.rate_read(row)
+    stated = exchange_rates.rate_read(row)
+    # Rates are history: a new one is added, none is changed, so there is nothing before it.
+    await audit.record(
+        session,
+        actor=user,
+        action="exchange_rate.state",
+        subject_type="exchange_rate",
+        subject_id=stated.id,
+        after=stated,
+        at=clock.now(),
+    )
+    return stated
 
 
 @router.get("", summary="The rates to the reporting currency, newest first")

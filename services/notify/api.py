@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal, cast
+from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Response
 
 from services.notify import announcements, dryrun, policy_store, service, tasks
@@ -19,7 +21,7 @@ from services.notify.deps import (
     SessionDep,
 )
 from services.notify.errors import AnnouncementNotFound, PlaybookNotFound
-from services.notify.models import Notification
+from services.notify.models import Notification, WebhookEndpoint
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import PolicyDocument
 from services.notify.policy_store import Playbook
@@ -39,6 +41,7 @@ from services.notify.schemas import (
     WebhookWrite,
 )
 from services.notify.settings import NotifySettings
+from shared import audit
 from shared.auth import Principal
 from shared.clock import UtcDatetime
 from shared.events.customer import ContactChannel
@@ -181,6 +184,16 @@ async def put_playbook(
     saved = await policy_store.save(
         session=session, key=key, definition=definition, actor=who.subject, now=clock.now()
     )
+    await audit.record(
+        session,
+        actor=who,
+        action="playbook.put",
+        subject_type="playbook",
+        subject_id=key,
+        before=_playbook_read(current) if current is not None else None,
+        after=_playbook_read(saved),
+        at=clock.now(),
+    )
     return _playbook_read(saved)
 
 
@@ -196,8 +209,19 @@ async def get_policy(_who: Agent, *, session: ReadSessionDep) -> PolicyRead:
 async def put_policy(
     document: PolicyDocument, clock: ClockDep, who: Manager, *, session: SessionDep
 ) -> PolicyRead:
+    before = await policy_store.policy(session=session)
     saved = await policy_store.save_policy(
         session=session, document=document, actor=who.subject, now=clock.now()
+    )
+    await audit.record(
+        session,
+        actor=who,
+        action="notify_policy.put",
+        subject_type="notify_policy",
+        subject_id=saved.version,
+        before={"version": before.version, "policy": before.policy},
+        after={"version": saved.version, "policy": saved.policy},
+        at=clock.now(),
     )
     return PolicyRead(
         version=saved.version, created_by=saved.created_by, created_at=saved.created_at, policy=saved.policy
@@ -292,11 +316,29 @@ async def list_webhooks(_who: Admin, *, session: ReadSessionDep) -> list[Webhook
 
 @webhooks.put("/{name}", summary="Register or change a webhook endpoint; a new one gets a signing secret")
 async def put_webhook(
-    name: WebhookName, webhook_in: WebhookWrite, runtime: RuntimeDep, _who: Admin, *, session: SessionDep
+    name: WebhookName,
+    webhook_in: WebhookWrite,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    who: Admin,
+    *,
+    session: SessionDep,
 ) -> WebhookRead:
     allowed = cast(NotifySettings, runtime.settings).webhook_allowed_networks
+    found = await session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.name == name))
+    before = _audited_webhook(found) if found is not None else None
     endpoint, secret = await service.put_webhook(
         session=session, name=name, webhook_in=webhook_in, allowed=allowed
+    )
+    await audit.record(
+        session,
+        actor=who,
+        action="webhook.put",
+        subject_type="webhook",
+        subject_id=name,
+        before=before,
+        after=_audited_webhook(endpoint),
+        at=clock.now(),
     )
     return WebhookRead(
         name=endpoint.name,
@@ -309,9 +351,27 @@ async def put_webhook(
 
 
 @webhooks.delete("/{name}", status_code=204, summary="Remove a webhook endpoint")
-async def delete_webhook(name: WebhookName, _who: Admin, *, session: SessionDep) -> Response:
+async def delete_webhook(name: WebhookName, clock: ClockDep, who: Admin, *, session: SessionDep) -> Response:
+    found = await session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.name == name))
+    before = _audited_webhook(found) if found is not None else None
     await service.delete_webhook(session=session, name=name)
+    await audit.record(
+        session,
+        actor=who,
+        action="webhook.delete",
+        subject_type="webhook",
+        subject_id=name,
+        before=before,
+        at=clock.now(),
+    )
     return Response(status_code=204)
+
+
+def _audited_webhook(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """What the log keeps of an endpoint: where it points, not its path (a chat hook's path is its key)
+    nor its signing secret."""
+    url = urlsplit(endpoint.url)
+    return {"origin": f"{url.scheme}://{url.netloc.rpartition('@')[2]}", "enabled": endpoint.enabled}
 
 
 ROUTERS = [notifications, customers, playbooks, policy, staff_tasks, announcement_routes, webhooks]

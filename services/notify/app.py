@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.notify import api, consumers, workers
 from services.notify.settings import NotifySettings
 from shared import VERSION
+from shared.audit import audit_router
 from shared.clock import Clock
 from shared.service import ServiceSpec, create_service_app
 
@@ -16,10 +17,11 @@ SPEC = ServiceSpec(
     description="Proactive follow-ups from playbooks: messages by e-mail, SMS, webhook and in-app, and staff "
     "tasks, each exactly once.",
     version=VERSION,
-    routers=api.ROUTERS,
+    routers=[*api.ROUTERS, audit_router()],
     handlers=consumers.handlers,
     workers=workers.workers,
     openapi_tags=[
+        {"name": "audit", "description": "Who changed what and when (managers and admins)."},
         {
             "name": "notifications",
             "description": "Messages to customers and alerts to staff, with delivery status.",

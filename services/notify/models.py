@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import audit
 from shared.db import TYPE_ANNOTATION_MAP, TimestampMixin, new_id, service_metadata
 
 
@@ -262,3 +263,7 @@ class ScheduleMark(Base):
     playbook: Mapped[str] = mapped_column(String(60), primary_key=True)
     period: Mapped[str] = mapped_column(String(20))
     checked_at: Mapped[datetime]
+
+
+# Who changed what and when, append-only (shared.audit).
+audit_entry = audit.add_to(Base.metadata)

@@ -37,6 +37,7 @@ from services.segmentation.schemas import (
     SegmentRead,
     TierChangeRead,
 )
+from shared import audit
 from shared.events.segmentation import MoveCause
 from shared.money import from_minor
 from shared.pagination import CursorParam, Limit, Page
@@ -179,6 +180,8 @@ async def put_key_account(
     session: SessionDep,
 ) -> SegmentRead:
     ctx = await segmenter_of(runtime).context(session=session)
+    segment = await service.get(session=session, customer_id=customer_id)
+    before = {"key_account": segment.key_account, "tier": segment.tier}
     await service.set_key_account(
         session=session,
         ctx=ctx,
@@ -189,6 +192,17 @@ async def put_key_account(
         now=clock.now(),
     )
     await session.flush()
+    # The reason stays in the customer's own history (erased with them), not in the log.
+    await audit.record(
+        session,
+        actor=user,
+        action="key_account.put",
+        subject_type="customer",
+        subject_id=customer_id,
+        before=before,
+        after={"key_account": segment.key_account, "tier": segment.tier},
+        at=clock.now(),
+    )
     return await get_segment(customer_id, clock, runtime, user, session=session)
 
 
@@ -221,6 +235,15 @@ async def get_policy(_user: AgentOrService, *, session: ReadSessionDep) -> Polic
 async def put_policy(body: PolicyDraft, clock: ClockDep, user: Manager, *, session: SessionDep) -> PolicyRead:
     row = await policy_store.create_policy(
         session=session, policy=body.policy, note=body.note, actor=user.subject, now=clock.now()
+    )
+    await audit.record(
+        session,
+        actor=user,
+        action="segmentation_policy.put",
+        subject_type="segmentation_policy",
+        subject_id=row.version,
+        after={"version": row.version, "policy": body.policy, "note": body.note},
+        at=clock.now(),
     )
     return _policy_read(row, await _in_force(session=session))
 
@@ -301,7 +324,18 @@ async def apply_policy(
 ) -> OutcomeRead:
     row = await policy_store.policy_row(version, session=session)
     now = clock.now()
+    previous = await _in_force(session=session)
     row.applied_by, row.applied_at = user.subject[:200], now
+    await audit.record(
+        session,
+        actor=user,
+        action="segmentation_policy.apply",
+        subject_type="segmentation_policy",
+        subject_id=version,
+        before={"in_force": previous},
+        after={"in_force": version},
+        at=now,
+    )
     outcome = await batch.recompute(
         session=session,
         now=now,

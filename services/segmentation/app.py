@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.segmentation import analytics_api, api, batch, bulk, consumers
 from services.segmentation.settings import SegmentationSettings
 from shared import VERSION
+from shared.audit import audit_router
 from shared.clock import Clock
 from shared.service import Runtime, ServiceSpec, Worker, create_service_app
 
@@ -38,12 +39,13 @@ SPEC = ServiceSpec(
     title="csm segmentation",
     description="Customers classified the ways the practice does, re-tiered the moment something happens.",
     version=VERSION,
-    routers=[api.router, api.policy_router, api.cut_points_router, analytics_api.router],
+    routers=[api.router, api.policy_router, api.cut_points_router, analytics_api.router, audit_router()],
     handlers=consumers.handlers,
     prepare=consumers.prepare,
     apply_batch=lambda runtime: bulk.apply_batch(consumers.segmenter_of(runtime), runtime.clock),
     workers=workers,
     openapi_tags=[
+        {"name": "audit", "description": "Who changed what and when (managers and admins)."},
         {"name": "segments", "description": "Where each customer stands, why, and their history."},
         {
             "name": "policy",

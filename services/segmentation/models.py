@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import audit
 from shared.db import TYPE_ANNOTATION_MAP, new_id, ordered_id, service_metadata, utcnow
 
 
@@ -165,3 +166,7 @@ class SegmentationState(Base):
     as_of: Mapped[datetime | None]
     next_recompute_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Who changed what and when, append-only (shared.audit).
+audit_entry = audit.add_to(Base.metadata)
