@@ -15,7 +15,7 @@ from playwright.async_api import Page, Request, expect
 
 from services.registry import SERVICES
 from shared.roles import Role
-from tests.console.browser import chromium, chromium_path, kept
+from tests.console.browser import chromium, chromium_path, kept, opened_then_made_gold
 from tests.e2e.system import System
 from tests.harness import Databases, auth, eventually
 
@@ -297,36 +297,15 @@ async def test_an_agent_logs_a_signal_and_opens_a_complaint_whose_promise_follow
         await page.wait_for_url(f"{console}/customers/{customer_id}")
         await expect(page.locator("#interactions + ul")).to_contain_text("Uses the app far less")
 
-        opening = page.get_by_role("form", name="Open a complaint")
-        await opening.get_by_label("Category").select_option("billing")
-        await opening.get_by_label("What the customer said").fill("Charged twice for one order.")
-        await opening.get_by_role("button", name="Open the complaint").click()
-        await page.wait_for_url(f"{console}/complaints/*")
-        await expect(page.get_by_test_id("status")).to_have_text("new")
-        response_clock = page.locator(".clock").filter(has_text="response").locator("time")
-        before = await response_clock.inner_text()
-        await kept(page, "complaint-new.en.png")
-
         # A purchase makes the customer gold: the customer's screen and the complaint's promise follow.
-        async with httpx.AsyncClient(timeout=15) as client:
-            bought = await client.post(
-                f"{system.url('customer')}/customers/{customer_id}/purchases",
-                json={"order_id": "SO-9100", "amount": "15000.00", "currency": "CNY"},
-                headers=headers,
-            )
-            assert bought.status_code == 201, bought.text
-
-        async def on_the_gold_promise() -> None:
-            await page.reload()
-            assert await page.locator("h1 .tier").count() == 1
-            assert await page.locator("h1 .tier").inner_text() == "gold"
-            assert await response_clock.inner_text() != before
-
-        await eventually(on_the_gold_promise, timeout=60, interval=0.5)
-        await page.get_by_role("link", name="Sun Li").click()
-        await expect(page.get_by_test_id("tier")).to_have_text("gold")
-        await expect(page.get_by_test_id("tier-rule")).to_contain_text("gold")
-        await kept(page, "customer-gold.en.png")
+        await opened_then_made_gold(
+            page,
+            console=console,
+            customer_url=f"{system.url('customer')}/customers/{customer_id}",
+            name="Sun Li",
+            order_id="SO-9100",
+            headers=headers,
+        )
 
 
 async def test_a_manager_sees_what_a_policy_would_do_then_puts_it_in_force(system: System) -> None:

@@ -21,9 +21,9 @@ from playwright.async_api import Page, expect
 from services.registry import SERVICES
 from shared.broker import free_port
 from shared.roles import Role
-from tests.console.browser import chromium, chromium_path, kept
+from tests.console.browser import chromium, chromium_path, kept, opened_then_made_gold
 from tests.e2e.system import System
-from tests.harness import Databases, auth, eventually
+from tests.harness import Databases, auth
 
 pytestmark = pytest.mark.e2e
 
@@ -169,33 +169,15 @@ async def test_an_agent_and_a_supervisor_sign_in_at_the_provider_and_work_a_comp
         await page.get_by_test_id("customer").get_by_role("link", name="Feng Yu").click()
         await expect(page.get_by_test_id("customer-name")).to_contain_text("Feng Yu")
         await kept(page, "customer-sso.en.png")
-        opening = page.get_by_role("form", name="Open a complaint")
-        await opening.get_by_label("Category").select_option("billing")
-        await opening.get_by_label("What the customer said").fill("Charged for the missing box.")
-        await opening.get_by_role("button", name="Open the complaint").click()
-        await page.wait_for_url(f"{console}/complaints/*")
-        response_clock = page.locator(".clock").filter(has_text="response").locator("time")
-        before = await response_clock.inner_text()
-
-        # A purchase makes the customer gold: the tier shown and the complaint's promise follow.
-        async with httpx.AsyncClient(timeout=15) as client:
-            bought = await client.post(
-                f"{system.url('customer')}/customers/{customer_id}/purchases",
-                json={"order_id": "SO-7100", "amount": "15000.00", "currency": "CNY"},
-                headers=headers,
-            )
-            assert bought.status_code == 201, bought.text
-
-        async def on_the_gold_promise() -> None:
-            await page.reload()
-            assert await page.locator("h1 .tier").count() == 1
-            assert await page.locator("h1 .tier").inner_text() == "gold"
-            assert await response_clock.inner_text() != before
-
-        await eventually(on_the_gold_promise, timeout=60, interval=0.5)
-        await page.get_by_role("link", name="Feng Yu").click()
-        await expect(page.get_by_test_id("tier")).to_have_text("gold")
-        await kept(page, "customer-gold-sso.en.png")
+        await opened_then_made_gold(
+            page,
+            console=console,
+            customer_url=f"{system.url('customer')}/customers/{customer_id}",
+            name="Feng Yu",
+            order_id="SO-7100",
+            headers=headers,
+            shots="-sso",
+        )
         await page.close()
 
     async with httpx.AsyncClient(timeout=15) as client:
