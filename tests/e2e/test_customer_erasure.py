@@ -8,6 +8,7 @@ has read past the event, so data it projected without purging it is caught too.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import orjson
@@ -244,10 +245,21 @@ async def a_complaint_told_with_the_persons_words(stack: Stack, customer_id: str
 
 async def everything_on_the_broker(stack: Stack) -> bytes:
     """Keys, values and headers of every record of every topic of the stack, from the beginning."""
-    reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False, group_id=None)
-    await reader.start()
-    try:
+    # A consumer knows the partitions of the topics its metadata held when it started, and on a
+    # loaded machine that can be fewer than the broker names: start afresh until it knows them all,
+    # so that no topic goes unread.
+    for _ in range(50):
+        reader = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False, group_id=None)
+        await reader.start()
         topics = [topic for topic in await reader.topics() if topic.startswith(stack.prefix)]
+        unknown = [topic for topic in topics if not reader.partitions_for_topic(topic)]
+        if not unknown:
+            break
+        await reader.stop()
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"no partitions known for {unknown}")
+    try:
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in reader.partitions_for_topic(topic) or ()
         ]
