@@ -168,6 +168,8 @@ class EventConsumer:
         self.generation = bus.generation
         # The partitions whose lag this process reports.
         self._lag_noted: set[TopicPartition] = set()
+        # The offset after the last record taken from each partition (by this process's consumer).
+        self._taken: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         await self.bus.wait_started()
@@ -181,6 +183,7 @@ class EventConsumer:
     async def _consume(self, *, from_start: bool) -> None:
         """Consume until the bus's generation moves on."""
         self.generation = self.bus.generation
+        self._taken.clear()  # a new consumer, perhaps of a new log: offsets from before mean nothing
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bus.bootstrap,
             group_id=self.bus.topic(f"csm.{self.name}"),
@@ -205,36 +208,40 @@ class EventConsumer:
                 if consumer.assignment():
                     self.assigned.set()
                 if not batches:
-                    await self._note_lag(consumer)
+                    self._note_lag(consumer)
                     continue
                 try:
                     await self.process([record for records in batches.values() for record in records])
                 except _NewLog:
                     return
                 offsets = {partition: records[-1].offset + 1 for partition, records in batches.items()}
+                self._taken.update(offsets)
                 try:
                     await consumer.commit(offsets)
                 except CommitFailedError:
                     # The group rebalanced meanwhile; the new owner gets these again and the inbox skips them.
                     log.info("consumer %s: offsets not committed after a rebalance", self.name)
-                await self._note_lag(consumer)
+                self._note_lag(consumer)
         finally:
             await consumer.stop()
 
-    async def _note_lag(self, consumer: AIOKafkaConsumer) -> None:
+    def _note_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records on each assigned partition that this consumer has not yet taken (``csm_consumer_lag``);
-        a partition another member took over is no longer this process's to report."""
+        a partition another member took over is no longer this process's to report.
+
+        Nothing here waits: the consumer's own ``position()`` waits for a position it does not know,
+        which after the broker lost its log is never, and the loop would never see the new log.
+        """
         assigned = consumer.assignment()
         for gone in self._lag_noted - assigned:
             self.metrics.consumer_lag.remove(self.name, gone.topic, str(gone.partition))
         self._lag_noted &= assigned
         for partition in assigned:
-            end = consumer.highwater(partition)
-            if end is None:
-                continue  # nothing fetched from it yet: its end is not known
-            position = await consumer.position(partition)
+            end, taken = consumer.highwater(partition), self._taken.get(partition)
+            if end is None or taken is None:
+                continue  # nothing fetched from it, or nothing taken from it, yet
             self.metrics.consumer_lag.labels(self.name, partition.topic, str(partition.partition)).set(
-                max(0, end - position)
+                max(0, end - taken)
             )
             self._lag_noted.add(partition)
 
