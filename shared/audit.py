@@ -17,8 +17,6 @@ on it (a trigger on PostgreSQL and SQLite alike).
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -36,6 +34,7 @@ from shared.clock import UtcDatetime
 from shared.db import UtcDateTime, ordered_id, service_metadata, utcnow
 from shared.deps import ReadSessionDep
 from shared.pagination import CursorParam, Limit, Page, keyset_page
+from shared.spreadsheet import csv_text, read_csv
 
 AUDIT_METADATA = service_metadata()
 
@@ -216,47 +215,30 @@ def _filtered(
 
 
 def to_csv(entries: Sequence[AuditEntry]) -> str:
-    """Entries as CSV (before and after as JSON text); a cell a spreadsheet would run as a formula is quoted.
-
-    It starts with a byte order mark, so that a spreadsheet opens Chinese text as UTF-8.
-    """
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for entry in entries:
-        row = entry.model_dump(mode="json")
-        cells = [
-            orjson.dumps(row[column]).decode() if column in ("before", "after") else row[column]
-            for column in COLUMNS
-        ]
-        writer.writerow([_cell(cell) for cell in cells])
-    return out.getvalue()
+    """Entries as CSV for a spreadsheet (``shared.spreadsheet``), before and after as JSON text."""
+    rows = (entry.model_dump(mode="json") for entry in entries)
+    return csv_text(
+        COLUMNS,
+        (
+            [
+                orjson.dumps(row[column]).decode() if column in ("before", "after") else row[column]
+                for column in COLUMNS
+            ]
+            for row in rows
+        ),
+    )
 
 
 def from_csv(text: str) -> list[AuditEntry]:
     """Entries read back from ``to_csv``'s text (the inverse, for a program that imports the export)."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     entries = []
-    for row in reader:
-        cells = {column: _uncell(value) for column, value in row.items()}
-        cells["before"] = orjson.loads(cells["before"])
-        cells["after"] = orjson.loads(cells["after"])
-        entries.append(AuditEntry.model_validate(cells))
+    for cells in read_csv(text):
+        entries.append(
+            AuditEntry.model_validate(
+                cells | {"before": orjson.loads(cells["before"]), "after": orjson.loads(cells["after"])}
+            )
+        )
     return entries
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _uncell(value: str) -> str:
-    return value[1:] if value.startswith("'") else value
 
 
 def audit_router(*, tag: str = "audit") -> APIRouter:

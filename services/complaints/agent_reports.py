@@ -6,8 +6,6 @@ each person holds open now, whatever the period (a backlog belongs to a moment, 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +17,7 @@ from services.complaints.listing import ComplaintFilter
 from services.complaints.models import Complaint, SlaClock, StaffPerson, StaffTeam, Survey
 from services.complaints.reports import Window
 from services.complaints.workflow import OPEN
+from shared.spreadsheet import csv_text
 
 _HOLDER = sa.func.coalesce(Complaint.assignee, Complaint.first_owner)
 AGENT_COLUMNS = ("agent", "name", *agent_figures.FIGURES)
@@ -112,26 +111,6 @@ async def per_team(
 
 
 def to_csv(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
-    """Rows as CSV: a header, one line per row, empty cells for figures there is nothing to compute from.
-
-    It starts with a byte order mark, so that a spreadsheet opens Chinese names as UTF-8; a text
-    that a spreadsheet would take for a formula (a name a system gave, ``=HYPERLINK(…)``) is quoted.
-    """
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({column: _cell(row[column]) for column in columns})
-    return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+    """Rows as CSV for a spreadsheet (``shared.spreadsheet``): a header, one line per row, empty cells
+    for figures there is nothing to compute from."""
+    return csv_text(columns, ([row[column] for column in columns] for row in rows))
