@@ -59,7 +59,9 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Put before every topic and consumer group name, so that several environments can share a cluster.
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
-    kafka_partitions: int = Field(default=3, ge=1, le=1000)
+    # Partitions of each topic the services create: the most consumer processes of one service that
+    # can share its work. 12 splits evenly among 1, 2, 3, 4 or 6 of them (see CONSUMER_PROCESSES).
+    kafka_partitions: int = Field(default=12, ge=1, le=1000)
     kafka_create_topics: bool = True
     # Copies of each topic the services create: 3 on a production cluster (see the README).
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
