@@ -25,12 +25,14 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.registry import SERVICES
 from shared.broker import EmbeddedBroker, free_port
 from shared.db import create_engine
 from shared.events import TOPICS, encode, envelope_for
 from shared.events.customer import PurchaseRecorded, SalesChannel
 from shared.settings import CommonSettings
-from tests.harness import Databases, eventually, postgres_from_env
+from tests.e2e.system import System
+from tests.harness import Databases, auth, eventually, postgres_from_env
 
 pytestmark = [
     pytest.mark.e2e,
@@ -308,3 +310,73 @@ def _children(pid: int) -> list[int]:
             if parent == pid:
                 found.append(int(entry.name))
     return found
+
+
+class ScaledSystem(System):
+    """``csm up --consumers 2``."""
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.tmp / f"up-{self.starts}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "services.cli", "up", "--consumers", "2"),
+                *("--kafka-port", str(self.kafka_port), "--var-dir", str(self.tmp / "var")),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+async def test_up_with_two_consumers_runs_two_consumer_processes_per_service(
+    tmp_path: Path, postgres: Databases
+) -> None:
+    """Every service gets a consumer-only process beside it; purchases flow through them all."""
+    urls = {name: await postgres.create(name, migrate=False) for name in SERVICES}
+    system = ScaledSystem(tmp_path, urls)
+    system.start()
+    try:
+        await system.wait_ready()
+        for port in system.ports.values():
+            await _ready_or_log(port + 100, system)
+        assert "segmentation: 2 consumer processes" in system.log_tail()
+        async with httpx.AsyncClient(timeout=10, headers=auth()) as client:
+            for number in range(20):
+                created = await client.post(
+                    f"{system.url('customer')}/customers", json={"name": f"C {number}"}
+                )
+                assert created.status_code == 201, created.text
+                for each in range(3):
+                    bought = await client.post(
+                        f"{system.url('customer')}/customers/{created.json()['id']}/purchases",
+                        json={"order_id": f"SO-{number}-{each}", "amount": "100.00", "currency": "CNY"},
+                    )
+                    assert bought.status_code == 201, bought.text
+
+        async def segmented() -> None:
+            assert await scalar(urls["segmentation"], "SELECT count(*) FROM purchase") == 60
+            for name in SERVICES:
+                pending = "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
+                assert await scalar(urls[name], pending) == 0, name
+
+        await eventually(segmented, timeout=120, interval=0.5)
+        # Twenty customers over twelve partitions: the second process had some of them.
+        assert await consumed(system.ports["segmentation"] + 100) > 0
+    finally:
+        system.stop()
+    assert system.process is not None and system.process.returncode == 0, system.log_tail()
+
+
+async def _ready_or_log(port: int, system: System) -> None:
+    async def answers() -> None:
+        assert system.process is not None and system.process.poll() is None, system.log_tail()
+        async with httpx.AsyncClient(timeout=2) as client:
+            try:
+                response = await client.get(f"http://127.0.0.1:{port}/readyz")
+            except httpx.HTTPError as error:
+                raise AssertionError(str(error)) from None
+        assert response.status_code == 200, response.text
+
+    await eventually(answers, timeout=60, interval=0.2)
