@@ -119,13 +119,13 @@ def serve(
     processes = consumer_processes(service, consumers)
     settings = entry.settings()
     configure_logging(settings.common.log_level, settings.common.log_format)
-    port = port or settings.port
+    port, host = port or settings.port, host or settings.host
     extra = 0 if settings.consumer_only else processes - 1
-    with ConsumerProcesses(service, port=port, count=extra, say=typer.echo) as others:
+    with ConsumerProcesses(service, host=host, port=port, count=extra, say=typer.echo) as others:
         uvicorn.run(
             entry.factory,
             factory=True,
-            host=host or settings.host,
+            host=host,
             port=port,
             log_config=None,
             access_log=False,

@@ -209,14 +209,16 @@ def consumer_port(port: int, number: int) -> int:
 class ConsumerProcesses:
     """The extra consumer processes of one service (``csm serve --consumers``), children of its first.
 
-    Each runs ``csm serve <service> --consumer-only`` on its own port (``consumer_port``) and dies with
-    this process. If one exits while the service runs, the service stops too (``failed`` says so):
+    Each runs ``csm serve <service> --consumer-only`` on the same host and its own port
+    (``consumer_port``), and dies with this process. If one exits while the service runs, the service
+    stops too (``failed`` says so):
     its partitions would go to the others, but a process that runs fewer consumers than it was told
     to is better noticed than silently slower.
     """
 
-    def __init__(self, service: str, *, port: int, count: int, say: Callable[[str], None]) -> None:
+    def __init__(self, service: str, *, host: str, port: int, count: int, say: Callable[[str], None]) -> None:
         self.service = service
+        self.host = host
         self.port = port
         self.count = count
         self.say = say
@@ -237,8 +239,8 @@ class ConsumerProcesses:
                         "serve",
                         self.service,
                         "--consumer-only",
-                        "--port",
-                        str(consumer_port(self.port, number)),
+                        *("--host", self.host),
+                        *("--port", str(consumer_port(self.port, number))),
                     ],
                     stdin=subprocess.DEVNULL,
                     # Stopped by us, after the first process (a terminal's Ctrl-C reaches only it).
