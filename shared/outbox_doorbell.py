@@ -2,10 +2,11 @@
 
 A commit that staged events sets ``Database.outbox_signal``, which wakes the relay at once, but only
 in the process that committed. When a service's events are consumed by several processes (see
-``ServiceSettings.consumer_processes``), only the first runs the relay; a consumer-only process
-forwards its signal as a ``NOTIFY`` on the service's database, and the relay's process listens and
-sets its own signal. A notification is sent after the commit, so what it announces is visible to
-the relay; one that is lost (the listener was reconnecting) costs at most the relay's poll interval.
+``ServiceSettings.consumer_processes``), only the first runs the relay; a process without it
+(consumer-only, or API-only with ``run_workers`` off) forwards its signal as a ``NOTIFY`` on the
+service's database, and the relay's process listens and sets its own signal. A notification is
+sent after the commit, so what it announces is visible to the relay; one that is lost (the listener
+was reconnecting) costs at most the relay's poll interval.
 """
 
 from __future__ import annotations
