@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from services.customer import cli as customer_cli
 from services.registry import SERVICES, ServiceEntry
@@ -36,6 +37,35 @@ def _entry(name: str) -> ServiceEntry:
     return SERVICES[name]
 
 
+ConsumersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--consumers",
+        min=1,
+        help="Processes that consume the service's events, as one consumer group (PostgreSQL only); "
+        "overrides CSM_<SERVICE>_CONSUMER_PROCESSES. The first also runs the API, the outbox relay "
+        "and the scheduled workers; each other one runs the consumer alone and answers health, "
+        "readiness and metrics on the service's port plus 100 times its number.",
+    ),
+]
+
+
+def consumer_processes(name: str, consumers: int | None) -> int:
+    """How many processes consume ``name``'s events: ``consumers`` if given, else its setting.
+
+    Refuses, with the reason, a count its database cannot take (SQLite has one writer).
+    """
+    if consumers is not None:
+        os.environ[f"CSM_{name.upper()}_CONSUMER_PROCESSES"] = str(consumers)
+    try:
+        return _entry(name).settings().consumer_processes
+    except ValidationError as refused:
+        raise typer.BadParameter(
+            "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in refused.errors()),
+            param_hint="--consumers",
+        ) from None
+
+
 @app.command()
 def up(
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 9092,
@@ -46,6 +76,7 @@ def up(
             "var/ of the checkout by default. Other commands find them there through CSM_VAR_DIR."
         ),
     ] = None,
+    consumers: ConsumersOption = None,
 ) -> None:
     """Start the whole system on embedded defaults: broker, migrations, four services."""
     from services.supervisor import System
@@ -55,7 +86,13 @@ def up(
         os.environ["CSM_VAR_DIR"] = str(var_dir.expanduser().resolve())
     common = CommonSettings()
     configure_logging(common.log_level, common.log_format)
-    raise typer.Exit(System(var_dir=default_var_dir(), kafka_port=kafka_port, say=typer.echo).run())
+    # Refused before anything starts, if a service's database cannot take them.
+    processes = {name: consumer_processes(name, consumers) for name in SERVICES}
+    raise typer.Exit(
+        System(
+            var_dir=default_var_dir(), kafka_port=kafka_port, say=typer.echo, consumer_processes=processes
+        ).run()
+    )
 
 
 @app.command()
@@ -63,20 +100,39 @@ def serve(
     service: ServiceName,
     port: Annotated[int | None, typer.Option(help="Overrides CSM_<SERVICE>_PORT.")] = None,
     host: Annotated[str | None, typer.Option(help="Overrides CSM_<SERVICE>_HOST.")] = None,
+    consumers: ConsumersOption = None,
+    consumer_only: Annotated[
+        bool,
+        typer.Option(
+            "--consumer-only",
+            help="Run the consumer alone, beside a process of the service that runs the rest "
+            "(CSM_<SERVICE>_CONSUMER_ONLY).",
+        ),
+    ] = False,
 ) -> None:
     """Run one service (its API, and its relay, consumer and scanners unless run_workers is off)."""
+    from services.supervisor import ConsumerProcesses
+
     entry = _entry(service)
+    if consumer_only:
+        os.environ[f"CSM_{service.upper()}_CONSUMER_ONLY"] = "true"
+    processes = consumer_processes(service, consumers)
     settings = entry.settings()
     configure_logging(settings.common.log_level, settings.common.log_format)
-    uvicorn.run(
-        entry.factory,
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    port, host = port or settings.port, host or settings.host
+    extra = 0 if settings.consumer_only else processes - 1
+    with ConsumerProcesses(service, host=host, port=port, count=extra, say=typer.echo) as others:
+        uvicorn.run(
+            entry.factory,
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    if others.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

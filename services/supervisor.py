@@ -5,6 +5,9 @@ the four services. An embedded broker that dies is started again on its port, an
 services recover from its empty log by themselves (see ``shared.bus``); a service that dies
 stops everything. Ctrl-C or SIGTERM stops the services, then the broker. If this process is
 killed outright, the kernel kills its children too (PR_SET_PDEATHSIG), as in a crash.
+
+A service whose events several processes consume (``--consumers``, PostgreSQL only) starts the
+others itself (``ConsumerProcesses``), and stops if one of them dies.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,8 +43,16 @@ def migrate_all() -> None:
 
 
 class System:
-    def __init__(self, *, var_dir: Path, kafka_port: int, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        var_dir: Path,
+        kafka_port: int,
+        say: Callable[[str], None],
+        consumer_processes: dict[str, int] | None = None,
+    ) -> None:
         self.var_dir = var_dir
+        self.consumer_processes = consumer_processes or {}
         self.kafka_port = kafka_port
         self.say = say
         self.broker: EmbeddedBroker | None = None
@@ -75,7 +87,12 @@ class System:
                 )
             ports = {name: entry.settings().port for name, entry in SERVICES.items()}
             self.children["console"] = self._start_console()
-            if not self._wait_ready({**ports, "console": ConsoleSettings().port}):
+            consumers = {
+                (name, consumer_port(port, number)): name
+                for name, port in ports.items()
+                for number in range(1, self.consumer_processes.get(name, 1))
+            }
+            if not self._wait_ready({**ports, "console": ConsoleSettings().port}, consumers):
                 return 1
             self._banner(ports, CommonSettings())
             while not self.stopping.wait(0.5):
@@ -117,23 +134,31 @@ class System:
             self.say(f"broker: running again on {broker.bootstrap}, with an empty log")
             return
 
-    def _wait_ready(self, ports: dict[str, int], timeout: float = 90.0) -> bool:
+    def _wait_ready(
+        self,
+        ports: dict[str, int],
+        consumers: dict[tuple[str, int], str] | None = None,
+        timeout: float = 90.0,
+    ) -> bool:
+        """Wait until every child answers ready, and every extra consumer process (by the child that
+        started it) on its port."""
         deadline = time.monotonic() + timeout
-        pending = dict(ports)
+        pending: dict[tuple[str, int], str] = {(name, port): name for name, port in ports.items()}
+        pending |= consumers or {}
         while pending:
             if self.stopping.is_set():
                 return False
-            for name, port in list(pending.items()):
-                if self.children[name].poll() is not None:
-                    self.say(f"{name} exited with status {self.children[name].returncode} while starting")
+            for (name, port), parent in list(pending.items()):
+                if self.children[parent].poll() is not None:
+                    self.say(f"{parent} exited with status {self.children[parent].returncode} while starting")
                     return False
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                        del pending[name]
+                        del pending[(name, port)]
                 except httpx.HTTPError:
                     pass
             if time.monotonic() > deadline:
-                self.say(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+                self.say(f"not ready after {timeout:.0f}s: {', '.join(f'{n} ({p})' for n, p in pending)}")
                 return False
             time.sleep(0.2)
         return True
@@ -144,6 +169,12 @@ class System:
         lines = ["", f"csm is up. The console: http://{console.host}:{console.port}/ (sign in there)", ""]
         lines += ["API docs:"]
         lines += [f"  {name:<13} http://127.0.0.1:{port}/docs" for name, port in ports.items()]
+        lines += [
+            f"  {name}: {processes} consumer processes, the others' readiness on "
+            + ", ".join(str(consumer_port(ports[name], number)) for number in range(1, processes))
+            for name, processes in self.consumer_processes.items()
+            if processes > 1
+        ]
         lines += [f"Complaints by e-mail: SMTP on 127.0.0.1:{os.environ['CSM_COMPLAINTS_MAIL_LISTEN_PORT']}"]
         lines += ["", "Admin token (valid 12 hours; Authorize in the docs with it):", f"  {token}", ""]
         lines += [
@@ -168,3 +199,90 @@ class System:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+def consumer_port(port: int, number: int) -> int:
+    """Where the service's ``number``-th extra consumer process answers health, readiness, metrics."""
+    return port + 100 * number
+
+
+class ConsumerProcesses:
+    """The extra consumer processes of one service (``csm serve --consumers``), children of its first.
+
+    Each runs ``csm serve <service> --consumer-only`` on the same host and its own port
+    (``consumer_port``), and dies with this process. If one exits while the service runs, the service
+    stops too (``failed`` says so):
+    its partitions would go to the others, but a process that runs fewer consumers than it was told
+    to is better noticed than silently slower.
+    """
+
+    def __init__(self, service: str, *, host: str, port: int, count: int, say: Callable[[str], None]) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.count = count
+        self.say = say
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.failed = False
+        self._stopping = threading.Event()
+        self._watch: threading.Thread | None = None
+        self._handlers: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> ConsumerProcesses:
+        for number in range(1, self.count + 1):
+            self.children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "services.cli",
+                        "serve",
+                        self.service,
+                        "--consumer-only",
+                        *("--host", self.host),
+                        *("--port", str(consumer_port(self.port, number))),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    # Stopped by us, after the first process (a terminal's Ctrl-C reaches only it).
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                )
+            )
+        if self.children:
+            # uvicorn raises the signal that stopped it again once it has; it must not kill this
+            # process before the consumer processes are stopped in order, so it is heard and let be.
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                self._handlers[stop_signal] = signal.signal(stop_signal, lambda *_: None)
+            self._watch = threading.Thread(target=self._watch_children, daemon=True)
+            self._watch.start()
+        return self
+
+    def _watch_children(self) -> None:
+        while not self._stopping.wait(0.5):
+            for child in self.children:
+                if child.poll() is not None:
+                    self.say(
+                        f"{self.service}: consumer process {child.pid} exited with status "
+                        f"{child.returncode}; stopping the service"
+                    )
+                    self.failed = True
+                    # uvicorn stops on SIGTERM as on Ctrl-C: the service shuts down in order.
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        if self._watch is not None:
+            self._watch.join()
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for stop_signal, handler in self._handlers.items():
+            signal.signal(stop_signal, handler)

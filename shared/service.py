@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
@@ -31,6 +32,7 @@ from shared.inbox import ApplyBatch, ConsumerSettings, EventConsumer, Handlers, 
 from shared.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from shared.observability import Metrics, MetricsMiddleware
 from shared.outbox import OutboxRelay, RelaySettings
+from shared.outbox_doorbell import listen, ring
 from shared.problems import ProblemDetail, ServiceUnavailable, install_problem_handlers
 from shared.ratelimit import RateLimitMiddleware
 from shared.sealing import KeyStore, Sealer
@@ -227,16 +229,10 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
                 name=f"{spec.name}:broker-watch",
             )
         )
-        if runtime.settings.run_workers:
-            workers = [Worker("outbox-relay", runtime.relay.run)]
-            if runtime.consumer is not None:
-                workers.append(Worker("consumer", runtime.consumer.run))
-            if spec.workers is not None:
-                workers.extend(spec.workers(runtime))
-            tasks.extend(
-                asyncio.create_task(_supervise(spec.name, worker), name=f"{spec.name}:{worker.name}")
-                for worker in workers
-            )
+        tasks.extend(
+            asyncio.create_task(_supervise(spec.name, worker), name=f"{spec.name}:{worker.name}")
+            for worker in _workers_of(spec, runtime)
+        )
         try:
             yield
         finally:
@@ -268,6 +264,38 @@ def _lifespan(spec: ServiceSpec, runtime: Runtime) -> Callable[[FastAPI], Any]:
     return lifespan
 
 
+def _workers_of(spec: ServiceSpec, runtime: Runtime) -> list[Worker]:
+    """What this process runs besides the API.
+
+    A service's events may be consumed by several processes of one consumer group (PostgreSQL only;
+    ``consumer_processes``). The first runs everything: the relay, the consumer, and the scheduled
+    workers (scanners, dispatchers, the batch), which assume they run once. The others
+    (``consumer_only``) run the consumer alone. Two relays would also be safe (an advisory lock
+    keeps one active), but one process running them all keeps who does what plain. On PostgreSQL the
+    relay's process listens for the doorbell that the processes without it ring after committing
+    events, so that what they stage goes out at once (``shared.outbox_doorbell``).
+    """
+    settings = runtime.settings
+    postgres = runtime.db.dialect == "postgresql"
+    if settings.consumer_only:
+        if runtime.consumer is None:
+            raise RuntimeError(f"{spec.name} consumes no events: it has no consumer-only process to run")
+        return [
+            Worker("consumer", runtime.consumer.run),
+            Worker("outbox-doorbell", partial(ring, runtime.db)),
+        ]
+    if not settings.run_workers:
+        return [Worker("outbox-doorbell", partial(ring, runtime.db))] if postgres else []
+    workers = [Worker("outbox-relay", runtime.relay.run)]
+    if postgres:
+        workers.append(Worker("outbox-doorbell", partial(listen, runtime.db)))
+    if runtime.consumer is not None:
+        workers.append(Worker("consumer", runtime.consumer.run))
+    if spec.workers is not None:
+        workers.extend(spec.workers(runtime))
+    return workers
+
+
 async def _supervise(service: str, worker: Worker) -> None:
     delay = 0.5
     while True:
@@ -289,6 +317,9 @@ def broker_state(runtime: Runtime) -> str:
         return "connecting"
     if not bus.reachable:
         return "unreachable"
+    if runtime.settings.consumer_only:
+        # The relay runs in another process, which answers for it.
+        return "recovering" if runtime.consumer and runtime.consumer.generation != bus.generation else "ok"
     if runtime.settings.run_workers and (
         runtime.relay.recovering
         or runtime.relay.generation != bus.generation

@@ -59,7 +59,9 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Put before every topic and consumer group name, so that several environments can share a cluster.
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
-    kafka_partitions: int = Field(default=3, ge=1, le=1000)
+    # Partitions of each topic the services create: the most consumer processes of one service that
+    # can share its work. 12 splits evenly among 1, 2, 3, 4 or 6 of them (see CONSUMER_PROCESSES).
+    kafka_partitions: int = Field(default=12, ge=1, le=1000)
     kafka_create_topics: bool = True
     # Copies of each topic the services create: 3 on a production cluster (see the README).
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
@@ -262,6 +264,11 @@ class ServiceSettings(BaseSettings):
     # Run the outbox relay, consumers and scanners in this process (turn off to scale the
     # HTTP tier separately from the workers).
     run_workers: bool = True
+    # How many processes consume the service's events, as one consumer group (PostgreSQL only: SQLite
+    # has one writer). The first runs the API, the relay and the scheduled workers too; the others
+    # (``consumer_only``) run the consumer alone. More than the topics' partitions would idle.
+    consumer_processes: int = Field(default=1, ge=1, le=64)
+    consumer_only: bool = False
     # The largest request body a route takes (see shared.limits); streamed uploads have their own.
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     outbox_batch_size: int = Field(default=500, ge=1)
@@ -273,3 +280,15 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff: tuple[float, ...] = (0.5, 2.0, 8.0)
     # The longest a fetch may wait at the broker for new records (see shared.inbox).
     consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+
+    @model_validator(mode="after")
+    def _one_writer_on_sqlite(self) -> ServiceSettings:
+        if self.database_url.startswith("sqlite") and (self.consumer_processes > 1 or self.consumer_only):
+            prefix = str(self.model_config.get("env_prefix", "CSM_<SERVICE>_"))
+            raise ValueError(
+                f"{prefix}CONSUMER_PROCESSES={self.consumer_processes}"
+                f"{f' ({prefix}CONSUMER_ONLY)' if self.consumer_only else ''} needs PostgreSQL: a SQLite "
+                f"database has one writer, so a second consumer process would only wait for the first; "
+                f"set {prefix}DATABASE_URL to a PostgreSQL database, or run one consumer process"
+            )
+        return self

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.registry import SERVICES
 from shared.bus import EPOCH_HEADER
 from shared.events import EPOCH_TOPIC, REGISTRY, TOPICS, decode
+from shared.settings import CommonSettings
 from tests.e2e.system import System, count, kill_broker
 from tests.harness import Databases, auth
 
@@ -30,6 +31,8 @@ PURCHASES_EACH = 50  # 2,000 in all
 AMOUNT = "1000.00"  # iron after 1, gold after 10, platinum after 50: three moves each
 KILLS_AFTER = (600, 1300)
 WORKERS = 8
+# The System runs on the default partition count (its environment has no CSM_KAFKA_PARTITIONS).
+PARTITIONS = CommonSettings.model_fields["kafka_partitions"].default
 
 
 async def test_the_broker_killed_twice_under_a_purchase_stream_loses_and_duplicates_nothing(
@@ -162,8 +165,8 @@ async def check_the_new_log(system: System, customer_ids: list[str]) -> None:
     try:
         described = await admin.describe_topics([TOPICS["customer"], TOPICS["segmentation"]])
         assert {d["topic"]: len(d["partitions"]) for d in described} == {
-            TOPICS["customer"]: 3,
-            TOPICS["segmentation"]: 3,
+            TOPICS["customer"]: PARTITIONS,
+            TOPICS["segmentation"]: PARTITIONS,
         }
     finally:
         await admin.close()
@@ -171,7 +174,7 @@ async def check_the_new_log(system: System, customer_ids: list[str]) -> None:
     await consumer.start()
     try:
         epoch_partition = TopicPartition(EPOCH_TOPIC, 0)
-        partitions = [TopicPartition(TOPICS["customer"], p) for p in range(3)]
+        partitions = [TopicPartition(TOPICS["customer"], p) for p in range(PARTITIONS)]
         consumer.assign([epoch_partition, *partitions])
         await consumer.seek_to_beginning(epoch_partition, *partitions)
         ends = await consumer.end_offsets(partitions)
