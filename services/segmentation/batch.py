@@ -22,7 +22,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation import btyd, columnar, ledger, rfm
+from services.segmentation import btyd, columnar, ledger, rfm, scan
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
@@ -66,9 +66,6 @@ from shared.outbox import stage
 from shared.versioning import latest_version
 
 log = logging.getLogger("csm.segmentation.batch")
-
-# The stored labels the batch compares with its verdicts (scores are compared as numbers).
-LABELS = ("tier", "tier_rule", "rfm_segment", "stage", "risk", "abc_class", "value_group")
 
 
 def vocabularies(policy: Policy) -> dict[str, list[str]]:
@@ -251,7 +248,7 @@ def _decode(codes: dict[str, np.ndarray], policy: Policy) -> dict[str, np.ndarra
     words = vocabularies(policy)
     decoded: dict[str, np.ndarray] = {}
     for name, values in codes.items():
-        if name in columnar.SCORES:
+        if name in scan.SCORES:
             table = np.array([*range(6), None], dtype=object)  # scores are 1-5
         else:
             table = np.array([*words[name], None], dtype=object)

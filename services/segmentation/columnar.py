@@ -9,6 +9,13 @@ The scan sees what is committed, from a connection of its own: the batch reads b
 (on SQLite it holds the write lock, so what is committed is all there is), then applies its own
 changes of the figures to the arrays as it writes them.
 
+On SQLite the scan runs in a child process (``python -m services.segmentation.scan``), which
+hands the columns back as an Arrow file. DuckDB's scanner carries a SQLite library of its own, and
+two SQLite libraries in one process corrupt a database: POSIX locks belong to the process, so when
+one library closes the file it drops the other's locks (https://sqlite.org/howtocorrupt.html,
+"multiple copies of SQLite linked into the same application"). In one process the service's own
+writes failed with "locking protocol" right after a scan.
+
 Label columns (tier, segment, stage, ...) come back as codes into their vocabulary, so that
 comparing a million stored labels with the new ones is integer work; the text of a stored label
 is decoded only for the customers whose change is announced.
@@ -16,7 +23,9 @@ is decoded only for the customers whose change is announced.
 
 from __future__ import annotations
 
-import importlib.util
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,28 +38,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.engine import URL
 
+from services.segmentation import scan
 from services.segmentation.assessment import Population
+from services.segmentation.scan import LABELS, SCORES
 
 # A stored label that is NULL, and one that is not in the vocabulary (e.g. an older policy's rule).
 NULL_CODE = -1
 UNKNOWN_CODE = -2
-
-SCORES = ("recency_score", "frequency_score", "monetary_score")
-_FIGURES = (
-    "frequency",
-    "monetary_minor",
-    "lifetime_frequency",
-    "engaged",
-    "last_nps",
-    "signal_points",
-    "key_account",
-    "purchase_days",
-)
-_TIMES = ("first_purchase_at", "last_purchase_at")
-
-
-class ScannerMissing(RuntimeError):
-    """DuckDB's scanner for the database is not installed (the ``duckdb-ext-*`` packages)."""
 
 
 @dataclass
@@ -87,9 +81,13 @@ def read_population(url: URL, vocabularies: Mapping[str, Sequence[str]]) -> Load
 
     ``vocabularies`` names, for each label column, the values its codes index.
     """
+    assert set(vocabularies) == set(LABELS), "a vocabulary for every label column"
     dialect = url.get_backend_name()
-    with _connect(url, dialect) as connection:
-        table = connection.execute(_population_query(vocabularies)).fetch_arrow_table()
+    if dialect == "sqlite":
+        table = _scan_in_child(url)
+    else:
+        with connect(url) as connection:
+            table = connection.execute(scan.population_query()).fetch_arrow_table()
     # In key order, so that the fit's seeded sample is the same customers whatever order the
     # database keeps its rows in (PostgreSQL moves rows it updates). Lower-case hex, with or
     # without dashes, sorts as the 16 bytes do.
@@ -133,54 +131,32 @@ def codes(column: pa.Array, vocabulary: Sequence[str]) -> np.ndarray:
     return np.asarray(coded.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _population_query(vocabularies: Mapping[str, Sequence[str]]) -> str:
-    selected = [
-        "CAST(customer_id AS VARCHAR) AS customer_id",
-        *(f"CAST({name} AS BIGINT) AS {name}" for name in _FIGURES if name != "signal_points"),
-        "CAST(signal_points AS DOUBLE) AS signal_points",
-        # Microseconds, exactly, then seconds: as PostgreSQL's EXTRACT(EPOCH ...) gives them.
-        *(f"epoch_us({name}) / 1000000.0 AS {name}" for name in _TIMES),
-        *(f"CAST({name} AS VARCHAR) AS {name}" for name in vocabularies),
-        *(f"CAST({name} AS BIGINT) AS {name}" for name in SCORES),
-    ]
-    return f"SELECT {', '.join(selected)} FROM segmentation.customer_segment"
+def _scan_in_child(url: URL) -> pa.Table:
+    """The SQLite scan in a child process, its columns handed back in an Arrow file (memory-mapped)."""
+    assert url.database, "the columnar read needs a SQLite file, not an in-memory database"
+    with tempfile.TemporaryDirectory(prefix="csm-columnar-") as directory:
+        target = Path(directory) / "population.arrow"
+        subprocess.run(
+            [sys.executable, "-m", scan.__name__, url.database, str(target)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with pa.memory_map(str(target)) as source:
+            # Read into memory: the file goes with the directory.
+            return pa.ipc.open_file(source).read_all().combine_chunks()
 
 
 def connect(url: URL) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the database at ``url`` attached read-only as ``segmentation``."""
-    return _connect(url, url.get_backend_name())
+    """An in-memory DuckDB with the database at ``url`` attached read-only as ``segmentation``.
 
-
-def _connect(url: URL, dialect: str) -> duckdb.DuckDBPyConnection:
-    scanner = "sqlite_scanner" if dialect == "sqlite" else "postgres_scanner"
-    connection = duckdb.connect(
-        config={
-            # Nothing is fetched from the network: the scanners are the installed packages.
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "extension_directory": str(_extension_directory()),
-        }
-    )
-    try:
-        connection.execute(f"LOAD {scanner}")
-    except duckdb.Error as error:
-        connection.close()
-        raise ScannerMissing(f"DuckDB's {scanner} is not installed: {error}") from error
-    if dialect == "sqlite":
+    Not for a SQLite file that this process has open through another SQLite library (the module's
+    docstring says why).
+    """
+    if url.get_backend_name() == "sqlite":
         assert url.database, "the columnar read needs a SQLite file, not an in-memory database"
-        target, kind = url.database, "sqlite"
-    else:
-        target, kind = _libpq(url), "postgres"
-    # ATTACH takes no parameters: the target is a quoted literal.
-    connection.execute(f"ATTACH {_literal(target)} AS segmentation (TYPE {kind}, READ_ONLY)")
-    return connection
-
-
-def _extension_directory() -> Path:
-    spec = importlib.util.find_spec("duckdb_ext")
-    if spec is None or not spec.submodule_search_locations:
-        raise ScannerMissing("the duckdb-ext-sqlite / duckdb-ext-postgres packages are not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "extensions"
+        return scan.attach("sqlite", url.database)
+    return scan.attach("postgres", _libpq(url))
 
 
 def _libpq(url: URL) -> str:
@@ -198,11 +174,6 @@ def _libpq(url: URL) -> str:
         return f"'{text}'"
 
     return " ".join(f"{key}={quoted(value)}" for key, value in parts.items() if value is not None)
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _spelling(customer_id: uuid.UUID, dialect: str) -> str:

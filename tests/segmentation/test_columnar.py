@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.segmentation import batch, columnar, service
+from services.segmentation import batch, columnar, scan, service
 from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, SegmentationState
 from services.segmentation.policy import DEFAULT_POLICY
 from shared.db import Database
@@ -184,7 +184,7 @@ async def test_the_columnar_read_gives_the_population_the_row_read_gave(database
             for v in stored
         ]
         assert loaded.stored[name].tolist() == expected_codes, name
-    for name in columnar.SCORES:
+    for name in scan.SCORES:
         assert loaded.stored[name].tolist() == [-1 if v is None else v for v in reference[name]], name
     assert loaded.stored["tier_rule"].tolist()[2] == columnar.UNKNOWN_CODE  # the older policy's rule
     assert loaded.index_of([kept[2], uuid.UUID("7fffffff-ffff-4fff-bfff-ffffffffffff")]).tolist() == [2, -1]
