@@ -1,16 +1,18 @@
 """The batch: move the window, recompute cut points and the BG/NBD model, and re-assess everyone at once.
 
 It runs on a schedule (due time in the database), on demand, and when a policy is applied. The
-population is read as arrays with one query and assessed with numpy; only customers whose
-assessment changed are written, and only those whose tier, segment, stage, key-account flag or
-risk changed are announced.
+population is read column by column by DuckDB (``columnar``), before the batch writes anything,
+and assessed with numpy; the batch's own changes of the figures (the window's move, the risk
+points) are written set-based and applied to the arrays alike. Only customers whose assessment
+changed are written, and only those whose tier, segment, stage, key-account flag or risk changed
+are announced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,14 +20,14 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation import btyd, ledger, rfm
+from services.segmentation import btyd, columnar, ledger, rfm, scan
 from services.segmentation.assessment import (
     ABC,
     DAY_SECONDS,
     RISK_OF_CAUSE,
+    RISKS,
     SEGMENTS,
     STAGES,
     TIERS,
@@ -38,6 +40,7 @@ from services.segmentation.assessment import (
     recency_days,
     rule_text,
 )
+from services.segmentation.columnar import NULL_CODE, Loaded
 from services.segmentation.models import (
     BehaviourSignal,
     CustomerSegment,
@@ -64,72 +67,29 @@ from shared.versioning import latest_version
 
 log = logging.getLogger("csm.segmentation.batch")
 
-COLUMNS = (
-    "customer_id",
-    "frequency",
-    "monetary_minor",
-    "lifetime_frequency",
-    "first_purchase_at",
-    "last_purchase_at",
-    "engaged",
-    "last_nps",
-    "signal_points",
-    "key_account",
-    "tier",
-    "tier_rule",
-    "rfm_segment",
-    "stage",
-    "risk",
-    "recency_score",
-    "frequency_score",
-    "monetary_score",
-    "abc_class",
-    "value_group",
-    "purchase_days",
-)
+
+def vocabularies(policy: Policy) -> dict[str, list[str]]:
+    """The values each label column can take under ``policy``: what its codes index."""
+    return {
+        "tier": [t.value for t in TIERS],
+        "tier_rule": list(dict.fromkeys(_rule_texts(policy))),
+        "rfm_segment": [s.value for s in SEGMENTS],
+        "stage": [s.value for s in STAGES],
+        "risk": [r.value for r in RISKS],
+        "abc_class": [c.value for c in ABC],
+        "value_group": [g.value for g in ValueGroup],
+    }
 
 
-@dataclass
-class Loaded:
-    ids: list[Any]
-    population: Population
-    stored: dict[str, np.ndarray]
+def _rule_texts(policy: Policy) -> list[str]:
+    """The rule text of each rule code + 1 (code -1 is the key account)."""
+    return [rule_text(policy, i) for i in range(-1, len(policy.tier_rules) + 1)]
 
 
-def _epoch(column: str, dialect: str) -> str:
-    if dialect == "sqlite":
-        return f"(julianday({column}) - 2440587.5) * 86400.0"
-    return f"CAST(EXTRACT(EPOCH FROM {column}) AS double precision)"
-
-
-def _load(connection: Connection) -> Loaded:
-    dialect = connection.dialect.name
-    selected = [_epoch(name, dialect) if name.endswith("_at") else name for name in COLUMNS]
-    # In key order, so that the fit's seeded sample is the same customers whatever order the
-    # database keeps its rows in (PostgreSQL moves rows it updates).
-    rows = connection.exec_driver_sql(
-        f"SELECT {', '.join(selected)} FROM customer_segment ORDER BY customer_id"
-    ).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
-    raw = dict(zip(COLUMNS, columns, strict=True))
-
-    def floats(name: str) -> np.ndarray:
-        return np.array([np.nan if v is None else float(v) for v in raw[name]], dtype=np.float64)
-
-    population = Population(
-        frequency=np.array(raw["frequency"], dtype=np.int64),
-        monetary_minor=np.array(raw["monetary_minor"], dtype=np.int64),
-        lifetime_frequency=np.array(raw["lifetime_frequency"], dtype=np.int64),
-        first_purchase=floats("first_purchase_at"),
-        last_purchase=floats("last_purchase_at"),
-        engaged=np.array(raw["engaged"], dtype=bool),
-        last_nps=floats("last_nps"),
-        signal_points=np.array(raw["signal_points"], dtype=np.float64),
-        key_account=np.array(raw["key_account"], dtype=bool),
-        purchase_days=np.array(raw["purchase_days"], dtype=np.int64),
-    )
-    stored = {name: np.array(raw[name], dtype=object) for name in COLUMNS[10:]}
-    return Loaded(ids=list(raw["customer_id"]), population=population, stored=stored)
+async def _load(session: AsyncSession, policy: Policy) -> Loaded:
+    """Everyone as committed, read by DuckDB in a thread (the event loop goes on meanwhile)."""
+    url = session.get_bind().engine.url
+    return await asyncio.to_thread(columnar.read_population, url, vocabularies(policy))
 
 
 def compute_cut_points(
@@ -244,44 +204,69 @@ def tier_matrix(before: np.ndarray, after: np.ndarray) -> dict[str, dict[str, in
     return matrix
 
 
-def _labels(codes: np.ndarray, names: Sequence[Any]) -> np.ndarray:
-    table = np.array([n.value for n in names] + [None], dtype=object)
-    return table[np.where(codes < 0, len(names), codes)]
+def _verdict_codes(
+    result: PopulationAssessment, population: Population, policy: Policy
+) -> dict[str, np.ndarray]:
+    """The verdicts as codes into ``vocabularies(policy)`` (NULL_CODE: none); scores as numbers, -1 none."""
+    words = vocabularies(policy)
+    bought = population.lifetime_frequency > 0
+    rule_code = np.array([words["tier_rule"].index(text) for text in _rule_texts(policy)], dtype=np.int64)
+    risk_code = np.array(
+        [words["risk"].index(RISK_OF_CAUSE[RiskCause(c)].value) for c in range(len(RiskCause))],
+        dtype=np.int64,
+    )
+    groups = {c.value: g.value for c, g in policy.value_groups.items()}
+    # By ABC code + 1 (code -1: no class).
+    group_of_class = np.array(
+        [NULL_CODE]
+        + [words["value_group"].index(groups[c.value]) if c.value in groups else NULL_CODE for c in ABC],
+        dtype=np.int64,
+    )
+    value_group = np.where(
+        bought, group_of_class[result.abc + 1], words["value_group"].index(ValueGroup.potential.value)
+    )
+
+    def score(values: np.ndarray) -> np.ndarray:
+        return np.where(values < 0, -1, values).astype(np.int64)
+
+    return {
+        "tier": result.tier.astype(np.int64),
+        "tier_rule": rule_code[result.rule + 1],
+        "rfm_segment": np.where(result.segment < 0, NULL_CODE, result.segment).astype(np.int64),
+        "stage": result.stage.astype(np.int64),
+        "risk": risk_code[result.risk_cause],
+        "recency_score": score(result.recency_score),
+        "frequency_score": score(result.frequency_score),
+        "monetary_score": score(result.monetary_score),
+        "abc_class": np.where(result.abc < 0, NULL_CODE, result.abc).astype(np.int64),
+        "value_group": value_group.astype(np.int64),
+    }
+
+
+def _decode(codes: dict[str, np.ndarray], policy: Policy) -> dict[str, np.ndarray]:
+    """Verdict codes as the values stored (text, or None; scores as ints or None)."""
+    words = vocabularies(policy)
+    decoded: dict[str, np.ndarray] = {}
+    for name, values in codes.items():
+        if name in scan.SCORES:
+            table = np.array([*range(6), None], dtype=object)  # scores are 1-5
+        else:
+            table = np.array([*words[name], None], dtype=object)
+        decoded[name] = table[np.where(values < 0, len(table) - 1, values)]
+    return decoded
 
 
 def _verdict_columns(
     result: PopulationAssessment, population: Population, policy: Policy
 ) -> dict[str, np.ndarray]:
-    bought = population.lifetime_frequency > 0
-    abc = _labels(result.abc, ABC)
-    groups = {c.value: g.value for c, g in policy.value_groups.items()}
-    value_group = np.array(
-        [ValueGroup.potential.value if not b else groups.get(a) for a, b in zip(abc, bought, strict=True)],
-        dtype=object,
-    )
-    rules = np.array([rule_text(policy, i) for i in range(-1, len(policy.tier_rules) + 1)], dtype=object)
-
-    def score(values: np.ndarray) -> np.ndarray:
-        return np.array([None if v < 0 else int(v) for v in values], dtype=object)
-
-    return {
-        "tier": _labels(result.tier, TIERS),
-        "tier_rule": rules[result.rule + 1],
-        "rfm_segment": _labels(result.segment, SEGMENTS),
-        "stage": _labels(result.stage, STAGES),
-        "risk": np.array([RISK_OF_CAUSE[RiskCause(c)].value for c in range(len(RiskCause))], dtype=object)[
-            result.risk_cause
-        ],
-        "recency_score": score(result.recency_score),
-        "frequency_score": score(result.frequency_score),
-        "monetary_score": score(result.monetary_score),
-        "abc_class": abc,
-        "value_group": value_group,
-    }
+    return _decode(_verdict_codes(result, population, policy), policy)
 
 
-async def move_window(*, session: AsyncSession, old_start: datetime | None, new_start: datetime) -> int:
-    """Take purchases that left the window out of the figures (or put back those a longer window takes in)."""
+async def move_window(
+    *, session: AsyncSession, old_start: datetime | None, new_start: datetime, loaded: Loaded
+) -> int:
+    """Take purchases that left the window out of the figures (or put back those a longer window takes
+    in), in the database and in the population read before."""
     if old_start is not None and old_start == new_start:
         return 0
     moved, sign = await _crossing_the_window_edge(session=session, old_start=old_start, new_start=new_start)
@@ -300,7 +285,19 @@ async def move_window(*, session: AsyncSession, old_start: datetime | None, new_
             ),
             [{"cid": cid, "df": int(df or 0), "dm": int(dm or 0)} for cid, df, dm in moved],
         )
+        _shift(loaded, moved, sign)
     return len(moved)
+
+
+def _shift(loaded: Loaded, moved: Sequence[Any], sign: int) -> None:
+    """The window's move in memory: the same arithmetic as the UPDATE (never below zero)."""
+    rows = loaded.index_of([cid for cid, _, _ in moved])
+    known = rows >= 0
+    df = np.array([int(df or 0) for _, df, _ in moved], dtype=np.int64)[known]
+    dm = np.array([int(dm or 0) for _, _, dm in moved], dtype=np.int64)[known]
+    population, rows = loaded.population, rows[known]
+    population.frequency[rows] = np.maximum(population.frequency[rows] + sign * df, 0)
+    population.monetary_minor[rows] = np.maximum(population.monetary_minor[rows] + sign * dm, 0)
 
 
 async def _crossing_the_window_edge(
@@ -327,9 +324,10 @@ async def _crossing_the_window_edge(
 
 
 async def refresh_signal_points(
-    *, session: AsyncSession, since: datetime, until: datetime | None = None
+    *, session: AsyncSession, since: datetime, until: datetime | None = None, loaded: Loaded
 ) -> None:
-    """Risk points count only recent behaviour: recount them for customers who have any or had some."""
+    """Risk points count only recent behaviour: recount them for customers who have any or had some,
+    in the database and in the population read before."""
     counted = [
         BehaviourSignal.customer_id == CustomerSegment.customer_id,
         BehaviourSignal.occurred_at >= since,
@@ -354,6 +352,18 @@ async def refresh_signal_points(
         .values(signal_points=recent)
         .execution_options(synchronize_session=False)
     )
+    # Everyone the UPDATE did not touch had none and has none; read back those who have some.
+    kept = await session.execute(
+        sa.select(CustomerSegment.customer_id, CustomerSegment.signal_points).where(
+            CustomerSegment.signal_points != 0
+        )
+    )
+    having = kept.all()
+    points = loaded.population.signal_points
+    points[:] = 0.0
+    rows = loaded.index_of([cid for cid, _ in having])
+    values = np.array([float(p) for _, p in having], dtype=np.float64)
+    points[rows[rows >= 0]] = values[rows >= 0]
 
 
 async def recompute(
@@ -389,19 +399,22 @@ async def recompute(
         # Re-labelled as of another moment than now: nothing happened to anyone.
         cause = MoveCause.analysis_date
     new_start = analysed_at - timedelta(days=policy.window_days)
+    # Read before anything of the population is written: the read sees only what is committed.
+    await session.flush()
+    loaded = await _load(session, policy)
     if state.as_of is not None or was_pinned:
         await ledger.rebuild_figures(session=session, window_start=new_start, until=state.as_of)
+        rows = await ledger.figures(session=session, window_start=new_start, until=state.as_of)
+        ledger.put_figures(loaded, rows)
     else:
-        await move_window(session=session, old_start=state.window_start, new_start=new_start)
+        await move_window(session=session, old_start=state.window_start, new_start=new_start, loaded=loaded)
     await refresh_signal_points(
         session=session,
         since=analysed_at - timedelta(days=policy.signals.window_days),
         until=state.as_of,
+        loaded=loaded,
     )
     await session.flush()
-
-    connection = await session.connection()
-    loaded = await connection.run_sync(_load)
     # The state row's lock serialises batches, so the next number is free.
     version = await latest_version(session=session, version=CutPointsVersion.version) + 1
     moment = analysed_at.timestamp()
@@ -445,7 +458,7 @@ async def recompute(
     result = assess_population(loaded.population, policy, cut_points, moment)
     outcome = Outcome(
         population=extra["population"],
-        customers=len(loaded.ids),
+        customers=len(loaded),
         cut_points_version=version,
         policy_version=state.policy_version,
         as_of=analysed_at,
@@ -482,10 +495,10 @@ async def _write_changes(
     *,
     session: AsyncSession,
 ) -> None:
-    new = _verdict_columns(result, loaded.population, policy)
-    differs = np.zeros(len(loaded.ids), dtype=bool)
+    codes = _verdict_codes(result, loaded.population, policy)
+    differs = np.zeros(len(loaded), dtype=bool)
     announced_dims = {}
-    for name, values in new.items():
+    for name, values in codes.items():
         unequal = loaded.stored[name] != values
         differs |= unequal
         if name in ("tier", "rfm_segment", "stage", "risk"):
@@ -495,38 +508,46 @@ async def _write_changes(
     outcome.rewritten = len(rewrite)
     if not len(rewrite):
         return
-    ids = [_uuid(loaded.ids[i]) for i in rewrite]
+    # Only the rewritten customers' verdicts are turned into the values stored.
+    new = _decode({name: values[rewrite] for name, values in codes.items()}, policy)
+    ids = loaded.customer_ids(rewrite)
     await session.execute(
         sa.update(CustomerSegment),
         [
             {
                 "customer_id": cid,
-                **{name: new[name][i] for name in new},
+                **{name: new[name][k] for name in new},
                 "risk_reason": explain_risk(RiskCause(int(result.risk_cause[i])), policy),
                 "policy_version": policy_version,
                 "cut_points_version": cut_points_version,
                 "updated_at": now,
             }
-            for cid, i in zip(ids, rewrite, strict=True)
+            for k, (cid, i) in enumerate(zip(ids, rewrite, strict=True))
         ],
     )
-    announce = np.zeros(len(loaded.ids), dtype=bool)
+    announce = np.zeros(len(loaded), dtype=bool)
     for unequal in announced_dims.values():
         announce |= unequal
     history: list[dict[str, Any]] = []
-    for i in np.flatnonzero(announce):
-        stored = loaded.stored
+    # Positions in ``rewrite`` (every announced customer is rewritten), and what was stored before.
+    announced = np.flatnonzero(announce[rewrite])
+    was = {
+        name: loaded.label_texts(name, rewrite[announced])
+        for name in ("tier", "rfm_segment", "stage", "risk")
+    }
+    for n, k in enumerate(announced):
+        i = rewrite[k]
         key_account = bool(loaded.population.key_account[i])
         change = Change(
-            tier=(stored["tier"][i], new["tier"][i]),
-            segment=(stored["rfm_segment"][i], new["rfm_segment"][i]),
-            stage=(stored["stage"][i], new["stage"][i]),
+            tier=(str(was["tier"][n]), new["tier"][k]),
+            segment=(was["rfm_segment"][n], new["rfm_segment"][k]),
+            stage=(str(was["stage"][n]), new["stage"][k]),
             key_account=(key_account, key_account),
-            risk=(stored["risk"][i], new["risk"][i]),
+            risk=(str(was["risk"][n]), new["risk"][k]),
         )
         risk_cause = RiskCause(int(result.risk_cause[i]))
-        reason = _batch_reason(change, new["tier_rule"][i], explain_risk(risk_cause, policy), trigger)
-        customer_id = _uuid(loaded.ids[i])
+        reason = _batch_reason(change, new["tier_rule"][k], explain_risk(risk_cause, policy), trigger)
+        customer_id = ids[k]
         dims = change.dimensions()
         history.append(
             {
@@ -560,7 +581,7 @@ async def _write_changes(
                     key_account=key_account,
                     previous_segment=change.segment[0],
                     segment=change.segment[1],
-                    value_group=ValueGroup(new["value_group"][i]) if new["value_group"][i] else None,
+                    value_group=ValueGroup(new["value_group"][k]) if new["value_group"][k] else None,
                     previous_stage=LoyaltyStage(change.stage[0]),
                     stage=LoyaltyStage(change.stage[1]),
                     reason=reason,
@@ -609,10 +630,6 @@ def _batch_reason(change: Change, rule: str, risk_reason: str, trigger: str) -> 
     return ("; ".join(parts) + f" ({trigger})")[:500]
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
 @dataclass
 class Picture:
     """Everyone assessed under a policy as of a moment; nothing written."""
@@ -631,17 +648,17 @@ async def picture(
     """The population as ``policy`` sees it as of ``as_of`` (else the pinned analysis date, else now)."""
     state = await session.get(SegmentationState, STATE_ID)
     assert state is not None
-    connection = await session.connection()
-    loaded = await connection.run_sync(_load)
+    loaded = await _load(session, policy)
     analysed_at = as_of or state.as_of or now
     new_start = analysed_at - timedelta(days=policy.window_days)
     if as_of is not None or state.as_of is not None:
         rows = await ledger.figures(session=session, window_start=new_start, until=analysed_at)
-        ledger.put_figures(loaded.ids, loaded.population, rows)
-    else:
-        await _shift_window_in_memory(
-            loaded, session=session, old_start=state.window_start, new_start=new_start
+        ledger.put_figures(loaded, rows)
+    elif state.window_start is None or state.window_start != new_start:
+        moved, sign = await _crossing_the_window_edge(
+            session=session, old_start=state.window_start, new_start=new_start
         )
+        _shift(loaded, moved, sign)
     moment = analysed_at.timestamp()
     cut_points, extra = compute_cut_points(
         loaded.population, policy, version=0, now=moment, seed=policy.bgnbd.seed
@@ -660,10 +677,11 @@ async def what_if(
     state = await session.get(SegmentationState, STATE_ID)
     assert state is not None
     found = await picture(session=session, policy=candidate, now=now, as_of=as_of)
-    loaded, new = found.loaded, found.columns
+    loaded = found.loaded
+    new = _verdict_codes(found.result, loaded.population, candidate)
     outcome = Outcome(
         population=found.extra["population"],
-        customers=len(loaded.ids),
+        customers=len(loaded),
         policy_version=state.policy_version,
         as_of=found.as_of,
         window_start=found.window_start,
@@ -674,23 +692,6 @@ async def what_if(
     for name in ("tier", "rfm_segment", "stage", "risk"):
         outcome.changed[name] = int(np.count_nonzero(loaded.stored[name] != new[name]))
     return outcome
-
-
-async def _shift_window_in_memory(
-    loaded: Loaded, *, session: AsyncSession, old_start: datetime | None, new_start: datetime
-) -> None:
-    if old_start is not None and old_start == new_start:
-        return
-    moved, sign = await _crossing_the_window_edge(session=session, old_start=old_start, new_start=new_start)
-    if not moved:
-        return
-    index = {_uuid(cid): i for i, cid in enumerate(loaded.ids)}
-    population = loaded.population
-    for cid, df, dm in moved:
-        i = index.get(cid)
-        if i is not None:
-            population.frequency[i] = max(0, population.frequency[i] + sign * int(df or 0))
-            population.monetary_minor[i] = max(0, population.monetary_minor[i] + sign * int(dm or 0))
 
 
 async def due(now: datetime, *, session: AsyncSession) -> bool:

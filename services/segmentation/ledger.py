@@ -7,7 +7,6 @@ computed here from the ledger instead, in one grouped query.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segmentation.assessment import Population
+from services.segmentation.columnar import Loaded
 from services.segmentation.models import CustomerSegment, Purchase
 
 FIGURES = ("frequency", "monetary_minor", "lifetime_frequency", "lifetime_monetary_minor")
@@ -87,31 +86,36 @@ async def rebuild_figures(*, session: AsyncSession, window_start: datetime, unti
     )
 
 
-def put_figures(ids: Sequence[Any], population: Population, rows: Sequence[Any]) -> None:
-    """The same figures as ``rebuild_figures``, into a population in memory (nothing written)."""
+def put_figures(loaded: Loaded, rows: Sequence[Any]) -> None:
+    """The same figures as ``rebuild_figures``, into a population in memory."""
+    population = loaded.population
     for values in (population.frequency, population.monetary_minor, population.lifetime_frequency):
         values[:] = 0
     population.first_purchase[:] = np.nan
     population.last_purchase[:] = np.nan
-    index = {_uuid(cid): i for i, cid in enumerate(ids)}
     if population.purchase_days is not None:
         population.purchase_days[:] = 0
-    for cid, frequency, monetary, lifetime, _lifetime_monetary, first, last, days in rows:
-        i = index.get(_uuid(cid))
-        if i is None:
-            continue
-        population.frequency[i] = int(frequency or 0)
-        population.monetary_minor[i] = int(monetary or 0)
-        population.lifetime_frequency[i] = int(lifetime or 0)
-        population.first_purchase[i] = first.timestamp() if first is not None else np.nan
-        population.last_purchase[i] = last.timestamp() if last is not None else np.nan
-        if population.purchase_days is not None:
-            population.purchase_days[i] = int(days or 0)
+    if not rows:
+        return
+    customer, frequency, monetary, lifetime, _lifetime_monetary, first, last, days = zip(*rows, strict=True)
+    at = loaded.index_of(customer)
+    known = at >= 0
+    at = at[known]
+
+    def ints(values: Sequence[Any]) -> np.ndarray:
+        return np.array([int(v or 0) for v in values], dtype=np.int64)[known]
+
+    def seconds(values: Sequence[Any]) -> np.ndarray:
+        return np.array([np.nan if v is None else v.timestamp() for v in values], dtype=np.float64)[known]
+
+    population.frequency[at] = ints(frequency)
+    population.monetary_minor[at] = ints(monetary)
+    population.lifetime_frequency[at] = ints(lifetime)
+    population.first_purchase[at] = seconds(first)
+    population.last_purchase[at] = seconds(last)
+    if population.purchase_days is not None:
+        population.purchase_days[at] = ints(days)
 
 
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
