@@ -9,6 +9,7 @@ nothing behind here. A service adds the table to its own metadata with ``idempot
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import orjson
 import sqlalchemy as sa
 from fastapi import Header
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import UtcDateTime, affected_rows
@@ -71,35 +72,53 @@ async def claim(
 
     Returns None if this is the first request with the key (the caller goes on to create the
     resource), or the id of the resource that an identical earlier request created.
+
+    A first request costs one statement: the key is inserted, or an expired one with the same
+    key replaced, and the row comes back only if this request now holds the key. A concurrent
+    request with the same key waits (PostgreSQL) or is serialised (SQLite) until the first one
+    ends, then finds its row; no savepoint is needed, since the insert never fails on the key.
     """
+    claimed = _claim_statement(session.get_bind().dialect.name, table)
+    row = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": request_fingerprint,
+        "resource_id": resource_id,
+        "created_at": now,
+        "expired_before": now - ttl,
+    }
+    if (await session.execute(claimed, row)).first() is not None:
+        return None
     where = sa.and_(table.c.scope == scope, table.c.key == key)
-    earlier = (await session.execute(sa.select(table).where(where))).first()
-    if earlier is not None and earlier.created_at < now - ttl:
-        await session.execute(table.delete().where(where))
-        earlier = None
+    earlier = (
+        await session.execute(sa.select(table.c.fingerprint, table.c.resource_id).where(where))
+    ).first()
     if earlier is None:
-        try:
-            async with session.begin_nested():
-                await session.execute(
-                    table.insert().values(
-                        scope=scope,
-                        key=key,
-                        fingerprint=request_fingerprint,
-                        resource_id=resource_id,
-                        created_at=now,
-                    )
-                )
-            return None
-        except IntegrityError:
-            # A concurrent request with the same key committed first: answer as its repeat.
-            earlier = (await session.execute(sa.select(table).where(where))).first()
-            if earlier is None:
-                raise Conflict("A request with this Idempotency-Key is in progress; retry it.") from None
+        # Purged between the two statements: rare enough that the client may simply retry.
+        raise Conflict("A request with this Idempotency-Key is in progress; retry it.")
     if earlier.fingerprint != request_fingerprint:
         raise Unprocessable(
             "This Idempotency-Key was already used for a different request.", field=HEADER, location="header"
         )
     return uuid.UUID(str(earlier.resource_id))
+
+
+@functools.cache
+def _claim_statement(dialect: str, table: sa.Table) -> sa.Insert:
+    """Insert a key, or take over an expired one, returning the row only if this request holds it.
+
+    Built once per table: it is the same statement for every request, bound to each one's values.
+    """
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.scope, table.c.key],
+        set_={
+            "fingerprint": insert.excluded.fingerprint,
+            "resource_id": insert.excluded.resource_id,
+            "created_at": insert.excluded.created_at,
+        },
+        where=table.c.created_at < sa.bindparam("expired_before"),
+    ).returning(table.c.resource_id)
 
 
 async def purge(table: sa.Table, *, session: AsyncSession, before: datetime) -> int:
