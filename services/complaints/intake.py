@@ -10,7 +10,7 @@ INSERT each, without the ORM's unit-of-work bookkeeping for rows that are only i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,21 +43,17 @@ class IntakeContext:
 
 
 async def read_context(*, session: AsyncSession, customer_id: uuid.UUID, receiver: str) -> IntakeContext:
-    """One query for what intake reads: the highest stored versions (0: the shipped default, as
-    ``shared.versioning`` counts them), the customer's tier and whether ``receiver`` names a team."""
-    known = CustomerTier.customer_id == customer_id
-    row = (
-        await session.execute(
-            sa.select(
-                sa.select(sa.func.max(PolicyVersion.version)).scalar_subquery(),
-                sa.select(sa.func.max(RoutingPolicyVersion.version)).scalar_subquery(),
-                sa.select(CustomerTier.tier).where(known).scalar_subquery(),
-                sa.select(CustomerTier.key_account).where(known).scalar_subquery(),
-                sa.exists().where(StaffTeam.name == receiver),
-            )
-        )
-    ).one()
-    policy_version, routing_version, tier, key_account, receiver_is_team = row
+    """One query for what intake reads (see ``CONTEXT``)."""
+    return context_of((await session.execute(_CONTEXT, context_params(customer_id, receiver))).one())
+
+
+def context_params(customer_id: uuid.UUID, receiver: str) -> dict[str, Any]:
+    return {"customer_id": customer_id, "receiver": receiver}
+
+
+def context_of(row: Sequence[Any]) -> IntakeContext:
+    """The context from a row that ends with ``CONTEXT``'s columns."""
+    policy_version, routing_version, tier, key_account, receiver_is_team = row[-len(CONTEXT) :]
     return IntakeContext(
         policy_version=int(policy_version or 0),
         routing_version=int(routing_version or 0),
@@ -65,6 +61,25 @@ async def read_context(*, session: AsyncSession, customer_id: uuid.UUID, receive
         key_account=bool(key_account),
         receiver_is_team=bool(receiver_is_team),
     )
+
+
+def _context_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    known = CustomerTier.customer_id == sa.bindparam("customer_id")
+    return (
+        sa.select(sa.func.max(PolicyVersion.version)).scalar_subquery(),
+        sa.select(sa.func.max(RoutingPolicyVersion.version)).scalar_subquery(),
+        sa.select(CustomerTier.tier).where(known).scalar_subquery(),
+        sa.select(CustomerTier.key_account).where(known).scalar_subquery(),
+        sa.exists().where(StaffTeam.name == sa.bindparam("receiver")),
+    )
+
+
+# What intake reads, as expressions: the highest stored versions (0: the shipped default, as
+# shared.versioning counts them), the customer's tier and whether the receiver names a team. A
+# request with an Idempotency-Key reads them in the statement that claims the key; built once,
+# since building them cost as much as running them.
+CONTEXT = _context_columns()
+_CONTEXT = sa.select(*CONTEXT)
 
 
 async def write_new(

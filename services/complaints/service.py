@@ -70,8 +70,12 @@ async def open_complaint(
     """
     # Random, not time-ordered: the id's first eight hex digits are the reference customers quote.
     complaint_id = complaint_id or uuid.uuid4()
-    if idempotency_key is not None:
-        earlier = await idempotency.claim(
+    if idempotency_key is None:
+        context = await intake.read_context(
+            session=session, customer_id=complaint_in.customer_id, receiver=first_owner
+        )
+    else:
+        claim = await idempotency.claim(
             idempotency_keys,
             session=session,
             scope=idempotency_scope,
@@ -80,12 +84,14 @@ async def open_complaint(
             resource_id=complaint_id,
             now=now,
             ttl=idempotency_ttl,
+            # What intake reads comes back with the key, in the same statement.
+            also=intake.CONTEXT,
+            also_params=intake.context_params(complaint_in.customer_id, first_owner),
         )
-        if earlier is not None:
-            return await get(session=session, complaint_id=earlier), None
-    context = await intake.read_context(
-        session=session, customer_id=complaint_in.customer_id, receiver=first_owner
-    )
+        if claim.earlier is not None:
+            return await get(session=session, complaint_id=claim.earlier), None
+        assert claim.also is not None
+        context = intake.context_of(claim.also)
     if context.receiver_is_team:
         first_owner = await directory.first_owner_in_team(session=session, team=first_owner, now=now)
     policy = await policy_store.at_version(context.policy_version, session=session, currency=currency)
