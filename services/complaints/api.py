@@ -103,7 +103,7 @@ async def open_complaint(
         raise Unprocessable(
             "Only systems name who received a complaint; staff own what they take.", field="received_by"
         )
-    complaint, created = await service.open_complaint(
+    complaint, clocks = await service.open_complaint(
         session=session,
         complaint_in=complaint_in,
         first_owner=complaint_in.received_by or user.subject,
@@ -113,10 +113,13 @@ async def open_complaint(
         idempotency_scope=f"{user.subject} POST /complaints",
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
-    if not created:
+    if clocks is None:
         response.status_code = status.HTTP_200_OK
-    [read] = await listing.to_read([complaint], session=session, currency=settings.common.currency)
-    return read
+        [read] = await listing.to_read([complaint], session=session, currency=settings.common.currency)
+        return read
+    # A new complaint's clocks are in hand: no need to read them back.
+    policy = await service.policy_of(complaint, session=session, currency=settings.common.currency)
+    return listing.read_of(complaint, clocks.values(), currency=policy.currency)
 
 
 @router.get("", summary="Complaints, newest first")

@@ -70,31 +70,61 @@ async def refresh(
     policy: ComplaintPolicy,
     now: datetime,
     history: History | None = None,
-    new: bool = False,
 ) -> dict[SlaTarget, SlaClock]:
-    """Re-read the current cycle's promises under ``policy`` and store their due times.
-
-    ``new`` says the complaint was just taken: it has no history and no clocks to look up.
-    """
-    if new:
-        history = []
-    elif history is None:
+    """Re-read the current cycle's promises under ``policy`` and store their due times."""
+    if history is None:
         history = await history_of(complaint.id, session=session)
+    clocks = await clocks_of(complaint, session=session)
+    wanted = _wanted(complaint)
+    for target, clock in list(clocks.items()):
+        if target not in wanted:
+            await session.delete(clock)
+            del clocks[target]
+    for target in wanted:
+        if target not in clocks:
+            clocks[target] = SlaClock(complaint_id=complaint.id, cycle=complaint.cycle, target=target.value)
+            session.add(clocks[target])
+    _read_promises(complaint, clocks, policy=policy, history=history)
+    schedule(complaint=complaint, clocks=clocks, policy=policy)
+    return clocks
+
+
+def promises_of_new(complaint: Complaint, *, policy: ComplaintPolicy) -> dict[SlaTarget, SlaClock]:
+    """The clocks of a complaint just taken (no history, no clocks yet), not added to any session:
+    intake writes them itself, with the complaint."""
+    clocks = {
+        target: SlaClock(
+            complaint_id=complaint.id,
+            cycle=complaint.cycle,
+            target=target.value,
+            warned_at=None,
+            breached_at=None,
+        )
+        for target in _wanted(complaint)
+    }
+    _read_promises(complaint, clocks, policy=policy, history=[])
+    schedule(complaint=complaint, clocks=clocks, policy=policy)
+    return clocks
+
+
+def _wanted(complaint: Complaint) -> list[SlaTarget]:
+    wanted = [SlaTarget.first_response, SlaTarget.resolution]
+    if complaint.visit_required:
+        wanted.insert(1, SlaTarget.on_site)
+    return wanted
+
+
+def _read_promises(
+    complaint: Complaint, clocks: dict[SlaTarget, SlaClock], *, policy: ComplaintPolicy, history: History
+) -> None:
+    """Set each clock's target, calendar, due time, warning time and when it was met."""
     rule = rule_for(complaint, policy)
     calendar = policy.calendar(rule.calendar)
     timeline = timeline_for(complaint, history, policy)
     # Whatever the reopen rule does to the other promises, a reopened complaint is answered like a
     # new one: its first response is always owed from the reopen.
     response_timeline = sla.timeline_of(history, opened_at=complaint.opened_at, reopen=sla.ReopenRule.restart)
-    clocks = {} if new else await clocks_of(complaint, session=session)
-    wanted = [SlaTarget.first_response, SlaTarget.resolution]
-    if complaint.visit_required:
-        wanted.insert(1, SlaTarget.on_site)
-    for target, clock in list(clocks.items()):
-        if target not in wanted:
-            await session.delete(clock)
-            del clocks[target]
-    for target in wanted:
+    for target, clock in clocks.items():
         duration = rule.duration(target.value)
         its_timeline = response_timeline if target is SlaTarget.first_response else timeline
         reading = sla.read(
@@ -104,18 +134,9 @@ async def refresh(
             warning_share=policy.warning_share,
             met_at=_met_at(complaint, target, response_timeline.started_at),
         )
-        existing = clocks.get(target)
-        if existing is None:
-            clock = SlaClock(complaint_id=complaint.id, cycle=complaint.cycle, target=target.value)
-            session.add(clock)
-            clocks[target] = clock
-        else:
-            clock = existing
         clock.target_seconds = int(duration.total_seconds())
         clock.calendar = rule.calendar
         clock.due_at, clock.warn_at, clock.met_at = reading.due_at, reading.warn_at, reading.met_at
-    schedule(complaint=complaint, clocks=clocks, policy=policy)
-    return clocks
 
 
 def announce_retarget(

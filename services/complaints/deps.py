@@ -13,13 +13,15 @@ from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
 from shared.roles import Role
 
 
-def get_settings(runtime: RuntimeDep) -> ComplaintsSettings:
+# Coroutines, not plain functions: FastAPI runs a plain dependency in a worker thread, a hop per
+# request that costs more than the dependency itself.
+async def get_settings(runtime: RuntimeDep) -> ComplaintsSettings:
     settings = runtime.settings
     assert isinstance(settings, ComplaintsSettings)
     return settings
 
 
-def get_currency(settings: Annotated[ComplaintsSettings, Depends(get_settings)]) -> str:
+async def get_currency(settings: Annotated[ComplaintsSettings, Depends(get_settings)]) -> str:
     return settings.common.currency
 
 

@@ -194,14 +194,10 @@ async def who_must_act(*, session: AsyncSession, name: str) -> str:
     return lead.subject if lead is not None and lead.active else name
 
 
-async def first_owner_for(*, session: AsyncSession, name: str, now: datetime) -> str:
-    """Who owns a complaint received by ``name``: a team's least-loaded member on duty, else the name.
-
-    A complaint is never refused for want of someone free: it then stays with the team, in its queue.
-    """
-    if await find_team(session=session, name=name) is None:
-        return name
-    return await pick_in_team(session=session, team=name, now=now) or name
+async def first_owner_in_team(*, session: AsyncSession, team: str, now: datetime) -> str:
+    """Who owns a complaint received by ``team`` (known to be one): its least-loaded member on duty,
+    else the team itself."""
+    return await pick_in_team(session=session, team=team, now=now) or team
 
 
 async def in_any_team(*, session: AsyncSession, subject: str, teams: Iterable[str]) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,25 +31,32 @@ async def to_read(
         )
         for clock in rows.all():
             by_key.setdefault((clock.complaint_id, clock.cycle), []).append(clock)
-    order = {target.value: index for index, target in enumerate(SlaTarget)}
     reads = []
     for complaint in complaints:
         policy = await policy_of(complaint, session=session, currency=currency)
-        clocks = sorted(
-            by_key.get((complaint.id, complaint.cycle), []), key=lambda clock: order[clock.target]
-        )
         reads.append(
-            ComplaintRead.model_validate(
-                {
-                    **{column.key: getattr(complaint, column.key) for column in Complaint.__table__.c},
-                    "attachments": [AttachmentRef.model_validate(a) for a in complaint.attachments],
-                    "compensation": from_minor(complaint.compensation_minor),
-                    "currency": policy.currency,
-                    "clocks": [ClockRead.model_validate(clock) for clock in clocks],
-                }
-            )
+            read_of(complaint, by_key.get((complaint.id, complaint.cycle), []), currency=policy.currency)
         )
     return reads
+
+
+_ORDER = {target.value: index for index, target in enumerate(SlaTarget)}
+
+
+def read_of(complaint: Complaint, clocks: Iterable[SlaClock], *, currency: str) -> ComplaintRead:
+    """The API's view of one complaint, given the clocks of its current cycle and its policy's currency."""
+    return ComplaintRead.model_validate(
+        {
+            **{column.key: getattr(complaint, column.key) for column in Complaint.__table__.c},
+            "attachments": [AttachmentRef.model_validate(a) for a in complaint.attachments],
+            "compensation": from_minor(complaint.compensation_minor),
+            "currency": currency,
+            "clocks": [
+                ClockRead.model_validate(clock)
+                for clock in sorted(clocks, key=lambda clock: _ORDER[clock.target])
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,12 @@ class CalendarSpec(BaseModel):
         return self
 
     def calendar(self) -> sla.Calendar:
+        return self.built
+
+    @functools.cached_property
+    def built(self) -> sla.Calendar:
+        """The calendar, parsed once per policy: every promise reads it, and parsing the hours cost
+        more than reading the promise."""
         if self.always_open:
             return sla.ALWAYS
         days = list(Weekday)

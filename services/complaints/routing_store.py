@@ -14,9 +14,25 @@ from services.complaints.models import Complaint, RoutingPolicyVersion
 from services.complaints.routing import DEFAULT_ROUTING, RoutingPolicy
 from shared.versioning import add_next_version, latest_version
 
+# Versions never change once written, so a process keeps the documents it has read.
+_read: dict[tuple[str, int], RoutingPolicy] = {}
+
 
 async def current_version(*, session: AsyncSession) -> int:
     return await latest_version(session=session, version=RoutingPolicyVersion.version)
+
+
+async def at_version(version: int, *, session: AsyncSession) -> RoutingPolicy:
+    """The routing policy of ``version`` (0: the shipped default), read once per process."""
+    if version == 0:
+        return DEFAULT_ROUTING
+    key = (str(session.get_bind().engine.url), version)
+    if key not in _read:
+        row = await session.get(RoutingPolicyVersion, version)
+        if row is None:
+            return DEFAULT_ROUTING
+        _read[key] = RoutingPolicy.model_validate(row.document)
+    return _read[key]
 
 
 async def current(*, session: AsyncSession) -> tuple[int, RoutingPolicyVersion | None, RoutingPolicy]:
@@ -75,12 +91,12 @@ async def route(
     return Routed(rule=rule.name, team=policy.fallback_team, assignee=picked, fell_back=True)
 
 
-async def route_new(*, session: AsyncSession, complaint: Complaint, now: datetime) -> Routed:
-    """Assign a new complaint by the policy in force; with no rule or nobody free it stays unassigned."""
-    _, _, policy = await current(session=session)
+async def route_new(*, session: AsyncSession, complaint: Complaint, version: int, now: datetime) -> Routed:
+    """Assign a new complaint by the policy of ``version`` (the one in force, which intake has read);
+    with no rule or nobody free it stays unassigned."""
     routed = await route(
         session=session,
-        policy=policy,
+        policy=await at_version(version, session=session),
         category=complaint.category,
         tier=complaint.tier,
         language=complaint.language,

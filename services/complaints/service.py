@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.complaints import clocks as sla_clocks
-from services.complaints import directory, policy_store, routing_store
+from services.complaints import directory, intake, policy_store, routing_store
 from services.complaints.errors import (
     ComplaintNotFound,
     ComplaintNotOpen,
@@ -17,7 +17,7 @@ from services.complaints.errors import (
     NoVisitRequired,
     TransitionNotAllowed,
 )
-from services.complaints.models import Complaint, CustomerTier, Transition
+from services.complaints.models import Complaint, SlaClock, Transition
 from services.complaints.models import idempotency_key as idempotency_keys
 from services.complaints.policy import ComplaintPolicy
 from services.complaints.schemas import (
@@ -27,6 +27,7 @@ from services.complaints.schemas import (
 from services.complaints.workflow import AWAITING_RESPONSE, IllegalTransition, Status, check, is_open
 from shared import idempotency
 from shared.auth import Principal
+from shared.db import ordered_id
 from shared.events.complaints import (
     ComplaintOpened,
     ComplaintStatusChanged,
@@ -60,15 +61,21 @@ async def open_complaint(
     idempotency_scope: str = "",
     idempotency_ttl: timedelta = timedelta(hours=24),
     opened_at: datetime | None = None,
-) -> tuple[Complaint, bool]:
-    """Take a complaint; returns it and whether it is new (False: a repeat of an Idempotency-Key).
+) -> tuple[Complaint, dict[SlaTarget, SlaClock] | None]:
+    """Take a complaint; returns it and its clocks, or None for the clocks when the request repeats
+    an Idempotency-Key (the complaint is then the one the first request made).
 
     ``opened_at`` is when the customer complained, if another system took it earlier than now:
     the promise runs from then.
     """
+    # Random, not time-ordered: the id's first eight hex digits are the reference customers quote.
     complaint_id = complaint_id or uuid.uuid4()
-    if idempotency_key is not None:
-        earlier = await idempotency.claim(
+    if idempotency_key is None:
+        context = await intake.read_context(
+            session=session, customer_id=complaint_in.customer_id, receiver=first_owner
+        )
+    else:
+        claim = await idempotency.claim(
             idempotency_keys,
             session=session,
             scope=idempotency_scope,
@@ -77,13 +84,18 @@ async def open_complaint(
             resource_id=complaint_id,
             now=now,
             ttl=idempotency_ttl,
+            # What intake reads comes back with the key, in the same statement.
+            also=intake.CONTEXT,
+            also_params=intake.context_params(complaint_in.customer_id, first_owner),
         )
-        if earlier is not None:
-            return await get(session=session, complaint_id=earlier), False
-    first_owner = await directory.first_owner_for(session=session, name=first_owner, now=now)
-    known = await session.get(CustomerTier, complaint_in.customer_id)
-    version = await policy_store.current_version(session=session)
-    policy = await policy_store.at_version(version, session=session, currency=currency)
+        if claim.earlier is not None:
+            return await get(session=session, complaint_id=claim.earlier), None
+        assert claim.also is not None
+        context = intake.context_of(claim.also)
+    if context.receiver_is_team:
+        first_owner = await directory.first_owner_in_team(session=session, team=first_owner, now=now)
+    policy = await policy_store.at_version(context.policy_version, session=session, currency=currency)
+    opened = min(opened_at or now, now)
     complaint = Complaint(
         id=complaint_id,
         customer_id=complaint_in.customer_id,
@@ -95,14 +107,15 @@ async def open_complaint(
         desired_outcome=complaint_in.desired_outcome,
         attachments=[attachment.model_dump(mode="json") for attachment in complaint_in.attachments],
         status=Status.new.value,
-        steps=0,
+        steps=1,
         first_owner=first_owner,
+        assignee=None,
         source=source,
-        opened_at=min(opened_at or now, now),
+        opened_at=opened,
         # Unknown customers get the default promise until their tier arrives (see customers.retarget).
-        tier=known.tier if known else None,
-        key_account=known.key_account if known else False,
-        policy_version=version,
+        tier=context.tier,
+        key_account=context.key_account,
+        policy_version=context.policy_version,
         cycle=1,
         visit_required=complaint_in.visit_required,
         escalation_level=0,
@@ -111,15 +124,22 @@ async def open_complaint(
         created_at=now,
         updated_at=now,
     )
-    # Routed before it is added, so that counting the team's loads does not count it.
-    await routing_store.route_new(session=session, complaint=complaint, now=now)
-    session.add(complaint)
-    record_step(
-        complaint, None, Status.new, session=session, actor=first_owner, reason=None, now=complaint.opened_at
+    await routing_store.route_new(
+        session=session, complaint=complaint, version=context.routing_version, now=now
     )
-    # The promise is computed before the first flush, so the complaint is written once, due times and all.
-    clocks = await sla_clocks.refresh(session=session, complaint=complaint, policy=policy, now=now, new=True)
-    await session.flush()
+    first_step = Transition(
+        id=ordered_id(),
+        complaint_id=complaint.id,
+        step=0,
+        cycle=1,
+        from_status=None,
+        to_status=Status.new.value,
+        actor=first_owner,
+        reason=None,
+        at=opened,
+    )
+    clocks = sla_clocks.promises_of_new(complaint, policy=policy)
+    await intake.write_new(complaint, session=session, first_step=first_step, clocks=clocks.values())
     stage(
         ComplaintOpened(
             customer_id=complaint.customer_id,
@@ -137,7 +157,7 @@ async def open_complaint(
         source=SOURCE,
         time=now,
     )
-    return complaint, True
+    return complaint, clocks
 
 
 async def get(*, session: AsyncSession, complaint_id: uuid.UUID, lock: bool = False) -> Complaint:

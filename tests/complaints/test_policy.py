@@ -99,6 +99,15 @@ def test_a_policy_survives_json_and_back() -> None:
     assert policy.currency == "EUR"
 
 
+def test_a_policys_calendar_is_parsed_once_and_stays_out_of_its_document() -> None:
+    policy = ComplaintPolicy.model_validate(default_policy().model_dump(mode="json"))
+    hours = policy.calendar("business_hours")
+    # Every promise reads the calendar: the parsed one is kept with the (immutable) policy.
+    assert policy.calendar("business_hours") is hours and hours.time_zone == "Asia/Shanghai"
+    assert "built" not in policy.calendars["business_hours"].model_dump()
+    assert policy == default_policy()
+
+
 T = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
