@@ -114,6 +114,7 @@ class Dispatcher:
             if concurrency - len(in_flight) >= low_water:
                 room.set()
 
+        full = False
         try:
             while True:
                 if recorder.done():
@@ -123,15 +124,19 @@ class Dispatcher:
                     room.clear()
                     await room.wait()
                     continue
+                # Rung by a commit that made a message due, or the last claim was full: there is
+                # something to claim, so the look before the claim would only cost a round trip.
+                look = not self.bell.is_set() and not full
                 self.bell.clear()
                 due, jobs = await self._claim(
-                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size)
+                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size), look=look
                 )
+                full = due >= min(free, self.settings.dispatch_batch_size)
                 for job in jobs:
                     task = asyncio.create_task(send_then_report(job))
                     in_flight.add(task)
                     task.add_done_callback(finished)
-                if due < min(free, self.settings.dispatch_batch_size):
+                if not full:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
         finally:
@@ -192,16 +197,18 @@ class Dispatcher:
             sa.and_(Notification.status == "pending", Notification.due_at <= now),
         ]
 
-    async def _claim(self, now: datetime, *, limit: int) -> tuple[int, list[Job]]:
+    async def _claim(self, now: datetime, *, limit: int, look: bool = True) -> tuple[int, list[Job]]:
         settings = self.settings
         # A look without a write lock first: most polls find nothing, and on SQLite a claim
         # transaction would hold up every other writer for nothing.
-        async with self.db.read() as session:
-            found = [
-                await session.scalar(sa.select(Notification.id).where(due).limit(1)) for due in self._due(now)
-            ]
-            if found == [None, None]:
-                return 0, []
+        if look:
+            async with self.db.read() as session:
+                found = [
+                    await session.scalar(sa.select(Notification.id).where(due).limit(1))
+                    for due in self._due(now)
+                ]
+                if found == [None, None]:
+                    return 0, []
         async with self.db.unit_of_work() as session:
             rows: list[Notification] = []
             for due in self._due(now):
