@@ -20,8 +20,9 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -209,15 +210,18 @@ class Dispatcher:
                 ]
                 if found == [None, None]:
                     return 0, []
+        table = Notification.__table__
         async with self.db.unit_of_work() as session:
-            rows: list[Notification] = []
+            # Rows, not ORM objects: a claim changes a few columns of up to a batch of messages,
+            # written back below with one executemany per outcome.
+            rows: list[sa.Row[Any]] = []
             for due in self._due(now):
                 if len(rows) < limit:
                     rows += (
-                        await session.scalars(
-                            sa.select(Notification)
+                        await session.execute(
+                            sa.select(table)
                             .where(due)
-                            .order_by(Notification.due_at)
+                            .order_by(table.c.due_at)
                             .limit(limit - len(rows))
                             .with_for_update(skip_locked=True)
                         )
@@ -235,6 +239,11 @@ class Dispatcher:
                 ).all()
             }
             marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
+            lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+            suppressed: list[dict[str, Any]] = []
+            waiting: list[dict[str, Any]] = []
+            stored: list[dict[str, Any]] = []
+            sending: list[dict[str, Any]] = []
             jobs: list[Job] = []
             for row in rows:
                 recipient = reach_of.get(row.customer_id)
@@ -260,38 +269,46 @@ class Dispatcher:
                 if row.webhook is not None and endpoint is None:
                     decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
                 if decision.suppressed:
-                    row.status, row.last_error, row.lease_until, row.claim = (
-                        "suppressed",
-                        decision.suppressed,
-                        None,
-                        None,
-                    )
+                    suppressed.append({"b_id": row.id, "b_reason": decision.suppressed})
                     self.outcomes.labels(row.channel, "suppressed").inc()
                     continue
                 if decision.wait_until is not None:
-                    row.status, row.due_at, row.lease_until, row.claim = (
-                        "pending",
-                        decision.wait_until,
-                        None,
-                        None,
-                    )
+                    waiting.append({"b_id": row.id, "b_due_at": decision.wait_until})
                     continue
                 assert decision.channel is not None
-                row.channel, row.destination = decision.channel.value, decision.address
-                row.attempts += 1
+                channel = decision.channel.value
                 if row.purpose == Purpose.marketing.value:
                     marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
                 if decision.channel is ContactChannel.in_app:
                     # Delivered by being stored: the customer's app fetches it.
-                    row.destination = None
-                    self._mark_sent(row, now, session=session, reference=None)
+                    stored.append({"b_id": row.id, "b_channel": channel, "b_attempts": row.attempts + 1})
+                    self.outcomes.labels(channel, "sent").inc()
+                    self._stage_sent(
+                        session=session,
+                        now=now,
+                        customer_id=row.customer_id,
+                        notification_id=row.id,
+                        channel=channel,
+                        purpose=row.purpose,
+                        playbook=row.playbook,
+                        step=row.step,
+                        cause_event_id=row.cause_event_id,
+                    )
                     continue
-                row.status, row.claim = "sending", uuid.uuid4()
-                row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+                claim = uuid.uuid4()
+                sending.append(
+                    {
+                        "b_id": row.id,
+                        "b_channel": channel,
+                        "b_destination": decision.address,
+                        "b_attempts": row.attempts + 1,
+                        "b_claim": claim,
+                    }
+                )
                 jobs.append(
                     Job(
                         id=row.id,
-                        claim=row.claim,
+                        claim=claim,
                         customer_id=row.customer_id,
                         channel=decision.channel,
                         address=decision.address,
@@ -311,10 +328,42 @@ class Dispatcher:
                         traceparent=row.traceparent,
                     )
                 )
+            by_id = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+            unclaimed = {"lease_until": None, "claim": None}
+            for values, params in (
+                ({"status": "suppressed", "last_error": sa.bindparam("b_reason"), **unclaimed}, suppressed),
+                ({"status": "pending", "due_at": sa.bindparam("b_due_at"), **unclaimed}, waiting),
+                (
+                    {
+                        "status": "sent",
+                        "channel": sa.bindparam("b_channel"),
+                        "destination": None,
+                        "attempts": sa.bindparam("b_attempts"),
+                        "sent_at": now,
+                        "provider_reference": None,
+                        "last_error": None,
+                        **unclaimed,
+                    },
+                    stored,
+                ),
+                (
+                    {
+                        "status": "sending",
+                        "channel": sa.bindparam("b_channel"),
+                        "destination": sa.bindparam("b_destination"),
+                        "attempts": sa.bindparam("b_attempts"),
+                        "claim": sa.bindparam("b_claim"),
+                        "lease_until": lease_until,
+                    },
+                    sending,
+                ),
+            ):
+                if params:
+                    await session.execute(by_id.values(values), params)
             return len(rows), jobs
 
     async def _marketing_counts(
-        self, rows: list[Notification], policy: Policy, now: datetime, *, session: AsyncSession
+        self, rows: Sequence[sa.Row[Any]], policy: Policy, now: datetime, *, session: AsyncSession
     ) -> dict[uuid.UUID, int]:
         cap = policy.marketing_cap
         customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
@@ -472,22 +521,4 @@ class Dispatcher:
             source=SOURCE,
             cause=cause_event_id,
             time=now,
-        )
-
-    def _mark_sent(
-        self, row: Notification, now: datetime, *, session: AsyncSession, reference: str | None
-    ) -> None:
-        row.status, row.sent_at, row.provider_reference = "sent", now, reference
-        row.lease_until, row.claim, row.last_error = None, None, None
-        self.outcomes.labels(row.channel, "sent").inc()
-        self._stage_sent(
-            session=session,
-            now=now,
-            customer_id=row.customer_id,
-            notification_id=row.id,
-            channel=row.channel,
-            purpose=row.purpose,
-            playbook=row.playbook,
-            step=row.step,
-            cause_event_id=row.cause_event_id,
         )
