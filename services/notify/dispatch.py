@@ -232,12 +232,22 @@ class Dispatcher:
             reach_of = await recipients(
                 {row.customer_id for row in rows if row.webhook is None}, session=session
             )
-            endpoints = {
-                e.name: e
-                for e in (
-                    await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))
-                ).all()
-            }
+            # Only alerts to staff go to webhooks: a batch of customers' messages needs no look at them.
+            named = {row.webhook for row in rows if row.webhook is not None}
+            endpoints = (
+                {
+                    e.name: e
+                    for e in (
+                        await session.scalars(
+                            sa.select(WebhookEndpoint).where(
+                                WebhookEndpoint.enabled, WebhookEndpoint.name.in_(named)
+                            )
+                        )
+                    ).all()
+                }
+                if named
+                else {}
+            )
             marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
             lease_until = now + timedelta(seconds=settings.send_lease_seconds)
             suppressed: list[dict[str, Any]] = []
