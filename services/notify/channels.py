@@ -138,13 +138,12 @@ def _folded(name: str, value: str) -> bytes:
 def _header_line(name: str, value: str) -> bytes:
     # A short single-line ASCII value with single spaces folds to itself ("Name: value" and CRLF);
     # anything else goes through the policy's folding, cached, since such values repeat.
+    # (Printable: a control character such as U+001E breaks a line for the folder.)
     if (
         value.isascii()
+        and value.isprintable()
         and len(value) < 900
         and value == value.strip()
-        and "\n" not in value
-        and "\r" not in value
-        and "\t" not in value
         and "  " not in value
     ):
         return f"{name}: {value}\r\n".encode("ascii")

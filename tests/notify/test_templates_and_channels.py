@@ -109,7 +109,9 @@ def test_an_email_in_chinese_is_pure_ascii_on_the_wire_and_reads_back_the_same()
     assert parsed["Content-Language"] == "zh" and parsed["Auto-Submitted"] == "auto-generated"
 
 
-_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300) | st.text(
+    "ab \x1c\x1e\x0b\x0c\t\r\n=?", max_size=40
+)
 _THREAD = st.fixed_dictionaries(
     {
         "message_id": st.just("<reply-1@csm.example.com>"),
