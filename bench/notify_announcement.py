@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import multiprocessing
+import pstats
 import shutil
 import tempfile
 import time
@@ -36,6 +38,7 @@ import aiosmtplib
 import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.report import Figure, Report, percentile
 from services.notify.app import create_app
@@ -250,6 +253,13 @@ async def analyse(url: str) -> None:
 
 async def broker_round_trip(bootstrap: str, samples: int) -> list[float]:
     topic = f"bench.rtt.{uuid.uuid4().hex[:8]}"
+    # The embedded broker does not create topics on first use: create it, as the services do theirs.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
@@ -338,6 +348,7 @@ async def run(args: argparse.Namespace) -> Report:
             ):
                 await app.state.runtime.bus.wait_started()
                 before = sink.received
+                profiler = _profiler(args)
                 started = time.perf_counter()
                 response = await client.post(
                     "/announcements",
@@ -357,6 +368,7 @@ async def run(args: argparse.Namespace) -> Report:
                 while await count_sent(url, response.json()["id"]) < args.customers:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
                 recorded = time.perf_counter() - started
+                _profile_report(profiler, args, "announcement")
                 print(
                     f"announcement: {args.customers:,} delivered in {delivered:.1f}s, recorded in "
                     f"{recorded:.1f}s"
@@ -384,7 +396,9 @@ async def run(args: argparse.Namespace) -> Report:
                     )
                 )
 
+                profiler = _profiler(args)
                 latencies = await acknowledgement_latency(broker.bootstrap, common, sink, customers, args)
+                _profile_report(profiler, args, "acknowledgement")
             floor_kafka = await broker_round_trip(broker.bootstrap, args.latency_samples)
             floor_smtp = await one_smtp_send(sink.port, args.latency_samples)
         floor = [k + s for k, s in zip(sorted(floor_kafka), sorted(floor_smtp), strict=True)]
@@ -402,6 +416,27 @@ async def run(args: argparse.Namespace) -> Report:
         sink.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def _profiler(args: argparse.Namespace) -> cProfile.Profile | None:
+    if not args.profile:
+        return None
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _profile_report(profiler: cProfile.Profile | None, args: argparse.Namespace, phase: str) -> None:
+    """The service's process during one phase (the sink runs in its own): top entries by own time."""
+    if profiler is None:
+        return
+    profiler.disable()
+    path = Path(args.profile).with_suffix(f".{phase}.prof")
+    profiler.dump_stats(path)
+    print(f"--- profile of the {phase} (saved to {path}) ---")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
 
 
 async def acknowledgement_latency(
@@ -464,6 +499,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latency-samples", type=int, default=200, help="complaints sent one at a time")
     parser.add_argument("--smtp-connections", type=int, default=4, help="SMTP connections notify keeps open")
     parser.add_argument("--database-url", default=None, help="a PostgreSQL database to use instead of SQLite")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="profile the service's process (cProfile) during each phase; writes PATH.<phase>.prof",
+    )
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
     print(report.render())

@@ -19,11 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email import base64mime
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from typing import Any
 
 import aiosmtplib
@@ -80,9 +82,39 @@ class Email:
 WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 
+@lru_cache(maxsize=4096)
 def _encoded(text: str, header: str) -> str:
-    """A header value as RFC 2047 encoded words when it is not plain ASCII (folded after the name)."""
+    """A header value as RFC 2047 encoded words when it is not plain ASCII (folded after the name).
+
+    Cached: the sender's name and an announcement's subject are the same in every message."""
     return text if text.isascii() else Header(text, "utf-8", header_name=header).encode()
+
+
+def _headers(email: Email, *, sender: str, sender_name: str, now: datetime) -> list[tuple[str, str]]:
+    """The message's headers in order, as ``build_email`` sets them."""
+    thread = email.thread or {}
+    headers = [
+        ("Content-Type", 'text/plain; charset="utf-8"'),
+        ("MIME-Version", "1.0"),
+        ("Content-Transfer-Encoding", "base64"),
+        ("From", formataddr((_encoded(sender_name, "From"), sender))),
+        ("To", formataddr((_encoded(email.recipient_name or "", "To"), email.recipient))),
+        ("Subject", _encoded(email.subject, "Subject")),
+        ("Date", format_datetime(now)),
+        ("Message-ID", thread.get("message_id") or message_id(email.idempotency_key, sender)),
+    ]
+    if thread.get("in_reply_to"):
+        headers.append(("In-Reply-To", thread["in_reply_to"]))
+    if thread.get("references"):
+        headers.append(("References", " ".join(thread["references"])))
+    headers.append(("Content-Language", email.language))
+    if not thread:
+        # RFC 3834: an automatic message, so auto-responders do not answer it. A reply in a
+        # thread is a person's, and the customer's answer to it is wanted.
+        headers.append(("Auto-Submitted", "auto-generated"))
+    if email.unsubscribe_url:
+        headers.append(("List-Unsubscribe", f"<{email.unsubscribe_url}>"))
+    return headers
 
 
 def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -> Message:
@@ -90,27 +122,46 @@ def build_email(email: Email, *, sender: str, sender_name: str, now: datetime) -
 
     Built with the stdlib's compat32 API (``MIMEText``, ``Header``) rather than ``EmailMessage``:
     an equivalent message for a fraction of the CPU (the modern API parses every header it is
-    given), which matters when an announcement goes to a hundred thousand customers.
+    given). ``email_bytes`` writes the same bytes without the object, which is what a send uses.
     """
     message = MIMEText(email.body, "plain", "utf-8", policy=WIRE)
-    message["From"] = formataddr((_encoded(sender_name, "From"), sender))
-    message["To"] = formataddr((_encoded(email.recipient_name or "", "To"), email.recipient))
-    message["Subject"] = _encoded(email.subject, "Subject")
-    message["Date"] = format_datetime(now)
-    thread = email.thread or {}
-    message["Message-ID"] = thread.get("message_id") or message_id(email.idempotency_key, sender)
-    if thread.get("in_reply_to"):
-        message["In-Reply-To"] = thread["in_reply_to"]
-    if thread.get("references"):
-        message["References"] = " ".join(thread["references"])
-    message["Content-Language"] = email.language
-    if not thread:
-        # RFC 3834: an automatic message, so auto-responders do not answer it. A reply in a
-        # thread is a person's, and the customer's answer to it is wanted.
-        message["Auto-Submitted"] = "auto-generated"
-    if email.unsubscribe_url:
-        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+    for name, value in _headers(email, sender=sender, sender_name=sender_name, now=now)[3:]:
+        message[name] = value
     return message
+
+
+@lru_cache(maxsize=4096)
+def _folded(name: str, value: str) -> bytes:
+    return WIRE.fold_binary(name, value)
+
+
+def _header_line(name: str, value: str) -> bytes:
+    # A short single-line ASCII value with single spaces folds to itself ("Name: value" and CRLF);
+    # anything else goes through the policy's folding, cached, since such values repeat.
+    # (Printable: a control character such as U+001E breaks a line for the folder.)
+    if (
+        value.isascii()
+        and value.isprintable()
+        and len(value) < 900
+        and value == value.strip()
+        and "  " not in value
+    ):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _folded(name, value)
+
+
+def email_bytes(email: Email, *, sender: str, sender_name: str, now: datetime) -> bytes:
+    """``build_email(...).as_bytes(policy=WIRE)``, byte for byte, at a fraction of the CPU.
+
+    An announcement sends a hundred thousand of these: the generator folds every header again
+    through ``Header`` and copies the body line by line, which cost more than the send itself.
+    """
+    lines = [
+        _header_line(name, value)
+        for name, value in _headers(email, sender=sender, sender_name=sender_name, now=now)
+    ]
+    body = base64mime.body_encode(email.body.encode("utf-8")).replace("\n", "\r\n")
+    return b"".join(lines) + b"\r\n" + body.encode("ascii")
 
 
 class SmtpSender:
@@ -134,12 +185,13 @@ class SmtpSender:
             timeout=s.smtp_timeout_seconds,
         )
 
-    async def send(self, message: Message, *, sender: str, recipient: str) -> str:
+    async def send(self, message: bytes, *, sender: str, recipient: str) -> str:
+        """Send one message, its bytes as ``email_bytes`` wrote them."""
         client = await self._idle.get()
         try:
             if not client.is_connected:
                 await client.connect()
-            _, reply = await client.sendmail(sender, [recipient], message.as_bytes(policy=WIRE))
+            _, reply = await client.sendmail(sender, [recipient], message)
             return reply[:200]
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [response.code for response in error.recipients]

@@ -20,8 +20,9 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -114,6 +115,7 @@ class Dispatcher:
             if concurrency - len(in_flight) >= low_water:
                 room.set()
 
+        full = False
         try:
             while True:
                 if recorder.done():
@@ -123,15 +125,19 @@ class Dispatcher:
                     room.clear()
                     await room.wait()
                     continue
+                # Rung by a commit that made a message due, or the last claim was full: there is
+                # something to claim, so the look before the claim would only cost a round trip.
+                look = not self.bell.is_set() and not full
                 self.bell.clear()
                 due, jobs = await self._claim(
-                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size)
+                    self.clock.now(), limit=min(free, self.settings.dispatch_batch_size), look=look
                 )
+                full = due >= min(free, self.settings.dispatch_batch_size)
                 for job in jobs:
                     task = asyncio.create_task(send_then_report(job))
                     in_flight.add(task)
                     task.add_done_callback(finished)
-                if due < min(free, self.settings.dispatch_batch_size):
+                if not full:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
         finally:
@@ -192,25 +198,30 @@ class Dispatcher:
             sa.and_(Notification.status == "pending", Notification.due_at <= now),
         ]
 
-    async def _claim(self, now: datetime, *, limit: int) -> tuple[int, list[Job]]:
+    async def _claim(self, now: datetime, *, limit: int, look: bool = True) -> tuple[int, list[Job]]:
         settings = self.settings
         # A look without a write lock first: most polls find nothing, and on SQLite a claim
         # transaction would hold up every other writer for nothing.
-        async with self.db.read() as session:
-            found = [
-                await session.scalar(sa.select(Notification.id).where(due).limit(1)) for due in self._due(now)
-            ]
-            if found == [None, None]:
-                return 0, []
+        if look:
+            async with self.db.read() as session:
+                found = [
+                    await session.scalar(sa.select(Notification.id).where(due).limit(1))
+                    for due in self._due(now)
+                ]
+                if found == [None, None]:
+                    return 0, []
+        table = Notification.__table__
         async with self.db.unit_of_work() as session:
-            rows: list[Notification] = []
+            # Rows, not ORM objects: a claim changes a few columns of up to a batch of messages,
+            # written back below with one executemany per outcome.
+            rows: list[sa.Row[Any]] = []
             for due in self._due(now):
                 if len(rows) < limit:
                     rows += (
-                        await session.scalars(
-                            sa.select(Notification)
+                        await session.execute(
+                            sa.select(table)
                             .where(due)
-                            .order_by(Notification.due_at)
+                            .order_by(table.c.due_at)
                             .limit(limit - len(rows))
                             .with_for_update(skip_locked=True)
                         )
@@ -221,13 +232,28 @@ class Dispatcher:
             reach_of = await recipients(
                 {row.customer_id for row in rows if row.webhook is None}, session=session
             )
-            endpoints = {
-                e.name: e
-                for e in (
-                    await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled))
-                ).all()
-            }
+            # Only alerts to staff go to webhooks: a batch of customers' messages needs no look at them.
+            named = {row.webhook for row in rows if row.webhook is not None}
+            endpoints = (
+                {
+                    e.name: e
+                    for e in (
+                        await session.scalars(
+                            sa.select(WebhookEndpoint).where(
+                                WebhookEndpoint.enabled, WebhookEndpoint.name.in_(named)
+                            )
+                        )
+                    ).all()
+                }
+                if named
+                else {}
+            )
             marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
+            lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+            suppressed: list[dict[str, Any]] = []
+            waiting: list[dict[str, Any]] = []
+            stored: list[dict[str, Any]] = []
+            sending: list[dict[str, Any]] = []
             jobs: list[Job] = []
             for row in rows:
                 recipient = reach_of.get(row.customer_id)
@@ -253,38 +279,46 @@ class Dispatcher:
                 if row.webhook is not None and endpoint is None:
                     decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
                 if decision.suppressed:
-                    row.status, row.last_error, row.lease_until, row.claim = (
-                        "suppressed",
-                        decision.suppressed,
-                        None,
-                        None,
-                    )
+                    suppressed.append({"b_id": row.id, "b_reason": decision.suppressed})
                     self.outcomes.labels(row.channel, "suppressed").inc()
                     continue
                 if decision.wait_until is not None:
-                    row.status, row.due_at, row.lease_until, row.claim = (
-                        "pending",
-                        decision.wait_until,
-                        None,
-                        None,
-                    )
+                    waiting.append({"b_id": row.id, "b_due_at": decision.wait_until})
                     continue
                 assert decision.channel is not None
-                row.channel, row.destination = decision.channel.value, decision.address
-                row.attempts += 1
+                channel = decision.channel.value
                 if row.purpose == Purpose.marketing.value:
                     marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
                 if decision.channel is ContactChannel.in_app:
                     # Delivered by being stored: the customer's app fetches it.
-                    row.destination = None
-                    self._mark_sent(row, now, session=session, reference=None)
+                    stored.append({"b_id": row.id, "b_channel": channel, "b_attempts": row.attempts + 1})
+                    self.outcomes.labels(channel, "sent").inc()
+                    self._stage_sent(
+                        session=session,
+                        now=now,
+                        customer_id=row.customer_id,
+                        notification_id=row.id,
+                        channel=channel,
+                        purpose=row.purpose,
+                        playbook=row.playbook,
+                        step=row.step,
+                        cause_event_id=row.cause_event_id,
+                    )
                     continue
-                row.status, row.claim = "sending", uuid.uuid4()
-                row.lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+                claim = uuid.uuid4()
+                sending.append(
+                    {
+                        "b_id": row.id,
+                        "b_channel": channel,
+                        "b_destination": decision.address,
+                        "b_attempts": row.attempts + 1,
+                        "b_claim": claim,
+                    }
+                )
                 jobs.append(
                     Job(
                         id=row.id,
-                        claim=row.claim,
+                        claim=claim,
                         customer_id=row.customer_id,
                         channel=decision.channel,
                         address=decision.address,
@@ -304,10 +338,42 @@ class Dispatcher:
                         traceparent=row.traceparent,
                     )
                 )
+            by_id = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+            unclaimed = {"lease_until": None, "claim": None}
+            for values, params in (
+                ({"status": "suppressed", "last_error": sa.bindparam("b_reason"), **unclaimed}, suppressed),
+                ({"status": "pending", "due_at": sa.bindparam("b_due_at"), **unclaimed}, waiting),
+                (
+                    {
+                        "status": "sent",
+                        "channel": sa.bindparam("b_channel"),
+                        "destination": None,
+                        "attempts": sa.bindparam("b_attempts"),
+                        "sent_at": now,
+                        "provider_reference": None,
+                        "last_error": None,
+                        **unclaimed,
+                    },
+                    stored,
+                ),
+                (
+                    {
+                        "status": "sending",
+                        "channel": sa.bindparam("b_channel"),
+                        "destination": sa.bindparam("b_destination"),
+                        "attempts": sa.bindparam("b_attempts"),
+                        "claim": sa.bindparam("b_claim"),
+                        "lease_until": lease_until,
+                    },
+                    sending,
+                ),
+            ):
+                if params:
+                    await session.execute(by_id.values(values), params)
             return len(rows), jobs
 
     async def _marketing_counts(
-        self, rows: list[Notification], policy: Policy, now: datetime, *, session: AsyncSession
+        self, rows: Sequence[sa.Row[Any]], policy: Policy, now: datetime, *, session: AsyncSession
     ) -> dict[uuid.UUID, int]:
         cap = policy.marketing_cap
         customers = {row.customer_id for row in rows if row.purpose == Purpose.marketing.value}
@@ -328,33 +394,71 @@ class Dispatcher:
         return {customer_id: int(count) for customer_id, count in counted.all()}
 
     async def _record(self, results: list[tuple[Job, str | SendFailed]]) -> None:
+        """Write down a batch of sends: one read of the rows' state, one executemany for the sent.
+
+        Plain statements on the columns the record needs rather than ORM objects: an announcement
+        records a hundred thousand of these, and loading each row whole (its body too) to change
+        six columns cost more than the sends.
+        """
         now = self.clock.now()
+        table = Notification.__table__
         async with self.db.unit_of_work() as session:
             rows = {
                 row.id: row
                 for row in (
-                    await session.scalars(
-                        sa.select(Notification)
-                        .where(Notification.id.in_([job.id for job, _ in results]))
+                    await session.execute(
+                        sa.select(
+                            table.c.id,
+                            table.c.status,
+                            table.c.claim,
+                            table.c.customer_id,
+                            table.c.channel,
+                            table.c.purpose,
+                            table.c.playbook,
+                            table.c.step,
+                            table.c.cause_event_id,
+                            table.c.attempts,
+                        )
+                        .where(table.c.id.in_([job.id for job, _ in results]))
                         .with_for_update()
                     )
                 ).all()
             }
+            sent: list[dict[str, object]] = []
             for job, result in results:
                 row = rows.get(job.id)
                 # Gone (the customer was erased) or taken over after our lease ran out: not ours to record.
                 if row is None or row.status != "sending" or row.claim != job.claim:
                     continue
-                row.lease_until, row.claim = None, None
                 if isinstance(result, str):
-                    self._mark_sent(row, now, session=session, reference=result)
+                    sent.append({"b_id": row.id, "b_claim": row.claim, "b_reference": result})
+                    self.outcomes.labels(row.channel, "sent").inc()
+                    self._stage_sent(
+                        session=session,
+                        now=now,
+                        customer_id=row.customer_id,
+                        notification_id=row.id,
+                        channel=row.channel,
+                        purpose=row.purpose,
+                        playbook=row.playbook,
+                        step=row.step,
+                        cause_event_id=row.cause_event_id,
+                    )
                     continue
-                row.last_error = result.reason
                 delay = (
                     None if result.permanent else retry_delay(row.attempts, self.settings.send_retry_backoff)
                 )
+                ours = sa.update(table).where(table.c.id == row.id, table.c.claim == row.claim)
                 if delay is None:
-                    row.status, row.failed_at = "failed", now
+                    await session.execute(
+                        ours.values(
+                            status="failed",
+                            failed_at=now,
+                            last_error=result.reason,
+                            lease_until=None,
+                            claim=None,
+                        )
+                    )
                     self.outcomes.labels(row.channel, "failed").inc()
                     stage(
                         NotificationFailed(
@@ -374,28 +478,57 @@ class Dispatcher:
                         time=now,
                     )
                 else:
-                    row.status, row.due_at = "pending", now + delay
+                    await session.execute(
+                        ours.values(
+                            status="pending",
+                            due_at=now + delay,
+                            last_error=result.reason,
+                            lease_until=None,
+                            claim=None,
+                        )
+                    )
                     self.outcomes.labels(row.channel, "retry").inc()
+            if sent:
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"), table.c.claim == sa.bindparam("b_claim"))
+                    .values(
+                        status="sent",
+                        sent_at=now,
+                        provider_reference=sa.bindparam("b_reference"),
+                        lease_until=None,
+                        claim=None,
+                        last_error=None,
+                    ),
+                    sent,
+                )
 
-    def _mark_sent(
-        self, row: Notification, now: datetime, *, session: AsyncSession, reference: str | None
+    def _stage_sent(
+        self,
+        *,
+        session: AsyncSession,
+        now: datetime,
+        customer_id: uuid.UUID,
+        notification_id: uuid.UUID,
+        channel: str,
+        purpose: str,
+        playbook: str,
+        step: str,
+        cause_event_id: uuid.UUID | None,
     ) -> None:
-        row.status, row.sent_at, row.provider_reference = "sent", now, reference
-        row.lease_until, row.claim, row.last_error = None, None, None
-        self.outcomes.labels(row.channel, "sent").inc()
         stage(
             NotificationSent(
-                customer_id=row.customer_id,
-                notification_id=row.id,
-                channel=ContactChannel(row.channel),
-                purpose=Purpose(row.purpose),
-                playbook=row.playbook,
-                step=row.step,
-                cause_event_id=row.cause_event_id,
+                customer_id=customer_id,
+                notification_id=notification_id,
+                channel=ContactChannel(channel),
+                purpose=Purpose(purpose),
+                playbook=playbook,
+                step=step,
+                cause_event_id=cause_event_id,
                 sent_at=now,
             ),
             session=session,
             source=SOURCE,
-            cause=row.cause_event_id,
+            cause=cause_event_id,
             time=now,
         )

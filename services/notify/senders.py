@@ -16,8 +16,8 @@ from services.notify.channels import (
     SmsSender,
     SmtpSender,
     WebhookSender,
-    build_email,
     delivery_id,
+    email_bytes,
 )
 from services.notify.settings import NotifySettings
 from shared.clock import Clock
@@ -77,7 +77,7 @@ class Senders:
                 unsubscribe = None
                 if job.purpose is Purpose.marketing:
                     unsubscribe = f"{self.settings.public_base_url.rstrip('/')}/preferences/{job.customer_id}"
-                message = build_email(
+                message = email_bytes(
                     Email(
                         recipient=job.address,
                         recipient_name=job.name,

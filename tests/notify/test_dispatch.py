@@ -213,3 +213,16 @@ async def test_what_a_webhook_target_answered_is_for_admins_only(notify: Notify)
         assert [n["last_error"] for n in listed.json()["items"]] == [shown]
         one = await notify.client.get(f"/notifications/{alert.id}", headers=auth(role))
         assert one.json()["last_error"] == shown
+
+
+async def test_the_commit_that_makes_a_message_wakes_the_dispatcher_without_waiting_for_a_poll(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
+) -> None:
+    """The dispatcher and the scanner poll once an hour here: only the doorbell rung by the consumer's
+    commit can make the acknowledgement go within the test's patience."""
+    notify = await start_notify(stack, mailbox, http_receiver, scan_poll_seconds=3600.0)
+    customer = await notify.register()
+    await complaint(notify, customer)
+    [sent] = await notify.settled(customer, 1)
+    assert sent.status == "sent" and sent.playbook == "complaint_acknowledgement"
+    await notify.published("csm.notification.sent.v1", expect=1)
