@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import uuid6
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from shared.events.base import ordered_uuid
 from shared.unit_of_work import BeforeCommit, Doorbell, Doorbells, Slots, UnitSession, unit_of
 
 # Stable constraint names, so that migrations can drop and alter them on both databases.
@@ -52,7 +52,7 @@ def ordered_id() -> uuid.UUID:
     changes at one moment). Across processes the order is the clocks': a customer's rows come
     from the one process that holds their partition, and a restarted one starts later.
     """
-    return uuid6.uuid7()
+    return ordered_uuid()
 
 
 class UtcDateTime(TypeDecorator[datetime]):
