@@ -32,7 +32,7 @@ from shared.bus import Bus, Outgoing
 from shared.db import Database, affected_rows, utcnow
 from shared.events import CONTENT_TYPE, REGISTRY, Envelope, Event, encode, envelope_for
 from shared.events.customer import CustomerErased
-from shared.messaging import bus_state, inbox_message, outbox_message
+from shared.messaging import bus_state, inbox_message, outbox_message, write_outbox
 from shared.observability import Metrics
 from shared.sealing import Sealer, personal_fields, redacted
 from shared.tracing import Tracing, parent_of, trace_context
@@ -72,20 +72,13 @@ async def _write_staged(*, session: AsyncSession) -> None:
     staged, unit.staged = unit.staged, []
     if not staged:
         return
-    now = utcnow()
-    await session.execute(
-        outbox_message.insert(),
+    await write_outbox(
+        session,
         [
-            {
-                "event_id": envelope.id,
-                "topic": envelope.data.topic,
-                "key": envelope.partitionkey,
-                "event_type": envelope.type,
-                "body": encode(envelope),
-                "created_at": now,
-            }
+            (envelope.id, envelope.data.topic, envelope.partitionkey, envelope.type, encode(envelope))
             for envelope in staged
         ],
+        at=utcnow(),
     )
     unit.ring_after_commit(unit.doorbells.outbox)
 
