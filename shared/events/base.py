@@ -315,10 +315,10 @@ def _fast_head(raw: bytes) -> _Attributes | None:
     return _Attributes(head, time)
 
 
-def _received(raw: bytes, headers: Headers) -> _Attributes:
+def _received(raw: bytes, headers: Headers, *, fast: bool) -> _Attributes:
     binary = {name[3:]: value for name, value in headers if name.startswith("ce_")}
-    if "specversion" not in binary and (fast := _fast_head(raw)) is not None:
-        return fast
+    if fast and "specversion" not in binary and (taken := _fast_head(raw)) is not None:
+        return taken
     try:
         if "specversion" in binary:
             attributes: dict[str, Any] = {name: value.decode() for name, value in binary.items()}
@@ -360,9 +360,33 @@ def decode(
     opener: Opener | None = None,
 ) -> Envelope[Event]:
     """Parse a record (structured or binary mode) into a typed envelope, or raise InvalidEvent saying why."""
+    return _decode(raw, registry, headers=headers, key=key, opener=opener, fast=True)
+
+
+def decode_by_model(
+    raw: bytes | None,
+    registry: dict[str, type[Event]],
+    *,
+    headers: Headers = (),
+    key: bytes | None = None,
+    opener: Opener | None = None,
+) -> Envelope[Event]:
+    """``decode`` by the Pydantic models alone: the reference ``decode`` keeps to."""
+    return _decode(raw, registry, headers=headers, key=key, opener=opener, fast=False)
+
+
+def _decode(
+    raw: bytes | None,
+    registry: dict[str, type[Event]],
+    *,
+    headers: Headers,
+    key: bytes | None,
+    opener: Opener | None,
+    fast: bool,
+) -> Envelope[Event]:
     if raw is None:
         raise InvalidEvent("empty record value")
-    head = _received(raw, headers)
+    head = _received(raw, headers, fast=fast)
     payload_class = registry.get(head.type)
     if payload_class is None:
         raise InvalidEvent(f"unknown event type {head.type!r}")
