@@ -44,6 +44,7 @@ import orjson
 import polars as pl
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 
 from bench.report import Figure, Report, percentile
@@ -271,6 +272,13 @@ async def bare_floor(bootstrap: str, producer: AIOKafkaProducer, tmp: str, count
         CREATE TABLE aggregate (customer_id BLOB PRIMARY KEY, purchases INTEGER, amount TEXT);
         """
     )
+    # Created as the service's topics are (csm creates its topics; nothing is created on lookup).
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, CommonSettings().kafka_partitions, 1)])
+    finally:
+        await admin.close()
     records = [purchase(i) for i in range(count)]
     sends = [await producer.send(topic, key=k, value=v) for k, v, _ in records]
     await asyncio.gather(*sends)
