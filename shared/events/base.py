@@ -201,8 +201,15 @@ def encode(envelope: Envelope[Any]) -> bytes:
             if envelope.tracestate is not None:
                 head["tracestate"] = envelope.tracestate
         data: bytes = envelope.data.__pydantic_serializer__.to_json(envelope.data, serialize_as_any=True)
-        return orjson.dumps(head, option=orjson.OPT_UTC_Z)[:-1] + b',"data":' + data + b"}"
+        return orjson.dumps(head, default=_as_json, option=orjson.OPT_UTC_Z)[:-1] + b',"data":' + data + b"}"
     return encode_by_model(envelope)
+
+
+def _as_json(value: object) -> str:
+    """What orjson does not write itself: a UUID of a subclass (asyncpg's, read from PostgreSQL)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def encode_by_model(envelope: Envelope[Any]) -> bytes:

@@ -267,6 +267,18 @@ def test_envelopes_are_made_and_written_as_the_model_makes_and_writes_them(
         both(encode(fast))
 
 
+class DriverUuid(uuid.UUID):
+    """A UUID of a subclass, as asyncpg returns them from PostgreSQL."""
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+def test_ids_of_a_drivers_uuid_type_are_written_as_the_model_writes_them(event_type: str) -> None:
+    cause, event_id = DriverUuid(int=uuid.uuid4().int), DriverUuid(int=uuid.uuid4().int)
+    envelope = envelope_for(example(event_type, CUSTOMER), source="/tests", cause=cause, event_id=event_id)
+    assert encode(envelope) == encode_by_model(envelope)
+    assert decode(encode(envelope), REGISTRY).causationid == cause
+
+
 def test_ids_are_time_ordered_unique_version_7_uuids() -> None:
     ids = [ordered_uuid() for _ in range(50_000)]
     assert ids == sorted(ids)
