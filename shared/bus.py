@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -32,8 +34,44 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger("csm.bus")
 
-# Kafka's default: murmur2 of the key, so that other clients agree on a key's partition.
+# Kafka's default for records without a key (a random partition).
 _PARTITIONER = DefaultPartitioner()
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=65_536)
+def murmur2(key: bytes) -> int:
+    """Kafka's murmur2 hash of a key (``org.apache.kafka.common.utils.Utils.murmur2``), as aiokafka's
+    ``murmur2`` returns it, a word at a time; a customer's key is hashed once while it stays cached."""
+    length = len(key)
+    h = 0x9747B28C ^ length
+    blocks = length // 4
+    for k in struct.unpack_from(f"<{blocks}I", key):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail, rest = length & 3, blocks * 4
+    if tail == 3:
+        h ^= key[rest + 2] << 16
+    if tail >= 2:
+        h ^= key[rest + 1] << 8
+    if tail >= 1:
+        h ^= key[rest]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition of ``partitions`` (sorted) that Kafka's default partitioner picks for ``key``."""
+    if key is None:
+        return int(_PARTITIONER(None, partitions, partitions))
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -271,7 +309,7 @@ class Bus:
             if topic not in partitions_of:
                 partitions_of[topic] = sorted(await self.producer.partitions_for(topic))
             partitions = partitions_of[topic]
-            by_partition[(topic, _PARTITIONER(record.key, partitions, partitions))].append(index)
+            by_partition[(topic, partition_for(record.key, partitions))].append(index)
         acknowledged = [False] * len(records)
 
         async def send_in_order(topic: str, partition: int, indexes: list[int]) -> None:

@@ -8,20 +8,21 @@ together with the events staged in the same session (see ``shared.outbox``).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-import uuid6
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from shared.events.base import ordered_uuid
+from shared.unit_of_work import BeforeCommit, Doorbells, Slots, UnitSession, unit_of
 
 # Stable constraint names, so that migrations can drop and alter them on both databases.
 NAMING_CONVENTION = {
@@ -51,7 +52,7 @@ def ordered_id() -> uuid.UUID:
     changes at one moment). Across processes the order is the clocks': a customer's rows come
     from the one process that holds their partition, and a restarted one starts later.
     """
-    return uuid6.uuid7()
+    return ordered_uuid()
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -138,22 +139,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class BeforeCommit(Protocol):
-    def __call__(self, *, session: AsyncSession) -> Awaitable[None]: ...
-
-
 class Database:
     """An engine, its sessions and the one place where they commit."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Rung after commits that made work: the outbox relay's, and the service's own workers'.
+        self.doorbells = Doorbells()
+        # What the service sets once for every unit of work of this database (shared.unit_of_work).
+        self.extensions = Slots()
+        units: dict[str, Any] = {
+            "sync_session_class": UnitSession,
+            "doorbells": self.doorbells,
+            "extensions": self.extensions,
+        }
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, **units)
         self._read_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False, **units
         )
-        # Set after every commit that staged events, so the outbox relay wakes at once.
-        self.outbox_signal = asyncio.Event()
 
     @property
     def dialect(self) -> str:
@@ -161,22 +165,37 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work, and the events staged in it, commit together on exit."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
-            for hook in session.info.pop("csm.before_commit", []):
-                await hook(session=session)
-        if session.info.pop("csm.staged_events", False):
-            self.outbox_signal.set()
-        if session.info.pop(_ERASED, False):
+        """A session whose work, and the events staged in it, commit together on exit.
+
+        Its ``UnitOfWork`` (``unit_of(session)``) runs the before-commit hooks inside the transaction,
+        and once it has committed rings the doorbells and runs the after-commit work; on a rollback
+        none of that happens.
+        """
+        async with self.sessionmaker() as session:
+            unit = unit_of(session)
+            try:
+                async with session.begin():
+                    yield session
+                    # A hook may stage more (an event, another hook): run until none is left.
+                    while unit.before_commit:
+                        hook = unit.before_commit.pop(0)
+                        await hook(session=session)
+                erased = unit.erased
+                await unit.committed()
+            finally:
+                unit.forget()
+        if erased:
             await self.leave_no_copies()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading only; nothing it does is committed."""
         async with self._read_sessionmaker() as session:
-            yield session
-            await session.rollback()
+            try:
+                yield session
+                await session.rollback()
+            finally:
+                unit_of(session).forget()
 
     async def leave_no_copies(self) -> None:
         """After an erasure: on SQLite, fold the write-ahead log into the file and empty it, so that
@@ -193,9 +212,6 @@ class Database:
         await self.engine.dispose()
 
 
-_ERASED = "csm.erased"
-
-
 async def checkpoint(engine: AsyncEngine) -> None:
     """Fold a SQLite database's write-ahead log into its file and truncate the log.
 
@@ -208,14 +224,12 @@ async def checkpoint(engine: AsyncEngine) -> None:
 
 def erased_in(session: AsyncSession) -> None:
     """Mark the session's transaction as an erasure: once committed, no copy is left on disk."""
-    session.info[_ERASED] = True
+    unit_of(session).erased = True
 
 
 def before_commit(hook: BeforeCommit, *, session: AsyncSession) -> None:
     """Run ``hook`` inside the session's transaction just before ``unit_of_work`` commits it."""
-    hooks: list[BeforeCommit] = session.info.setdefault("csm.before_commit", [])
-    if hook not in hooks:
-        hooks.append(hook)
+    unit_of(session).run_before_commit(hook)
 
 
 def affected_rows(result: Result[Any]) -> int:

@@ -36,7 +36,7 @@ from shared.db import Database, utcnow
 from shared.events import REGISTRY, Envelope, Event, InvalidEvent, dead_letter_topic, decode
 from shared.events.base import Headers
 from shared.kafka_security import security_options
-from shared.messaging import dead_letter, inbox_message
+from shared.messaging import dead_letter, inbox_message, write_inbox
 from shared.observability import Metrics
 from shared.sealing import SEALED_MARK, Sealer, erasure_of
 from shared.tracing import Tracing
@@ -90,7 +90,10 @@ class ConsumerSettings:
     heartbeat_interval_ms: int = 3_000
     # How long the broker may hold a fetch that finds nothing new; some brokers (the embedded
     # tansu) hold it this long even when a record arrives meanwhile, so it bounds intake latency.
-    fetch_max_wait_ms: int = 500
+    # Short: the consumer applies whatever has arrived at once (``getmany`` returns as soon as a
+    # fetch brought anything, up to ``batch_size``), so batches are small when events trickle in
+    # and full under load, without waiting for a batch to fill.
+    fetch_max_wait_ms: int = 20
 
 
 def is_transient(error: BaseException) -> bool:
@@ -346,12 +349,9 @@ class EventConsumer:
                         with _NOT_TRACED if span is None else trace.use_span(span, end_on_exit=False):
                             log.debug("consumer %s applies %s %s", self.name, envelope.type, envelope.id)
                             await self.handlers[envelope.type](envelope, session=session)
-            if applied:
-                now = utcnow()
-                await session.execute(
-                    inbox_message.insert(),
-                    [{"consumer": self.name, "event_id": e.id, "processed_at": now} for e in applied],
-                )
+            await write_inbox(
+                session, consumer=self.name, event_ids=[envelope.id for envelope in applied], at=utcnow()
+            )
         for envelope in applied:
             self.metrics.events_consumed.labels(self.name, envelope.type).inc()
         return applied

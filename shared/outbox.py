@@ -29,17 +29,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.bus import Bus, Outgoing
-from shared.db import Database, affected_rows, before_commit, utcnow
+from shared.db import Database, affected_rows, utcnow
 from shared.events import CONTENT_TYPE, REGISTRY, Envelope, Event, encode, envelope_for
 from shared.events.customer import CustomerErased
-from shared.messaging import bus_state, inbox_message, outbox_message
+from shared.messaging import bus_state, inbox_message, outbox_message, write_outbox
 from shared.observability import Metrics
 from shared.sealing import Sealer, personal_fields, redacted
 from shared.tracing import Tracing, parent_of, trace_context
+from shared.unit_of_work import unit_of
 
 log = logging.getLogger("csm.outbox")
 
-_STAGED = "csm.outbox"
 _RELAY_LOCK_KEY = 0x63736D6F7574  # "csmout": one relay per database on PostgreSQL
 _EPOCH = "broker_epoch"
 
@@ -61,32 +61,26 @@ def stage(
     envelope = envelope_for(
         event, source=source, cause=cause, time=time, traceparent=traceparent, tracestate=tracestate
     )
-    staged: list[Envelope[Event]] = session.info.setdefault(_STAGED, [])
-    staged.append(envelope)
-    before_commit(_write_staged, session=session)
+    unit = unit_of(session)
+    unit.staged.append(envelope)
+    unit.run_before_commit(_write_staged)
     return envelope
 
 
 async def _write_staged(*, session: AsyncSession) -> None:
-    staged: list[Envelope[Event]] = session.info.pop(_STAGED, [])
+    unit = unit_of(session)
+    staged, unit.staged = unit.staged, []
     if not staged:
         return
-    now = utcnow()
-    await session.execute(
-        outbox_message.insert(),
+    await write_outbox(
+        session,
         [
-            {
-                "event_id": envelope.id,
-                "topic": envelope.data.topic,
-                "key": envelope.partitionkey,
-                "event_type": envelope.type,
-                "body": encode(envelope),
-                "created_at": now,
-            }
+            (envelope.id, envelope.data.topic, envelope.partitionkey, envelope.type, encode(envelope))
             for envelope in staged
         ],
+        at=utcnow(),
     )
-    session.info["csm.staged_events"] = True
+    unit.ring_after_commit(unit.doorbells.outbox)
 
 
 async def redact(
@@ -160,6 +154,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
+            # Listening before anything else, so that no commit's ring is missed.
+            bell = stack.enter_context(self.db.doorbells.outbox.listen())
             if self.db.dialect == "postgresql":
                 await stack.enter_async_context(self._leadership())
             await self.bus.wait_started()
@@ -167,7 +163,7 @@ class OutboxRelay:
             next_purge = loop.time()
             delay = 0.2
             while True:
-                self.db.outbox_signal.clear()
+                bell.clear()
                 try:
                     published = await self.publish_pending()
                 except asyncio.CancelledError:
@@ -187,7 +183,7 @@ class OutboxRelay:
                     next_purge = loop.time() + self.settings.purge_seconds
                 if published < self.settings.batch_size:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.db.outbox_signal.wait(), self.settings.poll_seconds)
+                        await asyncio.wait_for(bell.wait(), self.settings.poll_seconds)
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending events; returns how many were published."""
@@ -347,7 +343,7 @@ class OutboxRelay:
                     .values(value=epoch, updated_at=utcnow())
                 )
         self.generation, self.epoch = generation, epoch
-        self.db.outbox_signal.set()
+        self.db.doorbells.outbox.ring()
 
     async def purge(self) -> None:
         """Forget published events past retention, and inbox ids past twice that."""

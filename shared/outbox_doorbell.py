@@ -1,10 +1,10 @@
 """The outbox relay's doorbell across processes: PostgreSQL ``LISTEN``/``NOTIFY``.
 
-A commit that staged events sets ``Database.outbox_signal``, which wakes the relay at once, but only
+A commit that staged events rings ``Database.doorbells.outbox``, which wakes the relay at once, but only
 in the process that committed. When a service's events are consumed by several processes (see
 ``ServiceSettings.consumer_processes``), only the first runs the relay; a process without it
-(consumer-only, or API-only with ``run_workers`` off) forwards its signal as a ``NOTIFY`` on the
-service's database, and the relay's process listens and sets its own signal. A notification is
+(consumer-only, or API-only with ``run_workers`` off) forwards each ring as a ``NOTIFY`` on the
+service's database, and the relay's process listens and rings its own doorbell. A notification is
 sent after the commit, so what it announces is visible to the relay; one that is lost (the listener
 was reconnecting) costs at most the relay's poll interval.
 """
@@ -27,13 +27,14 @@ CHANNEL = "csm_outbox"
 
 async def ring(db: Database) -> None:
     """In a process without the relay: forward each wake-up to the relay's process, for ever."""
-    while True:
-        await db.outbox_signal.wait()
-        # Commits that come while the notification is on its way ride on it.
-        db.outbox_signal.clear()
-        async with db.engine.connect() as connection:
-            await connection.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
-            await connection.commit()
+    with db.doorbells.outbox.listen() as rung:
+        while True:
+            await rung.wait()
+            # Commits that come while the notification is on its way ride on it.
+            rung.clear()
+            async with db.engine.connect() as connection:
+                await connection.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+                await connection.commit()
 
 
 async def listen(db: Database) -> None:
@@ -44,7 +45,7 @@ async def listen(db: Database) -> None:
     lost = asyncio.Event()
 
     def rung(*_: Any) -> None:
-        db.outbox_signal.set()
+        db.doorbells.outbox.ring()
 
     def terminated(*_: Any) -> None:
         lost.set()
@@ -55,7 +56,7 @@ async def listen(db: Database) -> None:
         await driver.add_listener(CHANNEL, rung)
         driver.add_termination_listener(terminated)
         # What was committed while nobody listened is published now rather than at the next poll.
-        db.outbox_signal.set()
+        db.doorbells.outbox.ring()
         try:
             await lost.wait()
         finally:

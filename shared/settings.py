@@ -278,8 +278,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1)
     # Seconds to wait before each retry of a failing event; then it is dead-lettered.
     consumer_retry_backoff: tuple[float, ...] = (0.5, 2.0, 8.0)
-    # The longest a fetch may wait at the broker for new records (see shared.inbox).
-    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+    # The longest a fetch may wait at the broker for new records (see shared.inbox): short, so that
+    # an event is taken as soon as it arrives; under load the fetches return full at once anyway.
+    consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=30_000)
 
     @model_validator(mode="after")
     def _one_writer_on_sqlite(self) -> ServiceSettings:

@@ -94,15 +94,22 @@ async def test_a_commit_in_another_process_rings_the_relays_doorbell(
         pytest.skip("the doorbell between processes is PostgreSQL's LISTEN/NOTIFY (CSM_TEST_POSTGRES)")
     url = await databases.create("segmentation")
     relays, consumers = Database(url), Database(url)
+    heard = asyncio.Event()
+    relays.doorbells.outbox.add(heard)
     listening = asyncio.create_task(listen(relays))
     ringing = asyncio.create_task(ring(consumers))
     try:
-        # The listener sets the signal once on connecting (for what was committed meanwhile).
-        await asyncio.wait_for(relays.outbox_signal.wait(), 30)
+        # The listener rings once on connecting (for what was committed meanwhile).
+        await asyncio.wait_for(heard.wait(), 30)
+
+        async def forwarding() -> None:
+            assert consumers.doorbells.outbox.listeners == 1
+
+        await eventually(forwarding)
         for _ in range(3):
-            relays.outbox_signal.clear()
-            consumers.outbox_signal.set()
-            await asyncio.wait_for(relays.outbox_signal.wait(), 30)
+            heard.clear()
+            consumers.doorbells.outbox.ring()
+            await asyncio.wait_for(heard.wait(), 30)
     finally:
         listening.cancel()
         ringing.cancel()

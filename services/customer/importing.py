@@ -258,7 +258,7 @@ class Importer:
             if hook is not None:
                 await hook(result, session=session)
         if result.imported:
-            self.db.outbox_signal.set()
+            self.db.doorbells.outbox.ring()
         return result
 
     async def _customers(self, batch: list[Row], *, session: AsyncSession) -> BatchResult:

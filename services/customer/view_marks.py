@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-DIRTY = "csm.customer.view_dirty"
+from shared.unit_of_work import Slot, unit_of
+
+# The customers whose view the unit of work changed.
+DIRTY: Slot[set[uuid.UUID]] = Slot("customer.view_dirty")
 
 
 def touch(customer_ids: Iterable[uuid.UUID], *, session: AsyncSession | Session) -> None:
     """Mark customers whose view this transaction changed by a statement that bypassed the ORM."""
-    dirty: set[uuid.UUID] = session.info.setdefault(DIRTY, set())
-    dirty.update(customer_ids)
+    unit_of(session).cache.setdefault(DIRTY, set).update(customer_ids)

@@ -50,9 +50,12 @@ from services.customer.models import (
 from services.customer.view import View, answer
 from services.customer.view_marks import DIRTY, touch
 from shared.db import Database
+from shared.unit_of_work import Slot, unit_if_any, unit_of
 
-VIEW = "csm.customer.view"
-DEFERRED = "csm.customer.view_deferred"
+# The read model's definition, set once per database (``install``).
+VIEW: Slot[View] = Slot("customer.view")
+# Set in a unit of work whose changed views are removed rather than rebuilt (``defer``).
+DEFERRED: Slot[bool] = Slot("customer.view_deferred")
 CHUNK = 500
 
 # The attribute that names the customer, per table a view reads.
@@ -71,18 +74,16 @@ _CUSTOMER_OF: dict[type[Any], str] = {
 
 def install(db: Database, view: View) -> None:
     """Sessions of ``db`` keep the read model (a database without it only removes stale views)."""
-    db.sessionmaker.configure(info={VIEW: view})
+    db.extensions.put(VIEW, view)
 
 
 def installed(db: Database) -> View | None:
-    info: dict[str, Any] = db.sessionmaker.kw.get("info") or {}
-    view: View | None = info.get(VIEW)
-    return view
+    return db.extensions.get(VIEW)
 
 
 def defer(*, session: AsyncSession) -> None:
     """Remove, rather than rebuild, the views this transaction changes (``fill_missing`` builds them)."""
-    session.info[DEFERRED] = True
+    unit_of(session).cache.put(DEFERRED, True)
 
 
 def _chunks(ids: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
@@ -100,7 +101,7 @@ def _mark_flushed(session: Session, _context: Any) -> None:
         history = state.attrs[attribute].history
         # The customer it belongs to now, and the one it belonged to before (a row moved by a merge).
         found.update(v for v in (state.dict.get(attribute), *history.deleted) if v is not None)
-    if found:
+    if found and unit_if_any(session) is not None:
         touch(found, session=session)
 
 
@@ -108,16 +109,21 @@ def _mark_flushed(session: Session, _context: Any) -> None:
 def _rebuild_before_commit(session: Session) -> None:
     if session.new or session.dirty or session.deleted:
         session.flush()  # so that what is still pending is marked too
-    dirty: set[uuid.UUID] | None = session.info.pop(DIRTY, None)
+    unit = unit_if_any(session)
+    if unit is None:
+        return
+    dirty = unit.cache.pop(DIRTY)
     if not dirty:
         return
-    view: View | None = session.info.get(VIEW)
-    rebuild(session, None if session.info.get(DEFERRED) else view, dirty)
+    view = unit.extensions.get(VIEW)
+    rebuild(session, None if unit.cache.get(DEFERRED) else view, dirty)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(DIRTY, None)
+    unit = unit_if_any(session)
+    if unit is not None:
+        unit.cache.pop(DIRTY)
 
 
 def rebuild(executor: Session | sa.Connection, view: View | None, customer_ids: Iterable[uuid.UUID]) -> None:

@@ -59,7 +59,6 @@ def complaint_material(event: Event, ref: ComplaintRef | None) -> dict[str, Any]
 def handlers(runtime: Runtime) -> Handlers:
     settings = cast(NotifySettings, runtime.settings)
     clock = runtime.clock
-    database_url = runtime.db.url
 
     async def run_playbooks(
         envelope: Envelope[Any], ref: ComplaintRef | None = None, *, session: AsyncSession
@@ -107,7 +106,7 @@ def handlers(runtime: Runtime) -> Handlers:
             )
         if effects:
             await effects.write(session=session, now=now)
-            ring_after_commit(database_url, session=session)
+            ring_after_commit(session=session)
 
     async def on_profile(
         event: Envelope[CustomerRegistered | CustomerUpdated], *, session: AsyncSession
@@ -118,7 +117,7 @@ def handlers(runtime: Runtime) -> Handlers:
         if isinstance(event.data, CustomerRegistered):
             await run_playbooks(event, session=session)
         # A message may be waiting for this profile.
-        ring_after_commit(database_url, session=session)
+        ring_after_commit(session=session)
 
     async def on_erased(event: Envelope[CustomerErased], *, session: AsyncSession) -> None:
         await projection.erase(session=session, customer_id=event.data.customer_id)
@@ -172,7 +171,7 @@ def handlers(runtime: Runtime) -> Handlers:
         await replies.send_reply(
             event, session=session, default_locale=policy.default_locale, now=clock.now()
         )
-        ring_after_commit(database_url, session=session)
+        ring_after_commit(session=session)
 
     def complaint_handler(status: str | None) -> Any:
         async def on_complaint(event: Envelope[Any], *, session: AsyncSession) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,7 +26,6 @@ from typing import Any, cast
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import policy_store
@@ -40,38 +38,31 @@ from services.notify.policy import Decision, Outgoing, Policy, decide, quiet_hou
 from services.notify.projection import recipients
 from services.notify.senders import Job, Senders
 from services.notify.settings import NotifySettings
+from shared.db import Database
 from shared.events.customer import ContactChannel, Purpose
 from shared.events.notify import NotificationFailed, NotificationSent
 from shared.inbox import is_transient
 from shared.outbox import stage
 from shared.service import Runtime
 from shared.tracing import parent_of
+from shared.unit_of_work import unit_of
 
 log = logging.getLogger("csm.notify.dispatch")
 
 SOURCE = "/csm/notify"
 RECORD_LINGER_SECONDS = 0.02
 
-# Doorbells: a commit that made a message due rings the dispatchers of that database in this
-# process, so an acknowledgement goes out at once instead of at the next poll.
-_DOORBELLS: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+def ring(db: Database) -> None:
+    """Wake the dispatchers of ``db`` in this process: a message may be due now."""
+    db.doorbells.due_work.ring()
 
 
-def ring(database_url: str) -> None:
-    for bell in _DOORBELLS.get(database_url, ()):
-        bell.set()
-
-
-def ring_after_commit(database_url: str, *, session: AsyncSession) -> None:
-    key = "notify.doorbell"
-    if session.info.get(key):
-        return
-    session.info[key] = True
-
-    def _after_commit(_session: object) -> None:
-        ring(database_url)
-
-    sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
+def ring_after_commit(*, session: AsyncSession) -> None:
+    """Wake the dispatchers once this transaction, which made a message due, has committed, so that
+    an acknowledgement goes out at once instead of at the next poll."""
+    unit = unit_of(session)
+    unit.ring_after_commit(unit.doorbells.due_work)
 
 
 class Dispatcher:
@@ -101,8 +92,7 @@ class Dispatcher:
         in_flight: set[asyncio.Task[None]] = set()
         room = asyncio.Event()
         recorder = asyncio.create_task(self._recorder(results))
-        bells = _DOORBELLS[self.db.url]
-        bells.add(self.bell)
+        self.db.doorbells.due_work.add(self.bell)
         concurrency = self.settings.dispatch_concurrency
         # Claim again once a quarter of the slots are free, so that claims stay batches under load.
         low_water = max(1, concurrency // 4)
@@ -141,7 +131,7 @@ class Dispatcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
         finally:
-            bells.discard(self.bell)
+            self.db.doorbells.due_work.discard(self.bell)
             for task in [*in_flight, recorder]:
                 task.cancel()
             await asyncio.gather(*in_flight, recorder, return_exceptions=True)

@@ -19,6 +19,7 @@ from services.notify.defaults import default_playbooks
 from services.notify.models import PlaybookVersion, PolicyVersion
 from services.notify.playbooks import PlaybookDefinition
 from services.notify.policy import Policy
+from shared.unit_of_work import Slot, unit_of
 from shared.versioning import add_next_version
 
 SHIPPED_BY = "csm (shipped default)"
@@ -43,7 +44,8 @@ def shipped() -> dict[str, Playbook]:
 
 # Saved versions never change, so a parsed definition is cached by its row id.
 _PARSED: dict[uuid.UUID, PlaybookDefinition] = {}
-_SESSION_CACHE = "notify.playbooks"
+# Per unit of work: every playbook's highest version, read once per transaction.
+_SESSION_CACHE: Slot[dict[str, Playbook]] = Slot("notify.playbooks")
 
 
 def _from_row(row: PlaybookVersion) -> Playbook:
@@ -56,7 +58,7 @@ def _from_row(row: PlaybookVersion) -> Playbook:
 
 async def in_force(*, session: AsyncSession) -> dict[str, Playbook]:
     """Every playbook's highest version (shipped defaults included), cached for the session."""
-    cached: dict[str, Playbook] | None = session.info.get(_SESSION_CACHE)
+    cached = unit_of(session).cache.get(_SESSION_CACHE)
     if cached is not None:
         return cached
     latest = (
@@ -75,7 +77,7 @@ async def in_force(*, session: AsyncSession) -> dict[str, Playbook]:
     found = dict(shipped())
     for row in rows:
         found[row.key] = _from_row(row)
-    session.info[_SESSION_CACHE] = found
+    unit_of(session).cache.put(_SESSION_CACHE, found)
     return found
 
 
@@ -119,7 +121,7 @@ async def save(
         version=PlaybookVersion.version,
         where=(PlaybookVersion.key == key,),
     )
-    session.info.pop(_SESSION_CACHE, None)
+    unit_of(session).cache.pop(_SESSION_CACHE)
     return _from_row(row)
 
 
@@ -131,11 +133,12 @@ class PolicyInForce:
     created_at: datetime | None
 
 
-_POLICY_CACHE = "notify.policy"
+# Per unit of work: the policy in force, read once per transaction.
+_POLICY_CACHE: Slot[PolicyInForce] = Slot("notify.policy")
 
 
 async def policy(*, session: AsyncSession) -> PolicyInForce:
-    cached: PolicyInForce | None = session.info.get(_POLICY_CACHE)
+    cached = unit_of(session).cache.get(_POLICY_CACHE)
     if cached is not None:
         return cached
     row = await session.scalar(sa.select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1))
@@ -144,7 +147,7 @@ async def policy(*, session: AsyncSession) -> PolicyInForce:
         if row
         else PolicyInForce(0, Policy(), SHIPPED_BY, None)
     )
-    session.info[_POLICY_CACHE] = found
+    unit_of(session).cache.put(_POLICY_CACHE, found)
     return found
 
 
@@ -156,5 +159,5 @@ async def save_policy(*, session: AsyncSession, document: Policy, actor: str, no
         session=session,
         version=PolicyVersion.version,
     )
-    session.info.pop(_POLICY_CACHE, None)
+    unit_of(session).cache.pop(_POLICY_CACHE)
     return PolicyInForce(row.version, document, actor, now)

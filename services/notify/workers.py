@@ -79,7 +79,7 @@ class Scanner:
                 )
         if moved or started or looked_at:
             found()
-            ring(db.url)
+            ring(db)
         return moved >= RUN_BATCH or looked_at >= settings.announcement_batch_size
 
 

@@ -62,7 +62,7 @@ async def outbox_rows(db: Database) -> list[sa.Row[tuple[object, ...]]]:
 
 async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(db: Database) -> None:
     customer = a_customer()
-    with pytest.raises(RuntimeError):
+    with db.doorbells.outbox.listen() as relay_bell, pytest.raises(RuntimeError):
         async with db.unit_of_work() as session:
             session.add(customer)
             stage(example("csm.customer.registered.v1", customer.id), session=session, source="/tests")
@@ -70,10 +70,14 @@ async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(
     async with db.read() as session:
         assert await session.get(Customer, customer.id) is None
     assert await outbox_rows(db) == []
+    assert not relay_bell.is_set(), "a rollback has nothing for the relay"
 
-    async with db.unit_of_work() as session:
-        session.add(customer)
-        envelope = stage(example("csm.customer.registered.v1", customer.id), session=session, source="/tests")
+    with db.doorbells.outbox.listen() as relay_bell:
+        async with db.unit_of_work() as session:
+            session.add(customer)
+            envelope = stage(
+                example("csm.customer.registered.v1", customer.id), session=session, source="/tests"
+            )
     [row] = await outbox_rows(db)
     assert (row.event_id, row.topic, row.key, row.event_type) == (
         envelope.id,
@@ -82,7 +86,7 @@ async def test_staged_events_commit_with_the_state_change_and_roll_back_with_it(
         "csm.customer.registered.v1",
     )
     assert row.published_at is None
-    assert db.outbox_signal.is_set(), "the commit should wake the relay"
+    assert relay_bell.is_set(), "the commit should wake the relay"
 
 
 async def test_the_relay_publishes_in_commit_order_and_marks_what_the_broker_acknowledged(
