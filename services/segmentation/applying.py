@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation import service
+from services.segmentation.assessment import Assessment
 from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, TierChange
 from services.segmentation.service import Context
 from shared.db import new_id
@@ -80,6 +81,8 @@ class Batch:
     changed_purchases: dict[uuid.UUID, Ledger] = field(default_factory=dict)
     signals: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Where a customer of whom nothing is known stands: the same for everyone new in the batch.
+    blank: Assessment | None = None
 
     @classmethod
     async def load(
@@ -127,8 +130,10 @@ class Batch:
         """The customer's row, created if this is news of them; it will be written."""
         segment = self.rows.get(customer_id)
         if segment is None:
+            if self.blank is None:
+                self.blank = service.blank_verdict(self.ctx, self.now)
             segment = self.rows[customer_id] = service.new_segment(
-                customer_id, self.ctx, self.now, make=plain_row
+                customer_id, self.ctx, self.now, make=plain_row, verdict=self.blank
             )
             self.ledgers.setdefault(customer_id, {})
             self.days.setdefault(customer_id, Counter())
