@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.segmentation import analytics_api, api, batch, bulk, consumers
+from services.segmentation import analytics_api, api, batch, consumers
 from services.segmentation.settings import SegmentationSettings
 from shared import VERSION
 from shared.audit import audit_router
@@ -41,8 +41,7 @@ SPEC = ServiceSpec(
     version=VERSION,
     routers=[api.router, api.policy_router, api.cut_points_router, analytics_api.router, audit_router()],
     handlers=consumers.handlers,
-    prepare=consumers.prepare,
-    apply_batch=lambda runtime: bulk.apply_batch(consumers.segmenter_of(runtime), runtime.clock),
+    apply_batch=consumers.apply_batch,
     workers=workers,
     openapi_tags=[
         {"name": "audit", "description": "Who changed what and when (managers and admins)."},

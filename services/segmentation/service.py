@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,9 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.segmentation.assessment import NO_CUT_POINTS, Assessment, CutPoints, Facts, assess
 from services.segmentation.errors import SegmentNotFound
 from services.segmentation.models import (
-    BehaviourSignal,
     CustomerSegment,
-    Purchase,
     SegmentationState,
     TierChange,
 )
@@ -41,8 +39,6 @@ from shared.pagination import keyset_page
 
 SOURCE = "/csm/segmentation"
 STATE_ID = 1
-# Customers whose rows a batch loaded (or found missing) up front: no need to ask the database again.
-_PREFETCHED = "segmentation.prefetched"
 
 
 @dataclass(frozen=True)
@@ -158,45 +154,24 @@ def purchase_day(moment: datetime) -> date:
     return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date()
 
 
-async def purchase_days_of(
-    customer_ids: set[uuid.UUID], *, session: AsyncSession
-) -> set[tuple[uuid.UUID, date]]:
-    """The days on which these customers bought (per the ledger, purchases refunded in full left out)."""
-    rows = await session.execute(
-        sa.select(Purchase.customer_id, Purchase.purchased_at).where(
-            Purchase.customer_id.in_(customer_ids), Purchase.fully_refunded.is_(False)
-        )
-    )
-    return {(customer_id, purchase_day(moment)) for customer_id, moment in rows}
-
-
 def count_purchase(
     segment: CustomerSegment,
     purchase: PurchaseRecorded,
     ctx: Context,
     *,
-    known_days: set[tuple[uuid.UUID, date]],
-) -> dict[str, Any]:
-    """Count a purchase into the customer's figures; returns the ledger row to keep for it.
+    new_day: bool,
+) -> None:
+    """Count a purchase into the customer's figures (the caller keeps it in the ledger).
 
-    ``known_days`` (from ``purchase_days_of``) tells whether the purchase is on a new day; it is updated.
+    ``new_day``: whether the ledger held no other purchase of theirs (not refunded in full) on its day.
     A purchase after a pinned analysis date is kept in the ledger only: the figures are as of
     that date, and count it once the date is cleared (the recompute rebuilds them from the ledger).
     """
     amount = to_minor(purchase.amount)
-    ledger_row = {
-        "purchase_id": purchase.purchase_id,
-        "customer_id": purchase.customer_id,
-        "amount_minor": amount,
-        "purchased_at": purchase.purchased_at,
-        "fully_refunded": False,
-    }
     if not ctx.counts(purchase.purchased_at):
-        return ledger_row
+        return
     segment.lifetime_frequency += 1
-    day = (purchase.customer_id, purchase_day(purchase.purchased_at))
-    if day not in known_days:
-        known_days.add(day)
+    if new_day:
         segment.purchase_days += 1
     segment.lifetime_monetary_minor += amount
     if ctx.in_window(purchase.purchased_at):
@@ -206,43 +181,6 @@ def count_purchase(
         segment.first_purchase_at = purchase.purchased_at
     if segment.last_purchase_at is None or purchase.purchased_at > segment.last_purchase_at:
         segment.last_purchase_at = purchase.purchased_at
-    return ledger_row
-
-
-async def segment_for(
-    customer_id: uuid.UUID, *, session: AsyncSession, ctx: Context, now: datetime
-) -> CustomerSegment:
-    """The customer's row (from the batch's prefetch when there was one), created if this is news of them."""
-    known = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))
-    prefetched: set[uuid.UUID] = session.info.get(_PREFETCHED, set())
-    segment = (
-        known
-        if known is not None or customer_id in prefetched
-        else await session.get(CustomerSegment, customer_id)
-    )
-    if segment is None:
-        segment = new_segment(customer_id, ctx, now)
-        session.add(segment)
-    return segment
-
-
-async def prefetch(
-    customer_ids: Sequence[uuid.UUID], purchase_ids: Sequence[uuid.UUID], *, session: AsyncSession
-) -> None:
-    """Load a batch's rows in two queries, so each handler finds them in the session's identity map."""
-    session.info[_PREFETCHED] = set(customer_ids)
-    # The identity map holds rows weakly: keep them referenced for the batch's life.
-    loaded: list[object] = session.info.setdefault("segmentation.rows", [])
-    if customer_ids:
-        loaded += (
-            await session.scalars(
-                sa.select(CustomerSegment).where(CustomerSegment.customer_id.in_(set(customer_ids)))
-            )
-        ).all()
-    if purchase_ids:
-        loaded += (
-            await session.scalars(sa.select(Purchase).where(Purchase.purchase_id.in_(set(purchase_ids))))
-        ).all()
 
 
 @dataclass(frozen=True)
@@ -429,55 +367,6 @@ def record_change(
         )
 
 
-async def add_signal(
-    segment: CustomerSegment,
-    *,
-    session: AsyncSession,
-    kind: str,
-    points: float,
-    occurred_at: datetime,
-    ctx: Context,
-    now: datetime,
-    cause_id: uuid.UUID,
-) -> None:
-    """Count a behaviour toward the risk points, if it is recent enough to count at all.
-
-    One after a pinned analysis date is kept but not counted yet: the batch that clears the date
-    counts it (``batch.refresh_signal_points``).
-    """
-    since = ctx.moment(now) - timedelta(days=ctx.policy.signals.window_days)
-    if points <= 0 or occurred_at < since:
-        return
-    session.add(
-        BehaviourSignal(
-            customer_id=segment.customer_id,
-            kind=kind,
-            points=points,
-            occurred_at=occurred_at,
-            cause_event_id=cause_id,
-        )
-    )
-    if ctx.counts(occurred_at):
-        segment.signal_points += points
-
-
-async def refresh_purchase_span(
-    segment: CustomerSegment, *, session: AsyncSession, until: datetime | None = None
-) -> None:
-    """First and last purchase and the purchase days again from the ledger (up to a pinned analysis
-    date), after a purchase was refunded in full (or a duplicate's purchases moved in)."""
-    await session.flush()
-    query = sa.select(Purchase.purchased_at).where(
-        Purchase.customer_id == segment.customer_id, Purchase.fully_refunded.is_(False)
-    )
-    if until is not None:
-        query = query.where(Purchase.purchased_at <= until)
-    moments = (await session.scalars(query)).all()
-    segment.first_purchase_at = min(moments, default=None)
-    segment.last_purchase_at = max(moments, default=None)
-    segment.purchase_days = len({purchase_day(moment) for moment in moments})
-
-
 async def get(*, session: AsyncSession, customer_id: uuid.UUID) -> CustomerSegment:
     segment = await session.get(CustomerSegment, customer_id)
     if segment is None:
@@ -532,86 +421,6 @@ async def set_key_account(
         move=MoveCause.manual,
     )
     return segment
-
-
-async def erase(*, session: AsyncSession, customer_id: uuid.UUID) -> None:
-    """Forget everything held about the customer."""
-    for table, column in (
-        (CustomerSegment, CustomerSegment.customer_id),
-        (Purchase, Purchase.customer_id),
-        (BehaviourSignal, BehaviourSignal.customer_id),
-        (TierChange, TierChange.customer_id),
-    ):
-        await session.execute(
-            sa.delete(table).where(column == customer_id).execution_options(synchronize_session=False)
-        )
-    segment = session.identity_map.get(session.identity_key(CustomerSegment, customer_id))
-    if segment is not None:
-        session.expunge(segment)
-
-
-async def merge(
-    *,
-    session: AsyncSession,
-    ctx: Context,
-    customer_id: uuid.UUID,
-    merged_id: uuid.UUID,
-    now: datetime,
-    cause: Envelope[Any],
-) -> None:
-    """What belonged to ``merged_id`` now belongs to ``customer_id``: purchases, signals, history, figures."""
-    survivor = await segment_for(customer_id, session=session, ctx=ctx, now=now)
-    duplicate = await session.get(CustomerSegment, merged_id)
-    for table, column in (
-        (Purchase, Purchase.customer_id),
-        (BehaviourSignal, BehaviourSignal.customer_id),
-        (TierChange, TierChange.customer_id),
-    ):
-        await session.execute(
-            sa.update(table)
-            .where(column == merged_id)
-            .values({column.key: customer_id})
-            .execution_options(synchronize_session=False)
-        )
-    if duplicate is None:
-        return
-    was_key_account = survivor.key_account
-    survivor.frequency += duplicate.frequency
-    survivor.monetary_minor += duplicate.monetary_minor
-    survivor.lifetime_frequency += duplicate.lifetime_frequency
-    survivor.lifetime_monetary_minor += duplicate.lifetime_monetary_minor
-    survivor.first_purchase_at = _earliest(survivor.first_purchase_at, duplicate.first_purchase_at)
-    survivor.last_purchase_at = _latest(survivor.last_purchase_at, duplicate.last_purchase_at)
-    # Both may have bought on one day: count the days of the ledger they now share.
-    survivor.purchase_days = len(
-        {day for _, day in await purchase_days_of({customer_id}, session=session)}
-    ) or (survivor.purchase_days + duplicate.purchase_days)
-    survivor.engaged = survivor.engaged or duplicate.engaged
-    survivor.signal_points += duplicate.signal_points
-    if survivor.last_nps is None:
-        survivor.last_nps, survivor.last_csat = duplicate.last_nps, duplicate.last_csat
-    if duplicate.key_account and not survivor.key_account:
-        survivor.key_account = True
-        survivor.key_account_by, survivor.key_account_at = duplicate.key_account_by, duplicate.key_account_at
-        survivor.key_account_reason = duplicate.key_account_reason
-    await session.delete(duplicate)
-    await reassess(
-        survivor,
-        session=session,
-        ctx=ctx,
-        now=now,
-        cause=cause,
-        was_key_account=was_key_account,
-        move=MoveCause.manual,  # staff merged two records: nothing the customer did
-    )
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return min(x for x in (a, b) if x is not None) if (a or b) else None
-
-
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max(x for x in (a, b) if x is not None) if (a or b) else None
 
 
 def _expected(value: float | None) -> float | None:
