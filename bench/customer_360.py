@@ -524,7 +524,9 @@ def main(argv: list[str]) -> int:
         default=0.5,
         help="Also run open loop at this share of the bare endpoint's measured throughput",
     )
-    parser.add_argument("--search-seconds", type=float, default=5.0, help="Measured seconds of each search")
+    parser.add_argument(
+        "--search-seconds", type=float, default=5.0, help="Measured seconds of each search (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     return asyncio.run(run(args))
@@ -675,10 +677,10 @@ async def run(args: argparse.Namespace) -> int:
             )
             label = f"360 view at {rate:,.0f} req/s"
             _stats(report, label, view_open, bare_open, goal_p99=goal)
-            for name, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
+            for server, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
                 report.add(
                     Figure(
-                        f"{name} at {rate:,.0f} req/s: answered in time",
+                        f"{server} at {rate:,.0f} req/s: answered in time",
                         outcome["requests"] / outcome["seconds"],
                         "req/s",
                         goal=f"{rate:,.0f}",
@@ -686,10 +688,11 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 report.add(
                     Figure(
-                        f"{name} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"
+                        f"{server} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"
                     )
                 )
-        for label, paths in search_paths(args.customers, args.seed).items():
+        searches = search_paths(args.customers, args.seed) if args.search_seconds > 0 else {}
+        for label, paths in searches.items():
             outcome = load(
                 "closed",
                 port=view_port,
@@ -701,10 +704,10 @@ async def run(args: argparse.Namespace) -> int:
             )
             if outcome["errors"]:
                 raise RuntimeError(f"search by {label}: {outcome['errors']} requests failed")
-            for share, name in ((0.5, "p50"), (0.99, "p99")):
+            for share, figure in ((0.5, "p50"), (0.99, "p99")):
                 report.add(
                     Figure(
-                        f"search by {label} (first page of 50): {name}",
+                        f"search by {label} (first page of 50): {figure}",
                         percentile(outcome["latencies"], share) * 1000,
                         "ms",
                         goal="tens of ms",
