@@ -677,19 +677,17 @@ async def run(args: argparse.Namespace) -> int:
             )
             label = f"360 view at {rate:,.0f} req/s"
             _stats(report, label, view_open, bare_open, goal_p99=goal)
-            for server, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
+            for who, outcome in (("360 view", view_open), ("bare endpoint", bare_open)):
                 report.add(
                     Figure(
-                        f"{server} at {rate:,.0f} req/s: answered in time",
+                        f"{who} at {rate:,.0f} req/s: answered in time",
                         outcome["requests"] / outcome["seconds"],
                         "req/s",
                         goal=f"{rate:,.0f}",
                     )
                 )
                 report.add(
-                    Figure(
-                        f"{server} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests"
-                    )
+                    Figure(f"{who} at {rate:,.0f} req/s: failed or unanswered", outcome["errors"], "requests")
                 )
         searches = search_paths(args.customers, args.seed) if args.search_seconds > 0 else {}
         for label, paths in searches.items():
