@@ -12,10 +12,17 @@ admin too. ``service`` is for other systems and is accepted only where an endpoi
 then only with the scope for it in the token: ``<service>:read`` to read from a service (GET),
 ``<service>:write`` to change anything in it, e.g. ``customer:write complaints:write`` for a shop
 that records purchases and opens complaints. A service token carries no scope unless given one.
+
+A token once verified is remembered (``VerifiedTokens``) so that the next request with it skips the
+signature and claim checks: only the answer of a token that passed every check is kept, under a
+digest of its bytes, never longer than the token lives, and a provider's token only while the key
+set it was checked against is still the current one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +32,15 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.oidc import PROVIDER_ALGORITHMS, NoRole, ProviderKeys, display_name, provider_claims, role_in
+from shared.oidc import (
+    LEEWAY_SECONDS,
+    PROVIDER_ALGORITHMS,
+    NoRole,
+    ProviderKeys,
+    display_name,
+    provider_claims,
+    role_in,
+)
 from shared.problems import Forbidden, Unauthorized
 from shared.roles import STAFF_RANK, Role
 from shared.settings import CommonSettings
@@ -79,6 +94,11 @@ def mint_token(
 
 def decode_token(settings: CommonSettings, token: str) -> Principal:
     """The caller of a local token (HS256, signed with ``CSM_JWT_SECRET``); else 401."""
+    return _local_token(settings, token)[0]
+
+
+def _local_token(settings: CommonSettings, token: str) -> tuple[Principal, float]:
+    """The caller of a local token and the moment (Unix time) it expires; else 401."""
     try:
         claims = jwt.decode(
             token,
@@ -99,12 +119,13 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
     except ValueError:
         raise Unauthorized("The token names an unknown role.") from None
     scope = claims.get("scope", "")
-    return Principal(
+    principal = Principal(
         subject=str(claims["sub"]),
         role=role,
         name=claims.get("name"),
         scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
     )
+    return principal, float(claims["exp"])
 
 
 ACCESS = ("read", "write")
@@ -116,28 +137,85 @@ def scope_for(service: str, method: str) -> str:
     return f"{service}:{'read' if method.upper() in _READING else 'write'}"
 
 
+class VerifiedTokens:
+    """Tokens that passed every check, by a digest of their bytes, each until it expires.
+
+    Bounded: past ``capacity`` the entry made longest ago goes. Only successes are kept, so a flood
+    of made-up tokens neither fills it nor is answered from it. An entry is never used at or past its
+    token's expiry (the same moment PyJWT refuses it), and then it is dropped, so the full check runs
+    again and answers as it always did ("The token has expired."). ``keys`` is the provider's key set
+    a provider's token was checked against; the entry counts only while that set is still current.
+    """
+
+    def __init__(self, capacity: int = 4096, *, clock: Callable[[], float] = time.time) -> None:
+        self.capacity = capacity
+        self.clock = clock
+        self._entries: dict[bytes, tuple[Principal, float, object]] = {}
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        # A digest, so that the tokens themselves are not kept in memory longer than a request.
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> tuple[Principal, object] | None:
+        """The caller a token named and the key set it was checked against (None: a local token)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        principal, expires, checked_with = entry
+        if self.clock() >= expires:
+            del self._entries[key]
+            return None
+        return principal, checked_with
+
+    def put(self, key: bytes, principal: Principal, *, expires: float, keys: object = None) -> None:
+        if key not in self._entries and len(self._entries) >= self.capacity:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (principal, expires, keys)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     """Checks bearer tokens of both kinds; holds the provider's keys, so one lives as long as its app."""
 
-    def __init__(self, settings: CommonSettings, *, provider: ProviderKeys | None = None) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        provider: ProviderKeys | None = None,
+        verified: VerifiedTokens | None = None,
+    ) -> None:
         self.settings = settings
         self.provider = provider
         if provider is None and settings.oidc_issuer:
             self.provider = ProviderKeys(issuer=settings.oidc_issuer, jwks_url=settings.oidc_jwks_url)
+        self.verified = verified if verified is not None else VerifiedTokens()
 
     async def principal(self, token: str) -> Principal:
+        key = self.verified.key(token)
+        known = self.verified.get(key)
+        if known is not None and known[1] is None:
+            return known[0]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise Unauthorized("The token is not valid.") from None
         if header.get("alg") == "HS256":
-            return decode_token(self.settings, token)
+            principal, expires = _local_token(self.settings, token)
+            self.verified.put(key, principal, expires=expires)
+            return principal
         if header.get("alg") not in PROVIDER_ALGORITHMS:
             raise Unauthorized("The token is not valid.")
         if self.provider is None:
             raise Unauthorized(
                 "Tokens from an identity provider are not accepted: CSM_OIDC_ISSUER is not set."
             )
+        # The provider's current keys (fetched again when stale): a token checked against an earlier set
+        # is checked again, so a key the provider withdrew stops counting as soon as it would have.
+        if known is not None and known[1] is await self.provider.current():
+            return known[0]
         claims = await provider_claims(
             self.provider, token, header=header, audience=self.settings.oidc_audience
         )
@@ -149,7 +227,12 @@ class TokenVerifier:
                 "given to the person at the identity provider.",
                 claim=self.settings.oidc_role_claim,
             )
-        return Principal(subject=str(claims["sub"]), role=role, name=display_name(claims))
+        principal = Principal(subject=str(claims["sub"]), role=role, name=display_name(claims))
+        # PyJWT accepts a provider's token until ``exp`` plus the leeway; the entry lives no longer.
+        self.verified.put(
+            key, principal, expires=float(claims["exp"]) + LEEWAY_SECONDS, keys=self.provider.keys
+        )
+        return principal
 
 
 def token_verifier(app: Any) -> TokenVerifier:

@@ -8,15 +8,18 @@ together with the events staged in the same session (see ``shared.outbox``).
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
-from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
+from sqlalchemy.engine import CursorResult, Dialect, ExceptionContext, Result, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -107,9 +110,59 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20, pool_pre_ping=True
-    )
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ended_by_the_server(error: BaseException | None) -> bool:
+    """Whether asyncpg says the server ended the connection under a statement (a restart, a kill)."""
+    from asyncpg.exceptions import ConnectionDoesNotExistError
+
+    while error is not None:
+        if isinstance(error, ConnectionDoesNotExistError):
+            return True
+        error = error.__cause__
+    return False
+
+
+# A pooled connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only when it has lain idle, not on every checkout.
+
+    What a ping protects against is a connection the server or the network ended while it lay in the
+    pool: an idle timeout, a restart, a failover. SQLAlchemy's ``pool_pre_ping`` pings on every checkout,
+    which with asyncpg is three round trips (BEGIN, an empty statement, ROLLBACK) before each request's
+    work. A connection given back less than ``PING_AFTER_IDLE_SECONDS`` ago was working then; a server
+    that went away since is met by the statement itself, and SQLAlchemy then replaces every connection
+    of the pool at its next checkout. Reads retry such a statement once (``ReadSession``); a request
+    that was writing fails, as it would have if the server had gone away a moment later.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # asyncpg reports a connection the server ended mid-statement before it notes the connection as
+        # closed, so SQLAlchemy would not see a disconnect: say so, and the pool replaces it.
+        if not context.is_disconnect and _ended_by_the_server(context.original_exception):
+            context.is_disconnect = True
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["csm.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("csm.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or given back a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool closes this one and hands out a new connection instead.
+            raise DisconnectionError(f"a pooled connection was gone ({type(error).__name__})") from error
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -154,6 +207,7 @@ class Database:
             "doorbells": self.doorbells,
             "extensions": self.extensions,
         }
+        self._units = units
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, **units)
         self._read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False, **units
@@ -189,13 +243,26 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading only; nothing it does is committed."""
-        async with self._read_sessionmaker() as session:
+        """A session for reading only; nothing it does is committed.
+
+        On PostgreSQL each statement runs on its own (autocommit): at READ COMMITTED, the isolation
+        every session here has, each statement of a transaction sees the data as of its own start
+        anyway, so a read-only transaction would only add a BEGIN and a ROLLBACK round trip to every
+        request. On SQLite a read is one transaction, for its snapshot, and costs no round trip.
+        """
+        sqlite = self.dialect == "sqlite"
+        async with self._read_sessionmaker() if sqlite else self._autocommit_reads() as session:
             try:
                 yield session
-                await session.rollback()
+                if sqlite:
+                    await session.rollback()
             finally:
                 unit_of(session).forget()
+
+    @cached_property
+    def _autocommit_reads(self) -> async_sessionmaker[ReadSession]:
+        engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY_OPTION: True})
+        return async_sessionmaker(engine, class_=ReadSession, expire_on_commit=False, **self._units)
 
     async def leave_no_copies(self) -> None:
         """After an erasure: on SQLite, fold the write-ahead log into the file and empty it, so that
@@ -210,6 +277,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class ReadSession(AsyncSession):
+    """A reading session of autocommit statements: one that meets a connection the server ended
+    (a restart, a failover) is run once more on a new one. That is safe because each statement
+    stands alone and changes nothing; what earlier statements loaded stays loaded (detached).
+    ``execute`` (and so ``scalars``), ``scalar`` and ``get`` do this; ``stream`` does not."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(super().execute, *args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(super().scalar, *args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(super().get, *args, **kwargs)
+
+    async def _once_more(self, run: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await run(*args, **kwargs)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        await self.close()  # gives the dead connection back; the next statement takes a new one
+        return await run(*args, **kwargs)
 
 
 async def checkpoint(engine: AsyncEngine) -> None:

@@ -9,6 +9,7 @@ consumer and the workers under supervision. Nothing is built at import time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -124,7 +125,28 @@ def create_service_app(
         app.include_router(dead_letters_router(runtime.consumer))
     for router in spec.routers:
         app.include_router(router)
+    _freeze_the_startup_heap()
     return app
+
+
+_heap_frozen = False
+
+
+def _freeze_the_startup_heap() -> None:
+    """Move what the process has built so far (modules, routes, models: some 170,000 objects) out of the
+    garbage collector's sight, once per process, when its first app is assembled.
+
+    A full collection otherwise walks all of them: in a service under load, objects of the requests in
+    flight reach the oldest generation and set one off every few thousand requests, a pause of a third
+    of a second on this machine that every request in flight waits out (the 360 view's p99). What is
+    frozen is what lives as long as the process; what comes later is collected as before.
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def _declare_problems_as_sent(app: FastAPI) -> None:

@@ -97,8 +97,11 @@ LISTS: dict[str, tuple[Any, ...]] = {
 # Raise when the document's shape or rendering changes: stored documents are then built afresh.
 DOCUMENT_VERSION = 1
 
-_STORED = sa.select(ViewDocument.document, ViewDocument.etag, ViewDocument.fingerprint).where(
-    ViewDocument.customer_id == sa.bindparam("customer_id", type_=sa.Uuid())
+# The table's columns, not the mapped class's attributes: a statement without ORM entities is run by
+# the session as plain Core, skipping the ORM's compile state and result setup (a third of a read's CPU).
+_STORED_TABLE = ViewDocument.__table__
+_STORED = sa.select(_STORED_TABLE.c.document, _STORED_TABLE.c.etag, _STORED_TABLE.c.fingerprint).where(
+    _STORED_TABLE.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid())
 )
 
 FIELDS = {

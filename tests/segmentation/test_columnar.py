@@ -139,8 +139,10 @@ async def _population(databases: Databases) -> tuple[Database, list[uuid.UUID]]:
     erased = _segment(uuid.UUID("7fffffff-ffff-4fff-bfff-ffffffffffff"), frequency=1)
     async with db.unit_of_work() as session:
         session.add_all([*segments, erased])
-    async with db.unit_of_work() as session:
-        await service.erase(session=session, customer_id=erased.customer_id)
+    async with db.unit_of_work() as session:  # what segmentation's erasure handler does to the row
+        await session.execute(
+            sa.delete(CustomerSegment).where(CustomerSegment.customer_id == erased.customer_id)
+        )
     return db, sorted(s.customer_id for s in segments)
 
 
