@@ -15,8 +15,5 @@ class SegmentationSettings(ServiceSettings):
     port: int = 8002
     # How often the scheduler looks whether the batch is due (its due time is in the database).
     batch_check_seconds: float = Field(default=60.0, gt=0)
-    # Re-tiering is promised within a fraction of a second of the event; the embedded broker holds an
-    # empty fetch for this long even when a record arrives meanwhile, so keep it short here.
     # An analysis date ("as of") may lie this far ahead of the clock (clocks differ a little), no further.
     clock_skew_seconds: int = Field(default=300, ge=0)
-    consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30_000)
