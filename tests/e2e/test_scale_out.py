@@ -341,7 +341,13 @@ async def test_up_with_two_consumers_runs_two_consumer_processes_per_service(
         await system.wait_ready()
         for port in system.ports.values():
             await _ready_or_log(port + 100, system)
-        assert "segmentation: 2 consumer processes" in system.log_tail()
+
+        async def the_banner_names_them() -> None:
+            # Printed once `csm up` has seen every process ready itself, a moment after we did.
+            banner = (tmp_path / f"up-{system.starts}.log").read_text(errors="replace")
+            assert "segmentation: 2 consumer processes" in banner
+
+        await eventually(the_banner_names_them, timeout=60)
         async with httpx.AsyncClient(timeout=10, headers=auth()) as client:
             for number in range(20):
                 created = await client.post(
