@@ -24,12 +24,15 @@ async def complaints(stack: Stack) -> RunningService:
 
 
 def _statements(complaints: RunningService) -> list[str]:
-    """The SQL the service's engine runs from now on (transaction control left out)."""
+    """The SQL the service's engine runs from now on (transaction control left out, and the ring that
+    a process without the relay sends it after the commit on PostgreSQL: ``shared.outbox_doorbell``)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         first = statement.split(None, 1)[0].upper()
-        if first not in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"} and statement != "SELECT 1":
+        if first in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"} or statement == "SELECT 1":
+            return
+        if "pg_notify(" not in statement:
             seen.append(" ".join(statement.split()))
 
     sa.event.listen(complaints.runtime.db.engine.sync_engine, "before_cursor_execute", record)
