@@ -31,7 +31,7 @@ from shared.db import create_engine
 from shared.events import TOPICS, encode, envelope_for
 from shared.events.customer import PurchaseRecorded, SalesChannel
 from shared.settings import CommonSettings
-from tests.e2e.system import System
+from tests.e2e.system import System, count
 from tests.harness import Databases, auth, eventually, postgres_from_env
 
 pytestmark = [
@@ -159,19 +159,10 @@ async def consumed(port: int) -> float:
     )
 
 
-async def scalar(url: str, query: str) -> int:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return int(await connection.scalar(sa.text(query)) or 0)
-    finally:
-        await engine.dispose()
-
-
 async def all_applied_and_published(url: str, total: int, service: Segmentation) -> None:
     async def done() -> None:
-        assert await scalar(url, "SELECT count(*) FROM inbox_message") == total, service.logs()
-        assert await scalar(url, "SELECT count(*) FROM outbox_message WHERE published_at IS NULL") == 0
+        assert await count(url, "SELECT count(*) FROM inbox_message") == total, service.logs()
+        assert await count(url, "SELECT count(*) FROM outbox_message WHERE published_at IS NULL") == 0
 
     await eventually(done, timeout=120, interval=0.5)
 
@@ -197,7 +188,7 @@ async def outcome(url: str) -> dict[str, object]:
                     "stage, previous_risk, risk, reason FROM tier_change"
                 ),
                 "events": Counter(await rows("SELECT key, event_type FROM outbox_message")),
-                "inbox": await scalar(url, "SELECT count(*) FROM inbox_message"),
+                "inbox": await count(url, "SELECT count(*) FROM inbox_message"),
             }
     finally:
         await engine.dispose()
@@ -247,7 +238,7 @@ async def test_consumer_processes_join_and_leave_and_every_event_is_applied_once
 
         async def both_working() -> None:
             assert await consumed(second) > 0 and await consumed(first) > 0
-            assert await scalar(scaled.url, "SELECT count(*) FROM inbox_message") >= half // 3
+            assert await count(scaled.url, "SELECT count(*) FROM inbox_message") >= half // 3
 
         await eventually(both_working, timeout=90, interval=0.05)
         doomed.send_signal(signal.SIGKILL)  # mid-batch, offsets of what it applied perhaps not committed
@@ -362,10 +353,10 @@ async def test_up_with_two_consumers_runs_two_consumer_processes_per_service(
                     assert bought.status_code == 201, bought.text
 
         async def segmented() -> None:
-            assert await scalar(urls["segmentation"], "SELECT count(*) FROM purchase") == 60
+            assert await count(urls["segmentation"], "SELECT count(*) FROM purchase") == 60
             for name in SERVICES:
                 pending = "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
-                assert await scalar(urls[name], pending) == 0, name
+                assert await count(urls[name], pending) == 0, name
 
         await eventually(segmented, timeout=120, interval=0.5)
         # Twenty customers over twelve partitions: the second process had some of them.
