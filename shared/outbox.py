@@ -46,6 +46,8 @@ log = logging.getLogger("csm.outbox")
 
 _RELAY_LOCK_KEY = 0x63736D6F7574  # "csmout": one relay per database on PostgreSQL
 _EPOCH = "broker_epoch"
+# How many batches may be acknowledged and not yet marked published (each is left out of the next read).
+_UNSETTLED_MOST = 4
 
 
 def stage(
@@ -200,6 +202,9 @@ class OutboxRelay:
         """
         if self.generation != self.bus.generation:
             await self.sync_epoch()
+        if len(self._unsettled) >= _UNSETTLED_MOST * self.settings.batch_size:
+            # The marking fell behind (the database refuses writes?): it catches up before more is read.
+            await self.settled()
         pending: sa.ColumnElement[bool] = outbox_message.c.published_at.is_(None)
         if self._unsettled:
             pending = sa.and_(pending, outbox_message.c.seq.not_in(sorted(self._unsettled)))
