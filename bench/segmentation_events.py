@@ -17,6 +17,10 @@ the latency client runs in a second process.
 - the cost of tracing: the backlog drain again (``--tracing-backlog`` purchases, a fresh database
   each time) with tracing off, on with every trace sampled, and on with 1 in 100, the spans going
   over OTLP/HTTP to a receiver in another process;
+- the hand-off floor of that latency: the same client and rates against a bare relay in this
+  process that consumes each purchase as the service does (aiokafka, the service's fetch wait) and
+  at once produces a stand-in for its ``tier_changed`` (acks=all), with no database: what the two
+  trips through the broker cost by themselves;
 - baseline: the plain Polars RFM over the same purchases, as events per second;
 - the floor: the same backlog drained by a bare consumer in this process (aiokafka, msgspec to
   decode each envelope, one inbox row and one upserted aggregate row per event by ``executemany``
@@ -201,6 +205,7 @@ async def run(args: argparse.Namespace) -> Report:
                     latencies[rate] = await asyncio.get_running_loop().run_in_executor(
                         None, run_client, broker.bootstrap, prefix, rate, args.seconds
                     )
+            floors = await hand_off_floor(broker.bootstrap, args.rates, args.seconds)
             for rate, samples in latencies.items():
                 goal = "p99 < 200 ms" if rate == 1000 else None
                 for name, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
@@ -209,6 +214,8 @@ async def run(args: argparse.Namespace) -> Report:
                             f"event to tier_changed at {rate:,}/s, {name}",
                             percentile(samples, share) * 1000,
                             "ms",
+                            percentile(floors[rate], share) * 1000 if floors[rate] else None,
+                            "bare consume-and-produce relay, no database, same client, ms",
                             goal=goal if name == "p99" else None,
                         )
                     )
@@ -246,6 +253,64 @@ async def run(args: argparse.Namespace) -> Report:
         finally:
             await producer.stop()
     return report
+
+
+async def hand_off_floor(bootstrap: str, rates: list[int], seconds: int) -> dict[int, list[float]]:
+    """The latency client at each of ``rates`` against a bare relay in this process: each purchase
+    consumed (the service's consumer settings) and answered at once on the announcements' topic."""
+    prefix = f"h{uuid.uuid4().hex[:8]}."
+    inbound, outbound = f"{prefix}csm.customer", f"{prefix}csm.segmentation"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = CommonSettings().kafka_partitions
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in (inbound, outbound)])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        inbound,
+        bootstrap_servers=bootstrap,
+        group_id=f"{prefix}floor",
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        max_poll_records=500,
+        fetch_max_wait_ms=SegmentationSettings.model_fields["consumer_fetch_max_wait_ms"].default,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+
+    async def answer() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            sends = [
+                await producer.send(
+                    outbound,
+                    key=record.key,
+                    value=orjson.dumps({"data": {"cause_event_id": orjson.loads(record.value)["id"]}}),
+                )
+                for records in batches.values()
+                for record in records
+                if record.value
+            ]
+            await asyncio.gather(*sends)
+            if batches:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+
+    relay = asyncio.create_task(answer())
+    try:
+        while not consumer.assignment():  # noqa: ASYNC110 (the group's join has no event to wait on)
+            await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        return {
+            rate: await loop.run_in_executor(None, run_client, bootstrap, prefix, rate, seconds)
+            for rate in rates
+        }
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()
 
 
 class _FloorPurchase(msgspec.Struct):

@@ -199,6 +199,11 @@ class EventConsumer:
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             **security_options(self.bus.settings),
         )
+        # The offsets of the batch applied last, on their way to the broker while the next batch is
+        # fetched and applied: an event that came meanwhile does not wait for that round trip. They
+        # go one commit at a time, in order; one lost (a crash, a stop) only means records the
+        # inbox skips.
+        committing: asyncio.Task[None] | None = None
         try:
             # Started inside the try: a stop during start-up (Ctrl-C while joining the group) still closes it.
             await consumer.start()
@@ -219,14 +224,21 @@ class EventConsumer:
                     return
                 offsets = {partition: records[-1].offset + 1 for partition, records in batches.items()}
                 self._taken.update(offsets)
-                try:
-                    await consumer.commit(offsets)
-                except CommitFailedError:
-                    # The group rebalanced meanwhile; the new owner gets these again and the inbox skips them.
-                    log.info("consumer %s: offsets not committed after a rebalance", self.name)
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(self._commit(consumer, offsets))
                 self._note_lag(consumer)
         finally:
+            if committing is not None:
+                await asyncio.gather(committing, return_exceptions=True)
             await consumer.stop()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced meanwhile; the new owner gets these again and the inbox skips them.
+            log.info("consumer %s: offsets not committed after a rebalance", self.name)
 
     def _note_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records on each assigned partition that this consumer has not yet taken (``csm_consumer_lag``);

@@ -9,6 +9,10 @@ An acknowledgement is trusted only if the broker's log is still the one the batc
 (see ``shared.bus``): a broker that restarted empty acknowledges records for topics it no longer
 has and drops them. When the log is new, the relay first marks every retained event unpublished
 again, so they go out in their original order before anything newer.
+
+That check and the marking (a write, which on SQLite waits for the consumer's transaction) are
+done in the background while the relay reads and sends the next batch: an event committed
+meanwhile does not wait for them. Events acknowledged but not yet marked are not read again.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ log = logging.getLogger("csm.outbox")
 
 _RELAY_LOCK_KEY = 0x63736D6F7574  # "csmout": one relay per database on PostgreSQL
 _EPOCH = "broker_epoch"
+# How many batches may be acknowledged and not yet marked published (each is left out of the next read).
+_UNSETTLED_MOST = 4
 
 
 def stage(
@@ -151,6 +157,9 @@ class OutboxRelay:
         self.epoch: str | None = None
         # True from a replay until the replayed backlog is published.
         self.recovering = False
+        # Events the broker acknowledged, by seq, not yet marked published; and the task marking them.
+        self._unsettled: set[int] = set()
+        self._settling: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
@@ -158,6 +167,7 @@ class OutboxRelay:
             bell = stack.enter_context(self.db.doorbells.outbox.listen())
             if self.db.dialect == "postgresql":
                 await stack.enter_async_context(self._leadership())
+            stack.push_async_callback(self._stop_settling)
             await self.bus.wait_started()
             loop = asyncio.get_running_loop()
             next_purge = loop.time()
@@ -186,9 +196,18 @@ class OutboxRelay:
                         await asyncio.wait_for(bell.wait(), self.settings.poll_seconds)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending events; returns how many were published."""
+        """Publish one batch of pending events; returns how many were published.
+
+        What the broker acknowledged is marked published in the background (``settled`` waits for it).
+        """
         if self.generation != self.bus.generation:
             await self.sync_epoch()
+        if len(self._unsettled) >= _UNSETTLED_MOST * self.settings.batch_size:
+            # The marking fell behind (the database refuses writes?): it catches up before more is read.
+            await self.settled()
+        pending: sa.ColumnElement[bool] = outbox_message.c.published_at.is_(None)
+        if self._unsettled:
+            pending = sa.and_(pending, outbox_message.c.seq.not_in(sorted(self._unsettled)))
         async with self.db.read() as session:
             rows = (
                 await session.execute(
@@ -199,16 +218,17 @@ class OutboxRelay:
                         outbox_message.c.event_type,
                         outbox_message.c.body,
                     )
-                    .where(outbox_message.c.published_at.is_(None))
+                    .where(pending)
                     .order_by(outbox_message.c.seq)
                     .limit(self.settings.batch_size)
                 )
             ).all()
         if not rows:
-            self.metrics.outbox_pending.set(0)
+            if not self._unsettled:
+                self.metrics.outbox_pending.set(0)
             self.recovering = False
             return 0
-        generation, epoch = self.generation, self.epoch
+        epoch = self.epoch
         assert epoch is not None
         headers = [("content-type", CONTENT_TYPE.encode())]
         bodies = await self._sealed(rows) if self.sealer is not None else [row.body for row in rows]
@@ -230,17 +250,10 @@ class OutboxRelay:
             if not acknowledged[index]:
                 span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
             span.end()
-        if await self.bus.refresh_epoch() != generation:
-            # Acknowledged by a broker whose log is not the one we sent to: nothing is marked.
-            return 0
         published = [row for row, acked in zip(rows, acknowledged, strict=True) if acked]
-        if published:
-            async with self.db.unit_of_work() as session:
-                await session.execute(
-                    outbox_message.update()
-                    .where(outbox_message.c.seq.in_([row.seq for row in published]))
-                    .values(published_at=utcnow())
-                )
+        self._unsettled.update(row.seq for row in published)
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.create_task(self._settle())
         for row in published:
             self.metrics.outbox_published.labels(row.topic).inc()
         if len(published) < len(rows):
@@ -251,6 +264,43 @@ class OutboxRelay:
         if not full_batch:
             self.recovering = False
         return len(rows)
+
+    async def settled(self) -> None:
+        """Wait until what the broker acknowledged so far is marked published (or known to be lost
+        with the broker's log, and so to be sent again)."""
+        if self._settling is not None:
+            await asyncio.gather(self._settling, return_exceptions=True)
+
+    async def _settle(self) -> None:
+        """Mark published what the broker acknowledged, once its log is known to be the one it was sent
+        to; until then, and until the marking commits, it is retried. Acknowledged by a log that is gone,
+        it is not marked: ``sync_epoch`` sends it again."""
+        delay = 0.2
+        while self._unsettled:
+            generation, seqs = self.generation, sorted(self._unsettled)  # all sent before the check below
+            try:
+                if await self.bus.refresh_epoch() != generation:
+                    return
+                async with self.db.unit_of_work() as session:
+                    await session.execute(
+                        outbox_message.update()
+                        .where(outbox_message.c.seq.in_(seqs))
+                        .values(published_at=utcnow())
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("marking published events failed (%s: %s); retrying", type(error).__name__, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._unsettled.difference_update(seqs)
+            delay = 0.2
+
+    async def _stop_settling(self) -> None:
+        if self._settling is not None:
+            self._settling.cancel()
+            await asyncio.gather(self._settling, return_exceptions=True)
 
     def _publish_spans(self, rows: Sequence[Any]) -> dict[int, Span]:
         """A ``publish`` span for each traced event, by its place in ``rows``, in the trace the event
@@ -317,6 +367,8 @@ class OutboxRelay:
         The log is the bus's (``Bus.epoch``); the one published to is kept in the database, so a
         service that starts against a broker that lost its log while it was down replays as well.
         """
+        # A marking still under way lands before the retained events are marked unpublished, not after.
+        await self.settled()
         generation = self.bus.generation
         epoch = self.bus.epoch
         if epoch is None:
@@ -342,6 +394,8 @@ class OutboxRelay:
                     .where(bus_state.c.name == _EPOCH)
                     .values(value=epoch, updated_at=utcnow())
                 )
+        # What was acknowledged and not marked went to the log that is gone, or is marked by now.
+        self._unsettled.clear()
         self.generation, self.epoch = generation, epoch
         self.db.doorbells.outbox.ring()
 

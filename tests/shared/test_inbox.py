@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -289,3 +290,42 @@ async def test_consumer_lag_counts_the_records_not_yet_taken_and_falls_to_nothin
             return len(await probe.applied()) == 5 and behind() == 0
 
         await wait_for(all_applied, timeout=40)
+
+
+async def test_the_offsets_of_the_last_batch_are_committed_without_waiting_for_another(
+    broker: EmbeddedBroker, databases: Databases
+) -> None:
+    """The offsets of a batch go to the broker while the next batch is fetched; the last batch's
+    go too, though no batch follows it: the group's committed offsets reach the end of the log."""
+    async with running_probe(broker, databases, never) as probe:
+        events = [purchase(uuid.uuid4()) for _ in range(6)]
+        await produce_events(broker.bootstrap, probe.topic(TOPIC), events)
+
+        async def all_applied() -> bool:
+            return len(await probe.applied()) == len(events)
+
+        await wait_for(all_applied)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=broker.bootstrap,
+            group_id=probe.bus.topic("csm.probe"),
+            enable_auto_commit=False,
+        )
+        await reader.start()
+        try:
+            await reader.topics()  # the metadata of every topic, this one's partitions among them
+            partitions = [
+                TopicPartition(probe.topic(TOPIC), partition)
+                for partition in sorted(reader.partitions_for_topic(probe.topic(TOPIC)) or ())
+            ]
+            ends: dict[TopicPartition, int] = await reader.end_offsets(partitions)
+
+            async def committed_to_the_end() -> bool:
+                committed: dict[TopicPartition, int] = {
+                    partition: await reader.committed(partition) or 0 for partition in partitions
+                }
+                return committed == ends
+
+            await wait_for(committed_to_the_end)
+        finally:
+            await reader.stop()
+        assert sum(ends.values()) == len(events)

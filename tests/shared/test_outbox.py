@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -37,7 +38,9 @@ async def relay(db: Database, broker: EmbeddedBroker) -> AsyncIterator[OutboxRel
         common_settings_for_tests(broker.bootstrap, f"t{uuid.uuid4().hex[:10]}."), client_id="relay-test"
     )
     await bus.start([TOPIC])
-    yield OutboxRelay(db=db, bus=bus, metrics=Metrics(), settings=RelaySettings(batch_size=2))
+    relay = OutboxRelay(db=db, bus=bus, metrics=Metrics(), settings=RelaySettings(batch_size=2))
+    yield relay
+    await relay.settled()
     await bus.stop()
 
 
@@ -106,7 +109,36 @@ async def test_the_relay_publishes_in_commit_order_and_marks_what_the_broker_ack
     assert [decode(r.value, REGISTRY).id for r in records] == [e.id for e in staged]
     assert {r.key for r in records} == {str(customer_id).encode()}
     assert all(dict(r.headers)["content-type"] == CONTENT_TYPE.encode() for r in records)
+    await relay.settled()
     assert all(row.published_at is not None for row in await outbox_rows(db))
+
+
+async def test_the_relay_sends_the_next_batch_while_the_last_one_waits_to_be_marked(
+    db: Database, relay: OutboxRelay, broker: EmbeddedBroker
+) -> None:
+    """Marking a batch published is a write, which may wait for another transaction (on SQLite, any
+    writer's): the next batch goes out meanwhile, and what was sent is not sent again."""
+    customer_id = uuid.uuid4()
+    staged = []
+    for event_type in ("csm.customer.registered.v1", "csm.purchase.recorded.v1", "csm.purchase.refunded.v1"):
+        async with db.unit_of_work() as session:
+            staged.append(stage(example(event_type, customer_id), session=session, source="/tests"))
+    await relay.sync_epoch()
+
+    async with db.unit_of_work() as writer:
+        # Holds the write lock on SQLite and the outbox rows' locks on PostgreSQL until the block ends.
+        await writer.execute(sa.select(outbox_message.c.seq).with_for_update())
+        await writer.execute(bus_state.update().where(bus_state.c.name == "none").values(value="x"))
+        async with asyncio.timeout(20):  # the relay that waited for its marking would wait for ever here
+            assert await relay.publish_pending() == 2  # the batch size
+            assert await relay.publish_pending() == 1
+            assert await relay.publish_pending() == 0
+        assert all(row.published_at is None for row in await outbox_rows(db))
+    await relay.settled()
+    assert all(row.published_at is not None for row in await outbox_rows(db))
+    assert await relay.publish_pending() == 0
+    records = await read_all(broker.bootstrap, relay.bus.topic(TOPIC), expect=4, timeout_ms=3_000)
+    assert [decode(r.value, REGISTRY).id for r in records] == [e.id for e in staged]
 
 
 async def test_a_broker_that_lost_its_log_gets_the_retained_events_again(
