@@ -134,16 +134,22 @@ def _bound(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
 
 @functools.cache
 def _in_one_statement(clock_count: int) -> sa.Insert:
-    """PostgreSQL: ``WITH complaint AS (INSERT …), step AS (INSERT …) INSERT INTO sla_clock …``.
+    """PostgreSQL: ``WITH complaint AS (INSERT …), step AS (INSERT …), … INSERT INTO sla_clock …``.
 
     The foreign keys of the step and the clocks are checked at the end of the statement, when the
-    complaint is in. Built once per number of clocks: the same statement for every complaint.
+    complaint is in. Each row is an INSERT of its own (a CTE but the last clock's): SQLAlchemy does not
+    cache a multi-row VALUES, and compiling this statement costs more than running it. Built once per
+    number of clocks: the same statement for every complaint.
     """
-    complaint = sa.insert(Complaint.__table__).values(_bound(Complaint.__table__, "complaint"))
-    first_step = sa.insert(Transition.__table__).values(_bound(Transition.__table__, "step"))
-    clocks = [_bound(SlaClock.__table__, f"clock{number}") for number in range(clock_count)]
-    return (
-        sa.insert(SlaClock.__table__)
-        .values(clocks)
-        .add_cte(complaint.cte("new_complaint"), first_step.cte("first_step"))
+
+    def one_row(table: sa.Table, prefix: str) -> sa.Insert:
+        return sa.insert(table).values(_bound(table, prefix))
+
+    *earlier_clocks, last_clock = (
+        one_row(SlaClock.__table__, f"clock{number}") for number in range(clock_count)
+    )
+    return last_clock.add_cte(
+        one_row(Complaint.__table__, "complaint").cte("new_complaint"),
+        one_row(Transition.__table__, "step").cte("first_step"),
+        *(clock.cte(f"clock{number}") for number, clock in enumerate(earlier_clocks)),
     )

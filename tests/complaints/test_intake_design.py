@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine.default import CACHE_MISS, NO_CACHE_KEY
 
 from services.complaints.mail import reference_of
 from services.complaints.policy import default_policy
@@ -60,8 +61,8 @@ async def test_intake_reads_once_and_writes_each_table_once(complaints: RunningS
     )
     assert response.status_code == 201 and response.json()["tier"] == "gold"
     if complaints.runtime.db.dialect == "postgresql":
-        # One round trip for the complaint, its first step and its clocks.
-        writes = ["INSERT complaint, complaint_transition, sla_clock", "INSERT outbox_message"]
+        # One round trip for the complaint, its first step and its two clocks.
+        writes = ["INSERT complaint, complaint_transition, sla_clock, sla_clock", "INSERT outbox_message"]
     else:
         writes = [
             "INSERT complaint",
@@ -71,12 +72,42 @@ async def test_intake_reads_once_and_writes_each_table_once(complaints: RunningS
         ]
     # What intake reads comes back from the statement that claims the Idempotency-Key.
     assert _kinds(statements) == ["INSERT idempotency_key", *writes]
-    # The two clocks went in one statement.
     assert len(response.json()["clocks"]) == 2
     statements.clear()
     without_key = await complaints.client.post("/complaints", json=body, headers=staff())
     assert without_key.status_code == 201 and without_key.json()["tier"] == "gold"
     assert _kinds(statements) == ["SELECT", *writes]
+
+
+async def test_intake_compiles_no_statement_twice(complaints: RunningService) -> None:
+    # Compiling intake's statements costs more than running them: SQLAlchemy must find each in its cache.
+    compiled: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        # (Statements given as SQL text to the driver, such as BEGIN IMMEDIATE, are never compiled.)
+        if (
+            context is not None
+            and context.compiled is not None
+            and context.cache_hit in (CACHE_MISS, NO_CACHE_KEY)
+        ):
+            compiled.append(" ".join(statement.split())[:60])
+
+    sa.event.listen(complaints.runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    for visit_required in (False, True):
+        body = {
+            "customer_id": str(uuid.uuid4()),
+            "channel": "app",
+            "category": "delivery",
+            "description": "Late",
+            "visit_required": visit_required,
+        }
+        for key in ("first", "second"):
+            headers = {**staff(), "Idempotency-Key": f"{key}-{visit_required}"}
+            taken = await complaints.client.post("/complaints", json=body, headers=headers)
+            assert taken.status_code == 201, taken.text
+            if key == "first":
+                compiled.clear()
+        assert compiled == []
 
 
 @pytest.mark.parametrize("visit_required", [False, True])
