@@ -1,4 +1,9 @@
-"""Dependency aliases every service's ``deps.py`` builds on."""
+"""Dependency aliases every service's ``deps.py`` builds on.
+
+Every dependency here is a coroutine, though none of them waits for anything: FastAPI runs a plain
+function dependency in a worker thread, a hop per request (and per dependency) that costs more than
+the dependency itself and hands the GIL back and forth with the database driver's thread.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def _runtime(request: Request) -> Runtime:
+    return get_runtime(request)
+
+
 async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     async with get_runtime(request).db.unit_of_work() as session:
         yield session
@@ -27,11 +36,11 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return get_runtime(request).clock
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 # scope="function": the commit happens when the endpoint returns, before the response is sent,
 # so a client never sees success for work that then failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
