@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation import service
-from services.segmentation.assessment import Assessment
 from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, TierChange
 from services.segmentation.service import Context
 from shared.db import RawWrite, new_id
@@ -78,8 +77,9 @@ class Batch:
     changed_purchases: dict[uuid.UUID, Ledger] = field(default_factory=dict)
     signals: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    # Where a customer of whom nothing is known stands: the same for everyone new in the batch.
-    blank: Assessment | None = None
+    # The row of a customer of whom nothing is known (``service.new_segment``): the same for everyone
+    # new in the batch but for their id.
+    blank: dict[str, Any] | None = None
 
     @classmethod
     async def load(
@@ -128,9 +128,18 @@ class Batch:
         segment = self.rows.get(customer_id)
         if segment is None:
             if self.blank is None:
-                self.blank = service.blank_verdict(self.ctx, self.now)
-            segment = self.rows[customer_id] = service.new_segment(
-                customer_id, self.ctx, self.now, make=plain_row, verdict=self.blank
+                self.blank = vars(
+                    service.new_segment(
+                        customer_id,
+                        self.ctx,
+                        self.now,
+                        make=plain_row,
+                        verdict=service.blank_verdict(self.ctx, self.now),
+                    )
+                )
+            # Everyone new in the batch starts alike: a copy of the first one's new row, under their id.
+            segment = self.rows[customer_id] = cast(
+                CustomerSegment, SimpleNamespace(**(self.blank | {"customer_id": customer_id}))
             )
             self.ledgers.setdefault(customer_id, {})
             self.days.setdefault(customer_id, Counter())
