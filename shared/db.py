@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, event, text
 from sqlalchemy.engine import CursorResult, Dialect, ExceptionContext, Result, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -77,6 +77,97 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """What ``UtcDateTime`` stores on SQLite, made at once: naive UTC text with microseconds, as
+    SQLite's DATETIME writes it (``UtcDateTime`` then DATETIME's processor, without their layers)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+Convert = Callable[[Any], Any]
+
+
+def bind_converter(column: Column[Any], dialect: Dialect) -> Convert | None:
+    """How a value of ``column`` goes to the driver (None: as it is): the column type's own bind
+    processing, except for ``UtcDateTime`` on SQLite, whose text is made in one step."""
+    if isinstance(column.type, UtcDateTime) and dialect.name == "sqlite":
+        return _utc_text
+    processor: Convert | None = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+class RawWrite:
+    """An INSERT, or an UPDATE by key, of many rows through the driver's ``executemany``.
+
+    The statement is made once per database kind, and each row goes to the driver as a tuple,
+    without the per-row parameter processing of a Core or ORM statement: only the values of
+    columns whose type the driver does not take as they are are converted (``bind_converter``), so
+    the stored form is the one a Core statement stores (SQLite keeps UUIDs as hex and times as
+    naive UTC text). An UPDATE's rows are the ``columns``' values followed by the key's.
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str], *, key: str | None = None) -> None:
+        self.table = table
+        self.columns = list(columns)
+        self.key = key
+        self._prepared: dict[str, tuple[str, list[tuple[int, Convert]]]] = {}
+
+    def prepared(self, dialect: Dialect) -> tuple[str, list[tuple[int, Convert]]]:
+        """The statement's SQL and, by position in a row, the converters of the values that need one."""
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            names = self.columns if self.key is None else [*self.columns, self.key]
+            if dialect.paramstyle == "qmark":
+                marks = ["?"] * len(names)
+            elif dialect.paramstyle == "numeric_dollar":
+                marks = [f"${index}" for index in range(1, len(names) + 1)]
+            else:
+                raise NotImplementedError(f"parameter style {dialect.paramstyle}")
+            preparer = dialect.identifier_preparer
+            table, quoted = preparer.format_table(self.table), [preparer.quote(name) for name in names]
+            if self.key is None:
+                sql = f"INSERT INTO {table} ({', '.join(quoted)}) VALUES ({', '.join(marks)})"
+            else:
+                assignments = ", ".join(
+                    f"{name} = {mark}" for name, mark in zip(quoted[:-1], marks[:-1], strict=True)
+                )
+                sql = f"UPDATE {table} SET {assignments} WHERE {quoted[-1]} = {marks[-1]}"
+            converters = [
+                (index, convert)
+                for index, name in enumerate(names)
+                if (convert := bind_converter(self.table.c[name], dialect)) is not None
+            ]
+            found = self._prepared[dialect.name] = (sql, converters)
+        return found
+
+    async def run(self, session: AsyncSession, rows: Iterable[Sequence[Any]]) -> None:
+        """Write ``rows`` (values in ``columns`` order, then the key's for an UPDATE), converting them."""
+        connection = await session.connection()
+        sql, converters = self.prepared(connection.dialect)
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, convert in converters:
+                values[index] = convert(values[index])
+            converted.append(tuple(values))
+        if converted:
+            await connection.exec_driver_sql(sql, converted)
+
+    def converter(self, dialect: Dialect, column: str) -> Convert:
+        """How one column's values go to the driver (for a caller that converts them itself)."""
+        found = bind_converter(self.table.c[column], dialect)
+        return found if found is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def service_metadata() -> MetaData:

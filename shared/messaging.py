@@ -7,16 +7,14 @@ They are Core tables, defined once here; each service's migrations create them t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import BigIntegerKey, UtcDateTime, service_metadata
+from shared.db import BigIntegerKey, RawWrite, UtcDateTime, service_metadata
 
 MESSAGING_METADATA = service_metadata()
 
@@ -83,84 +81,22 @@ dead_letter = sa.Table(
 )
 
 
-class _RawInsert:
-    """An INSERT of many rows through the driver's ``executemany``: the statement is made once per
-    database kind, and the values go to the driver as they are, without the per-row parameter
-    processing of a Core or ORM insert. Only the columns whose type the driver does not take
-    natively are converted, with the column type's own bind processor (so the stored form is the
-    one a Core insert stores: SQLite keeps UUIDs as hex and times as naive UTC text)."""
-
-    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
-        self.table = table
-        self.columns = list(columns)
-        self._prepared: dict[str, tuple[str, list[Callable[[Any], Any] | None]]] = {}
-
-    def prepared(self, dialect: Dialect) -> tuple[str, list[Callable[[Any], Any] | None]]:
-        found = self._prepared.get(dialect.name)
-        if found is None:
-            if dialect.paramstyle == "qmark":
-                marks = ["?"] * len(self.columns)
-            elif dialect.paramstyle == "numeric_dollar":
-                marks = [f"${index}" for index in range(1, len(self.columns) + 1)]
-            else:
-                raise NotImplementedError(f"parameter style {dialect.paramstyle}")
-            preparer = dialect.identifier_preparer
-            sql = "INSERT INTO {} ({}) VALUES ({})".format(
-                preparer.format_table(self.table),
-                ", ".join(preparer.quote(name) for name in self.columns),
-                ", ".join(marks),
-            )
-            processors: list[Callable[[Any], Any] | None] = [
-                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.columns
-            ]
-            found = (sql, processors)
-            self._prepared[dialect.name] = found
-        return found
-
-    async def run(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (values in ``columns`` order, already processed with ``process``)."""
-        if rows:
-            connection = await session.connection()
-            sql, _ = self.prepared(connection.dialect)
-            await connection.exec_driver_sql(sql, list(rows))
-
-    def processor(self, dialect: Dialect, column: str) -> Callable[[Any], Any]:
-        convert = self.prepared(dialect)[1][self.columns.index(column)]
-        return convert if convert is not None else _same
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-_INBOX_INSERT = _RawInsert(inbox_message, ["consumer", "event_id", "processed_at"])
-_OUTBOX_INSERT = _RawInsert(outbox_message, ["event_id", "topic", "key", "event_type", "body", "created_at"])
+_INBOX_INSERT = RawWrite(inbox_message, ["consumer", "event_id", "processed_at"])
+_OUTBOX_INSERT = RawWrite(outbox_message, ["event_id", "topic", "key", "event_type", "body", "created_at"])
 
 
 async def write_inbox(
     session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID], at: datetime
 ) -> None:
     """Record that ``consumer`` applied these events (one ``executemany``)."""
-    dialect = (await session.connection()).dialect
-    event_id = _INBOX_INSERT.processor(dialect, "event_id")
-    processed_at = _INBOX_INSERT.processor(dialect, "processed_at")(at)
-    await _INBOX_INSERT.run(session, [(consumer, event_id(each), processed_at) for each in event_ids])
+    await _INBOX_INSERT.run(session, [(consumer, each, at) for each in event_ids])
 
 
 async def write_outbox(
     session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, str, str, bytes]], *, at: datetime
 ) -> None:
     """Add events to the outbox: (event id, topic, key, event type, body) each (one ``executemany``)."""
-    dialect = (await session.connection()).dialect
-    event_id = _OUTBOX_INSERT.processor(dialect, "event_id")
-    created_at = _OUTBOX_INSERT.processor(dialect, "created_at")(at)
-    await _OUTBOX_INSERT.run(
-        session,
-        [
-            (event_id(id_), topic, key, event_type, body, created_at)
-            for id_, topic, key, event_type, body in rows
-        ],
-    )
+    await _OUTBOX_INSERT.run(session, [(*row, at) for row in rows])
 
 
 def create_messaging_tables_v1() -> None:

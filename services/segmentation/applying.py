@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter, itemgetter
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -23,10 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.segmentation import service
-from services.segmentation.assessment import Assessment
 from services.segmentation.models import BehaviourSignal, CustomerSegment, Purchase, TierChange
 from services.segmentation.service import Context
-from shared.db import new_id
+from shared.db import RawWrite, new_id
 
 SEGMENT = CustomerSegment.__table__
 PURCHASE = Purchase.__table__
@@ -35,6 +35,7 @@ HISTORY = TierChange.__table__
 COLUMNS = tuple(column.key for column in SEGMENT.columns)
 # A known customer's row is rewritten whole but for its key (any handler may change any figure).
 UPDATED = tuple(name for name in COLUMNS if name != "customer_id")
+LEDGER_COLUMNS = ("purchase_id", "customer_id", "amount_minor", "purchased_at", "fully_refunded")
 
 
 def plain_row(**values: Any) -> CustomerSegment:
@@ -52,14 +53,9 @@ class Ledger:
     purchased_at: datetime
     fully_refunded: bool
 
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "purchase_id": self.purchase_id,
-            "customer_id": self.customer_id,
-            "amount_minor": self.amount_minor,
-            "purchased_at": self.purchased_at,
-            "fully_refunded": self.fully_refunded,
-        }
+    def as_row(self) -> tuple[Any, ...]:
+        """The purchase's values in ``LEDGER_COLUMNS`` order."""
+        return (self.purchase_id, self.customer_id, self.amount_minor, self.purchased_at, self.fully_refunded)
 
 
 @dataclass
@@ -81,8 +77,9 @@ class Batch:
     changed_purchases: dict[uuid.UUID, Ledger] = field(default_factory=dict)
     signals: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    # Where a customer of whom nothing is known stands: the same for everyone new in the batch.
-    blank: Assessment | None = None
+    # The row of a customer of whom nothing is known (``service.new_segment``): the same for everyone
+    # new in the batch but for their id.
+    blank: dict[str, Any] | None = None
 
     @classmethod
     async def load(
@@ -131,9 +128,18 @@ class Batch:
         segment = self.rows.get(customer_id)
         if segment is None:
             if self.blank is None:
-                self.blank = service.blank_verdict(self.ctx, self.now)
-            segment = self.rows[customer_id] = service.new_segment(
-                customer_id, self.ctx, self.now, make=plain_row, verdict=self.blank
+                self.blank = vars(
+                    service.new_segment(
+                        customer_id,
+                        self.ctx,
+                        self.now,
+                        make=plain_row,
+                        verdict=service.blank_verdict(self.ctx, self.now),
+                    )
+                )
+            # Everyone new in the batch starts alike: a copy of the first one's new row, under their id.
+            segment = self.rows[customer_id] = cast(
+                CustomerSegment, SimpleNamespace(**(self.blank | {"customer_id": customer_id}))
             )
             self.ledgers.setdefault(customer_id, {})
             self.days.setdefault(customer_id, Counter())
@@ -221,37 +227,42 @@ class Batch:
             if segment is None:
                 continue
             if customer_id in self.stored:
-                updated.append({"key": customer_id, **{name: getattr(segment, name) for name in UPDATED}})
+                updated.append(_UPDATED_VALUES(segment))
             else:
-                inserted.append(dict(vars(segment)))
+                inserted.append(_SEGMENT_VALUES(segment))
                 self.stored.add(customer_id)
         self.dirty.clear()
         if inserted:
-            await session.execute(sa.insert(SEGMENT), inserted)
+            await _INSERT_SEGMENTS.run(session, inserted)
         if updated:
-            await session.execute(
-                sa.update(SEGMENT)
-                .where(SEGMENT.c.customer_id == sa.bindparam("key"))
-                .values({name: sa.bindparam(name) for name in UPDATED}),
-                updated,
-            )
+            await _UPDATE_SEGMENTS.run(session, updated)
         if self.new_purchases:
-            await session.execute(sa.insert(PURCHASE), [p.as_row() for p in self.new_purchases.values()])
+            await _INSERT_PURCHASES.run(session, [p.as_row() for p in self.new_purchases.values()])
             self.new_purchases.clear()
         if self.changed_purchases:
-            await session.execute(
-                sa.update(PURCHASE)
-                .where(PURCHASE.c.purchase_id == sa.bindparam("key"))
-                .values(amount_minor=sa.bindparam("amount"), fully_refunded=sa.bindparam("refunded")),
-                [
-                    {"key": p.purchase_id, "amount": p.amount_minor, "refunded": p.fully_refunded}
-                    for p in self.changed_purchases.values()
-                ],
+            await _UPDATE_PURCHASES.run(
+                session,
+                [(p.amount_minor, p.fully_refunded, p.purchase_id) for p in self.changed_purchases.values()],
             )
             self.changed_purchases.clear()
         if self.signals:
-            await session.execute(sa.insert(SIGNAL), self.signals)
+            await _INSERT_SIGNALS.run(session, map(_SIGNAL_VALUES, self.signals))
             self.signals = []
         if self.history:
-            await session.execute(sa.insert(HISTORY), self.history)
+            await _INSERT_HISTORY.run(session, map(_HISTORY_VALUES, self.history))
             self.history = []
+
+
+# The batch's writes, by raw executemany (shared.db.RawWrite): values in the tables' column order.
+_INSERT_SEGMENTS = RawWrite(SEGMENT, COLUMNS)
+_SEGMENT_VALUES = attrgetter(*COLUMNS)
+_UPDATE_SEGMENTS = RawWrite(SEGMENT, UPDATED, key="customer_id")
+_UPDATED_VALUES = attrgetter(*UPDATED, "customer_id")
+_INSERT_PURCHASES = RawWrite(PURCHASE, LEDGER_COLUMNS)
+_UPDATE_PURCHASES = RawWrite(PURCHASE, ("amount_minor", "fully_refunded"), key="purchase_id")
+_SIGNAL_COLUMNS = tuple(column.key for column in SIGNAL.columns)
+_INSERT_SIGNALS = RawWrite(SIGNAL, _SIGNAL_COLUMNS)
+_SIGNAL_VALUES = itemgetter(*_SIGNAL_COLUMNS)
+_HISTORY_COLUMNS = tuple(column.key for column in HISTORY.columns)
+_INSERT_HISTORY = RawWrite(HISTORY, _HISTORY_COLUMNS)
+_HISTORY_VALUES = itemgetter(*_HISTORY_COLUMNS)

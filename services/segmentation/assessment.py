@@ -37,7 +37,11 @@ class CutPoints:
     revenue_shares: tuple[tuple[float, int | None], ...] = ()
 
     def revenue_share_minimum(self, share: float) -> int | None:
-        return dict(self.revenue_shares).get(share)
+        # The last pair naming the share holds, as a dict of the pairs would say (no dict per customer).
+        for named, least in reversed(self.revenue_shares):
+            if named == share:
+                return least
+        return None
 
 
 NO_CUT_POINTS = CutPoints(version=0, rfm=None, abc=rfm.AbcThresholds(None, None), bgnbd=None)
@@ -92,6 +96,7 @@ def days_between(later: datetime, earlier: datetime) -> float:
 
 def _admits(
     rule: TierRule,
+    min_monetary_minor: int | None,
     facts: Facts,
     scores: tuple[int, int, int] | None,
     abc: AbcClass | None,
@@ -105,7 +110,7 @@ def _admits(
             return False
     if rule.risks is not None and risk not in rule.risks:
         return False
-    if rule.min_monetary is not None and facts.monetary_minor < to_minor(rule.min_monetary):
+    if min_monetary_minor is not None and facts.monetary_minor < min_monetary_minor:
         return False
     if rule.min_frequency is not None and facts.frequency < rule.min_frequency:
         return False
@@ -184,6 +189,10 @@ RISK_OF_CAUSE = {
 
 
 def explain_risk(cause: RiskCause, policy: Policy) -> str:
+    return _prepared(policy).risk_reasons[cause]
+
+
+def _risk_reasons(policy: Policy) -> dict[RiskCause, str]:
     risk = policy.risk
     return {
         RiskCause.not_buying_yet: "has not bought yet",
@@ -193,7 +202,42 @@ def explain_risk(cause: RiskCause, policy: Policy) -> str:
         RiskCause.unlikely_alive: f"BG/NBD probability alive below {risk.at_risk_probability_alive:g}",
         RiskCause.lost_lapse: f"no purchase for {risk.lost_lapse:g}x their usual interval",
         RiskCause.lost_long_silence: f"no purchase for {risk.lost_after_days} days",
-    }[cause]
+    }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What ``assess`` reads of a policy, worked out once per policy rather than once per customer."""
+
+    segments: dict[tuple[int, int], RfmSegment]
+    risk_reasons: dict[RiskCause, str]
+    # The tier rules from the top down, each with its minimum spend in minor units and its description.
+    tier_rules: tuple[tuple[TierRule, int | None, str], ...]
+    key_account_rule: str
+
+
+# Policies are immutable: what was worked out for one holds as long as it lives (the cache holds
+# it, so its id is not another's meanwhile). An operator stores a few versions in a service's life.
+_PREPARED: dict[int, tuple[Policy, _Prepared]] = {}
+
+
+def _prepared(policy: Policy) -> _Prepared:
+    found = _PREPARED.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    if len(_PREPARED) >= 64:
+        _PREPARED.clear()
+    prepared = _Prepared(
+        segments=rfm.segment_table(policy.segment_rules),
+        risk_reasons=_risk_reasons(policy),
+        tier_rules=tuple(
+            (rule, None if rule.min_monetary is None else to_minor(rule.min_monetary), rule.describe())
+            for rule in policy.ordered_tier_rules()
+        ),
+        key_account_rule=f"{policy.key_account_tier.value}: designated key account",
+    )
+    _PREPARED[id(policy)] = (policy, prepared)
+    return prepared
 
 
 def model_time(facts: Facts, now: datetime, unit_days: float) -> tuple[float, float, float] | None:
@@ -213,6 +257,7 @@ def _lapsed(risk: ChurnRisk, window_frequency: int) -> bool:
 
 
 def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -> Assessment:
+    prepared = _prepared(policy)
     bought = facts.lifetime_frequency > 0 and facts.last_purchase_at is not None
     scores: tuple[int, int, int] | None = None
     segment: RfmSegment | None = None
@@ -224,9 +269,7 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
             rfm.score_at_least(facts.frequency, cut_points.rfm.frequency),
             rfm.score_at_least(facts.monetary_minor, cut_points.rfm.monetary_minor),
         )
-        segment = rfm.segment_table(policy.segment_rules)[
-            (scores[0], rfm.frequency_monetary(scores[1], scores[2]))
-        ]
+        segment = prepared.segments[(scores[0], rfm.frequency_monetary(scores[1], scores[2]))]
     # The ABC classes rank the buyers in the window; a dormant customer is in none of them.
     abc = rfm.abc_class(facts.monetary_minor, cut_points.abc) if bought and facts.frequency > 0 else None
     if not bought:
@@ -260,14 +303,14 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
     if scores is not None and _lapsed(risk, facts.frequency):
         # Whatever the quintiles say, a lapsed customer is not recent: never loyal or a champion.
         scores = (1, scores[1], scores[2])
-        segment = rfm.segment_table(policy.segment_rules)[(1, rfm.frequency_monetary(scores[1], scores[2]))]
+        segment = prepared.segments[(1, rfm.frequency_monetary(scores[1], scores[2]))]
     if facts.key_account:
-        tier, rule = policy.key_account_tier, f"{policy.key_account_tier.value}: designated key account"
+        tier, rule = policy.key_account_tier, prepared.key_account_rule
     else:
         tier, rule = Tier.lead, "lead: no rule admitted the customer"
-        for candidate in policy.ordered_tier_rules():
-            if _admits(candidate, facts, scores, abc, segment, risk, cut_points):
-                tier, rule = candidate.tier, candidate.describe()
+        for candidate, min_monetary_minor, description in prepared.tier_rules:
+            if _admits(candidate, min_monetary_minor, facts, scores, abc, segment, risk, cut_points):
+                tier, rule = candidate.tier, description
                 break
     return Assessment(
         tier=tier,
@@ -278,7 +321,7 @@ def assess(facts: Facts, policy: Policy, cut_points: CutPoints, now: datetime) -
         value_group=value_group,
         stage=stage_of(facts, policy),
         risk=risk,
-        risk_reason=explain_risk(cause, policy),
+        risk_reason=prepared.risk_reasons[cause],
         probability_alive=p_alive,
         expected_purchases=expected,
     )
