@@ -79,7 +79,9 @@ async def match_next_batch(
         query = query.where(Contact.customer_id > announcement.matched_through)
     contacts = (await session.scalars(query)).all()
     policy = (await policy_store.policy(session=session)).policy
-    reach = await recipients([contact.customer_id for contact in contacts], session=session)
+    reach = await recipients(
+        [contact.customer_id for contact in contacts], session=session, contacts=contacts
+    )
     configured = configured_channels(settings)
     message_steps = [step for step in playbook.definition.steps if isinstance(step, MessageStep)]
     material = {

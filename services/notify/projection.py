@@ -252,16 +252,16 @@ class Recipient:
 
 
 async def recipients(
-    customer_ids: Iterable[uuid.UUID], *, session: AsyncSession
+    customer_ids: Iterable[uuid.UUID], *, session: AsyncSession, contacts: Iterable[Contact] | None = None
 ) -> dict[uuid.UUID, Recipient]:
-    """For each customer notify has a row for: how to reach them (three batched lookups)."""
+    """For each customer notify has a row for: how to reach them (three batched lookups, two when
+    the caller has loaded the customers' ``contacts`` already)."""
     ids = list(set(customer_ids))
     if not ids:
         return {}
-    contacts = {
-        c.customer_id: c
-        for c in (await session.scalars(sa.select(Contact).where(Contact.customer_id.in_(ids)))).all()
-    }
+    if contacts is None:
+        contacts = (await session.scalars(sa.select(Contact).where(Contact.customer_id.in_(ids)))).all()
+    contact_of = {c.customer_id: c for c in contacts}
     consents: dict[uuid.UUID, dict[tuple[ContactChannel, Purpose], bool]] = {}
     for row in (await session.scalars(sa.select(Consent).where(Consent.customer_id.in_(ids)))).all():
         consents.setdefault(row.customer_id, {})[(ContactChannel(row.channel), Purpose(row.purpose))] = (
@@ -279,7 +279,7 @@ async def recipients(
             for purpose, allowed in purposes.items():
                 flags[(ContactChannel(channel), Purpose(purpose))] = bool(allowed)
     found = {}
-    for customer_id, contact in contacts.items():
+    for customer_id, contact in contact_of.items():
         reach = Reach(
             addresses={
                 ContactChannel.email: contact.email,

@@ -35,6 +35,7 @@ from services.notify.playbooks import (
 from services.notify.policy import Policy, offer_for
 from services.notify.policy_store import Playbook
 from services.notify.projection import consent_granted, contact_as_mapping, insert_ignoring_duplicates
+from services.notify.rendering import Renderings
 from services.notify.settings import NotifySettings
 from shared import templates
 from shared.events.customer import ContactChannel, Purpose
@@ -71,14 +72,17 @@ class Effects:
     runs: list[dict[str, Any]] = field(default_factory=list)
     template_problems: list[tuple[str, str]] = field(default_factory=list)
     """(step id, reason) of each template that failed to render: its step failed, the rest went on."""
+    renderings: Renderings = field(default_factory=Renderings)
 
     def __bool__(self) -> bool:
         return bool(self.notifications or self.failed or self.tasks or self.runs)
 
     async def write(self, *, session: AsyncSession, now: datetime) -> None:
         if self.notifications:
+            # The table, not the mapped class: a Core executemany, without the ORM's bulk bookkeeping
+            # per row (an announcement writes thousands in a batch).
             await session.execute(
-                insert_ignoring_duplicates(Notification, session=session), self.notifications
+                insert_ignoring_duplicates(Notification.__table__, session=session), self.notifications
             )
         for row in self.failed:
             inserted = await session.scalar(
@@ -126,7 +130,9 @@ class Effects:
                     time=now,
                 )
         if self.runs:
-            await session.execute(insert_ignoring_duplicates(PlaybookRun, session=session), self.runs)
+            await session.execute(
+                insert_ignoring_duplicates(PlaybookRun.__table__, session=session), self.runs
+            )
         self.notifications, self.failed, self.tasks, self.runs = [], [], [], []
 
 
@@ -205,8 +211,8 @@ async def perform(
                 customer_id=occasion.customer_id,
             )
             try:
-                title = templates.render(step.title, context)[:300]
-                detail = templates.render(step.detail, context) if step.detail else None
+                title = effects.renderings.render(step.title, context)[:300]
+                detail = effects.renderings.render(step.detail, context) if step.detail else None
             except templates.TemplateProblem as problem:
                 title, detail = f"{step.task} ({playbook.key})", str(problem)
                 effects.template_problems.append((step.id, str(problem)))
@@ -272,9 +278,9 @@ async def perform(
         }
         try:
             row.update(
-                title=templates.render(content.title, context)[:300],
-                body=templates.render(content.body, context),
-                sms_text=templates.render(content.sms, context)[:500] if content.sms else None,
+                title=effects.renderings.render(content.title, context)[:300],
+                body=effects.renderings.render(content.body, context),
+                sms_text=effects.renderings.render(content.sms, context)[:500] if content.sms else None,
                 status="pending",
             )
             effects.notifications.append(row)
