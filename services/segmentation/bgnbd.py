@@ -70,7 +70,7 @@ def fit(
 ) -> BgNbdFit:
     """Maximum-likelihood estimates of (r, α, a, b), with standard errors from the observed information."""
     start = (initial or BgNbdParameters(1.0, 1.0, 1.0, 1.0)).as_array()
-    estimate = likelihood.maximise(log_likelihood, x, t_x, T, start)
+    estimate = likelihood.maximise(likelihood.over(log_likelihood), x, t_x, T, start)
     errors = estimate.standard_errors
     return BgNbdFit(
         parameters=BgNbdParameters(*(float(v) for v in estimate.values)),

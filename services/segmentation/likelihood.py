@@ -17,6 +17,18 @@ from scipy import optimize
 Floats = npt.NDArray[np.float64]
 # (parameters, x, t_x, T, weights) -> the weighted sum of the customers' log-likelihoods.
 LogLikelihood = Callable[[Floats, Floats, Floats, Floats, Floats], float]
+# (x, t_x, T, weights) of the distinct histories -> the sample's log-likelihood of the parameters.
+# A model builds it once per fit, so that what does not depend on the parameters is worked out once.
+Objective = Callable[[Floats, Floats, Floats, Floats], Callable[[Floats], float]]
+
+
+def over(log_likelihood: LogLikelihood) -> Objective:
+    """The objective of a model with nothing to work out ahead: its log-likelihood over the sample."""
+
+    def objective(x: Floats, t_x: Floats, T: Floats, weights: Floats) -> Callable[[Floats], float]:
+        return lambda params: log_likelihood(params, x, t_x, T, weights)
+
+    return objective
 
 
 @dataclass(frozen=True)
@@ -45,15 +57,15 @@ def _compress(x: Floats, t_x: Floats, T: Floats) -> tuple[Floats, Floats, Floats
 
 
 def maximise(
-    log_likelihood: LogLikelihood, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, start: Floats
+    objective: Objective, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, start: Floats
 ) -> Estimate:
     """Maximum-likelihood estimates, with standard errors from the observed information."""
     xs, txs, Ts = checked(x, t_x, T)
-    ux, utx, uT, weights = _compress(xs, txs, Ts)
+    log_likelihood = objective(*_compress(xs, txs, Ts))
 
     def negative(log_params: Floats) -> float:
         with np.errstate(all="ignore"):
-            value = -log_likelihood(np.exp(log_params), ux, utx, uT, weights)
+            value = -log_likelihood(np.exp(log_params))
         return value if np.isfinite(value) else 1e300
 
     best = optimize.minimize(
@@ -75,18 +87,16 @@ def maximise(
         log_likelihood=-float(best.fun),
         customers=len(xs),
         converged=bool(best.success),
-        standard_errors=_standard_errors(log_likelihood, estimate, ux, utx, uT, weights),
+        standard_errors=_standard_errors(log_likelihood, estimate),
     )
 
 
-def _standard_errors(
-    log_likelihood: LogLikelihood, estimate: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats
-) -> Floats | None:
+def _standard_errors(log_likelihood: Callable[[Floats], float], estimate: Floats) -> Floats | None:
     """Square roots of the diagonal of the inverse observed information (a central-difference Hessian)."""
 
     def ll(params: Floats) -> float:
         with np.errstate(all="ignore"):
-            return log_likelihood(params, x, t_x, T, weights)
+            return log_likelihood(params)
 
     size = len(estimate)
     hessian = np.zeros((size, size))

@@ -52,7 +52,7 @@ def log_likelihood(params: Floats, x: Floats, t_x: Floats, T: Floats, weights: F
 
 def fit(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> MbgNbdFit:
     """Maximum-likelihood estimates of (r, α, a, b), with standard errors from the observed information."""
-    estimate = likelihood.maximise(log_likelihood, x, t_x, T, np.ones(4))
+    estimate = likelihood.maximise(likelihood.over(log_likelihood), x, t_x, T, np.ones(4))
     errors = estimate.standard_errors
     return MbgNbdFit(
         parameters=MbgNbdParameters(*(float(v) for v in estimate.values)),

@@ -40,8 +40,11 @@ class ParetoNbdFit:
     standard_errors: ParetoNbdParameters | None
 
 
-def _log_a0(params: Floats, x: Floats, t_x: Floats, T: Floats) -> Floats:
-    """log A₀: the hypergeometric terms, from whichever of α and β is larger (so |z| < 1)."""
+def _log_a0_term(params: Floats, x: Floats, t: Floats) -> Floats:
+    """One of A₀'s two terms, at time ``t`` (t_x or T), in logs: the hypergeometric one is the cost.
+
+    From whichever of α and β is larger (so |z| < 1).
+    """
     r, alpha, s, beta = params
     k = r + s + x
     if alpha >= beta:
@@ -49,26 +52,68 @@ def _log_a0(params: Floats, x: Floats, t_x: Floats, T: Floats) -> Floats:
     else:
         top, second = beta, r + x
     gap = abs(alpha - beta)
-    at_t_x = np.log(special.hyp2f1(k, second, k + 1, gap / (top + t_x))) - k * np.log(top + t_x)
-    at_T = np.log(special.hyp2f1(k, second, k + 1, gap / (top + T))) - k * np.log(top + T)
+    return np.asarray(
+        np.log(special.hyp2f1(k, second, k + 1, gap / (top + t))) - k * np.log(top + t), dtype=np.float64
+    )
+
+
+def _log_a0_of_terms(at_t_x: Floats, at_T: Floats) -> Floats:
     # A₀ is a difference of the two (zero when t_x = T): subtract in logs, without cancelling.
     with np.errstate(divide="ignore"):
         return np.asarray(at_t_x + np.log(-np.expm1(np.minimum(at_T - at_t_x, 0.0))), dtype=np.float64)
 
 
-def log_likelihood(params: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats | None = None) -> float:
-    """The sample log-likelihood: alive at T, or died between t_x and T, summed over customers."""
-    r, alpha, s, beta = np.asarray(params, dtype=float)
+def _log_a0(params: Floats, x: Floats, t_x: Floats, T: Floats) -> Floats:
+    """log A₀: the hypergeometric terms at t_x and at T."""
+    return _log_a0_of_terms(_log_a0_term(params, x, t_x), _log_a0_term(params, x, T))
+
+
+def _sum_log_likelihood(
+    params: Floats, x: Floats, T: Floats, log_a0: Floats, weights: Floats | None
+) -> float:
+    r, alpha, s, beta = params
     head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    died = np.log(s / (r + s + x)) + _log_a0(np.array([r, alpha, s, beta]), x, t_x, T)
+    died = np.log(s / (r + s + x)) + log_a0
     per_customer = head + np.logaddexp(alive, died)
     return float(np.sum(per_customer if weights is None else per_customer * weights))
 
 
+def log_likelihood(params: Floats, x: Floats, t_x: Floats, T: Floats, weights: Floats | None = None) -> float:
+    """The sample log-likelihood: alive at T, or died between t_x and T, summed over customers."""
+    values = np.asarray(params, dtype=float)
+    return _sum_log_likelihood(values, x, T, _log_a0(values, x, t_x, T), weights)
+
+
+class _Sample:
+    """The log-likelihood of one sample, each A₀ term worked out once per distinct (x, time).
+
+    A₀'s terms depend on a customer's x and one time (t_x or T), not on the three together: the
+    one-time buyers share t_x = 0, and many share an age. Fewer hypergeometric functions to
+    evaluate at each step of the search, the same values.
+    """
+
+    def __init__(self, x: Floats, t_x: Floats, T: Floats, weights: Floats) -> None:
+        self.x, self.T, self.weights = x, T, weights
+        moments = np.concatenate([np.column_stack([x, t_x]), np.column_stack([x, T])])
+        order = np.lexsort((moments[:, 1], moments[:, 0]))
+        ordered = moments[order]
+        first = np.concatenate([[True], np.any(ordered[1:] != ordered[:-1], axis=1)])
+        self.inverse = np.empty(len(moments), dtype=np.int64)
+        self.inverse[order] = np.cumsum(first) - 1
+        self.distinct_x, self.distinct_t = ordered[first, 0], ordered[first, 1]
+
+    def __call__(self, params: Floats) -> float:
+        values = np.asarray(params, dtype=float)
+        terms = _log_a0_term(values, self.distinct_x, self.distinct_t)[self.inverse]
+        half = len(self.x)
+        log_a0 = _log_a0_of_terms(terms[:half], terms[half:])
+        return _sum_log_likelihood(values, self.x, self.T, log_a0, self.weights)
+
+
 def fit(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> ParetoNbdFit:
     """Maximum-likelihood estimates of (r, α, s, β), with standard errors from the observed information."""
-    estimate = likelihood.maximise(log_likelihood, x, t_x, T, np.ones(4))
+    estimate = likelihood.maximise(_Sample, x, t_x, T, np.ones(4))
     errors = estimate.standard_errors
     return ParetoNbdFit(
         parameters=ParetoNbdParameters(*(float(v) for v in estimate.values)),
