@@ -160,15 +160,6 @@ class RawWrite:
         if converted:
             await connection.exec_driver_sql(sql, converted)
 
-    def converter(self, dialect: Dialect, column: str) -> Convert:
-        """How one column's values go to the driver (for a caller that converts them itself)."""
-        found = bind_converter(self.table.c[column], dialect)
-        return found if found is not None else _same
-
-
-def _same(value: Any) -> Any:
-    return value
-
 
 def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
