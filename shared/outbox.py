@@ -10,9 +10,12 @@ An acknowledgement is trusted only if the broker's log is still the one the batc
 has and drops them. When the log is new, the relay first marks every retained event unpublished
 again, so they go out in their original order before anything newer.
 
-That check and the marking (a write, which on SQLite waits for the consumer's transaction) are
-done in the background while the relay reads and sends the next batch: an event committed
-meanwhile does not wait for them. Events acknowledged but not yet marked are not read again.
+The check follows every batch, before anything more is sent: a broker that restarted takes at
+most one batch into its new log before the relay recreates the topics and replays (records sent
+to a log whose topics are not made yet are what a restarted broker handles worst). The marking
+(a write, which on SQLite waits for the consumer's transaction) is done in the background while
+the relay reads and sends the next batch: an event committed meanwhile does not wait for it.
+Events acknowledged but not yet marked are not read again.
 """
 
 from __future__ import annotations
@@ -228,7 +231,7 @@ class OutboxRelay:
                 self.metrics.outbox_pending.set(0)
             self.recovering = False
             return 0
-        epoch = self.epoch
+        generation, epoch = self.generation, self.epoch
         assert epoch is not None
         headers = [("content-type", CONTENT_TYPE.encode())]
         bodies = await self._sealed(rows) if self.sealer is not None else [row.body for row in rows]
@@ -250,6 +253,10 @@ class OutboxRelay:
             if not acknowledged[index]:
                 span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
             span.end()
+        if await self.bus.refresh_epoch() != generation:
+            # Acknowledged by a broker whose log is not the one we sent to: nothing is marked, and
+            # nothing more is sent before ``sync_epoch`` has made the new log's topics and replayed.
+            return 0
         published = [row for row, acked in zip(rows, acknowledged, strict=True) if acked]
         self._unsettled.update(row.seq for row in published)
         if self._settling is None or self._settling.done():
@@ -266,21 +273,17 @@ class OutboxRelay:
         return len(rows)
 
     async def settled(self) -> None:
-        """Wait until what the broker acknowledged so far is marked published (or known to be lost
-        with the broker's log, and so to be sent again)."""
+        """Wait until what the broker acknowledged so far is marked published."""
         if self._settling is not None:
             await asyncio.gather(self._settling, return_exceptions=True)
 
     async def _settle(self) -> None:
-        """Mark published what the broker acknowledged, once its log is known to be the one it was sent
-        to; until then, and until the marking commits, it is retried. Acknowledged by a log that is gone,
-        it is not marked: ``sync_epoch`` sends it again."""
+        """Mark published what the broker acknowledged (each batch's log was checked before it was
+        added); until the marking commits, it is retried."""
         delay = 0.2
         while self._unsettled:
-            generation, seqs = self.generation, sorted(self._unsettled)  # all sent before the check below
+            seqs = sorted(self._unsettled)
             try:
-                if await self.bus.refresh_epoch() != generation:
-                    return
                 async with self.db.unit_of_work() as session:
                     await session.execute(
                         outbox_message.update()
@@ -394,7 +397,7 @@ class OutboxRelay:
                     .where(bus_state.c.name == _EPOCH)
                     .values(value=epoch, updated_at=utcnow())
                 )
-        # What was acknowledged and not marked went to the log that is gone, or is marked by now.
+        # Marked by now (``settled`` returns when nothing is left to mark).
         self._unsettled.clear()
         self.generation, self.epoch = generation, epoch
         self.db.doorbells.outbox.ring()

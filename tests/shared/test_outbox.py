@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from services.customer.models import Customer
 from shared.broker import EmbeddedBroker
-from shared.bus import Bus
+from shared.bus import EPOCH_HEADER, Bus
 from shared.db import Database, utcnow
 from shared.events import CONTENT_TYPE, REGISTRY, decode
 from shared.messaging import bus_state, outbox_message
@@ -170,6 +170,57 @@ async def test_a_broker_that_lost_its_log_gets_the_retained_events_again(
     assert await relay.publish_pending() == 1
     records = await read_all(broker.bootstrap, relay.bus.topic(TOPIC), expect=3)
     assert [decode(r.value, REGISTRY).id for r in records] == [recent.id, old.id, recent.id]
+
+
+async def test_after_a_batch_lands_in_a_new_log_nothing_more_is_sent_before_the_replay(db: Database) -> None:
+    """A broker that restarted empty may take one batch stamped for the log that is gone (the relay
+    cannot know before it asks); the relay asks after every batch, so the next thing it sends is the
+    replay, in order, stamped for the new log."""
+    with EmbeddedBroker() as broker:
+        bus = Bus(common_settings_for_tests(broker.bootstrap, "t."), client_id="relay-restart-test")
+        await bus.start([TOPIC])
+        relay = OutboxRelay(db=db, bus=bus, metrics=Metrics(), settings=RelaySettings(batch_size=2))
+        try:
+            customer_id = uuid.uuid4()
+            staged = []
+            for _ in range(5):
+                async with db.unit_of_work() as session:
+                    purchase = example("csm.purchase.recorded.v1", customer_id)
+                    staged.append(stage(purchase, session=session, source="/tests"))
+            await relay.sync_epoch()
+            assert await relay.publish_pending() == 2
+            first_log = bus.epoch
+
+            assert broker.process is not None
+            broker.process.kill()
+            broker.process.wait()
+            broker.start()
+            # Another service notices first and makes the topics, so the relay's next batch is taken.
+            other = Bus(common_settings_for_tests(broker.bootstrap, "t."), client_id="other-service")
+            await other.start([TOPIC])
+            await other.stop()
+
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        sent = await relay.publish_pending()
+                        break
+                    except Exception:  # the producer is still reconnecting
+                        await asyncio.sleep(0.2)
+            assert sent == 0, "a batch the new log took for the old one counts as not published"
+            assert bus.generation == 1, "the relay asked which log took the batch before going on"
+
+            while await relay.publish_pending():
+                pass
+            await relay.settled()
+            records = await read_all(broker.bootstrap, bus.topic(TOPIC), expect=7, timeout_ms=5_000)
+            stamps = [dict(r.headers)[EPOCH_HEADER].decode() for r in records]
+            ids = [decode(r.value, REGISTRY).id for r in records]
+            assert stamps[:2] == [first_log] * 2 and ids[:2] == [e.id for e in staged[2:4]]
+            assert stamps[2:] == [bus.epoch] * 5 and ids[2:] == [e.id for e in staged]
+        finally:
+            await relay.settled()
+            await bus.stop()
 
 
 async def test_purge_forgets_published_events_past_retention_but_never_pending_ones(
