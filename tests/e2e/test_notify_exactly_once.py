@@ -65,8 +65,10 @@ class NotifyProcess:
             "CSM_NOTIFY_SMS_API_KEY": http.sms_key,
             "CSM_NOTIFY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             "CSM_RATE_LIMITS_ENABLED": "false",
-            # A claim lapses after a second, so the restarted process takes the interrupted sends over soon.
-            "CSM_NOTIFY_SEND_LEASE_SECONDS": "1",
+            # A claim lapses after five seconds, so the restarted process takes the interrupted sends
+            # over soon, and the killed one, held up by the receivers, does not take its own over
+            # again first (a one-second lease did, on a loaded machine, giving a third attempt).
+            "CSM_NOTIFY_SEND_LEASE_SECONDS": "5",
             "CSM_NOTIFY_SCAN_POLL_SECONDS": "0.1",
             "CSM_NOTIFY_OUTBOX_POLL_SECONDS": "0.2",
         }
