@@ -92,6 +92,7 @@ def _utc_text(value: datetime | None) -> str | None:
 
 
 Convert = Callable[[Any], Any]
+_UNSEEN = object()
 
 
 def bind_converter(column: Column[Any], dialect: Dialect) -> Convert | None:
@@ -151,11 +152,19 @@ class RawWrite:
         """Write ``rows`` (values in ``columns`` order, then the key's for an UPDATE), converting them."""
         connection = await session.connection()
         sql, converters = self.prepared(connection.dialect)
+        # A batch's rows share many of their values (the batch's time above all): each column keeps
+        # the last value it converted, and the same object again is not converted again.
+        last: list[tuple[object, object]] = [(_UNSEEN, None)] * len(converters)
         converted = []
         for row in rows:
             values = list(row)
-            for index, convert in converters:
-                values[index] = convert(values[index])
+            for slot, (index, convert) in enumerate(converters):
+                value = values[index]
+                seen, made = last[slot]
+                if value is not seen:
+                    made = convert(value)
+                    last[slot] = (value, made)
+                values[index] = made
             converted.append(tuple(values))
         if converted:
             await connection.exec_driver_sql(sql, converted)
