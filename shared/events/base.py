@@ -410,12 +410,12 @@ def _decode(
     except ValidationError as error:
         raise InvalidEvent(f"invalid {head.type} payload: {_summary(error)}") from None
     customer = str(payload.customer_id)
-    if head.subject is not None and _is_uuid(head.subject) and head.subject != customer:
+    if head.subject is not None and head.subject != customer and _is_uuid(head.subject):
         raise InvalidEvent("subject does not match the payload's customer_id")
     traced = _is_traceparent(head.traceparent)
     return constructed(
         specversion="1.0",
-        id=uuid.UUID(head.id) if _is_uuid(head.id) else uuid.uuid5(_FOREIGN_IDS, f"{head.source}\n{head.id}"),
+        id=_as_uuid(head.id) or uuid.uuid5(_FOREIGN_IDS, f"{head.source}\n{head.id}"),
         source=head.source,
         type=head.type,
         subject=customer,
@@ -440,11 +440,14 @@ def _fits(tracestate: str | None) -> bool:
 
 
 def _is_uuid(text: str) -> bool:
+    return _as_uuid(text) is not None
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
     try:
-        uuid.UUID(text)
+        return uuid.UUID(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _summary(error: ValidationError) -> str:
