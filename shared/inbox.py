@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -346,10 +347,11 @@ class EventConsumer:
             applied: list[Envelope[Event]] = []
             for envelope in envelopes:
                 if envelope.id in seen:
-                    self.metrics.events_duplicate.labels(self.name).inc()
                     continue
                 seen.add(envelope.id)
                 applied.append(envelope)
+            if len(applied) < len(envelopes):
+                self.metrics.events_duplicate.labels(self.name).inc(len(envelopes) - len(applied))
             with self._consuming(applied) as spans, _current(spans):
                 if applied and not (
                     self.apply_batch is not None and await self.apply_batch(applied, session=session)
@@ -364,8 +366,8 @@ class EventConsumer:
             await write_inbox(
                 session, consumer=self.name, event_ids=[envelope.id for envelope in applied], at=utcnow()
             )
-        for envelope in applied:
-            self.metrics.events_consumed.labels(self.name, envelope.type).inc()
+        for event_type, count in Counter(envelope.type for envelope in applied).items():
+            self.metrics.events_consumed.labels(self.name, event_type).inc(count)
         return applied
 
     def _consuming(

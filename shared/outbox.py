@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -261,8 +262,8 @@ class OutboxRelay:
         self._unsettled.update(row.seq for row in published)
         if self._settling is None or self._settling.done():
             self._settling = asyncio.create_task(self._settle())
-        for row in published:
-            self.metrics.outbox_published.labels(row.topic).inc()
+        for topic, count in Counter(row.topic for row in published).items():
+            self.metrics.outbox_published.labels(topic).inc(count)
         if len(published) < len(rows):
             # What failed is sent again after what was acknowledged: each partition's order holds.
             raise PublishIncomplete(f"{len(rows) - len(published)} of {len(rows)} events not acknowledged")

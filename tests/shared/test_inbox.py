@@ -128,6 +128,10 @@ async def test_an_event_delivered_twice_is_applied_once(broker: EmbeddedBroker, 
         await wait_for(marker_applied)
         assert probe.calls.count(first.id) == 1
         assert sorted(map(str, await probe.applied())) == sorted(map(str, [first.id, second.id, marker.id]))
+        # The metrics count each delivery once: three applied, the two repeats of ``first`` as duplicates.
+        metrics = probe.consumer.metrics
+        assert metrics.events_consumed.labels("probe", PurchaseRecorded.type)._value.get() == 3
+        assert metrics.events_duplicate.labels("probe")._value.get() == 2
 
 
 async def test_a_handler_that_keeps_failing_dead_letters_the_event_and_later_ones_go_on(

@@ -111,6 +111,7 @@ async def test_the_relay_publishes_in_commit_order_and_marks_what_the_broker_ack
     assert all(dict(r.headers)["content-type"] == CONTENT_TYPE.encode() for r in records)
     await relay.settled()
     assert all(row.published_at is not None for row in await outbox_rows(db))
+    assert relay.metrics.outbox_published.labels(TOPIC)._value.get() == 3
 
 
 async def test_the_relay_sends_the_next_batch_while_the_last_one_waits_to_be_marked(
