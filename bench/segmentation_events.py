@@ -2,8 +2,9 @@
 
 ``python -m bench segmentation_events [--backlog 50000] [--rates 250,500,1000,2000] [--seconds 20]``
 
-A real tansu broker and the real segmentation service (SQLite, workers on) run in this process;
-the latency client runs in a second process.
+A real tansu broker and the real segmentation service (SQLite, workers on) run in this process,
+tuned as ``csm serve`` tunes a service's process (``shared.process``); the latency client runs in
+a second process.
 
 - throughput: ``--backlog`` purchase events are produced first, then drained; events re-tiered
   per second from the first applied to the last (each purchase is a new customer, so each one
@@ -59,6 +60,7 @@ from shared.broker import EmbeddedBroker, free_port
 from shared.events import encode, envelope_for
 from shared.events.customer import PurchaseRecorded, SalesChannel
 from shared.messaging import inbox_message, outbox_message
+from shared.process import tune_gc
 from shared.settings import CommonSettings
 
 
@@ -138,6 +140,8 @@ async def run(args: argparse.Namespace) -> Report:
             outbox_batch_size=args.batch,
             outbox_poll_seconds=0.05,
         )
+        # The service runs in this process: set for it what ``csm serve`` sets for a service's process.
+        tune_gc(common.gc_young_threshold)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=2)
         await producer.start()
         try:

@@ -21,6 +21,7 @@ from shared.auth import mint_token
 from shared.broker import EmbeddedBroker
 from shared.events.asyncapi import catalog_document
 from shared.observability import configure_logging
+from shared.process import tune_gc
 from shared.roles import Role
 from shared.settings import CommonSettings
 from shared.settings import var_dir as default_var_dir
@@ -119,6 +120,7 @@ def serve(
     processes = consumer_processes(service, consumers)
     settings = entry.settings()
     configure_logging(settings.common.log_level, settings.common.log_format)
+    tune_gc(settings.common.gc_young_threshold)
     port, host = port or settings.port, host or settings.host
     extra = 0 if settings.consumer_only else processes - 1
     with ConsumerProcesses(service, host=host, port=port, count=extra, say=typer.echo) as others:

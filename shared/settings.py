@@ -124,6 +124,9 @@ class CommonSettings(BaseSettings):
     otel_sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # One JSON object per line for log collectors, or plain text for a person at a terminal.
     log_format: Literal["json", "text"] = "json"
+    # Objects a service process allocates before Python's cyclic collector walks its young generation
+    # (shared.process.tune_gc); 0 keeps Python's own 700.
+    gc_young_threshold: int = Field(default=50_000, ge=0)
 
     @field_validator("otel_endpoint", mode="before")
     @classmethod
