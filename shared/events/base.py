@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from time import time_ns
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 import msgspec
 import orjson
@@ -200,9 +200,32 @@ def encode(envelope: Envelope[Any]) -> bytes:
             head["traceparent"] = envelope.traceparent
             if envelope.tracestate is not None:
                 head["tracestate"] = envelope.tracestate
-        data: bytes = envelope.data.__pydantic_serializer__.to_json(envelope.data, serialize_as_any=True)
+        payload = type(envelope.data)
+        as_any = _AS_ANY.get(payload)
+        if as_any is None:
+            as_any = _AS_ANY[payload] = holds_models(payload)
+        data: bytes = payload.__pydantic_serializer__.to_json(envelope.data, serialize_as_any=as_any)
         return orjson.dumps(head, default=_as_json, option=orjson.OPT_UTC_Z)[:-1] + b',"data":' + data + b"}"
     return encode_by_model(envelope)
+
+
+# Per payload model: whether a field may hold a model (then serialised by its own class, which costs
+# more than twice as much as a payload of plain fields).
+_AS_ANY: dict[type[BaseModel], bool] = {}
+
+
+def holds_models(model: type[BaseModel]) -> bool:
+    """Whether a field of ``model`` may hold a model (or anything at all): only then does serialising
+    with ``serialize_as_any`` write something other than the plain serialiser does."""
+
+    def may_hold(annotation: object) -> bool:
+        if annotation is Any or annotation is object:
+            return True
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return True
+        return any(may_hold(argument) for argument in get_args(annotation))
+
+    return any(may_hold(field.annotation) for field in model.model_fields.values())
 
 
 def _as_json(value: object) -> str:
