@@ -43,6 +43,7 @@ from shared import migrations
 from shared.auth import mint_token
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.process import tune_gc
 from shared.roles import Role
 from shared.settings import CommonSettings
 
@@ -433,6 +434,8 @@ async def measure(options: argparse.Namespace, url: str) -> Report:
         settings = ComplaintsSettings(
             database_url=url, run_workers=False, common=CommonSettings(env="test", rate_limits_enabled=False)
         )
+        # The service runs in this process: set for it what ``csm serve`` sets (shared.process).
+        tune_gc(settings.common.gc_young_threshold)
         app = create_app(settings, clock=ManualClock(NOW))
         token = mint_token(settings.common, subject="bench-agent", role=Role.agent)
         try:

@@ -53,6 +53,7 @@ from shared.broker import EmbeddedBroker, free_port
 from shared.db import create_engine
 from shared.events import encode, envelope_for
 from shared.events.complaints import ComplaintOpened
+from shared.process import tune_gc
 from shared.roles import Role
 from shared.settings import CommonSettings
 
@@ -336,6 +337,8 @@ async def run(args: argparse.Namespace) -> Report:
                 mail_from=SENDER,
                 scan_poll_seconds=0.2,
             )
+            # The service runs in this process: set for it what ``csm serve`` sets (shared.process).
+            tune_gc(common.gc_young_threshold)
             app = create_app(settings)
             token = mint_token(common, subject="bench", role=Role.manager)
             async with (
