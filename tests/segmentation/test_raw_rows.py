@@ -63,17 +63,24 @@ async def stored(db: Database, table: sa.Table) -> dict[str, tuple[object, ...]]
     return {str(row.pop(key)).replace("-", ""): tuple(row.values()) for row in rows}
 
 
+async def insert_both_ways(
+    db: Database, table: sa.Table, pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> None:
+    """Each pair's first row by ``RawWrite``, its second by a Core insert, in one transaction."""
+    names = [column.name for column in table.columns]
+    async with db.unit_of_work() as session:
+        await RawWrite(table, names).run(session, [[raw[name] for name in names] for raw, _ in pairs])
+        await session.execute(table.insert(), [core for _, core in pairs])
+
+
 @pytest.mark.parametrize("table", TABLES, ids=lambda table: table.name)
 async def test_rows_inserted_raw_are_stored_as_core_stores_them(db: Database, table: sa.Table) -> None:
-    names = [column.name for column in table.columns]
     [key] = [column.name for column in table.primary_key.columns]
     pairs = []
     for variant in range(3):
         row = {column.name: value_of(column, variant) for column in table.columns}
         pairs.append((row, {**row, key: uuid.uuid4()}))
-    async with db.unit_of_work() as session:
-        await RawWrite(table, names).run(session, [[raw[name] for name in names] for raw, _ in pairs])
-        await session.execute(table.insert(), [core for _, core in pairs])
+    await insert_both_ways(db, table, pairs)
     rows = await stored(db, table)
     for raw, core in pairs:
         raw_row, core_row = rows[raw[key].hex], rows[core[key].hex]
@@ -91,7 +98,6 @@ async def test_rows_inserted_raw_are_stored_as_core_stores_them(db: Database, ta
 @pytest.mark.parametrize("table", TABLES, ids=lambda table: table.name)
 async def test_rows_sharing_values_are_stored_as_core_stores_them(db: Database, table: sa.Table) -> None:
     """A value converted once is reused for the same object in the next row, and only for it."""
-    names = [column.name for column in table.columns]
     [key] = [column.name for column in table.primary_key.columns]
     # The same objects in runs of rows, then others, then the first ones again.
     shared = [{column.name: value_of(column, variant) for column in table.columns} for variant in range(3)]
@@ -99,9 +105,7 @@ async def test_rows_sharing_values_are_stored_as_core_stores_them(db: Database, 
     for variant in (0, 0, 1, 0, 2, 2, 1):
         row = {**shared[variant], key: uuid.uuid4()}
         pairs.append((row, {**row, key: uuid.uuid4()}))
-    async with db.unit_of_work() as session:
-        await RawWrite(table, names).run(session, [[raw[name] for name in names] for raw, _ in pairs])
-        await session.execute(table.insert(), [core for _, core in pairs])
+    await insert_both_ways(db, table, pairs)
     rows = await stored(db, table)
     for raw, core in pairs:
         assert rows[raw[key].hex] == rows[core[key].hex]
