@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 
 from services.complaints import agent_reports
-from services.complaints.api import Filters
+from services.complaints.api import FiltersDep
 from services.complaints.deps import ClockDep, ReadSessionDep, Supervisor
 from services.complaints.management_api import report_window
 from services.complaints.reports import Window
@@ -62,15 +63,19 @@ class TeamReport(BaseModel):
     teams: list[TeamFigures]
 
 
+@dataclass(frozen=True)
 class Period:
-    def __init__(
-        self, clock: ClockDep, since: UtcDatetime | None = None, until: UtcDatetime | None = None
-    ) -> None:
-        self.window: Window = report_window(clock, since, until)
+    window: Window
 
 
-PeriodDep = Annotated[Period, Depends()]
-FiltersDep = Annotated[Filters, Depends()]
+async def period(
+    clock: ClockDep, since: UtcDatetime | None = None, until: UtcDatetime | None = None
+) -> Period:
+    """The report's window (a coroutine, so that FastAPI does not run it in a worker thread)."""
+    return Period(report_window(clock, since, until))
+
+
+PeriodDep = Annotated[Period, Depends(period)]
 
 
 def _csv(rows: list[dict[str, object]], columns: tuple[str, ...], name: str) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -51,24 +52,30 @@ router = APIRouter(prefix="/complaints", tags=["complaints"])
 ComplaintId = uuid.UUID
 
 
+@dataclass(frozen=True)
 class Filters:
     """Query filters shared by the list and the analytics; every list and report filters by first owner."""
 
-    def __init__(
-        self,
-        first_owner: Annotated[str | None, Query(max_length=200)] = None,
-        assignee: Annotated[str | None, Query(max_length=200)] = None,
-        customer_id: uuid.UUID | None = None,
-        status: Status | None = None,
-        open: Annotated[
-            bool | None, Query(description="Only open (true) or only resolved and closed (false).")
-        ] = None,
-        tier: Tier | None = None,
-        category: ComplaintCategory | None = None,
-        channel: ComplaintChannel | None = None,
-        severity: Severity | None = None,
-    ) -> None:
-        self.where = listing.ComplaintFilter(
+    where: listing.ComplaintFilter
+
+
+async def filters(
+    first_owner: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    customer_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    open: Annotated[
+        bool | None, Query(description="Only open (true) or only resolved and closed (false).")
+    ] = None,
+    tier: Tier | None = None,
+    category: ComplaintCategory | None = None,
+    channel: ComplaintChannel | None = None,
+    severity: Severity | None = None,
+) -> Filters:
+    """The query's filters. A coroutine: FastAPI runs a class or a plain function it is given as a
+    dependency in a worker thread, a hop per request (tests/shared/test_dependencies.py)."""
+    return Filters(
+        listing.ComplaintFilter(
             first_owner=first_owner,
             assignee=assignee,
             customer_id=customer_id,
@@ -79,6 +86,10 @@ class Filters:
             channel=channel,
             severity=severity,
         )
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]
 
 
 @router.post(
@@ -126,7 +137,7 @@ async def open_complaint(
 async def list_complaints(
     currency: CurrencyDep,
     _user: AgentOrService,
-    filters: Annotated[Filters, Depends()],
+    filters: FiltersDep,
     opened_from: UtcDatetime | None = None,
     opened_before: UtcDatetime | None = None,
     limit: Limit = 50,

@@ -6,10 +6,10 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from services.complaints import charts, compensation, policy_store, reports
-from services.complaints.api import Filters
+from services.complaints.api import FiltersDep
 from services.complaints.deps import (
     Agent,
     ClockDep,
@@ -136,7 +136,7 @@ def report_window(clock: ClockDep, since: UtcDatetime | None, until: UtcDatetime
 async def analytics(
     clock: ClockDep,
     _user: Supervisor,
-    filters: Annotated[Filters, Depends()],
+    filters: FiltersDep,
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
     *,
@@ -157,7 +157,7 @@ async def analytics_chart(
     chart: charts.Chart,
     clock: ClockDep,
     _user: Supervisor,
-    filters: Annotated[Filters, Depends()],
+    filters: FiltersDep,
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
     *,

@@ -32,7 +32,12 @@ async def get_view(request: Request) -> View:
     return view
 
 
-SettingsDep = Annotated[CustomerSettings, Depends(get_settings)]
+async def _settings(request: Request) -> CustomerSettings:
+    # A coroutine: FastAPI runs a plain function dependency in a worker thread, a hop per request.
+    return get_settings(request)
+
+
+SettingsDep = Annotated[CustomerSettings, Depends(_settings)]
 ViewDep = Annotated[View, Depends(get_view)]
 
 __all__ = [

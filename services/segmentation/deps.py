@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def analysis_date(
+async def analysis_date(
     clock: ClockDep,
     runtime: RuntimeDep,
     as_of: Annotated[
@@ -37,7 +37,8 @@ def analysis_date(
         ),
     ] = None,
 ) -> datetime | None:
-    """The moment asked for, refused if it lies in the future beyond the clock skew."""
+    """The moment asked for, refused if it lies in the future beyond the clock skew (a coroutine,
+    so that FastAPI does not run it in a worker thread)."""
     if as_of is None:
         return None
     now = clock.now()

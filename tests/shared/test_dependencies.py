@@ -3,16 +3,20 @@ a worker thread, a hop per request that costs more than the dependency itself.""
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from services.complaints import api as complaints_api
+from services.registry import SERVICES
 from shared import auth, deps
 
 
@@ -58,6 +62,36 @@ def test_taking_a_complaint_runs_no_dependency_in_a_worker_thread() -> None:
         for call in _calls(intake.dependant)
         if not _runs_on_the_loop(call)
     ]
+    assert in_threads == []
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, those of included routers too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_no_endpoint_runs_a_dependency_in_a_worker_thread(
+    service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CSM_VAR_DIR", str(tmp_path))
+    module, _, factory = SERVICES[service].factory.partition(":")
+    app = getattr(importlib.import_module(module), factory)()
+    routes = list(_routes(app.routes))
+    assert len(routes) > 10
+    in_threads = sorted(
+        {
+            f"{getattr(call, '__qualname__', repr(call))} ({sorted(route.methods or ())[0]} {route.path})"
+            for route in routes
+            for call in _calls(route.dependant)
+            if not _runs_on_the_loop(call)
+        }
+    )
     assert in_threads == []
 
 
