@@ -21,7 +21,7 @@ MOMENT = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
 
 def event(event_type: str, customer_id: str, **changes: Any) -> Envelope[Event]:
-    payload = example(event_type, uuid.UUID(customer_id)).model_copy(update=changes)
+    payload = example(event_type, uuid.UUID(customer_id), **changes)
     return envelope_for(payload, source="/tests")
 
 

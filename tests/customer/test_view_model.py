@@ -174,7 +174,7 @@ async def test_many_writes_at_once_to_one_customer_leave_the_view_with_all_of_th
 
 
 def event(event_type: str, customer_id: str, **changes: Any) -> Envelope[Event]:
-    payload = example(event_type, uuid.UUID(customer_id)).model_copy(update=changes)
+    payload = example(event_type, uuid.UUID(customer_id), **changes)
     return envelope_for(payload, source="/tests")
 
 

@@ -56,7 +56,7 @@ async def test_purchase_complaint_and_refund_each_move_the_tier_and_announce_it(
 
     clock.advance(timedelta(minutes=1))
     complaint = envelope_for(
-        example("csm.complaint.opened.v1", customer_id).model_copy(update={"severity": "critical"}),
+        example("csm.complaint.opened.v1", customer_id, severity="critical"),
         source="/tests",
     )
     await produce_events(stack.bootstrap, stack.prefix + "csm.complaints", [complaint])

@@ -109,8 +109,7 @@ async def test_a_recompute_as_of_the_last_day_pins_the_picture_until_the_date_is
     await produce_events(
         stack.bootstrap, stack.prefix + "csm.customer", [bought(b, "20000.00", clock.now(), imported=False)]
     )
-    complaint = example("csm.complaint.opened.v1", b)
-    complaint = complaint.model_copy(update={"severity": "critical", "opened_at": clock.now()})
+    complaint = example("csm.complaint.opened.v1", b, severity="critical", opened_at=clock.now())
     await produce_events(
         stack.bootstrap, stack.prefix + "csm.complaints", [envelope_for(complaint, source="/t")]
     )

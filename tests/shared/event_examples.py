@@ -232,5 +232,7 @@ FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def example(event_type: str, customer_id: uuid.UUID = FIXED_ID) -> Event:
-    return REGISTRY[event_type].model_validate({"customer_id": customer_id, **FIELDS[event_type]})
+def example(event_type: str, customer_id: uuid.UUID = FIXED_ID, **changes: Any) -> Event:
+    """The example of ``event_type``, with ``changes``, validated by its model (as csm would build it:
+    ``model_copy(update=…)`` would keep a text where the model holds an enum)."""
+    return REGISTRY[event_type].model_validate({"customer_id": customer_id, **FIELDS[event_type], **changes})
