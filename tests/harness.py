@@ -6,7 +6,7 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,9 @@ import asyncpg
 import httpx
 import schemathesis
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import make_url
+from starlette.routing import BaseRoute
 
 from services.registry import SERVICES
 from shared import migrations
@@ -82,6 +84,16 @@ class Databases:
         assert self.postgres is not None
         url = make_url(self.postgres).set(drivername="postgresql", database="postgres")
         return url.render_as_string(hide_password=False)
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route of an app, those of the routers it includes too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from api_routes(included.routes)
 
 
 def postgres_from_env() -> str | None:

@@ -6,21 +6,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
-from fastapi.routing import APIRoute
 from oidc_provider_mock import run_server_in_thread
 from pydantic import SecretStr
-from starlette.routing import BaseRoute
 
 from services.console.settings import ConsoleSettings
 from shared.broker import free_port
 from shared.settings import CommonSettings
 from tests.console.helpers import CONSOLE, console, form_token, settings_for_tests
+from tests.harness import api_routes
 
 # Reachable without a session: signing in and out, the language, health and the assets.
 PUBLIC = {
@@ -33,16 +32,6 @@ PUBLIC = {
     "/healthz",
     "/readyz",
 }
-
-
-def _routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """Every page and form of the app, through the routers it includes."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _routes(included.routes)
 
 
 class Recording(httpx.AsyncBaseTransport):
@@ -119,7 +108,7 @@ def test_production_needs_a_session_secret_and_single_sign_on() -> None:
 async def test_every_route_but_signing_in_and_health_needs_a_session() -> None:
     services = Recording()
     async with console(settings_for_tests(), services=services) as (app, client):
-        guarded = [route for route in _routes(app.routes) if route.path not in PUBLIC]
+        guarded = [route for route in api_routes(app.routes) if route.path not in PUBLIC]
         assert {route.path for route in guarded} >= {
             "/work",
             "/customers/{customer_id}",

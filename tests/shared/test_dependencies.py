@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
 
@@ -13,11 +13,11 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 
 from services.complaints import api as complaints_api
 from services.registry import SERVICES
 from shared import auth, deps
+from tests.harness import api_routes
 
 
 def _runs_on_the_loop(call: Any) -> bool:
@@ -65,16 +65,6 @@ def test_taking_a_complaint_runs_no_dependency_in_a_worker_thread() -> None:
     assert in_threads == []
 
 
-def _routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """Every API route, those of included routers too."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _routes(included.routes)
-
-
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_no_endpoint_runs_a_dependency_in_a_worker_thread(
     service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -82,7 +72,7 @@ def test_no_endpoint_runs_a_dependency_in_a_worker_thread(
     monkeypatch.setenv("CSM_VAR_DIR", str(tmp_path))
     module, _, factory = SERVICES[service].factory.partition(":")
     app = getattr(importlib.import_module(module), factory)()
-    routes = list(_routes(app.routes))
+    routes = list(api_routes(app.routes))
     assert len(routes) > 10
     in_threads = sorted(
         {
