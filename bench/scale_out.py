@@ -48,6 +48,7 @@ from bench.report import Figure, Report
 from bench.segmentation_events import cpu_seconds, purchase
 from shared import migrations
 from shared.broker import EmbeddedBroker, free_port
+from shared.bus import Bus
 from shared.db import create_engine
 from shared.events import TOPICS
 from shared.settings import CommonSettings
@@ -191,6 +192,17 @@ async def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float
             await asyncio.sleep(0.2)
 
 
+async def group_of(bootstrap: str, prefix: str) -> str:
+    """The service's consumer group on this broker's log: its name carries the log's epoch
+    (``EventConsumer.group_id``), read here as the service reads it."""
+    bus = Bus(CommonSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix), client_id="bench-epoch")
+    await bus.start()
+    try:
+        return f"{prefix}{GROUP}.{bus.epoch}"
+    finally:
+        await bus.stop()
+
+
 async def wait_group(bootstrap: str, group: str, members: int, timeout: float = 120) -> None:
     """Until the consumer group is stable with ``members`` members (tansu does not describe their
     assignments; a stable group has handed them out)."""
@@ -257,7 +269,7 @@ async def drain(
     try:
         for number in range(processes):
             await wait_ready(port + 100 * number, service)
-        await wait_group(broker.bootstrap, prefix + GROUP, processes)
+        await wait_group(broker.bootstrap, await group_of(broker.bootstrap, prefix), processes)
         pids = {"service (API, relay, consumer)": service.pid}
         for number, child in enumerate(children_of(service.pid), start=1):
             pids[f"consumer-only process {number}"] = child

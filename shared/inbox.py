@@ -10,6 +10,14 @@ When the broker's log is new (``Bus.generation`` moved, see ``shared.bus``), the
 made again and reads the new log from its start; the inbox absorbs what it had already applied.
 A record stamped with another log's epoch was sent before its producer noticed the change; it is
 skipped, because that producer republishes it.
+
+A consumer group belongs to one log: its name carries the epoch (``csm.<name>.<epoch>``). A reader
+that has not yet noticed a new log can still commit, into it, offsets it took from the old one
+(the broker it reconnects to is the new one), and a later member of the same group would start
+from them: past records it never read, or past the log's end, where a broker may answer with
+nothing rather than an out-of-range error. With the epoch in the name, that commit lands in the
+old log's group, and a reader of the new log starts from its start or from what readers of the
+new log committed.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import Span
@@ -122,24 +130,8 @@ class _NewLog(Exception):
     """The broker's log changed under the consumer."""
 
 
-class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Moves the first partitions assigned to the start of the log."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer = consumer
-        self.done = False
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if not self.done and assigned:
-            await self.consumer.seek_to_beginning(*assigned)
-            self.done = True
-
-
 class EventConsumer:
-    """One consumer group (``csm.<name>``) applying events to one service's database."""
+    """Applies events to one service's database, as one consumer group per broker log (``group_id``)."""
 
     def __init__(
         self,
@@ -168,8 +160,9 @@ class EventConsumer:
         self.settings = settings
         self.dead_letter_topic = dead_letter_topic(name)
         self.assigned = asyncio.Event()
-        # The bus generation whose log is being read.
+        # The bus generation whose log is being read, and that log's epoch.
         self.generation = bus.generation
+        self.epoch: str | None = bus.epoch
         # The partitions whose lag this process reports.
         self._lag_noted: set[TopicPartition] = set()
         # The offset after the last record taken from each partition (by this process's consumer).
@@ -177,20 +170,24 @@ class EventConsumer:
 
     async def run(self) -> None:
         await self.bus.wait_started()
-        from_start = False
         while True:
-            await self._consume(from_start=from_start)
-            # The broker's log is new: read it from the start.
+            await self._consume()
+            # The broker's log is new: read it from the start, as the new log's group.
             log.warning("consumer %s: the broker's log is new; reading it from the start", self.name)
-            from_start = True
 
-    async def _consume(self, *, from_start: bool) -> None:
+    @property
+    def group_id(self) -> str:
+        """The consumer group of the log being read (see the module's docstring)."""
+        assert self.epoch is not None, "the consumer has not started"
+        return self.bus.topic(f"csm.{self.name}.{self.epoch}")
+
+    async def _consume(self) -> None:
         """Consume until the bus's generation moves on."""
-        self.generation = self.bus.generation
+        self.generation, self.epoch = self.bus.generation, self.bus.epoch
         self._taken.clear()  # a new consumer, perhaps of a new log: offsets from before mean nothing
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bus.bootstrap,
-            group_id=self.bus.topic(f"csm.{self.name}"),
+            group_id=self.group_id,
             client_id=f"csm-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -208,10 +205,7 @@ class EventConsumer:
         try:
             # Started inside the try: a stop during start-up (Ctrl-C while joining the group) still closes it.
             await consumer.start()
-            consumer.subscribe(
-                [self.bus.topic(topic) for topic in self.topics],
-                listener=_FromTheStart(consumer) if from_start else None,
-            )
+            consumer.subscribe([self.bus.topic(topic) for topic in self.topics])
             while self.generation == self.bus.generation:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 if consumer.assignment():

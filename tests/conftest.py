@@ -15,6 +15,13 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield running
 
 
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, which it may kill and start again (a new, empty log)."""
+    with EmbeddedBroker() as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
     created = Databases(tmp_path_factory.mktemp("db"), postgres_from_env())

@@ -3,9 +3,10 @@
 # principals and their ACLs. Running it again changes nothing but passwords that changed.
 #
 # Each service may write its own topic and its dead-letter topic, and read the topics it consumes
-# with its own consumer group. All of them may read and write csm.epoch: the first record there
-# names the broker's log (shared/bus.py), any service may be the first to start, and a later record
-# changes nothing. csm-topics, the `csm topics` step, may create csm's topics and nothing else.
+# with its own consumer groups (csm.<service>.<epoch>, one per broker log: shared/inbox.py). All
+# of them may read and write csm.epoch: the first record there names the broker's log
+# (shared/bus.py), any service may be the first to start, and a later record changes nothing.
+# csm-topics, the `csm topics` step, may create csm's topics and nothing else.
 # tests/deploy/test_deploy.py holds these to the topics and consumers in the code.
 set -euo pipefail
 
@@ -37,22 +38,22 @@ acl --allow-principal User:csm-topics --operation Create --operation Describe --
 
 acl --allow-principal User:csm-customer --operation Write --operation Describe --topic csm.customer --topic csm.dlq.customer
 acl --allow-principal User:csm-customer --operation Read --operation Describe --topic csm.complaints --topic csm.notify --topic csm.segmentation
-acl --allow-principal User:csm-customer --operation Read --group csm.customer
+acl --allow-principal User:csm-customer --operation Read --resource-pattern-type prefixed --group csm.customer.
 acl --allow-principal User:csm-customer --operation Read --operation Write --operation Describe --topic csm.epoch
 
 acl --allow-principal User:csm-segmentation --operation Write --operation Describe --topic csm.segmentation --topic csm.dlq.segmentation
 acl --allow-principal User:csm-segmentation --operation Read --operation Describe --topic csm.complaints --topic csm.customer
-acl --allow-principal User:csm-segmentation --operation Read --group csm.segmentation
+acl --allow-principal User:csm-segmentation --operation Read --resource-pattern-type prefixed --group csm.segmentation.
 acl --allow-principal User:csm-segmentation --operation Read --operation Write --operation Describe --topic csm.epoch
 
 acl --allow-principal User:csm-complaints --operation Write --operation Describe --topic csm.complaints --topic csm.dlq.complaints
 acl --allow-principal User:csm-complaints --operation Read --operation Describe --topic csm.complaints.intake --topic csm.customer --topic csm.segmentation
-acl --allow-principal User:csm-complaints --operation Read --group csm.complaints
+acl --allow-principal User:csm-complaints --operation Read --resource-pattern-type prefixed --group csm.complaints.
 acl --allow-principal User:csm-complaints --operation Read --operation Write --operation Describe --topic csm.epoch
 
 acl --allow-principal User:csm-notify --operation Write --operation Describe --topic csm.notify --topic csm.dlq.notify
 acl --allow-principal User:csm-notify --operation Read --operation Describe --topic csm.complaints --topic csm.customer --topic csm.segmentation
-acl --allow-principal User:csm-notify --operation Read --group csm.notify
+acl --allow-principal User:csm-notify --operation Read --resource-pattern-type prefixed --group csm.notify.
 acl --allow-principal User:csm-notify --operation Read --operation Write --operation Describe --topic csm.epoch
 
 echo "kafka-init: csm's principals and ACLs are in place"

@@ -199,9 +199,9 @@ def needed(service: str, consumed: set[str]) -> set[Grant]:
     return (
         {Grant(who, operation, "topic", topic) for topic in own for operation in ("Write", "Describe")}
         | {Grant(who, operation, "topic", topic) for topic in consumed for operation in ("Read", "Describe")}
-        # The consumer group is csm.<service> (shared.inbox); the epoch is read, and written by the
-        # first service to find the log without one (shared.bus).
-        | {Grant(who, "Read", "group", f"csm.{service}")}
+        # The consumer groups are csm.<service>.<epoch>, one per broker log (shared.inbox); the
+        # epoch is read, and written by the first service to find the log without one (shared.bus).
+        | {Grant(who, "Read", "group", f"csm.{service}.", "prefixed")}
         | {Grant(who, operation, "topic", EPOCH_TOPIC) for operation in ("Read", "Write", "Describe")}
     )
 

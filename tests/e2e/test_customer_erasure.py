@@ -54,7 +54,7 @@ async def caught_up(stack: Stack, service: RunningService) -> None:
         return
     reader = AIOKafkaConsumer(
         bootstrap_servers=stack.bootstrap,
-        group_id=stack.prefix + f"csm.{service.name}",
+        group_id=consumer.group_id,
         enable_auto_commit=False,
     )
     await reader.start()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -202,12 +202,6 @@ async def postgres(tmp_path: Path) -> AsyncIterator[Databases]:
         yield databases
     finally:
         await databases.drop_all()
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 async def test_consumer_processes_join_and_leave_and_every_event_is_applied_once(

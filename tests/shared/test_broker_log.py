@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError
@@ -17,13 +16,6 @@ from shared.bus import EPOCH_HEADER, Bus, Outgoing
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import ServiceSettings
 from tests.harness import Databases, common_settings_for_tests, eventually
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of this test's own, which it may kill."""
-    with EmbeddedBroker() as running:
-        yield running
 
 
 async def topics_on(bootstrap: str) -> set[str]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,12 +24,6 @@ from tests.harness import Databases, auth, common_settings_for_tests, eventually
 from tests.shared.bus_helpers import purchase
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 async def test_a_dead_letter_survives_a_broker_restart_and_is_replayed_once(

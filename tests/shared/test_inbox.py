@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.broker import EmbeddedBroker
-from shared.bus import Bus
+from shared.bus import Bus, partition_for
 from shared.db import Database
 from shared.events import Envelope, Event, dead_letter_topic, encode
 from shared.events.complaints import ComplaintOpened
@@ -311,7 +311,7 @@ async def test_the_offsets_of_the_last_batch_are_committed_without_waiting_for_a
         await wait_for(all_applied)
         reader = AIOKafkaConsumer(
             bootstrap_servers=broker.bootstrap,
-            group_id=probe.bus.topic("csm.probe"),
+            group_id=probe.consumer.group_id,
             enable_auto_commit=False,
         )
         await reader.start()
@@ -333,3 +333,85 @@ async def test_the_offsets_of_the_last_batch_are_committed_without_waiting_for_a
         finally:
             await reader.stop()
         assert sum(ends.values()) == len(events)
+
+
+async def test_what_a_reader_of_the_old_log_commits_into_the_new_one_positions_no_reader_of_it(
+    own_broker: EmbeddedBroker, databases: Databases
+) -> None:
+    """A reader that has not noticed the new log yet may commit, into it, offsets it took from the
+    old one (its client reconnects to the broker it knew, now empty). A reader of the new log takes
+    none of them, not even after a rebalance, when a consumer takes its group's committed offsets:
+    here they lie past everything the new log holds, and would hide its records."""
+    async with running_probe(own_broker, databases, never) as probe:
+        first = [purchase(uuid.uuid4()) for _ in range(8)]
+        await produce_events(own_broker.bootstrap, probe.topic(TOPIC), first)
+
+        async def applied(count: int) -> bool:
+            return len(await probe.applied()) == count
+
+        await wait_for(lambda: applied(8))
+        old_group = probe.consumer.group_id
+
+        assert own_broker.process is not None
+        own_broker.process.kill()
+        own_broker.process.wait()
+        own_broker.start()
+        await probe.bus.ensure_topics(probe.bus.topics)
+        # Another reader of the old log (a second process, say) joins its group in the new log and
+        # commits what it took from the old one on the partitions it is given.
+        stale = member_of(own_broker, old_group, probe.topic(TOPIC))
+        await stale.start()
+        try:
+            await wait_for(lambda: assigned(stale))
+            hidden = sorted(partition.partition for partition in stale.assignment())
+            partitions = len(stale.partitions_for_topic(probe.topic(TOPIC)) or ())
+            await stale.commit(dict.fromkeys(stale.assignment(), len(first)))
+        finally:
+            await stale.stop()
+
+        # The bus notices the new log; the consumer reads it as a consumer of the new log.
+        assert await probe.bus.refresh_epoch() == 1
+        marker = purchase(uuid.uuid4())
+        await produce_events(own_broker.bootstrap, probe.topic(TOPIC), [marker])
+        await wait_for(lambda: applied(9))
+
+        # Another member joins the group and leaves: the consumer's partitions are assigned anew.
+        member = member_of(own_broker, probe.consumer.group_id, probe.topic(TOPIC))
+        await member.start()
+        try:
+            await wait_for(lambda: assigned(member))
+        finally:
+            await member.stop()
+
+        # Records on the partitions whose commit lies past them.
+        later = [purchase(customer) for customer in customers_on(hidden, among=partitions, count=6)]
+        await produce_events(own_broker.bootstrap, probe.topic(TOPIC), later)
+        await wait_for(lambda: applied(15))
+        assert set(await probe.applied()) == {event.id for event in [*first, marker, *later]}
+
+
+def member_of(broker: EmbeddedBroker, group: str, topic: str) -> AIOKafkaConsumer:
+    """A plain member of ``group`` reading ``topic``, which commits only when told to."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+    )
+
+
+async def assigned(member: AIOKafkaConsumer) -> bool:
+    await member.getmany(timeout_ms=100)
+    return bool(member.assignment())
+
+
+def customers_on(partitions: list[int], *, among: int, count: int) -> list[uuid.UUID]:
+    """``count`` customers whose events go to one of ``partitions`` (of ``among``)."""
+    found: list[uuid.UUID] = []
+    while len(found) < count:
+        customer = uuid.uuid4()
+        if partition_for(str(customer).encode(), list(range(among))) in partitions:
+            found.append(customer)
+    return found
