@@ -20,6 +20,8 @@ from services.complaints.workflow import PAUSED, Status
 MINUTES_PER_DAY = 24 * 60
 # A calendar open so rarely that a target is not reached in ten years is a broken calendar.
 SEARCH_LIMIT_DAYS = 3660
+# The local days a calendar keeps the spans of (about ten years of them) before it starts again.
+_DAYS_KEPT = 4096
 
 # A stretch of time [start, end); end None is open-ended (a pause still running, or 24x7 forever).
 Span = tuple[datetime, datetime | None]
@@ -42,6 +44,11 @@ class Calendar:
     holidays: frozenset[date] = frozenset()
     # Hours for particular dates, overriding weekday and holiday: a make-up working Saturday, a short day.
     special: Mapping[date, Hours] = field(default_factory=dict)
+    # Each local day looked at so far: the UTC instant of its midnight and its open spans in UTC. A
+    # policy's calendar is built once and read for every promise; most promises look at the same days.
+    _days: dict[date, tuple[datetime, tuple[tuple[datetime, datetime], ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.always_open:
@@ -75,11 +82,10 @@ class Calendar:
         # last interval ends after `start` in UTC terms.
         first_day = start.astimezone(zone).date() - timedelta(days=1)
         for offset in range(SEARCH_LIMIT_DAYS):
-            day = first_day + timedelta(days=offset)
-            if end is not None and _local(day, 0, zone) >= end:
+            day_start, spans = self._day(first_day + timedelta(days=offset), zone)
+            if end is not None and day_start >= end:
                 return
-            for opening, closing in self.hours_on(day):
-                span_start, span_end = _local(day, opening, zone), _local(day, closing, zone)
+            for span_start, span_end in spans:
                 if span_end <= start:
                     continue
                 if end is not None and span_start >= end:
@@ -88,6 +94,19 @@ class Calendar:
         raise CalendarError(
             f"the calendar is not open in the {SEARCH_LIMIT_DAYS} days after {start.isoformat()}"
         )
+
+    def _day(self, day: date, zone: ZoneInfo) -> tuple[datetime, tuple[tuple[datetime, datetime], ...]]:
+        """The UTC instant of a local day's midnight, and the day's open spans in UTC (kept)."""
+        known = self._days.get(day)
+        if known is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            spans = tuple(
+                (_local(day, opening, zone), _local(day, closing, zone))
+                for opening, closing in self.hours_on(day)
+            )
+            known = self._days[day] = (_local(day, 0, zone), spans)
+        return known
 
 
 ALWAYS = Calendar(always_open=True)
@@ -169,14 +188,27 @@ def counted(calendar: Calendar, timeline: Timeline, until: datetime) -> timedelt
 
 def deadline(calendar: Calendar, timeline: Timeline, target: timedelta) -> datetime | None:
     """When the counting time reaches ``target``; None while the clock is paused short of it."""
-    remaining = target
-    if remaining <= timedelta(0):
-        return timeline.started_at
-    for start, end in running_spans(calendar, timeline):
-        if end is None or end - start >= remaining:
-            return start + remaining
-        remaining -= end - start
-    return None
+    [when] = deadlines(calendar, timeline, [target])
+    return when
+
+
+def deadlines(calendar: Calendar, timeline: Timeline, targets: Sequence[timedelta]) -> list[datetime | None]:
+    """``deadline`` of each target, in one walk of the running spans."""
+    found: list[datetime | None] = [None] * len(targets)
+    waiting = sorted(range(len(targets)), key=lambda index: targets[index])
+    while waiting and targets[waiting[0]] <= timedelta(0):
+        found[waiting.pop(0)] = timeline.started_at
+    counted_so_far = timedelta(0)
+    spans = running_spans(calendar, timeline) if waiting else iter(())
+    for start, end in spans:
+        while waiting and (end is None or counted_so_far + (end - start) >= targets[waiting[0]]):
+            index = waiting.pop(0)
+            found[index] = start + (targets[index] - counted_so_far)
+        if not waiting:
+            break
+        assert end is not None
+        counted_so_far += end - start
+    return found
 
 
 def used_share(calendar: Calendar, timeline: Timeline, target: timedelta, now: datetime) -> float:
@@ -220,11 +252,8 @@ def read(
             if start < met_at
         )
         timeline = Timeline(timeline.started_at, before)
-    return Reading(
-        due_at=deadline(calendar, timeline, target),
-        warn_at=deadline(calendar, timeline, target * warning_share),
-        met_at=met_at,
-    )
+    due_at, warn_at = deadlines(calendar, timeline, [target, target * warning_share])
+    return Reading(due_at=due_at, warn_at=warn_at, met_at=met_at)
 
 
 def _check_hours(hours: Hours) -> None:

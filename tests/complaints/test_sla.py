@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from services.complaints.sla import (
     Timeline,
     counted,
     deadline,
+    deadlines,
     read,
     timeline_of,
     used_share,
@@ -278,3 +280,38 @@ def test_the_warning_comes_at_the_share_and_before_the_due_time(
     assert share >= 0
     if reading.due_at is not None and now >= reading.due_at:
         assert share >= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    calendars,
+    moments,
+    moments,
+    timelines(),
+    st.lists(st.integers(min_value=-5, max_value=3000).map(lambda m: timedelta(minutes=m)), max_size=4),
+)
+def test_a_calendar_reads_its_kept_days_as_it_would_afresh_and_one_walk_finds_every_target(
+    calendar: Calendar, first: datetime, second: datetime, timeline: Timeline, targets: list[timedelta]
+) -> None:
+    # The calendar has kept the days of one reading; a copy of it has kept none.
+    list(calendar.open_spans(min(first, second), max(first, second)))
+    afresh = dataclasses.replace(calendar)
+    assert list(calendar.open_spans(first, second + timedelta(days=9))) == list(
+        afresh.open_spans(first, second + timedelta(days=9))
+    )
+    assert deadlines(calendar, timeline, targets) == [
+        deadline(dataclasses.replace(calendar), timeline, target) for target in targets
+    ]
+
+
+def test_a_calendar_that_has_kept_its_most_days_starts_again_and_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.complaints.sla._DAYS_KEPT", 3)
+    calendar = weekdays(((540, 1080),), time_zone="Europe/Berlin")
+    start, end = datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC)
+    spans = list(calendar.open_spans(start, end))
+    assert len(spans) == 15  # three weeks of weekdays, across the change to summer time
+    assert spans == list(dataclasses.replace(calendar).open_spans(start, end))
+    assert spans[0] == (datetime(2026, 3, 20, 8, tzinfo=UTC), datetime(2026, 3, 20, 17, tzinfo=UTC))
+    assert spans[-1] == (datetime(2026, 4, 9, 7, tzinfo=UTC), datetime(2026, 4, 9, 16, tzinfo=UTC))
