@@ -5,7 +5,8 @@
 1. Makes a fresh PostgreSQL database (``customer_bench_*``), migrates it, writes the two CSV files
    and imports them with the same code as ``csm import`` (rows and their events, in batches).
 2. Serves the customer service (uvicorn, workers off: the API tier alone) and, beside it, a bare
-   FastAPI app whose one endpoint reads one customer row from the same database.
+   FastAPI app whose one endpoint reads one customer row from the same database; each process sets
+   what ``csm serve`` sets before it serves (the collector's threshold).
 3. From a second process on loopback, loads each: closed-loop (as fast as they answer) for
    throughput, then open-loop at a fixed rate for latency at that rate. Open loop means requests
    leave on schedule whether or not earlier ones have come back, and latency is counted from the
@@ -178,6 +179,23 @@ def write_purchases(path: Path, count: int, customers: int, seed: int) -> None:
 # ------------------------------------------------------------------------------------ servers
 
 
+def _as_csm_serve() -> None:
+    """What ``csm serve`` sets in a service's process before it serves (``shared.process``), set in
+    both servers' processes: the service is measured as it runs, and the baseline in the same process."""
+    from shared.process import tune_gc
+    from shared.settings import CommonSettings
+
+    tune_gc(CommonSettings().gc_young_threshold)
+
+
+def view_app() -> Any:
+    """The customer service, as ``csm serve`` runs it."""
+    from services.customer.app import create_app
+
+    _as_csm_serve()
+    return create_app()
+
+
 def bare_app() -> Any:
     """The baseline: FastAPI and the same database layer, one endpoint reading one customer row."""
     import sqlalchemy as sa
@@ -186,6 +204,7 @@ def bare_app() -> Any:
     from services.customer.models import Customer
     from shared.db import Database
 
+    _as_csm_serve()
     db = Database(os.environ["CSM_CUSTOMER_DATABASE_URL"])
     app = FastAPI()
     statement = sa.select(Customer.__table__).where(
@@ -655,7 +674,7 @@ async def run(args: argparse.Namespace) -> int:
             "CSM_LOG_LEVEL": "WARNING",
         }
         view_port, bare_port = _free_port(), _free_port()
-        servers.append(serve("services.customer.app:create_app", view_port, env, args.workers))
+        servers.append(serve("bench.customer_360:view_app", view_port, env, args.workers))
         servers.append(serve("bench.customer_360:bare_app", bare_port, env, args.workers))
         await wait_until_up(view_port, f"/customers/{ids[0]}/360", headers)
         await wait_until_up(bare_port, f"/customers/{ids[0]}", headers)
