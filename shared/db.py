@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from shared.events.base import ordered_uuid
+from shared.settings import MAX_OVERFLOW, POOL_SIZE
 from shared.unit_of_work import BeforeCommit, Doorbells, Slots, UnitSession, unit_of
 
 # Stable constraint names, so that migrations can drop and alter them on both databases.
@@ -189,19 +190,26 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW
+) -> AsyncEngine:
     """Build an engine; SQLite gets WAL, a busy timeout and write-locking transactions.
 
-    SQL parameters are hidden from errors and logs: they are customers' personal data.
+    SQL parameters are hidden from errors and logs: they are customers' personal data. An in-memory
+    SQLite database is one connection, so it has no pool to size.
     """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow}
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
+        in_memory = database in (None, "", ":memory:")
+        if database and not in_memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}, **({} if in_memory else pool)
+        )
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, **pool)
     _ping_when_idle(engine)
     return engine
 
@@ -286,9 +294,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """An engine, its sessions and the one place where they commit."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         # Rung after commits that made work: the outbox relay's, and the service's own workers'.
         self.doorbells = Doorbells()
         # What the service sets once for every unit of work of this database (shared.unit_of_work).

@@ -180,7 +180,11 @@ def _declare_problems_as_sent(app: FastAPI) -> None:
 
 
 def _build_runtime(spec: ServiceSpec, settings: ServiceSettings, clock: Clock) -> Runtime:
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.common.database_pool_size,
+        max_overflow=settings.common.database_max_overflow,
+    )
     bus = Bus(settings.common, client_id=f"csm-{spec.name}")
     metrics = Metrics()
     sealer = Sealer(KeyStore(settings.common.keys_database_url))

@@ -49,6 +49,15 @@ def sqlite_url(name: str) -> str:
     return f"sqlite+aiosqlite:///{var_dir() / name}.db"
 
 
+# Connections a process keeps open to its database, and how many more it may open for a moment.
+# The pool closes a connection it takes back while it keeps ``POOL_SIZE`` idle ones, so a process that
+# serves more requests at once than it keeps opens and closes a connection (a TCP handshake, TLS
+# negotiation and asyncpg's setup on PostgreSQL; a thread and the pragmas on SQLite) for most of the
+# requests above that number: keep enough for the requests a process serves at once (see the README).
+POOL_SIZE = 20
+MAX_OVERFLOW = 10
+
+
 class CommonSettings(BaseSettings):
     """What all four services must agree on."""
 
@@ -127,6 +136,10 @@ class CommonSettings(BaseSettings):
     # Objects a service process allocates before Python's cyclic collector walks its young generation
     # (shared.process.tune_gc); 0 keeps Python's own 700.
     gc_young_threshold: int = Field(default=50_000, ge=0)
+    # Connections each service process keeps open to its database, and how many more it may open for a
+    # moment (shared.db): keep as many as the requests and workers a process runs at once.
+    database_pool_size: int = Field(default=POOL_SIZE, ge=1, le=1000)
+    database_max_overflow: int = Field(default=MAX_OVERFLOW, ge=0, le=1000)
 
     @field_validator("otel_endpoint", mode="before")
     @classmethod
