@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.report import Figure, Report, percentile
+from bench.servers import cpu_seconds, read_response, serve
 
 DEFAULT_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 SURNAMES = [
@@ -220,28 +221,6 @@ def bare_app() -> Any:
     return app
 
 
-def serve(factory: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--workers",
-        str(workers),
-        "--timeout-keep-alive",
-        "120",
-    ]
-    return subprocess.Popen(command, env={**os.environ, **env})
-
-
 async def wait_until_up(port: int, path: str, headers: dict[str, str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -263,24 +242,12 @@ def _request(path: str, headers: dict[str, str]) -> bytes:
     return "\r\n".join(lines).encode()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def _one_request(host: str, port: int, path: str, headers: dict[str, str]) -> tuple[int, float]:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         started = time.perf_counter()
         writer.write(_request(path, headers))
-        status = await _read_response(reader)
+        status = await read_response(reader)
         return status, time.perf_counter() - started
     finally:
         writer.close()
@@ -304,7 +271,7 @@ async def closed_loop(
         try:
             while (now := time.perf_counter()) < stop_at:
                 writer.write(requests[i % len(requests)])
-                status = await _read_response(reader)
+                status = await read_response(reader)
                 answered += 1
                 done = time.perf_counter()
                 if done >= measure_from:
@@ -358,7 +325,7 @@ async def open_loop(
                 idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
             reader, writer = await idle.get()
             writer.write(requests[n % len(requests)])
-            status = await _read_response(reader)
+            status = await read_response(reader)
         except (OSError, asyncio.IncompleteReadError):
             opened -= 1
             errors += measured
@@ -412,21 +379,12 @@ def _load_process(mode: str, kwargs: dict[str, Any], results: Any) -> None:
         raise
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User and system CPU a process has used so far (Linux's /proc); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured_cpu(server: subprocess.Popen[bytes], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``run``'s outcome, with the server's CPU seconds over the whole run (warm-up included) and the
     requests answered in it, when the server is one process (``--workers 1``)."""
-    before = _cpu_seconds(server.pid)
+    before = cpu_seconds(server.pid)
     outcome = run()
-    after = _cpu_seconds(server.pid)
+    after = cpu_seconds(server.pid)
     if before is not None and after is not None and outcome.get("answered"):
         outcome["cpu"] = after - before
     return outcome
@@ -512,12 +470,6 @@ async def _sql(url: str, *statements: str, autocommit: bool = False) -> list[Any
         await connection.close()
 
 
-def _free_port() -> int:
-    from shared.broker import free_port
-
-    return free_port()
-
-
 def _stats(
     report: Report,
     label: str,
@@ -585,7 +537,7 @@ async def run(args: argparse.Namespace) -> int:
     from services.customer.settings import CustomerSettings
     from shared import migrations
     from shared.auth import mint_token
-    from shared.broker import EmbeddedBroker
+    from shared.broker import EmbeddedBroker, free_port
     from shared.roles import Role
     from shared.settings import CommonSettings
 
@@ -673,7 +625,7 @@ async def run(args: argparse.Namespace) -> int:
             "CSM_RATE_LIMITS_ENABLED": "false",
             "CSM_LOG_LEVEL": "WARNING",
         }
-        view_port, bare_port = _free_port(), _free_port()
+        view_port, bare_port = free_port(), free_port()
         servers.append(serve("bench.customer_360:view_app", view_port, env, args.workers))
         servers.append(serve("bench.customer_360:bare_app", bare_port, env, args.workers))
         await wait_until_up(view_port, f"/customers/{ids[0]}/360", headers)
