@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import policy_store, projection, replies
-from services.notify.dispatch import ring_after_commit
+from services.notify.dispatch import ring_after_commit, send_after_commit
 from services.notify.facts import complaint_facts, event_facts
 from services.notify.models import ComplaintRef, Contact
 from services.notify.playbooks import EventTrigger
@@ -105,8 +105,10 @@ def handlers(runtime: Runtime) -> Handlers:
                 effects=effects,
             )
         if effects:
+            # An acknowledgement leaves as this transaction commits, claimed in it.
+            made_due = [row["id"] for row in effects.notifications if row["due_at"] <= now]
             await effects.write(session=session, now=now)
-            ring_after_commit(session=session)
+            send_after_commit(made_due, session=session)
 
     async def on_profile(
         event: Envelope[CustomerRegistered | CustomerUpdated], *, session: AsyncSession

@@ -11,6 +11,12 @@ Three steps, each its own transaction around the network I/O:
 
 A worker that dies between 2 and 3 leaves a ``sending`` row whose lease runs out; the next
 claim sends it again with the same delivery id, which is how the receiver recognises it.
+
+A message that a consumer's transaction makes due at once (a complaint's acknowledgement) is
+claimed in that transaction, by the same gate and with the same lease, and handed to the
+dispatcher of the process once it has committed (``send_after_commit``): it leaves without a
+transaction of its own for the claim. What the dispatcher has no room for, or every such message
+in a process that runs no dispatcher, waits for a claim as above, rung by the commit.
 """
 
 from __future__ import annotations
@@ -45,12 +51,18 @@ from shared.inbox import is_transient
 from shared.outbox import stage
 from shared.service import Runtime
 from shared.tracing import parent_of
-from shared.unit_of_work import unit_of
+from shared.unit_of_work import Slot, unit_of
 
 log = logging.getLogger("csm.notify.dispatch")
 
 SOURCE = "/csm/notify"
 RECORD_LINGER_SECONDS = 0.02
+
+
+# The dispatcher running in this process, if any (a consumer-only process runs none).
+_RUNNING: Slot[Dispatcher] = Slot("notify.dispatcher")
+# The messages a unit of work made due at once, to claim just before it commits.
+_MADE_DUE: Slot[list[uuid.UUID]] = Slot("notify.made_due")
 
 
 def ring(db: Database) -> None:
@@ -63,6 +75,37 @@ def ring_after_commit(*, session: AsyncSession) -> None:
     an acknowledgement goes out at once instead of at the next poll."""
     unit = unit_of(session)
     unit.ring_after_commit(unit.doorbells.due_work)
+
+
+def send_after_commit(ids: Sequence[uuid.UUID], *, session: AsyncSession) -> None:
+    """Send the messages ``ids``, which this transaction made due now, as soon as it has committed.
+
+    Just before the commit, the dispatcher of this process claims them in the transaction (as many
+    as it has room for); once it has committed, it sends them. The rest are left to its next claim,
+    which the commit rings for.
+    """
+    if not ids:
+        return
+    unit = unit_of(session)
+    made_due = unit.cache.setdefault(_MADE_DUE, list)
+    made_due.extend(ids)
+    unit.run_before_commit(_claim_made_due)
+
+
+async def _claim_made_due(*, session: AsyncSession) -> None:
+    """Before the commit: claim what the dispatcher has room for (a failure fails the transaction,
+    as any of its statements would, and the consumer retries it); ring for the rest."""
+    unit = unit_of(session)
+    ids = unit.cache.pop(_MADE_DUE) or []
+    dispatcher = unit.extensions.get(_RUNNING)
+    room = 0 if dispatcher is None else dispatcher.room()
+    if len(ids) > room:
+        unit.ring_after_commit(unit.doorbells.due_work)
+    if dispatcher is None or room == 0:
+        return
+    jobs = await dispatcher.claim_made_due(ids[:room], session=session)
+    if jobs:
+        unit.run_after_commit(lambda: dispatcher.take(jobs))
 
 
 class Dispatcher:
@@ -79,7 +122,18 @@ class Dispatcher:
             ["channel", "outcome"],
             registry=runtime.metrics.registry,
         )
+        self.claimed = Counter(
+            "csm_notify_claimed_total",
+            "Messages claimed for sending: in the transaction that made them due (made_due), or by "
+            "the dispatcher's own claim (dispatcher)",
+            ["by"],
+            registry=runtime.metrics.registry,
+        )
         self.senders: Senders | None = None
+        # Set while ``run`` runs: the sends in flight, and where their results go.
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[tuple[Job, str | SendFailed]] | None = None
+        self._room = asyncio.Event()
 
     async def run(self) -> None:
         """Claim while there is room, send each message as its own task, record results as they come.
@@ -88,32 +142,21 @@ class Dispatcher:
         ``dispatch_concurrency`` sends are in flight, and a recorder commits results in batches.
         """
         senders = self.senders = Senders(self.settings, self.clock)
-        results: asyncio.Queue[tuple[Job, str | SendFailed]] = asyncio.Queue()
-        in_flight: set[asyncio.Task[None]] = set()
-        room = asyncio.Event()
+        results = self._results = asyncio.Queue()
+        in_flight = self._in_flight
         recorder = asyncio.create_task(self._recorder(results))
         self.db.doorbells.due_work.add(self.bell)
+        self.db.extensions.put(_RUNNING, self)
         concurrency = self.settings.dispatch_concurrency
-        # Claim again once a quarter of the slots are free, so that claims stay batches under load.
-        low_water = max(1, concurrency // 4)
-
-        async def send_then_report(job: Job) -> None:
-            results.put_nowait((job, await self._send(senders, job)))
-
-        def finished(task: asyncio.Task[None]) -> None:
-            in_flight.discard(task)
-            if concurrency - len(in_flight) >= low_water:
-                room.set()
-
         full = False
         try:
             while True:
                 if recorder.done():
                     recorder.result()  # a recorder that failed fails the worker; the supervisor restarts it
                 free = concurrency - len(in_flight)
-                if free < low_water and in_flight:
-                    room.clear()
-                    await room.wait()
+                if free < self._low_water() and in_flight:
+                    self._room.clear()
+                    await self._room.wait()
                     continue
                 # Rung by a commit that made a message due, or the last claim was full: there is
                 # something to claim, so the look before the claim would only cost a round trip.
@@ -123,20 +166,75 @@ class Dispatcher:
                     self.clock.now(), limit=min(free, self.settings.dispatch_batch_size), look=look
                 )
                 full = due >= min(free, self.settings.dispatch_batch_size)
-                for job in jobs:
-                    task = asyncio.create_task(send_then_report(job))
-                    in_flight.add(task)
-                    task.add_done_callback(finished)
+                self.take(jobs)
                 if not full:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.bell.wait(), self.settings.scan_poll_seconds)
         finally:
+            if self.db.extensions.get(_RUNNING) is self:
+                self.db.extensions.pop(_RUNNING)
             self.db.doorbells.due_work.discard(self.bell)
             for task in [*in_flight, recorder]:
                 task.cancel()
             await asyncio.gather(*in_flight, recorder, return_exceptions=True)
+            in_flight.clear()
             await senders.close()
-            self.senders = None
+            self.senders = self._results = None
+
+    def _low_water(self) -> int:
+        # Claim again once a quarter of the slots are free, so that claims stay batches under load.
+        return max(1, self.settings.dispatch_concurrency // 4)
+
+    def room(self) -> int:
+        """How many more sends may start now.
+
+        A consumer's transaction asks before it commits and starts its sends after: a claim of the
+        dispatcher's own in between may take the same room, so the cap can be passed by that much.
+        """
+        if self.senders is None:
+            return 0
+        return max(0, self.settings.dispatch_concurrency - len(self._in_flight))
+
+    def take(self, jobs: Sequence[Job]) -> None:
+        """Send claimed messages, each as its own task; its result goes to the recorder.
+
+        Jobs taken after the dispatcher stopped are dropped: their claim's lease runs out and the
+        next claim sends them, with the same delivery id.
+        """
+        senders, results = self.senders, self._results
+        if senders is None or results is None:
+            return
+        for job in jobs:
+            task = asyncio.create_task(self._send_then_report(senders, results, job))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+
+    async def _send_then_report(
+        self, senders: Senders, results: asyncio.Queue[tuple[Job, str | SendFailed]], job: Job
+    ) -> None:
+        results.put_nowait((job, await self._send(senders, job)))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self.settings.dispatch_concurrency - len(self._in_flight) >= self._low_water():
+            self._room.set()
+
+    async def claim_made_due(self, ids: Sequence[uuid.UUID], *, session: AsyncSession) -> list[Job]:
+        """Claim, in the caller's transaction, those of ``ids`` that are waiting and due now."""
+        table = Notification.__table__
+        now = self.clock.now()
+        rows = (
+            await session.execute(
+                sa.select(table)
+                .where(table.c.id.in_(ids), table.c.status == "pending", table.c.due_at <= now)
+                .order_by(table.c.due_at)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return []
+        self.claimed.labels("made_due").inc(len(rows))
+        return await self._decide(rows, now, session=session)
 
     async def _send(self, senders: Senders, job: Job) -> str | SendFailed:
         """Send one message, as a span of the trace it was made in when tracing is on."""
@@ -189,7 +287,6 @@ class Dispatcher:
         ]
 
     async def _claim(self, now: datetime, *, limit: int, look: bool = True) -> tuple[int, list[Job]]:
-        settings = self.settings
         # A look without a write lock first: most polls find nothing, and on SQLite a claim
         # transaction would hold up every other writer for nothing.
         if look:
@@ -203,7 +300,7 @@ class Dispatcher:
         table = Notification.__table__
         async with self.db.unit_of_work() as session:
             # Rows, not ORM objects: a claim changes a few columns of up to a batch of messages,
-            # written back below with one executemany per outcome.
+            # written back by ``_decide`` with one executemany per outcome.
             rows: list[sa.Row[Any]] = []
             for due in self._due(now):
                 if len(rows) < limit:
@@ -218,149 +315,156 @@ class Dispatcher:
                     ).all()
             if not rows:
                 return 0, []
-            policy = (await policy_store.policy(session=session)).policy
-            reach_of = await recipients(
-                {row.customer_id for row in rows if row.webhook is None}, session=session
-            )
-            # Only alerts to staff go to webhooks: a batch of customers' messages needs no look at them.
-            named = {row.webhook for row in rows if row.webhook is not None}
-            endpoints = (
-                {
-                    e.name: e
-                    for e in (
-                        await session.scalars(
-                            sa.select(WebhookEndpoint).where(
-                                WebhookEndpoint.enabled, WebhookEndpoint.name.in_(named)
-                            )
+            self.claimed.labels("dispatcher").inc(len(rows))
+            return len(rows), await self._decide(rows, now, session=session)
+
+    async def _decide(
+        self, rows: Sequence[sa.Row[Any]], now: datetime, *, session: AsyncSession
+    ) -> list[Job]:
+        """Pass claimed rows through the gate; write each outcome, and return the sends to make."""
+        settings = self.settings
+        table = Notification.__table__
+        policy = (await policy_store.policy(session=session)).policy
+        reach_of = await recipients({row.customer_id for row in rows if row.webhook is None}, session=session)
+        # Only alerts to staff go to webhooks: a batch of customers' messages needs no look at them.
+        named = {row.webhook for row in rows if row.webhook is not None}
+        endpoints = (
+            {
+                e.name: e
+                for e in (
+                    await session.scalars(
+                        sa.select(WebhookEndpoint).where(
+                            WebhookEndpoint.enabled, WebhookEndpoint.name.in_(named)
                         )
-                    ).all()
-                }
-                if named
-                else {}
+                    )
+                ).all()
+            }
+            if named
+            else {}
+        )
+        marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
+        lease_until = now + timedelta(seconds=settings.send_lease_seconds)
+        suppressed: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
+        stored: list[dict[str, Any]] = []
+        sending: list[dict[str, Any]] = []
+        jobs: list[Job] = []
+        for row in rows:
+            recipient = reach_of.get(row.customer_id)
+            contact = recipient.contact if recipient else None
+            decision = decide(
+                Outgoing(
+                    purpose=Purpose(row.purpose),
+                    candidates=tuple(ContactChannel(c) for c in row.candidates),
+                    urgent=row.urgent,
+                    created_at=row.created_at,
+                    to_staff=row.webhook is not None,
+                ),
+                reach=recipient.reach if recipient else None,
+                profile_known=bool(contact and (contact.known or contact.status == "erased")),
+                policy=policy,
+                now=now,
+                time_zone=zone(contact.time_zone if contact else None, policy.default_time_zone),
+                quiet=quiet_hours_for(policy, recipient.quiet_hours if recipient else None),
+                marketing_sent=marketing_sent.get(row.customer_id, 0),
+                configured=self.configured,
             )
-            marketing_sent = await self._marketing_counts(rows, policy, now, session=session)
-            lease_until = now + timedelta(seconds=settings.send_lease_seconds)
-            suppressed: list[dict[str, Any]] = []
-            waiting: list[dict[str, Any]] = []
-            stored: list[dict[str, Any]] = []
-            sending: list[dict[str, Any]] = []
-            jobs: list[Job] = []
-            for row in rows:
-                recipient = reach_of.get(row.customer_id)
-                contact = recipient.contact if recipient else None
-                decision = decide(
-                    Outgoing(
-                        purpose=Purpose(row.purpose),
-                        candidates=tuple(ContactChannel(c) for c in row.candidates),
-                        urgent=row.urgent,
-                        created_at=row.created_at,
-                        to_staff=row.webhook is not None,
-                    ),
-                    reach=recipient.reach if recipient else None,
-                    profile_known=bool(contact and (contact.known or contact.status == "erased")),
-                    policy=policy,
+            endpoint = endpoints.get(row.webhook) if row.webhook else None
+            if row.webhook is not None and endpoint is None:
+                decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
+            if decision.suppressed:
+                suppressed.append({"b_id": row.id, "b_reason": decision.suppressed})
+                self.outcomes.labels(row.channel, "suppressed").inc()
+                continue
+            if decision.wait_until is not None:
+                waiting.append({"b_id": row.id, "b_due_at": decision.wait_until})
+                continue
+            assert decision.channel is not None
+            channel = decision.channel.value
+            if row.purpose == Purpose.marketing.value:
+                marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
+            if decision.channel is ContactChannel.in_app:
+                # Delivered by being stored: the customer's app fetches it.
+                stored.append({"b_id": row.id, "b_channel": channel, "b_attempts": row.attempts + 1})
+                self.outcomes.labels(channel, "sent").inc()
+                self._stage_sent(
+                    session=session,
                     now=now,
-                    time_zone=zone(contact.time_zone if contact else None, policy.default_time_zone),
-                    quiet=quiet_hours_for(policy, recipient.quiet_hours if recipient else None),
-                    marketing_sent=marketing_sent.get(row.customer_id, 0),
-                    configured=self.configured,
+                    customer_id=row.customer_id,
+                    notification_id=row.id,
+                    channel=channel,
+                    purpose=row.purpose,
+                    playbook=row.playbook,
+                    step=row.step,
+                    cause_event_id=row.cause_event_id,
                 )
-                endpoint = endpoints.get(row.webhook) if row.webhook else None
-                if row.webhook is not None and endpoint is None:
-                    decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
-                if decision.suppressed:
-                    suppressed.append({"b_id": row.id, "b_reason": decision.suppressed})
-                    self.outcomes.labels(row.channel, "suppressed").inc()
-                    continue
-                if decision.wait_until is not None:
-                    waiting.append({"b_id": row.id, "b_due_at": decision.wait_until})
-                    continue
-                assert decision.channel is not None
-                channel = decision.channel.value
-                if row.purpose == Purpose.marketing.value:
-                    marketing_sent[row.customer_id] = marketing_sent.get(row.customer_id, 0) + 1
-                if decision.channel is ContactChannel.in_app:
-                    # Delivered by being stored: the customer's app fetches it.
-                    stored.append({"b_id": row.id, "b_channel": channel, "b_attempts": row.attempts + 1})
-                    self.outcomes.labels(channel, "sent").inc()
-                    self._stage_sent(
-                        session=session,
-                        now=now,
-                        customer_id=row.customer_id,
-                        notification_id=row.id,
-                        channel=channel,
-                        purpose=row.purpose,
-                        playbook=row.playbook,
-                        step=row.step,
-                        cause_event_id=row.cause_event_id,
-                    )
-                    continue
-                claim = uuid.uuid4()
-                sending.append(
-                    {
-                        "b_id": row.id,
-                        "b_channel": channel,
-                        "b_destination": decision.address,
-                        "b_attempts": row.attempts + 1,
-                        "b_claim": claim,
-                    }
+                continue
+            claim = uuid.uuid4()
+            sending.append(
+                {
+                    "b_id": row.id,
+                    "b_channel": channel,
+                    "b_destination": decision.address,
+                    "b_attempts": row.attempts + 1,
+                    "b_claim": claim,
+                }
+            )
+            jobs.append(
+                Job(
+                    id=row.id,
+                    claim=claim,
+                    customer_id=row.customer_id,
+                    channel=decision.channel,
+                    address=decision.address,
+                    name=contact.name if contact else None,
+                    title=row.title,
+                    body=row.body,
+                    sms_text=row.sms_text,
+                    language=row.language,
+                    purpose=Purpose(row.purpose),
+                    idempotency_key=row.idempotency_key,
+                    playbook=row.playbook,
+                    step=row.step,
+                    webhook_url=endpoint.url if endpoint else None,
+                    webhook_secret=endpoint.secret if endpoint else None,
+                    created_at=row.created_at,
+                    thread=row.thread,
+                    traceparent=row.traceparent,
                 )
-                jobs.append(
-                    Job(
-                        id=row.id,
-                        claim=claim,
-                        customer_id=row.customer_id,
-                        channel=decision.channel,
-                        address=decision.address,
-                        name=contact.name if contact else None,
-                        title=row.title,
-                        body=row.body,
-                        sms_text=row.sms_text,
-                        language=row.language,
-                        purpose=Purpose(row.purpose),
-                        idempotency_key=row.idempotency_key,
-                        playbook=row.playbook,
-                        step=row.step,
-                        webhook_url=endpoint.url if endpoint else None,
-                        webhook_secret=endpoint.secret if endpoint else None,
-                        created_at=row.created_at,
-                        thread=row.thread,
-                        traceparent=row.traceparent,
-                    )
-                )
-            by_id = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
-            unclaimed = {"lease_until": None, "claim": None}
-            for values, params in (
-                ({"status": "suppressed", "last_error": sa.bindparam("b_reason"), **unclaimed}, suppressed),
-                ({"status": "pending", "due_at": sa.bindparam("b_due_at"), **unclaimed}, waiting),
-                (
-                    {
-                        "status": "sent",
-                        "channel": sa.bindparam("b_channel"),
-                        "destination": None,
-                        "attempts": sa.bindparam("b_attempts"),
-                        "sent_at": now,
-                        "provider_reference": None,
-                        "last_error": None,
-                        **unclaimed,
-                    },
-                    stored,
-                ),
-                (
-                    {
-                        "status": "sending",
-                        "channel": sa.bindparam("b_channel"),
-                        "destination": sa.bindparam("b_destination"),
-                        "attempts": sa.bindparam("b_attempts"),
-                        "claim": sa.bindparam("b_claim"),
-                        "lease_until": lease_until,
-                    },
-                    sending,
-                ),
-            ):
-                if params:
-                    await session.execute(by_id.values(values), params)
-            return len(rows), jobs
+            )
+        by_id = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+        unclaimed = {"lease_until": None, "claim": None}
+        for values, params in (
+            ({"status": "suppressed", "last_error": sa.bindparam("b_reason"), **unclaimed}, suppressed),
+            ({"status": "pending", "due_at": sa.bindparam("b_due_at"), **unclaimed}, waiting),
+            (
+                {
+                    "status": "sent",
+                    "channel": sa.bindparam("b_channel"),
+                    "destination": None,
+                    "attempts": sa.bindparam("b_attempts"),
+                    "sent_at": now,
+                    "provider_reference": None,
+                    "last_error": None,
+                    **unclaimed,
+                },
+                stored,
+            ),
+            (
+                {
+                    "status": "sending",
+                    "channel": sa.bindparam("b_channel"),
+                    "destination": sa.bindparam("b_destination"),
+                    "attempts": sa.bindparam("b_attempts"),
+                    "claim": sa.bindparam("b_claim"),
+                    "lease_until": lease_until,
+                },
+                sending,
+            ),
+        ):
+            if params:
+                await session.execute(by_id.values(values), params)
+        return jobs
 
     async def _marketing_counts(
         self, rows: Sequence[sa.Row[Any]], policy: Policy, now: datetime, *, session: AsyncSession

@@ -226,3 +226,53 @@ async def test_the_commit_that_makes_a_message_wakes_the_dispatcher_without_wait
     [sent] = await notify.settled(customer, 1)
     assert sent.status == "sent" and sent.playbook == "complaint_acknowledgement"
     await notify.published("csm.notification.sent.v1", expect=1)
+
+
+def claimed(notify: Notify, by: str) -> float:
+    """Messages claimed so far by ``by`` (made_due: in the transaction that made them due)."""
+    registry = notify.service.runtime.metrics.registry
+    return registry.get_sample_value("csm_notify_claimed_total", {"by": by}) or 0.0
+
+
+async def test_an_acknowledgement_is_claimed_in_the_transaction_that_made_it_and_sent_once_it_commits(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
+) -> None:
+    """No claim of the dispatcher's own: the consumer's transaction claimed the message, through the
+    same gate, and the dispatcher sent it as that transaction committed."""
+    notify = await start_notify(stack, mailbox, http_receiver, scan_poll_seconds=3600.0)
+    customer = await notify.register()
+    await complaint(notify, customer)
+    [sent] = await notify.settled(customer, 1)
+    assert (sent.status, sent.channel, sent.attempts) == ("sent", "sms", 1)
+    assert len(http_receiver.sms) == 1
+    await notify.published("csm.notification.sent.v1", expect=1)
+    assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 0)
+
+
+async def test_a_message_the_dispatcher_has_no_room_for_waits_for_its_next_claim(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
+) -> None:
+    """One send at a time, and the first held by the receiver: the second acknowledgement's
+    transaction leaves it waiting, and the dispatcher claims it once the first is done."""
+    notify = await start_notify(
+        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
+    )
+    first, second = await notify.register(), await notify.register(phone="+8613812345679")
+    http_receiver.hold = True
+    await complaint(notify, first)
+    await eventually(lambda: _held(http_receiver))
+    await complaint(notify, second)
+    [waiting] = await notify.notifications(second)
+    assert (waiting.status, waiting.attempts) == ("pending", 0)
+
+    http_receiver.hold = False
+    http_receiver.release.set()
+    for customer in (first, second):
+        [sent] = await notify.settled(customer, 1)
+        assert (sent.status, sent.attempts) == ("sent", 1)
+    assert sorted(sms.to for sms in http_receiver.sms.values()) == ["+8613812345678", "+8613812345679"]
+    assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
+
+
+async def _held(http_receiver: HttpReceiver) -> None:
+    assert http_receiver.held == ["sms"]
