@@ -13,6 +13,10 @@ Figures, each beside a baseline measured in the same run on the same machine:
   to the e-mail arriving at the sink, against the floor of its parts: a bare broker round trip
   (produce, then consume with a plain consumer) plus one bare SMTP send.
 
+With ``--steps``, the acknowledgement's path is also timed step by step in the service's process:
+when the consumer's transaction began and how long it took, the dispatcher's own claim (if it made
+one) and the send, each the median over the samples from the moment the event was produced.
+
 The customers (profile with e-mail, the interest, marketing consent) are written straight into
 notify's projection tables before the clock starts: what is measured is matching, rendering,
 the consent gate, sending, recording and publishing ``notification.sent``, not event intake.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import multiprocessing
 import pstats
@@ -29,9 +34,11 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import aiosmtplib
@@ -400,8 +407,15 @@ async def run(args: argparse.Namespace) -> Report:
                 )
 
                 profiler = _profiler(args)
-                latencies = await acknowledgement_latency(broker.bootstrap, common, sink, customers, args)
+                produced: list[float] = []
+                spans: list[tuple[str, float, float]] = []
+                with timed_steps(spans) if args.steps else contextlib.nullcontext():
+                    latencies = await acknowledgement_latency(
+                        broker.bootstrap, common, sink, customers, args, produced
+                    )
                 _profile_report(profiler, args, "acknowledgement")
+                if args.steps:
+                    step_figures(report, produced, spans)
             floor_kafka = await broker_round_trip(broker.bootstrap, args.latency_samples)
             floor_smtp = await one_smtp_send(sink.port, args.latency_samples)
         floor = [k + s for k, s in zip(sorted(floor_kafka), sorted(floor_smtp), strict=True)]
@@ -442,14 +456,79 @@ def _profile_report(profiler: cProfile.Profile | None, args: argparse.Namespace,
     stats.sort_stats("cumulative").print_stats(40)
 
 
+# The acknowledgement's steps in the service's process: label, class, method, and which calls
+# count (the dispatcher's polls that claim nothing do not).
+STEPS: tuple[tuple[str, str, str, Callable[[Any], bool]], ...] = (
+    ("consumer's transaction", "shared.inbox:EventConsumer", "_apply", bool),
+    (
+        "dispatcher's own claim",
+        "services.notify.dispatch:Dispatcher",
+        "_claim",
+        lambda due_jobs: due_jobs[0] > 0,
+    ),
+    ("send", "services.notify.senders:Senders", "send", lambda _: True),
+)
+
+
+@contextlib.contextmanager
+def timed_steps(spans: list[tuple[str, float, float]]) -> Iterator[None]:
+    """Wrap each step's method so that every call adds (label, start, end) to ``spans``."""
+    import importlib
+
+    originals = []
+    for label, where, name, counts in STEPS:
+        module, owner_name = where.split(":")
+        owner = getattr(importlib.import_module(module), owner_name)
+        original = getattr(owner, name)
+
+        def timed(original: Any = original, label: str = label, counts: Any = counts) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                started = time.time()
+                result = await original(*args, **kwargs)
+                if counts(result):
+                    spans.append((label, started, time.time()))
+                return result
+
+            return call
+
+        setattr(owner, name, timed())
+        originals.append((owner, name, original))
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def step_figures(report: Report, produced: list[float], spans: list[tuple[str, float, float]]) -> None:
+    """Per step, the median over the samples of when its first call after the event began and how
+    long it took, from the moment the event was produced (a step a sample did not take is left out)."""
+    ends = [*produced[1:], float("inf")]
+    ordered = sorted(spans, key=lambda span: span[1])
+    for label, *_ in STEPS:
+        began, took, samples = [], [], 0
+        for start, end in zip(produced, ends, strict=True):
+            first = next((s for s in ordered if s[0] == label and start <= s[1] < end), None)
+            if first is not None:
+                samples += 1
+                began.append((first[1] - start) * 1000)
+                took.append((first[2] - first[1]) * 1000)
+        if samples:
+            report.add(Figure(f"acknowledgement step: {label} begins", median(began), "ms"))
+            report.add(Figure(f"acknowledgement step: {label} takes ({samples} samples)", median(took), "ms"))
+
+
 async def acknowledgement_latency(
     bootstrap: str,
     common: CommonSettings,
     sink: SmtpSink,
     customers: list[uuid.UUID],
     args: argparse.Namespace,
+    produced: list[float] | None = None,
 ) -> list[float]:
-    """One complaint at a time: produce the event, wait for its acknowledgement at the sink."""
+    """One complaint at a time: produce the event, wait for its acknowledgement at the sink.
+
+    ``produced`` gets the moment each measured sample was produced."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     sink.recording.value = 1
@@ -483,6 +562,8 @@ async def acknowledgement_latency(
                     break
             if n >= 5:  # the first few warm the consumer group and the connections
                 latencies.append(arrived - started)
+                if produced is not None:
+                    produced.append(started)
     finally:
         sink.recording.value = 0
         await producer.stop()
@@ -507,6 +588,9 @@ def main(argv: list[str]) -> int:
         default=None,
         metavar="PATH",
         help="profile the service's process (cProfile) during each phase; writes PATH.<phase>.prof",
+    )
+    parser.add_argument(
+        "--steps", action="store_true", help="also time the acknowledgement's steps in the service"
     )
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
