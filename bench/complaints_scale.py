@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import random
 import subprocess
 import tempfile
@@ -42,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.report import Figure, Report, percentile
-from bench.servers import cpu_seconds, read_response, serve
+from bench.servers import cpu_seconds, in_client_process, read_response, serve, wait_until_up
 from services.complaints import service
 from services.complaints.app import create_app
 from services.complaints.models import Complaint, SlaClock, Transition
@@ -376,37 +375,15 @@ async def _post_intakes(
     return time.perf_counter() - started, latencies
 
 
-def _client_process(arguments: tuple[Any, ...], results: Any) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        results.put(asyncio.run(_post_intakes(*arguments)))
-    except BaseException as error:  # tell the parent, which is waiting on the queue
-        results.put(f"{type(error).__name__}: {error}")
-        raise
-
-
 def post_intakes(
     server: subprocess.Popen[bytes], port: int, token: str, label: str, count: int, concurrency: int
 ) -> tuple[float, list[float], float | None]:
     """``_post_intakes`` from a second process; with the server's CPU seconds over the run."""
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(
-        target=_client_process, args=((port, token, label, count, concurrency), results)
-    )
     cpu_before = cpu_seconds(server.pid)
-    process.start()
-    outcome = results.get()
-    process.join()
+    wall, latencies = in_client_process(
+        _post_intakes, port=port, token=token, label=label, count=count, concurrency=concurrency
+    )
     cpu_after = cpu_seconds(server.pid)
-    if isinstance(outcome, str):
-        raise RuntimeError(f"the intake client failed: {outcome}")
-    wall, latencies = outcome
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return wall, latencies, cpu
 
@@ -427,7 +404,7 @@ async def served_intake(
     }
     server = serve("bench.complaints_scale:served_app", port, env, workers=1)
     try:
-        await _until_up(port)
+        await wait_until_up(port, "/healthz", {})
         post_intakes(server, port, token, "served-warm-up", 50, options.concurrency)
         return post_intakes(server, port, token, "served", options.requests, options.concurrency)
     finally:
@@ -437,19 +414,6 @@ async def served_intake(
         except subprocess.TimeoutExpired:
             server.kill()
         broker.stop()
-
-
-async def _until_up(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with httpx.AsyncClient() as client:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.3)
-    raise RuntimeError(f"the complaints service does not answer on port {port}")
 
 
 async def prepare_database(server: str | None, folder: Path) -> tuple[str, Callable[[], Awaitable[None]]]:

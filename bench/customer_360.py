@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import multiprocessing
 import os
 import random
 import shutil
@@ -38,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.report import Figure, Report, percentile
-from bench.servers import cpu_seconds, read_response, serve
+from bench.servers import cpu_seconds, get_request, in_client_process, read_response, serve, wait_until_up
 
 DEFAULT_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 SURNAMES = [
@@ -221,36 +220,7 @@ def bare_app() -> Any:
     return app
 
 
-async def wait_until_up(port: int, path: str, headers: dict[str, str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status, _ = await _one_request("127.0.0.1", port, path, headers)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.3)
-    raise RuntimeError(f"nothing answers on port {port}")
-
-
 # ------------------------------------------------------------------------------ load generator
-
-
-def _request(path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-    return "\r\n".join(lines).encode()
-
-
-async def _one_request(host: str, port: int, path: str, headers: dict[str, str]) -> tuple[int, float]:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        started = time.perf_counter()
-        writer.write(_request(path, headers))
-        status = await read_response(reader)
-        return status, time.perf_counter() - started
-    finally:
-        writer.close()
 
 
 async def closed_loop(
@@ -262,7 +232,7 @@ async def closed_loop(
     answered = 0
     stop_at = time.perf_counter() + warmup + seconds
     measure_from = time.perf_counter() + warmup
-    requests = [_request(p, headers) for p in paths]
+    requests = [get_request(p, headers) for p in paths]
 
     async def connection(offset: int) -> None:
         nonlocal errors, answered
@@ -311,7 +281,7 @@ async def open_loop(
     opened = 0
     latencies: list[float] = []
     errors = 0
-    requests = [_request(p, headers) for p in paths]
+    requests = [get_request(p, headers) for p in paths]
     total = int(rate * (warmup + seconds))
     start = time.perf_counter() + 0.1
     pending: set[asyncio.Task[None]] = set()
@@ -364,21 +334,6 @@ async def open_loop(
     }
 
 
-def _load_process(mode: str, kwargs: dict[str, Any], results: Any) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    runner = closed_loop if mode == "closed" else open_loop
-    try:
-        results.put(asyncio.run(runner(**kwargs)))
-    except BaseException as error:  # tell the parent, which is waiting on the queue
-        results.put({"failed": f"{type(error).__name__}: {error}"})
-        raise
-
-
 def measured_cpu(server: subprocess.Popen[bytes], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``run``'s outcome, with the server's CPU seconds over the whole run (warm-up included) and the
     requests answered in it, when the server is one process (``--workers 1``)."""
@@ -392,14 +347,7 @@ def measured_cpu(server: subprocess.Popen[bytes], run: Callable[[], dict[str, An
 
 def load(mode: str, **kwargs: Any) -> dict[str, Any]:
     """Run the load generator in a second process and return what it measured."""
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=_load_process, args=(mode, kwargs, results))
-    process.start()
-    outcome: dict[str, Any] = results.get()
-    process.join()
-    if "failed" in outcome:
-        raise RuntimeError(f"the load generator failed: {outcome['failed']}")
+    outcome: dict[str, Any] = in_client_process(closed_loop if mode == "closed" else open_loop, **kwargs)
     return outcome
 
 

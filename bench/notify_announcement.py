@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import importlib
 import multiprocessing
 import pstats
 import shutil
@@ -473,8 +474,6 @@ STEPS: tuple[tuple[str, str, str, Callable[[Any], bool]], ...] = (
 @contextlib.contextmanager
 def timed_steps(spans: list[tuple[str, float, float]]) -> Iterator[None]:
     """Wrap each step's method so that every call adds (label, start, end) to ``spans``."""
-    import importlib
-
     originals = []
     for label, where, name, counts in STEPS:
         module, owner_name = where.split(":")
