@@ -147,13 +147,12 @@ class Dispatcher:
         recorder = asyncio.create_task(self._recorder(results))
         self.db.doorbells.due_work.add(self.bell)
         self.db.extensions.put(_RUNNING, self)
-        concurrency = self.settings.dispatch_concurrency
         full = False
         try:
             while True:
                 if recorder.done():
                     recorder.result()  # a recorder that failed fails the worker; the supervisor restarts it
-                free = concurrency - len(in_flight)
+                free = self.room()
                 if free < self._low_water() and in_flight:
                     self._room.clear()
                     await self._room.wait()
@@ -216,7 +215,7 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if self.settings.dispatch_concurrency - len(self._in_flight) >= self._low_water():
+        if self.room() >= self._low_water():
             self._room.set()
 
     async def claim_made_due(self, ids: Sequence[uuid.UUID], *, session: AsyncSession) -> list[Job]:
