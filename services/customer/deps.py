@@ -18,12 +18,8 @@ def get_settings(request: Request) -> CustomerSettings:
     return settings
 
 
-async def get_view(request: Request) -> View:
-    """The 360 view builder, made once per app (its statement is prepared once).
-
-    Async, though it awaits nothing: FastAPI runs a plain function dependency in a worker thread,
-    a hop that showed in the profile of a 360 read served from the read model.
-    """
+def view_of(request: Request) -> View:
+    """The 360 view builder, made once per app (its statement is prepared once)."""
     state = request.app.state
     if getattr(state, "customer_view", None) is None:
         settings = get_settings(request)
@@ -38,7 +34,6 @@ async def _settings(request: Request) -> CustomerSettings:
 
 
 SettingsDep = Annotated[CustomerSettings, Depends(_settings)]
-ViewDep = Annotated[View, Depends(get_view)]
 
 __all__ = [
     "Admin",
@@ -51,5 +46,5 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "Supervisor",
-    "ViewDep",
+    "view_of",
 ]
