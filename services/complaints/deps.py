@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from services.complaints.service import Actor
 from services.complaints.settings import ComplaintsSettings
 from shared.auth import Agent, AgentOrService, Manager, Principal, Supervisor
-from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep
+from shared.deps import ClockDep, ReadSessionDep, RuntimeDep, SessionDep, get_runtime
 from shared.roles import Role
 
 
 # Coroutines, not plain functions: FastAPI runs a plain dependency in a worker thread, a hop per
 # request that costs more than the dependency itself.
-async def get_settings(runtime: RuntimeDep) -> ComplaintsSettings:
-    settings = runtime.settings
+async def get_settings(request: Request) -> ComplaintsSettings:
+    # The request, not RuntimeDep: each dependency is a node FastAPI solves on every request.
+    settings = get_runtime(request).settings
     assert isinstance(settings, ComplaintsSettings)
     return settings
 
