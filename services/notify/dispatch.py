@@ -22,6 +22,7 @@ in a process that runs no dispatcher, waits for a claim as above, rung by the co
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
@@ -63,6 +64,29 @@ RECORD_LINGER_SECONDS = 0.02
 _RUNNING: Slot[Dispatcher] = Slot("notify.dispatcher")
 # The messages a unit of work made due at once, to claim just before it commits.
 _MADE_DUE: Slot[list[uuid.UUID]] = Slot("notify.made_due")
+
+
+class _Tally:
+    """What one transaction claimed and decided, by the metrics' labels."""
+
+    def __init__(self) -> None:
+        self.claimed: collections.Counter[str] = collections.Counter()
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def add_to(self, dispatcher: Dispatcher) -> None:
+        for by, count in self.claimed.items():
+            dispatcher.claimed.labels(by).inc(count)
+        for (channel, outcome), count in self.outcomes.items():
+            dispatcher.outcomes.labels(channel, outcome).inc(count)
+
+
+# The counts of a unit of work, added to the metrics once it has committed.
+_TALLY: Slot[_Tally] = Slot("notify.tally")
+
+
+def running(db: Database) -> Dispatcher | None:
+    """The dispatcher running in this process on ``db``, if any."""
+    return db.extensions.get(_RUNNING)
 
 
 def ring(db: Database) -> None:
@@ -232,8 +256,7 @@ class Dispatcher:
         ).all()
         if not rows:
             return []
-        self.claimed.labels("made_due").inc(len(rows))
-        return await self._decide(rows, now, session=session)
+        return await self._decide(rows, now, session=session, by="made_due")
 
     async def _send(self, senders: Senders, job: Job) -> str | SendFailed:
         """Send one message, as a span of the trace it was made in when tracing is on."""
@@ -314,14 +337,16 @@ class Dispatcher:
                     ).all()
             if not rows:
                 return 0, []
-            self.claimed.labels("dispatcher").inc(len(rows))
-            return len(rows), await self._decide(rows, now, session=session)
+            return len(rows), await self._decide(rows, now, session=session, by="dispatcher")
 
     async def _decide(
-        self, rows: Sequence[sa.Row[Any]], now: datetime, *, session: AsyncSession
+        self, rows: Sequence[sa.Row[Any]], now: datetime, *, session: AsyncSession, by: str
     ) -> list[Job]:
-        """Pass claimed rows through the gate; write each outcome, and return the sends to make."""
+        """Pass rows claimed ``by`` one way or the other through the gate; write each outcome, and
+        return the sends to make."""
         settings = self.settings
+        tally = self._tally_of(session)
+        tally.claimed[by] += len(rows)
         table = Notification.__table__
         policy = (await policy_store.policy(session=session)).policy
         reach_of = await recipients({row.customer_id for row in rows if row.webhook is None}, session=session)
@@ -373,7 +398,7 @@ class Dispatcher:
                 decision = Decision(suppressed=f"no enabled webhook named {row.webhook}")
             if decision.suppressed:
                 suppressed.append({"b_id": row.id, "b_reason": decision.suppressed})
-                self.outcomes.labels(row.channel, "suppressed").inc()
+                tally.outcomes[row.channel, "suppressed"] += 1
                 continue
             if decision.wait_until is not None:
                 waiting.append({"b_id": row.id, "b_due_at": decision.wait_until})
@@ -385,7 +410,7 @@ class Dispatcher:
             if decision.channel is ContactChannel.in_app:
                 # Delivered by being stored: the customer's app fetches it.
                 stored.append({"b_id": row.id, "b_channel": channel, "b_attempts": row.attempts + 1})
-                self.outcomes.labels(channel, "sent").inc()
+                tally.outcomes[channel, "sent"] += 1
                 self._stage_sent(
                     session=session,
                     now=now,
@@ -518,6 +543,7 @@ class Dispatcher:
                 ).all()
             }
             sent: list[dict[str, object]] = []
+            tally = self._tally_of(session)
             for job, result in results:
                 row = rows.get(job.id)
                 # Gone (the customer was erased) or taken over after our lease ran out: not ours to record.
@@ -525,7 +551,7 @@ class Dispatcher:
                     continue
                 if isinstance(result, str):
                     sent.append({"b_id": row.id, "b_claim": row.claim, "b_reference": result})
-                    self.outcomes.labels(row.channel, "sent").inc()
+                    tally.outcomes[row.channel, "sent"] += 1
                     self._stage_sent(
                         session=session,
                         now=now,
@@ -552,7 +578,7 @@ class Dispatcher:
                             claim=None,
                         )
                     )
-                    self.outcomes.labels(row.channel, "failed").inc()
+                    tally.outcomes[row.channel, "failed"] += 1
                     stage(
                         NotificationFailed(
                             customer_id=row.customer_id,
@@ -580,7 +606,7 @@ class Dispatcher:
                             claim=None,
                         )
                     )
-                    self.outcomes.labels(row.channel, "retry").inc()
+                    tally.outcomes[row.channel, "retry"] += 1
             if sent:
                 await session.execute(
                     sa.update(table)
@@ -595,6 +621,16 @@ class Dispatcher:
                     ),
                     sent,
                 )
+
+    def _tally_of(self, session: AsyncSession) -> _Tally:
+        """This transaction's counts, added to the metrics once it has committed: a transaction that
+        rolls back (a consumer's is then retried) counts nothing."""
+        unit = unit_of(session)
+        tally = unit.cache.get(_TALLY)
+        if tally is None:
+            tally = unit.cache.setdefault(_TALLY, _Tally)
+            unit.run_after_commit(lambda: tally.add_to(self))
+        return tally
 
     def _stage_sent(
         self,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.notify.api import WEBHOOK_FAILURE_HIDDEN
+from services.notify.dispatch import running
 from shared.roles import Role
 from shared.sealing import PREFIX
 from tests.harness import Stack, auth, eventually
@@ -271,6 +274,41 @@ async def test_a_message_the_dispatcher_has_no_room_for_waits_for_its_next_claim
         [sent] = await notify.settled(customer, 1)
         assert (sent.status, sent.attempts) == ("sent", 1)
     assert sorted(sms.to for sms in http_receiver.sms.values()) == ["+8613812345678", "+8613812345679"]
+    assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
+
+
+async def test_a_claim_in_a_transaction_that_rolls_back_is_not_counted(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
+) -> None:
+    """The metrics count what committed: a consumer's transaction that claimed a message and then
+    failed is retried, and the try that failed must not count as a claim."""
+    notify = await start_notify(
+        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
+    )
+    first, second = await notify.register(), await notify.register(phone="+8613812345679")
+    http_receiver.hold = True
+    await complaint(notify, first)
+    await eventually(lambda: _held(http_receiver))
+    await complaint(notify, second)
+    [waiting] = await notify.notifications(second)
+    db = notify.service.runtime.db
+    dispatcher = running(db)
+    assert dispatcher is not None and claimed(notify, "made_due") == 1
+
+    with pytest.raises(RuntimeError, match="after the claim"):
+        async with db.unit_of_work() as session:
+            jobs = await dispatcher.claim_made_due([waiting.id], session=session)
+            assert [job.id for job in jobs] == [waiting.id]
+            raise RuntimeError("the transaction fails after the claim")
+    [still] = await notify.notifications(second)
+    assert (still.status, still.attempts) == ("pending", 0)
+    assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 0)
+
+    http_receiver.hold = False
+    http_receiver.release.set()
+    for customer in (first, second):
+        [sent] = await notify.settled(customer, 1)
+        assert (sent.status, sent.attempts) == ("sent", 1)
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
 
 
