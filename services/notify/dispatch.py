@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import policy_store
@@ -153,9 +153,17 @@ class Dispatcher:
             ["by"],
             registry=runtime.metrics.registry,
         )
+        Gauge(
+            "csm_notify_sends_in_flight",
+            "Sends under way now (at most dispatch_concurrency)",
+            registry=runtime.metrics.registry,
+        ).set_function(lambda: len(self._in_flight))
         self.senders: Senders | None = None
         # Set while ``run`` runs: the sends in flight, and where their results go.
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Claimed sends waiting for a slot: a consumer's transaction takes the room it sees before it
+        # commits, and a claim of the dispatcher's own in between may have taken the same room.
+        self._line: collections.deque[Job] = collections.deque()
         self._results: asyncio.Queue[tuple[Job, str | SendFailed]] | None = None
         self._room = asyncio.Event()
 
@@ -197,6 +205,9 @@ class Dispatcher:
             if self.db.extensions.get(_RUNNING) is self:
                 self.db.extensions.pop(_RUNNING)
             self.db.doorbells.due_work.discard(self.bell)
+            # Sends still in line are dropped with the rest: their leases run out, and the next
+            # claim sends them, with the same delivery id.
+            self._line.clear()
             for task in [*in_flight, recorder]:
                 task.cancel()
             await asyncio.gather(*in_flight, recorder, return_exceptions=True)
@@ -209,26 +220,29 @@ class Dispatcher:
         return max(1, self.settings.dispatch_concurrency // 4)
 
     def room(self) -> int:
-        """How many more sends may start now.
-
-        A consumer's transaction asks before it commits and starts its sends after: a claim of the
-        dispatcher's own in between may take the same room, so the cap can be passed by that much.
-        """
+        """How many more sends may be claimed now: the cap, less the sends in flight and in line."""
         if self.senders is None:
             return 0
-        return max(0, self.settings.dispatch_concurrency - len(self._in_flight))
+        return max(0, self.settings.dispatch_concurrency - len(self._in_flight) - len(self._line))
 
     def take(self, jobs: Sequence[Job]) -> None:
-        """Send claimed messages, each as its own task; its result goes to the recorder.
+        """Send claimed messages, each as its own task once a slot is free; its result goes to the
+        recorder. At most ``dispatch_concurrency`` sends are in flight at once.
 
         Jobs taken after the dispatcher stopped are dropped: their claim's lease runs out and the
         next claim sends them, with the same delivery id.
         """
+        if self.senders is None or self._results is None:
+            return
+        self._line.extend(jobs)
+        self._start_from_line()
+
+    def _start_from_line(self) -> None:
         senders, results = self.senders, self._results
         if senders is None or results is None:
             return
-        for job in jobs:
-            task = asyncio.create_task(self._send_then_report(senders, results, job))
+        while self._line and len(self._in_flight) < self.settings.dispatch_concurrency:
+            task = asyncio.create_task(self._send_then_report(senders, results, self._line.popleft()))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
 
@@ -239,6 +253,7 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._start_from_line()
         if self.room() >= self._low_water():
             self._room.set()
 

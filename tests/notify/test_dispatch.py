@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -310,6 +311,47 @@ async def test_a_claim_in_a_transaction_that_rolls_back_is_not_counted(
         [sent] = await notify.settled(customer, 1)
         assert (sent.status, sent.attempts) == ("sent", 1)
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
+
+
+async def test_sends_handed_over_beyond_the_cap_wait_in_line(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
+) -> None:
+    """A consumer's transaction sees the room before it commits and hands its sends over after: if
+    the room went meanwhile, they wait for a free slot rather than pass dispatch_concurrency."""
+    notify = await start_notify(
+        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
+    )
+    customers = [await notify.register(phone=f"+861381234567{n}") for n in range(3)]
+    http_receiver.hold = True
+    await complaint(notify, customers[0])
+    await eventually(lambda: _held(http_receiver))
+    for customer in customers[1:]:
+        await complaint(notify, customer)
+    waiting = [n.id for customer in customers[1:] for n in await notify.notifications(customer)]
+    db = notify.service.runtime.db
+    dispatcher = running(db)
+    assert dispatcher is not None and len(waiting) == 2
+
+    # The room was taken between this transaction's look and its hand-over (here, by the first send).
+    async with db.unit_of_work() as session:
+        jobs = await dispatcher.claim_made_due(waiting, session=session)
+    assert len(jobs) == 2
+    dispatcher.take(jobs)
+    registry = notify.service.runtime.metrics.registry
+    assert registry.get_sample_value("csm_notify_sends_in_flight") == 1
+    assert dispatcher.room() == 0 and http_receiver.held == ["sms"]
+
+    http_receiver.hold = False
+    http_receiver.release.set()
+    for customer in customers:
+        [sent] = await notify.settled(customer, 1)
+        assert (sent.status, sent.attempts) == ("sent", 1)
+    assert len(http_receiver.sms) == 3
+    await eventually(lambda: _none_in_flight(registry))
+
+
+async def _none_in_flight(registry: Any) -> None:
+    assert registry.get_sample_value("csm_notify_sends_in_flight") == 0
 
 
 async def _held(http_receiver: HttpReceiver) -> None:
