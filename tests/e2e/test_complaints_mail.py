@@ -69,10 +69,13 @@ async def test_a_mail_complaint_round_trip_keeps_one_thread_and_one_complaint(
             assert created.status_code == 201, created.text
             customer_id = created.json()["id"]
 
-            async def known_to_complaints() -> None:
+            async def known_to_complaints_and_notify() -> None:
                 assert await count(urls["complaints"], "SELECT count(*) FROM customer_address") == 1
+                # Notify has her locale too: a message is worded when it is made, and one made
+                # before notify has heard of her is in the company's default language.
+                assert await count(urls["notify"], "SELECT count(*) FROM contact WHERE locale = 'en-US'") == 1
 
-            await eventually(known_to_complaints)
+            await eventually(known_to_complaints_and_notify)
             first = customer_mail("The washing machine leaks", "Water all over the kitchen floor.")
             await deliver(first)
             await deliver(first)  # the sender's server retried: stored once
