@@ -253,27 +253,42 @@ async def test_an_acknowledgement_is_claimed_in_the_transaction_that_made_it_and
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 0)
 
 
+async def one_send_at_a_time(
+    stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver, customers: int
+) -> tuple[Notify, list[uuid.UUID]]:
+    """Notify with one send at a time, and ``customers`` complaints: the first one's acknowledgement
+    is held by the receiver, so those of the others find no room and wait."""
+    notify = await start_notify(
+        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
+    )
+    registered = [await notify.register(phone=f"+86138123456{78 + n}") for n in range(customers)]
+    http_receiver.hold = True
+    await complaint(notify, registered[0])
+    await eventually(lambda: _held(http_receiver))
+    for customer in registered[1:]:
+        await complaint(notify, customer)
+    return notify, registered
+
+
+async def release_and_settle(notify: Notify, http_receiver: HttpReceiver, customers: list[uuid.UUID]) -> None:
+    """Let the held send go: each customer's acknowledgement is then sent, on its first attempt."""
+    http_receiver.hold = False
+    http_receiver.release.set()
+    for customer in customers:
+        [sent] = await notify.settled(customer, 1)
+        assert (sent.status, sent.attempts) == ("sent", 1)
+
+
 async def test_a_message_the_dispatcher_has_no_room_for_waits_for_its_next_claim(
     stack: Stack, mailbox: Mailbox, http_receiver: HttpReceiver
 ) -> None:
     """One send at a time, and the first held by the receiver: the second acknowledgement's
     transaction leaves it waiting, and the dispatcher claims it once the first is done."""
-    notify = await start_notify(
-        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
-    )
-    first, second = await notify.register(), await notify.register(phone="+8613812345679")
-    http_receiver.hold = True
-    await complaint(notify, first)
-    await eventually(lambda: _held(http_receiver))
-    await complaint(notify, second)
+    notify, (first, second) = await one_send_at_a_time(stack, mailbox, http_receiver, 2)
     [waiting] = await notify.notifications(second)
     assert (waiting.status, waiting.attempts) == ("pending", 0)
 
-    http_receiver.hold = False
-    http_receiver.release.set()
-    for customer in (first, second):
-        [sent] = await notify.settled(customer, 1)
-        assert (sent.status, sent.attempts) == ("sent", 1)
+    await release_and_settle(notify, http_receiver, [first, second])
     assert sorted(sms.to for sms in http_receiver.sms.values()) == ["+8613812345678", "+8613812345679"]
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
 
@@ -283,14 +298,7 @@ async def test_a_claim_in_a_transaction_that_rolls_back_is_not_counted(
 ) -> None:
     """The metrics count what committed: a consumer's transaction that claimed a message and then
     failed is retried, and the try that failed must not count as a claim."""
-    notify = await start_notify(
-        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
-    )
-    first, second = await notify.register(), await notify.register(phone="+8613812345679")
-    http_receiver.hold = True
-    await complaint(notify, first)
-    await eventually(lambda: _held(http_receiver))
-    await complaint(notify, second)
+    notify, (first, second) = await one_send_at_a_time(stack, mailbox, http_receiver, 2)
     [waiting] = await notify.notifications(second)
     db = notify.service.runtime.db
     dispatcher = running(db)
@@ -305,11 +313,7 @@ async def test_a_claim_in_a_transaction_that_rolls_back_is_not_counted(
     assert (still.status, still.attempts) == ("pending", 0)
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 0)
 
-    http_receiver.hold = False
-    http_receiver.release.set()
-    for customer in (first, second):
-        [sent] = await notify.settled(customer, 1)
-        assert (sent.status, sent.attempts) == ("sent", 1)
+    await release_and_settle(notify, http_receiver, [first, second])
     assert (claimed(notify, "made_due"), claimed(notify, "dispatcher")) == (1, 1)
 
 
@@ -318,15 +322,7 @@ async def test_sends_handed_over_beyond_the_cap_wait_in_line(
 ) -> None:
     """A consumer's transaction sees the room before it commits and hands its sends over after: if
     the room went meanwhile, they wait for a free slot rather than pass dispatch_concurrency."""
-    notify = await start_notify(
-        stack, mailbox, http_receiver, scan_poll_seconds=3600.0, dispatch_concurrency=1
-    )
-    customers = [await notify.register(phone=f"+861381234567{n}") for n in range(3)]
-    http_receiver.hold = True
-    await complaint(notify, customers[0])
-    await eventually(lambda: _held(http_receiver))
-    for customer in customers[1:]:
-        await complaint(notify, customer)
+    notify, customers = await one_send_at_a_time(stack, mailbox, http_receiver, 3)
     waiting = [n.id for customer in customers[1:] for n in await notify.notifications(customer)]
     db = notify.service.runtime.db
     dispatcher = running(db)
@@ -341,11 +337,7 @@ async def test_sends_handed_over_beyond_the_cap_wait_in_line(
     assert registry.get_sample_value("csm_notify_sends_in_flight") == 1
     assert dispatcher.room() == 0 and http_receiver.held == ["sms"]
 
-    http_receiver.hold = False
-    http_receiver.release.set()
-    for customer in customers:
-        [sent] = await notify.settled(customer, 1)
-        assert (sent.status, sent.attempts) == ("sent", 1)
+    await release_and_settle(notify, http_receiver, customers)
     assert len(http_receiver.sms) == 3
     await eventually(lambda: _none_in_flight(registry))
 
