@@ -249,15 +249,13 @@ _bearer = HTTPBearer(
 )
 
 
-async def authenticated(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticated(request: Request, credentials: Credentials) -> Principal:
     if credentials is None:
         raise Unauthorized("A bearer token is required.")
     return await token_verifier(request.app).principal(credentials.credentials)
-
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def requires(minimum: Role, *, service: bool = False) -> Callable[..., Awaitable[Principal]]:

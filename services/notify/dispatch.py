@@ -643,7 +643,8 @@ class Dispatcher:
         unit = unit_of(session)
         tally = unit.cache.get(_TALLY)
         if tally is None:
-            tally = unit.cache.setdefault(_TALLY, _Tally)
+            tally = _Tally()
+            unit.cache.put(_TALLY, tally)
             unit.run_after_commit(lambda: tally.add_to(self))
         return tally
 
